@@ -1,0 +1,30 @@
+# SR3 Bench workflow. Every hyperparameter lives in params.yaml, which DVC reads too.
+#   snakemake --cores 8                        # the default preset (demo)
+#   snakemake --cores 8 --config preset=NAME   # another preset
+from pipeline.config import validate
+from pipeline.paths import METHODS, TRAINED_METHODS
+
+
+configfile: "params.yaml"
+
+
+validate(config)  # schema + cross-key checks; one message naming the key
+
+PRESET = config["preset"]
+
+
+def preset_config(wildcards):
+    return config["presets"][wildcards.preset]
+
+
+include: "pipeline/rules/prepare.smk"
+include: "pipeline/rules/train.smk"
+include: "pipeline/rules/sample.smk"
+include: "pipeline/rules/evaluate.smk"
+include: "pipeline/rules/report.smk"
+
+
+rule all:
+    input:
+        f"reports/{PRESET}/index.html",
+        f"reports/{PRESET}/metrics.csv",

@@ -1,0 +1,36 @@
+"""PSNR and SSIM with scikit-image, on uint8 images as saved.
+
+SSIM uses the settings of Wang et al. 2004 (Gaussian window, sigma 1.5,
+``use_sample_covariance=False``, K1 = 0.01, K2 = 0.03, data range 255), as documented
+for ``skimage.metrics.structural_similarity``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from metrics.protocol import metric_arrays
+
+DATA_RANGE = 255.0
+
+
+def psnr(sr_image: np.ndarray, hr_image: np.ndarray, color: str = "rgb", border: int = 0) -> float:
+    """PSNR in dB of an SR image against its HR image under the given protocol."""
+    estimate, reference = metric_arrays(sr_image, hr_image, color, border)
+    return float(peak_signal_noise_ratio(reference, estimate, data_range=DATA_RANGE))
+
+
+def ssim(sr_image: np.ndarray, hr_image: np.ndarray, color: str = "rgb", border: int = 0) -> float:
+    """SSIM (mean over the image, and over channels for RGB) under the given protocol."""
+    estimate, reference = metric_arrays(sr_image, hr_image, color, border)
+    return float(
+        structural_similarity(
+            reference,
+            estimate,
+            data_range=DATA_RANGE,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=-1 if reference.ndim == 3 else None,
+        )
+    )

@@ -1,0 +1,26 @@
+rule train:
+    input:
+        "data/{preset}",
+        "sr3/unet.py",
+        "sr3/diffusion.py",
+        "sr3/schedule.py",
+        "sr3/training.py",
+        "sr3/data.py",
+        "baselines/regression.py",
+    output:
+        "models/{preset}/{method}/model.pt",
+        "models/{preset}/{method}/loss.csv",
+    log:
+        "logs/{preset}/train_{method}.log",
+    benchmark:
+        "logs/{preset}/train_{method}.benchmark.tsv"
+    wildcard_constraints:
+        method="|".join(TRAINED_METHODS),
+    params:
+        model=lambda w: preset_config(w)["model"],
+        training=lambda w: preset_config(w)["training"][w.method],
+        diffusion=lambda w: preset_config(w)["diffusion"],
+        seed=lambda w: preset_config(w)["seed"],
+    threads: config["threads"]["train"]
+    shell:
+        "sr3bench train --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log}"

@@ -1,0 +1,52 @@
+"""The report's figures: the image grid and the training-loss curves (matplotlib)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def _load(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def image_grid(names: list[str], columns: list[tuple[str, Path]], out: Path) -> None:
+    """One row per test image, one column per (title, folder); LR shown enlarged with
+    nearest-neighbour so its pixels stay visible."""
+    fig, axes = plt.subplots(len(names), len(columns), figsize=(2.2 * len(columns), 2.2 * len(names)), squeeze=False)
+    for row, name in enumerate(names):
+        for col, (title, folder) in enumerate(columns):
+            axis = axes[row][col]
+            axis.imshow(_load(Path(folder) / name), interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(title, fontsize=10)
+            if col == 0:
+                axis.set_ylabel(Path(name).stem, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def loss_curves(curves: dict[str, Path], out: Path) -> None:
+    """Training loss against step, one panel per trained method (their losses differ in kind)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.2), squeeze=False)
+    for axis, (method, path) in zip(axes[0], curves.items()):
+        table = pd.read_csv(path)
+        axis.plot(table["step"], table["loss"])
+        axis.set_yscale("log")
+        axis.set_xlabel("step")
+        axis.set_ylabel("loss (log scale)")
+        axis.set_title(f"{method} training loss", fontsize=10)
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,70 @@
+"""SR3's diffusion around a noise-conditioned UNet (Saharia et al. 2021, Sec. 2).
+
+Images are in [-1, 1]. The model f(concat(x, y_t), gamma) predicts the noise eps in
+y_t = sqrt(gamma) y_0 + sqrt(1 - gamma) eps, where x is the bicubic-upsampled LR image.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from sr3 import schedule as schedules
+
+
+def noisy_image(clean: torch.Tensor, noise_level: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """y_t = sqrt(gamma) y_0 + sqrt(1 - gamma) eps, with one gamma per batch element."""
+    gamma = noise_level.view(-1, 1, 1, 1)
+    return gamma.sqrt() * clean + (1 - gamma).sqrt() * noise
+
+
+def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: torch.Generator, norm: str = "l2"):
+    """SR3 objective (Eq. 6): E || f(x, y_t, gamma) - eps ||_p with continuous gamma."""
+    noise_level = schedules.sample_training_noise_levels(training_schedule, hr.shape[0], generator).to(hr.device)
+    noise = torch.randn(hr.shape, generator=generator).to(hr.device)
+    predicted = model(torch.cat([upsampled_lr, noisy_image(hr, noise_level, noise)], dim=1), noise_level)
+    return F.l1_loss(predicted, noise) if norm == "l1" else F.mse_loss(predicted, noise)
+
+
+def per_image_noise(shape, seeds: list[int]) -> Callable[[], torch.Tensor]:
+    """A source of N(0, I) batches in which image i's noise depends only on seeds[i],
+    so a sample does not depend on the batch it was drawn in."""
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+
+    def draw() -> torch.Tensor:
+        return torch.stack([torch.randn(shape, generator=g) for g in generators])
+
+    return draw
+
+
+@torch.no_grad()
+def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: list[int], progress=None) -> torch.Tensor:
+    """Ancestral sampling (SR3 Algorithm 2) from y_T ~ N(0, I) with the inference schedule.
+
+    Each step predicts y_0 from the noise estimate, clips it to [-1, 1] and takes the mean
+    of the Gaussian posterior q(y_{t-1} | y_t, y_0) (Ho et al. 2020, Eq. 7), which equals
+    SR3's update (Eq. 8) before clipping; the last step returns that mean without noise.
+    """
+    betas = schedules.betas(inference_schedule)
+    gamma = schedules.gammas_with_start(inference_schedule)
+    draw_noise = per_image_noise(upsampled_lr.shape[1:], seeds)
+    device = upsampled_lr.device
+    y = draw_noise().to(device)
+    for t in range(len(betas), 0, -1):
+        gamma_t, gamma_prev, beta_t = gamma[t], gamma[t - 1], betas[t - 1]
+        level = torch.full((y.shape[0],), float(gamma_t), device=device)
+        eps = model(torch.cat([upsampled_lr, y], dim=1), level)
+        predicted_clean = ((y - (1 - gamma_t).sqrt() * eps) / gamma_t.sqrt()).clamp(-1, 1)
+        clean_coefficient = gamma_prev.sqrt() * beta_t / (1 - gamma_t)
+        noisy_coefficient = (1 - beta_t).sqrt() * (1 - gamma_prev) / (1 - gamma_t)
+        mean = float(clean_coefficient) * predicted_clean + float(noisy_coefficient) * y
+        noise = draw_noise().to(device)
+        if t > 1:
+            variance = beta_t * (1 - gamma_prev) / (1 - gamma_t)
+            y = mean + float(variance.sqrt()) * noise
+        else:
+            y = mean
+        if progress is not None:
+            progress()
+    return y

@@ -1,0 +1,55 @@
+"""Reading and writing uint8 images, and converting them to model tensors in [-1, 1]."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sr3.atomic import atomic_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_image(path: Path, keep_grey: bool = False) -> np.ndarray:
+    """A uint8 (H, W, 3) RGB array; with ``keep_grey`` a one-channel file stays (H, W)."""
+    with Image.open(path) as image:
+        image.load()
+        if keep_grey and image.mode == "L":
+            return np.asarray(image)
+        return np.asarray(image.convert("RGB"))
+
+
+def write_png(image: np.ndarray, path: Path) -> None:
+    """Write a uint8 image as PNG, atomically (a temporary name renamed when complete)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        Image.fromarray(image).save(temporary, format="PNG")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files of a folder, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def to_tensor(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1]."""
+    array = np.stack(images) if isinstance(images, list) else images
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """float (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3), rounded as when saved."""
+    scaled = ((tensor.detach().cpu().float().clamp(-1, 1) + 1.0) * 127.5).round()
+    return scaled.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def image_names(folder: Path) -> list[str]:
+    return [p.name for p in list_images(folder)]
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,48 @@
+"""Building the UNet from the config, and the trained-model file (EMA weights + how to rebuild)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sr3.atomic import atomic_path
+from sr3.unet import UNet
+
+
+def build_unet(model_config: dict, image_size: int, noise_conditioned: bool) -> UNet:
+    """SR3's UNet (6 input channels, noise-conditioned) or the regression one (3, not)."""
+    return UNet(
+        in_channels=6 if noise_conditioned else 3,
+        out_channels=3,
+        base_channels=model_config["base_channels"],
+        channel_multipliers=tuple(model_config["channel_multipliers"]),
+        res_blocks=model_config["res_blocks"],
+        attention_resolutions=tuple(model_config["attention_resolutions"]),
+        dropout=model_config["dropout"],
+        image_size=image_size,
+        noise_conditioned=noise_conditioned,
+    )
+
+
+def save_model(path: Path, model: torch.nn.Module, model_config: dict, image_size: int, noise_conditioned: bool) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "state_dict": model.state_dict(),
+        "model_config": model_config,
+        "image_size": image_size,
+        "noise_conditioned": noise_conditioned,
+    }
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def load_model(path: Path) -> UNet:
+    """The UNet with the weights saved by ``save_model`` (in eval mode)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file {path} not found; run the training stage first")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_unet(payload["model_config"], payload["image_size"], payload["noise_conditioned"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

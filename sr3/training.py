@@ -1,0 +1,129 @@
+"""The training loop shared by SR3 and the regression baseline: Adam, EMA weights,
+atomic checkpoints with everything needed to resume bit-for-bit, and a loss log."""
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import math
+import signal
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from sr3.atomic import atomic_path
+from sr3.data import PatchSampler
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN or inf; the last good checkpoint is kept."""
+
+
+def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for ema_param, param in zip(ema_model.parameters(), model.parameters()):
+            ema_param.mul_(decay).add_(param, alpha=1 - decay)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+
+
+class Trainer:
+    """Runs ``steps`` optimisation steps of ``loss_fn(model, upsampled_lr, hr, generator)``.
+
+    ``checkpoint_path`` lives outside the stage's declared outputs, so that neither
+    Snakemake nor DVC deletes it when a run fails; a re-run resumes from it.
+    """
+
+    def __init__(self, model, loss_fn: Callable, sampler: PatchSampler, settings: dict, seed: int, checkpoint_path: Path, fingerprint: str):
+        self.model, self.loss_fn, self.sampler, self.settings = model, loss_fn, sampler, settings
+        self.ema_model = copy.deepcopy(model).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
+        self.noise_generator = torch.Generator().manual_seed(seed + 1)
+        self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
+        self.step, self.loss_history = 0, []
+        self._stop_signal = None
+
+    def state(self) -> dict:
+        return {
+            "fingerprint": self.fingerprint,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema_model": self.ema_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "noise_generator": self.noise_generator.get_state(),
+            "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "loss_history": self.loss_history,
+        }
+
+    def resume(self) -> bool:
+        if not self.checkpoint_path.exists():
+            return False
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("checkpoint %s was made with another config; starting afresh", self.checkpoint_path)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.ema_model.load_state_dict(state["ema_model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.noise_generator.set_state(state["noise_generator"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.loss_history = state["step"], state["loss_history"]
+        log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
+        return True
+
+    def _on_signal(self, signum, frame):
+        self._stop_signal = signum
+
+    def run(self) -> list[tuple[int, float]]:
+        settings = self.settings
+        self.resume()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        running, count = 0.0, 0
+        try:
+            with tqdm(total=settings["steps"], initial=self.step, desc="train", mininterval=2) as bar:
+                while self.step < settings["steps"]:
+                    upsampled_lr, hr = self.sampler()
+                    loss = self.loss_fn(self.model, upsampled_lr, hr, self.noise_generator)
+                    if not math.isfinite(loss.item()):
+                        raise NonFiniteLossError(
+                            f"loss became {loss.item()} at step {self.step + 1}; the last good checkpoint "
+                            f"({self.checkpoint_path}) is kept: lower the learning rate and re-run"
+                        )
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    update_ema(self.ema_model, self.model, settings["ema_decay"])
+                    self.step += 1
+                    running, count = running + loss.item(), count + 1
+                    if self.step % settings["log_every"] == 0 or self.step == settings["steps"]:
+                        self.loss_history.append((self.step, running / count))
+                        log.info("step %d loss %.5f", self.step, running / count)
+                        bar.set_postfix(loss=f"{running / count:.4f}")
+                        running, count = 0.0, 0
+                    bar.update(1)
+                    if self.step % settings["checkpoint_every"] == 0 or self._stop_signal:
+                        save_checkpoint(self.checkpoint_path, self.state())
+                    if self._stop_signal:
+                        raise KeyboardInterrupt(f"stopped by signal {self._stop_signal} at step {self.step}; checkpoint saved")
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        save_checkpoint(self.checkpoint_path, self.state())
+        return self.loss_history
+
+
+def write_loss_csv(history: list[tuple[int, float]], path: Path) -> None:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "loss"])
+        writer.writerows(history)

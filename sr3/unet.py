@@ -1,0 +1,162 @@
+"""The SR3 UNet: residual blocks, self-attention at chosen resolutions, and an optional
+conditioning on the continuous noise level gamma (Saharia et al. 2021, Sec. 3 and App. A;
+Ho et al. 2020 for the block design). It knows nothing of schedules: it maps
+(channels-concatenated input, gamma) to an image-shaped output."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# gamma lies in [0, 1]; stretching it before the sinusoids lets the high frequencies of
+# the embedding resolve small differences in noise level (as WaveGrad's scale factor).
+NOISE_LEVEL_SCALE = 1000.0
+
+
+def noise_level_embedding(noise_level: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding (Vaswani et al. 2017) of the continuous noise level gamma."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, device=noise_level.device) / half)
+    angles = NOISE_LEVEL_SCALE * noise_level.float()[:, None] * frequencies[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups=min(32, channels // 4) or 1, num_channels=channels)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int | None, dropout: float):
+        super().__init__()
+        self.norm1 = group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.noise_projection = nn.Linear(embedding_dim, out_channels) if embedding_dim else None
+        self.norm2 = group_norm(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        if self.noise_projection is not None:
+            h = h + self.noise_projection(embedding)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, channels: int, heads: int = 1):
+        super().__init__()
+        self.norm = group_norm(channels)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)
+        attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return x + attended.transpose(1, 2).reshape(batch, channels, height, width)
+
+
+class Stage(nn.Module):
+    """A residual block, followed by self-attention where the resolution asks for it."""
+
+    def __init__(self, in_channels, out_channels, embedding_dim, dropout, attention):
+        super().__init__()
+        self.block = ResidualBlock(in_channels, out_channels, embedding_dim, dropout)
+        self.attention = SelfAttention(out_channels) if attention else nn.Identity()
+
+    def forward(self, x, embedding):
+        return self.attention(self.block(x, embedding))
+
+
+class UNet(nn.Module):
+    """UNet of Ho et al. 2020 as used by SR3.
+
+    ``in_channels`` is 6 for SR3 (bicubic-upsampled LR and y_t) and 3 for the regression
+    baseline, which is built with ``noise_conditioned=False``. ``attention_resolutions``
+    are feature-map sizes (for a ``image_size`` input) that get self-attention.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        channel_multipliers=(1, 2, 4, 8),
+        res_blocks: int = 2,
+        attention_resolutions=(16,),
+        dropout: float = 0.0,
+        image_size: int = 128,
+        noise_conditioned: bool = True,
+    ):
+        super().__init__()
+        self.noise_conditioned = noise_conditioned
+        embedding_dim = base_channels * 4 if noise_conditioned else None
+        if noise_conditioned:
+            self.noise_mlp = nn.Sequential(
+                nn.Linear(base_channels, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim)
+            )
+        self.base_channels = base_channels
+        self.input_conv = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        self.down_stages, self.downsamplers = nn.ModuleList(), nn.ModuleList()
+        skip_channels, channels, resolution = [base_channels], base_channels, image_size
+        for level, multiplier in enumerate(channel_multipliers):
+            for _ in range(res_blocks):
+                out = base_channels * multiplier
+                attend = resolution in attention_resolutions
+                self.down_stages.append(Stage(channels, out, embedding_dim, dropout, attend))
+                channels = out
+                skip_channels.append(channels)
+            last = level == len(channel_multipliers) - 1
+            self.downsamplers.append(nn.Identity() if last else nn.Conv2d(channels, channels, 3, stride=2, padding=1))
+            if not last:
+                skip_channels.append(channels)
+                resolution //= 2
+        self.middle = nn.ModuleList(
+            [Stage(channels, channels, embedding_dim, dropout, True), Stage(channels, channels, embedding_dim, dropout, False)]
+        )
+        self.up_stages, self.upsamplers = nn.ModuleList(), nn.ModuleList()
+        for level, multiplier in reversed(list(enumerate(channel_multipliers))):
+            for _ in range(res_blocks + 1):
+                out = base_channels * multiplier
+                attend = resolution in attention_resolutions
+                self.up_stages.append(Stage(channels + skip_channels.pop(), out, embedding_dim, dropout, attend))
+                channels = out
+            first = level == 0
+            self.upsamplers.append(nn.Identity() if first else nn.Conv2d(channels, channels, 3, padding=1))
+            if not first:
+                resolution *= 2
+        self.res_blocks = res_blocks
+        self.levels = len(channel_multipliers)
+        self.output = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor | None = None) -> torch.Tensor:
+        factor = 2 ** (self.levels - 1)
+        if x.shape[-1] % factor or x.shape[-2] % factor:
+            raise ValueError(f"input of {tuple(x.shape[-2:])} must be divisible by {factor} (the UNet's depth)")
+        embedding = None
+        if self.noise_conditioned:
+            if noise_level is None:
+                raise ValueError("this UNet is noise-conditioned: pass the noise level gamma")
+            embedding = self.noise_mlp(noise_level_embedding(noise_level, self.base_channels))
+        h = self.input_conv(x)
+        skips = [h]
+        stages = iter(self.down_stages)
+        for level in range(self.levels):
+            for _ in range(self.res_blocks):
+                h = next(stages)(h, embedding)
+                skips.append(h)
+            if level < self.levels - 1:
+                h = self.downsamplers[level](h)
+                skips.append(h)
+        for stage in self.middle:
+            h = stage(h, embedding)
+        stages = iter(self.up_stages)
+        for index, level in enumerate(reversed(range(self.levels))):
+            for _ in range(self.res_blocks + 1):
+                h = next(stages)(torch.cat([h, skips.pop()], dim=1), embedding)
+            if level > 0:
+                h = self.upsamplers[index](F.interpolate(h, scale_factor=2, mode="nearest"))
+        return self.output(h)

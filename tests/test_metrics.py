@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from metrics.consistency import consistency
+from metrics.protocol import rgb_to_y
+from metrics.psnr_ssim import psnr, ssim
+from sr3.resize import downsample, upsample
+
+
+def test_psnr_matches_a_hand_computed_value():
+    hr = np.zeros((4, 4, 3), dtype=np.uint8)
+    sr = hr.copy()
+    sr[0, 0, 0] = 10  # MSE = 100 / 48
+    expected = 10 * np.log10(255**2 / (100 / 48))
+    assert psnr(sr, hr) == pytest.approx(expected)
+
+
+def test_psnr_on_the_y_channel_uses_bt601_luma_and_crops_the_border():
+    hr = np.zeros((12, 12, 3), dtype=np.uint8)
+    sr = hr.copy()
+    sr[0, :, :] = 255  # only the border row differs: invisible with a crop of 1
+    assert psnr(sr, hr, "y", border=1) == float("inf")
+    sr = hr.copy()
+    sr[5, 5] = (255, 0, 0)
+    y_difference = 65.481  # MATLAB rgb2ycbcr: 65.481 * R / 255 for pure red
+    expected = 10 * np.log10(255**2 / (y_difference**2 / 100))
+    assert psnr(sr, hr, "y", border=1) == pytest.approx(expected)
+    assert rgb_to_y(np.array([[[255, 255, 255]]], dtype=np.uint8))[0, 0] == pytest.approx(235.0)
+
+
+def test_ssim_is_one_for_identical_images_and_matches_the_formula_on_constants():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert ssim(image, image) == pytest.approx(1.0)
+    # Two constant images: SSIM reduces to the luminance term (2ab + C1) / (a^2 + b^2 + C1).
+    a, b, c1 = 100.0, 120.0, (0.01 * 255) ** 2
+    expected = (2 * a * b + c1) / (a**2 + b**2 + c1)
+    first = np.full((32, 32, 3), 100, dtype=np.uint8)
+    second = np.full((32, 32, 3), 120, dtype=np.uint8)
+    assert ssim(first, second) == pytest.approx(expected, rel=1e-6)
+
+
+def test_consistency_is_zero_when_the_output_downsamples_to_the_lr():
+    rng = np.random.default_rng(1)
+    hr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    lr = downsample(hr, 4)
+    assert consistency(hr, lr, 4) == 0.0
+    assert consistency(upsample(lr, 4), lr, 4) > 0.0
+
+
+def test_consistency_is_reported_in_units_of_1e_minus_5():
+    lr = np.zeros((4, 4, 3), dtype=np.uint8)
+    sr = np.full((16, 16, 3), 1, dtype=np.uint8)  # every LR pixel off by 1/255
+    assert consistency(sr, lr, 4) == pytest.approx((1 / 255) ** 2 / 1e-5)
+
+
+def test_grey_references_are_compared_in_grey_values():
+    grey = np.random.default_rng(2).integers(0, 256, (16, 16), dtype=np.uint8)
+    assert psnr(np.repeat(grey[..., None], 3, axis=-1), grey, "y", 2) > 200  # equal up to float rounding

@@ -1,0 +1,38 @@
+import torch
+
+from baselines.regression import regression_loss
+from sr3.data import PatchSampler
+from sr3.method import sr3_loss
+from sr3.training import Trainer
+from sr3.unet import UNet
+
+SETTINGS = {"steps": 60, "batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "ema_decay": 0.9, "checkpoint_every": 1000, "log_every": 10}
+DIFFUSION = {"training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, "loss": "l2"}
+
+
+def tiny_data():
+    generator = torch.Generator().manual_seed(0)
+    hr = torch.rand(4, 3, 16, 16, generator=generator) * 2 - 1
+    upsampled = torch.nn.functional.avg_pool2d(hr, 4).repeat_interleave(4, -1).repeat_interleave(4, -2)
+    return upsampled, hr
+
+
+def train(model, loss_fn, tmp_path, name):
+    upsampled, hr = tiny_data()
+    sampler = PatchSampler(upsampled, hr, 16, 4, seed=0)
+    trainer = Trainer(model, loss_fn, sampler, SETTINGS, 0, tmp_path / f"{name}.pt", "test")
+    return [loss for _, loss in trainer.run()]
+
+
+def test_sr3_loss_falls_on_a_tiny_batch(tmp_path):
+    torch.manual_seed(0)
+    model = UNet(6, 3, 8, (1, 2), 1, (), 0.0, 16)
+    history = train(model, sr3_loss(DIFFUSION), tmp_path, "sr3")
+    assert history[-1] < 0.7 * history[0]
+
+
+def test_regression_loss_falls_on_a_tiny_batch(tmp_path):
+    torch.manual_seed(0)
+    model = UNet(3, 3, 8, (1, 2), 1, (), 0.0, 16, noise_conditioned=False)
+    history = train(model, regression_loss, tmp_path, "regression")
+    assert history[-1] < 0.5 * history[0]
