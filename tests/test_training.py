@@ -7,12 +7,13 @@ from sr3.training import Trainer
 from sr3.unet import UNet
 
 SETTINGS = {"steps": 60, "batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "ema_decay": 0.9, "checkpoint_every": 1000, "log_every": 10}
-DIFFUSION = {"training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, "loss": "l2"}
+DIFFUSION = {"training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, "loss": "l2", "parametrization": "eps"}
 
 
 def tiny_data():
     generator = torch.Generator().manual_seed(0)
-    hr = torch.rand(4, 3, 16, 16, generator=generator) * 2 - 1
+    coarse = torch.rand(4, 3, 4, 4, generator=generator) * 2 - 1
+    hr = torch.nn.functional.interpolate(coarse, size=16, mode="bilinear", align_corners=False)  # learnable from its LR
     upsampled = torch.nn.functional.avg_pool2d(hr, 4).repeat_interleave(4, -1).repeat_interleave(4, -2)
     return upsampled, hr
 

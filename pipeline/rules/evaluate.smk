@@ -6,9 +6,13 @@ rule evaluate:
         "metrics/psnr_ssim.py",
         "metrics/protocol.py",
         "metrics/consistency.py",
+        "metrics/fid_kid_is.py",
+        "metrics/lpips_metric.py",
+        "metrics/weights.py",
         "sr3/resize.py",
     output:
         "results/{preset}/{method}.csv",
+        "results/{preset}/{method}.json",
     log:
         "logs/{preset}/evaluate_{method}.log",
     benchmark:

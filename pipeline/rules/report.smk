@@ -2,7 +2,7 @@ rule report:
     input:
         "data/{preset}",
         expand("samples/{{preset}}/{method}", method=METHODS),
-        expand("results/{{preset}}/{method}.csv", method=METHODS),
+        expand("results/{{preset}}/{method}.{ext}", method=METHODS, ext=["csv", "json"]),
         expand("models/{{preset}}/{method}/loss.csv", method=TRAINED_METHODS),
         "reports/build.py",
         "reports/figures.py",

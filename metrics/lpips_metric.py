@@ -1,0 +1,81 @@
+"""Per-image LPIPS (Zhang et al. 2018), version 0.1 with the AlexNet trunk.
+
+The linear calibration layers ship with the ``lpips`` package. The ImageNet AlexNet
+trunk is loaded from the provisioned offline file (see :mod:`metrics.weights`) when
+present, else downloaded by torchvision as usual; if neither works the error names
+``sr3bench provision-weights``.
+
+Reference: lpips 0.1.4 ``LPIPS.__init__`` (``pnet_rand=True`` skips the trunk download,
+``pretrained=True`` still loads the linear layers) and ``LPIPS.forward`` (inputs in
+[-1, 1], NCHW); ``pretrained_networks.alexnet`` (``net.net.slice{1..5}`` hold the
+modules of ``torchvision.models.alexnet().features`` under their original indices).
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metrics.weights import (
+    DOWNLOAD_ERRORS,
+    WeightsUnavailableError,
+    default_weights_dir,
+    missing_message,
+    offline_alexnet_trunk,
+)
+
+
+def load_trunk_into(net, trunk_state: dict) -> None:
+    """Load a torchvision ``features.*`` state dict into lpips' sliced AlexNet (strict)."""
+    renamed = {}
+    for key in net.state_dict():
+        # slice2.3.weight -> features.3.weight
+        renamed[key] = trunk_state[re.sub(r"^slice\d+\.", "features.", key)]
+    net.load_state_dict(renamed, strict=True)
+
+
+@lru_cache(maxsize=4)
+def lpips_model(weights_dir: str):
+    """``lpips.LPIPS(net='alex', version='0.1')`` in eval mode, trunk as described above.
+    Returns (model, trunk source)."""
+    import lpips
+
+    found = offline_alexnet_trunk(weights_dir)
+    if found is not None:
+        path, meta = found
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+        load_trunk_into(model.net, torch.load(path, map_location="cpu", weights_only=True))
+        source = meta["source"]
+    else:
+        try:
+            model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, verbose=False)
+        except DOWNLOAD_ERRORS as e:
+            raise WeightsUnavailableError(
+                missing_message("ImageNet AlexNet weights for LPIPS", e, weights_dir)
+            ) from e
+        source = "torchvision download"
+    return model.eval().requires_grad_(False), source
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> float 1x3xHxW in [-1, 1]."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected uint8 HxWx3 images, got {image.dtype} {image.shape}")
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def lpips_per_image(sr_images, hr_images, weights_dir=None) -> list[float]:
+    """LPIPS distance of each SR image to its HR image (lower is more similar)."""
+    if len(sr_images) != len(hr_images):
+        raise ValueError(f"{len(sr_images)} SR images but {len(hr_images)} HR images")
+    model, _ = lpips_model(str(Path(weights_dir) if weights_dir is not None else default_weights_dir()))
+    scores = []
+    with torch.no_grad():
+        for sr, hr in zip(sr_images, hr_images):
+            if sr.shape != hr.shape:
+                raise ValueError(f"SR shape {sr.shape} != HR shape {hr.shape}")
+            scores.append(float(model(_to_tensor(sr), _to_tensor(hr)).item()))
+    return scores

@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from sr3.diffusion import noisy_image, predict_noise, sample, training_loss
+
+SCHEDULE = {"steps": 50, "beta_start": 1e-4, "beta_end": 0.2}
+HR = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def oracle(parametrization):
+    """A 'network' that knows the HR image: its exact eps (or v) for any y_t and gamma."""
+
+    def model(inputs, level):
+        noisy, gamma = inputs[:, 3:], level.view(-1, 1, 1, 1)
+        eps = (noisy - gamma.sqrt() * HR) / (1 - gamma).sqrt()
+        return eps if parametrization == "eps" else gamma.sqrt() * eps - (1 - gamma).sqrt() * HR
+
+    return model
+
+
+@pytest.mark.parametrize("parametrization", ["eps", "v"])
+def test_ancestral_sampling_with_an_exact_model_recovers_the_image(parametrization):
+    out = sample(oracle(parametrization), torch.zeros_like(HR), SCHEDULE, [0, 1], parametrization=parametrization)
+    assert (out - HR).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("parametrization", ["eps", "v"])
+def test_exact_model_has_zero_training_loss(parametrization):
+    generator = torch.Generator().manual_seed(3)
+    loss = training_loss(oracle(parametrization), torch.zeros_like(HR), HR, {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, generator, "l2", parametrization)
+    assert loss < 1e-8
+
+
+def test_v_parametrisation_gives_the_true_noise():
+    gamma, eps = torch.tensor([0.3, 0.8]), torch.randn_like(HR)
+    noisy = noisy_image(HR, gamma, eps)
+    assert torch.allclose(predict_noise(oracle("v"), torch.zeros_like(HR), noisy, gamma, "v"), eps, atol=1e-5)
+
+
+def test_a_sample_does_not_depend_on_its_batch():
+    def noisy_model(inputs, level):  # any deterministic function of the inputs
+        return torch.tanh(inputs[:, 3:] + inputs[:, :3] * level.view(-1, 1, 1, 1))
+
+    together = sample(noisy_model, HR, SCHEDULE, [11, 12])
+    alone = sample(noisy_model, HR[1:], SCHEDULE, [12])
+    assert torch.allclose(together[1:], alone, atol=1e-6)
+    assert not torch.allclose(together[0], sample(noisy_model, HR[:1], SCHEDULE, [99])[0])
