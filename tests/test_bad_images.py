@@ -1,0 +1,95 @@
+"""Each odd or broken dataset file is converted by a documented rule or refused with its path."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.image_check import BadImageError, load_dataset_image
+from pipeline.prepare import dataset_sources
+
+RNG = np.random.default_rng(0)
+
+
+def save(path, array, mode=None, **options):
+    Image.fromarray(array, mode=mode).save(path, **options) if mode else Image.fromarray(array).save(path, **options)
+    return path
+
+
+def rgb(size=32):
+    return RNG.integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def test_grey_is_replicated_to_rgb_or_kept(tmp_path):
+    grey = RNG.integers(0, 256, (32, 32), dtype=np.uint8)
+    path = save(tmp_path / "grey.png", grey)
+    image = load_dataset_image(path, min_size=16)
+    assert image.shape == (32, 32, 3) and np.array_equal(image[..., 1], grey)
+    assert load_dataset_image(path, min_size=16, keep_grey=True).shape == (32, 32)
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    rgba = np.zeros((32, 32, 4), dtype=np.uint8)
+    rgba[..., 0] = 200
+    rgba[:16, :, 3] = 255  # top half opaque red, bottom half fully transparent
+    image = load_dataset_image(save(tmp_path / "rgba.png", rgba), min_size=16)
+    assert tuple(image[0, 0]) == (200, 0, 0) and tuple(image[-1, -1]) == (255, 255, 255)
+
+
+def test_16_bit_is_scaled_to_8_bit(tmp_path):
+    deep = np.full((32, 32), 257 * 100, dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(deep).save(path)
+    image = load_dataset_image(path, min_size=16)
+    assert image.dtype == np.uint8 and np.all(image == 100)
+
+
+def test_cmyk_is_converted(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(rgb()).convert("CMYK").save(path)
+    image = load_dataset_image(path, min_size=16)
+    assert image.shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("corrupt.png", b"\x89PNG\r\n\x1a\n" + b"garbage" * 20, "not an image|corrupt"),
+        ("notes.jpg", b"these are not pixels", "not an image"),
+    ],
+)
+def test_unreadable_files_are_named(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(BadImageError, match=reason) as error:
+        load_dataset_image(path, min_size=16)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("suffix", ["png", "jpg"])
+def test_truncated_files_are_named(tmp_path, suffix):
+    whole = save(tmp_path / f"whole.{suffix}", rgb(64))
+    data = whole.read_bytes()
+    path = tmp_path / f"truncated.{suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadImageError, match="corrupt or truncated") as error:
+        load_dataset_image(path, min_size=16)
+    assert str(path) in str(error.value)
+
+
+def test_too_small_images_are_named(tmp_path):
+    path = save(tmp_path / "small.png", rgb(20))
+    with pytest.raises(BadImageError, match="smaller than the required 64x64") as error:
+        load_dataset_image(path, min_size=64)
+    assert str(path) in str(error.value)
+
+
+def test_an_empty_test_folder_is_reported(tmp_path):
+    (tmp_path / "Set0" / "HR").mkdir(parents=True)
+    dataset = {"source": "folder", "root": str(tmp_path), "test_folders": ["Set0"]}
+    with pytest.raises(FileNotFoundError, match="holds no images") as error:
+        dataset_sources(dataset)
+    assert "Set0" in str(error.value)
+
+
+def test_a_missing_dataset_root_names_the_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset.root"):
+        dataset_sources({"source": "folder", "root": str(tmp_path / "nowhere"), "test_folders": ["Set5"]})
