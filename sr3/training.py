@@ -49,6 +49,7 @@ class Trainer:
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
         self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
         self.step, self.loss_history = 0, []
+        self.running = (0.0, 0)  # loss sum and count since the last log line
         self._stop_signal = None
 
     def state(self) -> dict:
@@ -62,6 +63,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "loss_history": self.loss_history,
+            "running": self.running,
         }
 
     def resume(self) -> bool:
@@ -77,7 +79,7 @@ class Trainer:
         self.noise_generator.set_state(state["noise_generator"])
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
-        self.step, self.loss_history = state["step"], state["loss_history"]
+        self.step, self.loss_history, self.running = state["step"], state["loss_history"], tuple(state["running"])
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return True
 
@@ -88,7 +90,7 @@ class Trainer:
         settings = self.settings
         self.resume()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        running, count = 0.0, 0
+        running, count = self.running
         try:
             with tqdm(total=settings["steps"], initial=self.step, desc="train", mininterval=2) as bar:
                 while self.step < settings["steps"]:
@@ -105,11 +107,13 @@ class Trainer:
                     update_ema(self.ema_model, self.model, settings["ema_decay"])
                     self.step += 1
                     running, count = running + loss.item(), count + 1
+                    self.running = (running, count)
                     if self.step % settings["log_every"] == 0 or self.step == settings["steps"]:
                         self.loss_history.append((self.step, running / count))
                         log.info("step %d loss %.5f", self.step, running / count)
                         bar.set_postfix(loss=f"{running / count:.4f}")
                         running, count = 0.0, 0
+                        self.running = (running, count)
                     bar.update(1)
                     if self.step % settings["checkpoint_every"] == 0 or self._stop_signal:
                         save_checkpoint(self.checkpoint_path, self.state())
