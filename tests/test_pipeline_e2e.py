@@ -48,12 +48,12 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def snakemake_project(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("snakemake"), reduced_params(SR3_STEPS, REGRESSION_STEPS))
+    """The committed demo preset, unchanged: SR3's margin over bicubic in PSNR is small
+    (about 0.1 dB after its 2500 CPU training steps), so it is tested as users run it."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    project = make_project(tmp_path_factory.mktemp("snakemake"), params)
     run([sys.executable, "-m", "snakemake", "--cores", "8"], project)
     return project
-
-
-SR3_STEPS, REGRESSION_STEPS = 1500, 400
 
 
 def test_learned_methods_beat_bicubic(snakemake_project):
@@ -61,6 +61,8 @@ def test_learned_methods_beat_bicubic(snakemake_project):
     assert list(metrics.columns[:4]) == ["n_images", "psnr", "ssim", "consistency"]
     assert metrics.loc["regression", "psnr"] > metrics.loc["bicubic", "psnr"] + 0.3
     assert metrics.loc["sr3", "psnr"] > metrics.loc["bicubic", "psnr"]
+    assert metrics.loc["sr3", "lpips"] < metrics.loc["bicubic", "lpips"] - 0.05  # perceptually much closer
+    assert metrics[["fid", "kid", "lpips"]].notna().all().all()
     assert (metrics["n_images"] == metrics.loc["bicubic", "n_images"]).all()
 
 
