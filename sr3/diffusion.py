@@ -19,9 +19,6 @@ def noisy_image(clean: torch.Tensor, noise_level: torch.Tensor, noise: torch.Ten
     return gamma.sqrt() * clean + (1 - gamma).sqrt() * noise
 
 
-PARAMETRIZATIONS = ("eps", "v")
-
-
 def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str = "eps") -> torch.Tensor:
     """The noise estimate eps_hat(x, y_t, gamma).
 
@@ -45,12 +42,10 @@ def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: t
     target of Salimans & Ho (their loss weighting)."""
     noise_level = schedules.sample_training_noise_levels(training_schedule, hr.shape[0], generator).to(hr.device)
     noise = torch.randn(hr.shape, generator=generator).to(hr.device)
-    noisy = noisy_image(hr, noise_level, noise)
-    if parametrization == "eps":
-        predicted, target = model(torch.cat([upsampled_lr, noisy], dim=1), noise_level), noise
-    else:
+    predicted = model(torch.cat([upsampled_lr, noisy_image(hr, noise_level, noise)], dim=1), noise_level)
+    target = noise
+    if parametrization == "v":
         gamma = noise_level.view(-1, 1, 1, 1)
-        predicted = model(torch.cat([upsampled_lr, noisy], dim=1), noise_level)
         target = gamma.sqrt() * noise - (1 - gamma).sqrt() * hr
     return F.l1_loss(predicted, target) if norm == "l1" else F.mse_loss(predicted, target)
 
