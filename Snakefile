@@ -3,6 +3,7 @@
 #   snakemake --cores 8 --config preset=NAME   # another preset
 from pipeline.config import validate
 from pipeline.paths import METHODS, TRAINED_METHODS
+from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
 
 
 configfile: "params.yaml"
@@ -11,6 +12,22 @@ configfile: "params.yaml"
 validate(config)  # schema + cross-key checks; one message naming the key
 
 PRESET = config["preset"]
+
+# After a kill -9 or a power cut: drop the dead run's locks (profiles/default sets
+# rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints).
+clear_stale_locks()
+
+
+onstart:
+    record_run()
+
+
+onsuccess:
+    forget_run()
+
+
+onerror:
+    forget_run()
 
 
 def preset_config(wildcards):

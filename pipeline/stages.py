@@ -95,12 +95,15 @@ def publish(work: Path, out: Path, names: list[str]) -> None:
 
 
 def run_sample(preset_name: str, preset: dict, method: str) -> None:
-    """One SR PNG per test image; images finished by an interrupted run are kept."""
+    """One SR PNG per test image. Each image is a shard, written atomically to the work
+    folder; a re-run after an interruption samples only the missing ones. The work folder
+    is removed once its images are published."""
     test = paths.data_dir(preset_name) / "test"
     work = sample_work_dir(preset_name, preset, method)
     names = [p.name for p in list_images(test / "lr")]
     sample_missing(preset_name, preset, method, work, names)
     publish(work, paths.samples_dir(preset_name, method), names)
+    shutil.rmtree(paths.sample_cache_dir(preset_name, method))  # published; older keys are stale too
 
 
 def sample_missing(preset_name: str, preset: dict, method: str, out: Path, names: list[str]) -> None:

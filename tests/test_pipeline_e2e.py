@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
-PROJECT_FILES = ["Snakefile", "dvc.yaml", "pipeline", "sr3", "baselines", "metrics", "reports"]
+PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "pipeline", "sr3", "baselines", "metrics", "reports"]
 
 
 def reduced_params(sr3_steps: int, regression_steps: int, inference_steps: int | None = None) -> dict:

@@ -72,18 +72,22 @@ def test_training_killed_mid_run_resumes_to_identical_weights(project, tmp_path_
     assert (project / "models/demo/sr3/loss.csv").read_text() == (reference / "models/demo/sr3/loss.csv").read_text()
 
 
-def test_sampling_killed_mid_run_samples_only_the_missing_images(project):
+def test_sampling_killed_mid_run_samples_only_the_missing_images(project, tmp_path_factory):
     sr3bench(project, "train", "--method", "sr3")
     cache = project / "cache" / "demo" / "samples" / "sr3"
     process = sr3bench(project, "sample", "--method", "sr3", background=True)
     kill_when(process, lambda: len(list(cache.glob("*/*.png"))) >= 1)
-    finished = {p.name: p.stat().st_mtime_ns for p in cache.glob("*/*.png")}
-    sr3bench(project, "sample", "--method", "sr3")
+    finished = {p.name: p.read_bytes() for p in cache.glob("*/*.png")}
+    log = project / "resumed.log"
+    sr3bench(project, "sample", "--method", "sr3", "--log", str(log))
+    assert f"sr3: 3 test images, {3 - len(finished)} to sample" in log.read_text()
     resumed = {p.name: p.read_bytes() for p in (project / "samples/demo/sr3").iterdir()}
-    assert all(p.stat().st_mtime_ns == finished[p.name] for p in cache.glob("*/*.png") if p.name in finished)
+    assert all(resumed[name] == data for name, data in finished.items())  # kept, not redone
+    assert not cache.exists(), "the work folder is removed once its samples are published"
 
-    for path in cache.glob("*/*.png"):
-        path.unlink()
-    sr3bench(project, "sample", "--method", "sr3")
-    fresh = {p.name: p.read_bytes() for p in (project / "samples/demo/sr3").iterdir()}
+    reference = tmp_path_factory.mktemp("uninterrupted")
+    for name in ("params.yaml", "data", "models"):
+        os.symlink(project / name, reference / name)
+    sr3bench(reference, "sample", "--method", "sr3")
+    fresh = {p.name: p.read_bytes() for p in (reference / "samples/demo/sr3").iterdir()}
     assert len(fresh) == 3 and resumed == fresh
