@@ -1,57 +1,20 @@
-"""End-to-end: the real Snakemake and DVC pipelines on a reduced demo config, in a temporary copy."""
-import os
-import shutil
-import subprocess
+"""End-to-end: the committed demo preset through the real Snakemake pipeline, in a temporary
+copy. DVC runs the tiny preset in tests/test_engine_rerun.py."""
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO
+from projects import committed_params, make_project, run
 
 pytestmark = pytest.mark.slow
-PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "pipeline", "sr3", "baselines", "metrics", "reports"]
-
-
-def reduced_params(sr3_steps: int, regression_steps: int, inference_steps: int | None = None) -> dict:
-    """The demo preset with shorter trainings (the committed demo is sized for a report)."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    demo = params["presets"]["demo"]
-    demo["training"]["sr3"]["steps"] = sr3_steps
-    demo["training"]["regression"]["steps"] = regression_steps
-    if inference_steps:
-        demo["diffusion"]["inference_schedule"] = {"steps": inference_steps, "beta_start": 1e-3, "beta_end": 0.5}
-    return params
-
-
-def make_project(root: Path, params: dict) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "demo", "*.egg-info"))
-        else:
-            shutil.copy(source, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return root
-
-
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    env.setdefault("SR3BENCH_WEIGHTS", str(REPO / "weights"))  # metric weights, as `make weights` leaves them
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result
 
 
 @pytest.fixture(scope="module")
 def snakemake_project(tmp_path_factory):
     """The committed demo preset, unchanged: SR3's margin over bicubic in PSNR is small
     (about 0.1 dB after its 2500 CPU training steps), so it is tested as users run it."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    project = make_project(tmp_path_factory.mktemp("snakemake"), params)
+    project = make_project(tmp_path_factory.mktemp("snakemake"), committed_params())
     run([sys.executable, "-m", "snakemake", "--cores", "8"], project)
     return project
 
@@ -81,15 +44,3 @@ def test_report_and_images_are_written(snakemake_project):
 def test_second_snakemake_run_does_nothing(snakemake_project):
     result = run([sys.executable, "-m", "snakemake", "--cores", "8"], snakemake_project)
     assert "Nothing to be done" in result.stdout + result.stderr
-
-
-def test_dvc_repro_runs_the_pipeline_and_then_does_nothing(tmp_path):
-    project = make_project(tmp_path / "dvc", reduced_params(20, 20, inference_steps=5))
-    run(["git", "init", "-q"], project)
-    run([sys.executable, "-m", "dvc", "init", "-q"], project)
-    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], project)
-    run([sys.executable, "-m", "dvc", "repro"], project)
-    metrics = pd.read_csv(project / "reports" / "demo" / "metrics.csv")
-    assert sorted(metrics["method"]) == ["bicubic", "regression", "sr3"]
-    again = run([sys.executable, "-m", "dvc", "repro"], project)
-    assert "up to date" in again.stdout

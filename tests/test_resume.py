@@ -1,35 +1,21 @@
 """kill -9 in the middle of training or sampling, re-run, and get bit-for-bit the result of
 an uninterrupted run."""
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from conftest import REPO
-
-
-def tiny_params() -> dict:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    demo = params["presets"]["demo"]
-    demo["dataset"].update(train_images=["astronaut", "ihc"], test_images=["chelsea"], hr_size=32, train_crops_per_image=8, test_crops_per_image=3)
-    demo["model"].update(base_channels=8, channel_multipliers=[1, 2])
-    for method in ("sr3", "regression"):
-        demo["training"][method].update(steps=300, batch_size=4, patch_size=16, checkpoint_every=25, log_every=25)
-    demo["diffusion"]["inference_schedule"] = {"steps": 400, "beta_start": 1e-4, "beta_end": 0.02}
-    demo["sampling"]["batch_size"] = 1
-    return params
+from projects import kill_when, start, tiny_params
 
 
 def sr3bench(project: Path, *arguments, background=False):
     command = [str(Path(sys.executable).parent / "sr3bench"), *arguments, "--threads", "1"]
     if background:
-        return subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return start(command, project)
     result = subprocess.run(command, cwd=project, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -39,16 +25,6 @@ def project(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     sr3bench(tmp_path, "prepare")
     return tmp_path
-
-
-def kill_when(process, condition, timeout=120):
-    deadline = time.time() + timeout
-    while not condition():
-        assert process.poll() is None, "the run finished before it could be interrupted; make it longer"
-        assert time.time() < deadline, "the run never reached the point of interruption"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def model_state(path: Path) -> dict:

@@ -1,0 +1,87 @@
+"""Throw-away copies of the project, with small presets, for tests that run the real
+pipeline (its CLI, Snakemake or DVC) in a temporary folder."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "pipeline", "sr3", "baselines", "metrics", "reports"]
+BIN = Path(sys.executable).parent
+
+
+def committed_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def tiny_params() -> dict:
+    """The demo preset shrunk to seconds: 32x32 images, a two-level UNet, 300 training
+    steps checkpointed every 25, and a 400-step inference schedule (long enough to be
+    interrupted)."""
+    params = committed_params()
+    demo = params["presets"]["demo"]
+    demo["dataset"].update(train_images=["astronaut", "ihc"], test_images=["chelsea"], hr_size=32, train_crops_per_image=8, test_crops_per_image=3)
+    demo["model"].update(base_channels=8, channel_multipliers=[1, 2])
+    for method in ("sr3", "regression"):
+        demo["training"][method].update(steps=300, batch_size=4, patch_size=16, checkpoint_every=25, log_every=25)
+    demo["diffusion"]["inference_schedule"] = {"steps": 400, "beta_start": 1e-4, "beta_end": 0.02}
+    demo["sampling"]["batch_size"] = 1
+    return params
+
+
+def make_project(root: Path, params: dict) -> Path:
+    """A copy of the workflow and its code, with ``params`` as params.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "demo", "*.egg-info"))
+        else:
+            shutil.copy(source, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def environment() -> dict:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env.setdefault("SR3BENCH_WEIGHTS", str(REPO / "weights"))  # metric weights, as `make weights` leaves them
+    return env
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def dvc_project(root: Path, params: dict) -> Path:
+    project = make_project(root, params)
+    run(["git", "init", "-q"], project)
+    run([sys.executable, "-m", "dvc", "init", "-q"], project)
+    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], project)
+    return project
+
+
+def start(command: list[str], cwd: Path, log: Path | None = None) -> subprocess.Popen:
+    """Run ``command`` in the background, in a process group of its own (an engine and its jobs)."""
+    output = open(log, "w") if log else subprocess.DEVNULL
+    return subprocess.Popen(command, cwd=cwd, env=environment(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_when(process: subprocess.Popen, condition, timeout: float = 300) -> None:
+    """SIGKILL the whole process group as soon as ``condition()`` holds, like a pre-emption."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert process.poll() is None, "the run finished before it could be interrupted; make it longer"
+        assert time.time() < deadline, "the run never reached the point of interruption"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

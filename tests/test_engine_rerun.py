@@ -1,0 +1,59 @@
+"""Snakemake and DVC killed mid-run (SIGKILL to the engine and its jobs, like a pre-emption):
+a plain re-run redoes only the unfinished work, and the results equal an uninterrupted run's."""
+import sys
+
+import pytest
+import torch
+
+from projects import dvc_project, kill_when, make_project, run, start, tiny_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.fault]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "8"]
+DVC_REPRO = [sys.executable, "-m", "dvc", "repro"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("uninterrupted"), tiny_params())
+    run(SNAKEMAKE, project)
+    return project
+
+
+def same_results(project, reference) -> None:
+    for name in ("reports/demo/metrics.csv", "reports/demo/per_image.csv"):
+        assert (project / name).read_text() == (reference / name).read_text(), name
+    ours = torch.load(project / "models/demo/sr3/model.pt", weights_only=True)["state_dict"]
+    theirs = torch.load(reference / "models/demo/sr3/model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+
+
+def test_snakemake_killed_mid_training_reruns_only_the_unfinished_jobs(uninterrupted, tmp_path):
+    project = make_project(tmp_path / "project", tiny_params())
+    checkpoint = project / "checkpoints/demo/sr3/last.pt"
+    kill_when(start(SNAKEMAKE, project, tmp_path / "killed.log"), checkpoint.exists)
+    assert not (project / "models/demo/sr3/model.pt").exists()
+    candidates = ["data/demo/manifest.json", "models/demo/regression/model.pt", "samples/demo/bicubic", "results/demo/bicubic.csv"]
+    finished = {name: (project / name).stat().st_mtime_ns for name in candidates if (project / name).exists()}
+    assert "data/demo/manifest.json" in finished
+
+    result = run(SNAKEMAKE, project)  # no --unlock, no --rerun-incomplete: the project handles both
+
+    assert "removing stale Snakemake locks" in result.stderr
+    assert {name: (project / name).stat().st_mtime_ns for name in finished} == finished, "finished jobs were re-run"
+    assert "resumed from checkpoints/demo/sr3/last.pt at step" in (project / "logs/demo/train_sr3.log").read_text()
+    same_results(project, uninterrupted)
+
+
+def test_dvc_killed_mid_sampling_reruns_only_the_unfinished_stages(uninterrupted, tmp_path):
+    project = dvc_project(tmp_path / "project", tiny_params())
+    work = project / "cache/demo/samples/sr3"
+    kill_when(start(DVC_REPRO, project, tmp_path / "killed.log"), lambda: any(work.glob("*/*.png")))
+    sampled = len(list(work.glob("*/*.png")))
+
+    result = run(DVC_REPRO, project)
+
+    for stage in ("prepare", "train@regression", "train@sr3"):
+        assert f"Stage '{stage}' didn't change, skipping" in result.stdout
+    assert f"sr3: 3 test images, {3 - sampled} to sample" in (project / "logs/demo/sample_sr3.log").read_text()
+    same_results(project, uninterrupted)
+    assert "up to date" in run(DVC_REPRO, project).stdout
