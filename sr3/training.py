@@ -29,6 +29,11 @@ def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float)
             ema_param.mul_(decay).add_(param, alpha=1 - decay)
 
 
+def linear_warmup(warmup_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: rises linearly to 1 over ``warmup_steps`` steps, then stays 1."""
+    return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
@@ -46,6 +51,7 @@ class Trainer:
         self.model, self.loss_fn, self.sampler, self.settings = model, loss_fn, sampler, settings
         self.ema_model = copy.deepcopy(model).requires_grad_(False)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(settings.get("warmup_steps", 0)))
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
         self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
         self.step, self.loss_history = 0, []
@@ -59,6 +65,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "ema_model": self.ema_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
             "noise_generator": self.noise_generator.get_state(),
             "sampler": self.sampler.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -76,6 +83,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema_model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if "lr_scheduler" in state:  # checkpoints written before the scheduler existed had none
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         self.noise_generator.set_state(state["noise_generator"])
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
@@ -104,6 +113,7 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
+                    self.lr_scheduler.step()
                     update_ema(self.ema_model, self.model, settings["ema_decay"])
                     self.step += 1
                     running, count = running + loss.item(), count + 1

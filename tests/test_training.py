@@ -37,3 +37,27 @@ def test_regression_loss_falls_on_a_tiny_batch(tmp_path):
     model = UNet(3, 3, 8, (1, 2), 1, (), 0.0, 16, noise_conditioned=False)
     history = train(model, regression_loss, tmp_path, "regression")
     assert history[-1] < 0.5 * history[0]
+
+
+def test_warmup_raises_the_learning_rate_linearly_and_survives_a_resume(tmp_path):
+    def trainer(steps):
+        torch.manual_seed(0)
+        model = UNet(3, 3, 8, (1, 2), 1, (), 0.0, 16, noise_conditioned=False)
+        sampler = PatchSampler(*tiny_data(), 16, 4, seed=0)
+        settings = dict(SETTINGS, steps=steps, warmup_steps=8)
+        return Trainer(model, regression_loss, sampler, settings, 0, tmp_path / f"{steps}.pt", "warmup")
+
+    first = trainer(3)
+    assert first.optimizer.param_groups[0]["lr"] == 1e-3 / 8
+    first.run()
+    assert first.optimizer.param_groups[0]["lr"] == 1e-3 * 4 / 8
+    (tmp_path / "3.pt").rename(tmp_path / "10.pt")
+    resumed = trainer(10)
+    resumed.run()
+    assert resumed.optimizer.param_groups[0]["lr"] == 1e-3
+
+    uninterrupted = trainer(10)
+    (tmp_path / "10.pt").unlink()
+    uninterrupted.run()
+    theirs = uninterrupted.model.state_dict()
+    assert all(torch.equal(value, theirs[key]) for key, value in resumed.model.state_dict().items())
