@@ -143,6 +143,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
         log.error("%s failed: %s", args.command, error)
         return 1
+    except KeyboardInterrupt as interruption:  # SIGINT, or SIGTERM turned into it by the trainer
+        log.error("%s interrupted: %s; re-run to resume", args.command, interruption or "Ctrl-C")
+        return 130
     return 0
 
 

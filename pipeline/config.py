@@ -72,7 +72,13 @@ def load(params_path: Path | str = "params.yaml", preset: str | None = None) -> 
     path = Path(params_path)
     if not path.exists():
         raise ConfigError(f"params file {path} not found; run from the project root or pass --params")
-    params = yaml.safe_load(path.read_text())
+    try:
+        with open(path) as handle:
+            params = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"params file {path} is not valid YAML: {error}") from error
+    if not isinstance(params, dict):
+        raise ConfigError(f"params file {path} must hold a mapping (preset:, threads:, presets:), not {type(params).__name__}")
     if preset is not None:
         params["preset"] = preset
     validate(params)

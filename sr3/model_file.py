@@ -41,8 +41,15 @@ def load_model(path: Path) -> UNet:
     """The UNet with the weights saved by ``save_model`` (in eval mode)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"model file {path} not found; run the training stage first")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_unet(payload["model_config"], payload["image_size"], payload["noise_conditioned"])
-    model.load_state_dict(payload["state_dict"])
+        raise FileNotFoundError(f"model file {path} not found; run the training stage first (sr3bench train)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_unet(payload["model_config"], payload["image_size"], payload["noise_conditioned"])
+        model.load_state_dict(payload["state_dict"])
+    except Exception as error:  # unpickling and state-dict mismatches raise many types
+        reason = " ".join(str(error).splitlines()[:2])[:300]  # state-dict errors run to pages
+        raise RuntimeError(
+            f"model file {path} cannot be read as an SR3 Bench model ({type(error).__name__}: {reason}); "
+            "delete it and re-run the pipeline to train it again"
+        ) from error
     return model.eval()

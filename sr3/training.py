@@ -23,6 +23,10 @@ class NonFiniteLossError(RuntimeError):
     """Training produced NaN or inf; the last good checkpoint is kept."""
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be read; it is left in place for the user to decide."""
+
+
 def update_ema(ema_model: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     with torch.no_grad():
         for ema_param, param in zip(ema_model.parameters(), model.parameters()):
@@ -76,9 +80,19 @@ class Trainer:
     def resume(self) -> bool:
         if not self.checkpoint_path.exists():
             return False
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        except Exception as error:  # unpickling raises many types; all mean the same here
+            reason = " ".join(str(error).splitlines()[:2])[:300]
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint_path} cannot be read ({type(error).__name__}: {reason}). "
+                "Checkpoints are written atomically, so it was damaged after writing (a copy, the disk): "
+                "move it away to train from scratch, or put back a good copy to resume"
+            ) from error
         if state.get("fingerprint") != self.fingerprint:
-            log.warning("checkpoint %s was made with another config; starting afresh", self.checkpoint_path)
+            kept = self.checkpoint_path.with_name(f"{self.checkpoint_path.stem}.{state.get('fingerprint')}.pt")
+            self.checkpoint_path.rename(kept)
+            log.warning("checkpoint %s was made with another config; kept as %s, starting afresh", self.checkpoint_path, kept)
             return False
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema_model"])

@@ -76,12 +76,13 @@ def start(command: list[str], cwd: Path, log: Path | None = None) -> subprocess.
     return subprocess.Popen(command, cwd=cwd, env=environment(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def kill_when(process: subprocess.Popen, condition, timeout: float = 300) -> None:
-    """SIGKILL the whole process group as soon as ``condition()`` holds, like a pre-emption."""
+def kill_when(process: subprocess.Popen, condition, timeout: float = 300, signal_number=signal.SIGKILL) -> None:
+    """Signal the whole process group (SIGKILL: like a pre-emption) as soon as ``condition()``
+    holds, and wait for it to end."""
     deadline = time.time() + timeout
     while not condition():
         assert process.poll() is None, "the run finished before it could be interrupted; make it longer"
         assert time.time() < deadline, "the run never reached the point of interruption"
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
+    os.killpg(process.pid, signal_number)
     process.wait()

@@ -4,8 +4,9 @@ import pytest
 from PIL import Image
 
 from pipeline.image_check import BadImageError, load_dataset_image
-from pipeline.prepare import dataset_sources
+from pipeline.prepare import dataset_sources, prepare
 
+pytestmark = pytest.mark.fault
 RNG = np.random.default_rng(0)
 
 
@@ -93,3 +94,24 @@ def test_an_empty_test_folder_is_reported(tmp_path):
 def test_a_missing_dataset_root_names_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset.root"):
         dataset_sources({"source": "folder", "root": str(tmp_path / "nowhere"), "test_folders": ["Set5"]})
+
+
+def benchmark_folder(root, lr_size):
+    """<root>/SetX/HR/baby.png (32x32) and its provided LR (``lr_size``, or none)."""
+    (root / "SetX" / "HR").mkdir(parents=True)
+    save(root / "SetX" / "HR" / "baby.png", rgb(32))
+    if lr_size:
+        (root / "SetX" / "LR_bicubic_x4").mkdir()
+        save(root / "SetX" / "LR_bicubic_x4" / "baby.png", rgb(lr_size))
+    return {
+        "source": "folder", "root": str(root), "test_folders": ["SetX"], "lr_folder": "LR_bicubic_x4",
+        "lr_source": "provided", "hr_size": 16, "scale": 4, "test_crops_per_image": 0,
+    }
+
+
+@pytest.mark.parametrize("lr_size, message", [(None, "provided LR image .*not found"), (6, r"provided LR image is \(6, 6\), expected \(8, 8\)")])
+def test_a_missing_or_mis_sized_provided_lr_image_is_named(tmp_path, lr_size, message):
+    dataset = benchmark_folder(tmp_path / "sets", lr_size)
+    with pytest.raises((FileNotFoundError, ValueError), match=message) as error:
+        prepare({"dataset": dataset, "seed": 0}, tmp_path / "out")
+    assert "baby.png" in str(error.value)

@@ -20,6 +20,7 @@ def test_committed_params_are_valid(params):
     config.validate(params)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize(
     "change, key, hint",
     [

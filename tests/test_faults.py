@@ -1,14 +1,26 @@
-"""Faults during a run: non-finite loss, a full disk, interrupted writes."""
+"""Faults during a run: non-finite loss, a full disk, interrupted writes, damaged files,
+stale locks of a killed Snakemake run."""
 import errno
+import json
+import socket
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from pipeline import config, snakemake_locks
 from sr3 import training
 from sr3.atomic import atomic_path
 from sr3.data import PatchSampler
-from sr3.training import NonFiniteLossError, Trainer
+from sr3.images import write_png
+from sr3.model_file import load_model, save_model
+from sr3.training import CheckpointError, NonFiniteLossError, Trainer
 from sr3.unet import UNet
+
+pytestmark = pytest.mark.fault
 
 SETTINGS = {"steps": 10, "batch_size": 2, "patch_size": 8, "learning_rate": 1e-3, "ema_decay": 0.9, "checkpoint_every": 2, "log_every": 1}
 
@@ -66,10 +78,95 @@ def test_an_interrupted_write_leaves_no_file_that_looks_complete(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_checkpoint_from_another_config_is_not_resumed(tmp_path):
+def test_a_checkpoint_from_another_config_is_kept_aside_not_resumed(tmp_path):
     first = trainer(tmp_path, loss_that_explodes_at(-1))
     first.settings = dict(SETTINGS, steps=4)
     first.run()
     other = trainer(tmp_path, loss_that_explodes_at(-1))
     other.fingerprint = "another config"
     assert other.resume() is False and other.step == 0
+    assert torch.load(tmp_path / "last.fault-test.pt", weights_only=False)["step"] == 4  # kept, not overwritten
+
+
+def test_a_damaged_checkpoint_is_refused_with_its_path_and_kept(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"PK\x03\x04 half of a zip archive")
+    run = trainer(tmp_path, loss_that_explodes_at(-1))
+    with pytest.raises(CheckpointError, match=f"checkpoint {tmp_path / 'last.pt'} cannot be read.*move it away"):
+        run.run()
+    assert (tmp_path / "last.pt").read_bytes().startswith(b"PK")  # left for the user to inspect
+
+
+@pytest.mark.parametrize("content, message", [(None, "not found; run the training stage"), (b"\x80\x04 garbage", "cannot be read")])
+def test_a_missing_or_damaged_model_file_is_named(tmp_path, content, message):
+    path = tmp_path / "model.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises((FileNotFoundError, RuntimeError), match=message) as error:
+        load_model(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_model_file_of_another_architecture_is_named(tmp_path):
+    model = UNet(3, 3, 8, (1,), 1, (), 0.0, 8, noise_conditioned=False)
+    path = tmp_path / "model.pt"
+    save_model(path, model, {"base_channels": 8, "channel_multipliers": [1], "res_blocks": 1, "attention_resolutions": [], "dropout": 0.0}, 8, False)
+    payload = torch.load(path, weights_only=True)
+    payload["model_config"]["base_channels"] = 16  # weights no longer fit the recorded architecture
+    torch.save(payload, path)
+    with pytest.raises(RuntimeError, match=f"model file {path} cannot be read.*re-run"):
+        load_model(path)
+
+
+def test_full_disk_while_writing_a_sample_leaves_no_png(tmp_path, monkeypatch):
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    write_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "done.png")
+    monkeypatch.setattr(Image.Image, "save", no_space)
+    with pytest.raises(OSError, match="disk full while writing .*next.png"):
+        write_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "next.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["done.png"]
+
+
+@pytest.mark.parametrize("text, message", [("preset: demo\nthreads: [1\n", "(?s)not valid YAML.*line 2"), ("- a list\n", "must hold a mapping")])
+def test_a_params_file_that_is_not_a_mapping_names_the_file(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=message) as error:
+        config.load(path)
+    assert str(path) in str(error.value)
+
+
+def killed_snakemake_leftovers(workdir, record: dict):
+    locks = workdir / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("models/demo/sr3/model.pt\n")
+    runs = workdir / ".snakemake" / "sr3bench-runs"
+    runs.mkdir()
+    (runs / "run.json").write_text(json.dumps(record))
+    return locks
+
+
+def test_locks_of_a_killed_snakemake_run_are_removed(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = {"host": socket.gethostname(), "pid": int(finished.stdout), "boot_id": snakemake_locks._boot_id()}
+    locks = killed_snakemake_leftovers(tmp_path, record)
+    assert snakemake_locks.clear_stale_locks(tmp_path) is True
+    assert not locks.exists()
+
+
+@pytest.mark.parametrize("who", ["a live snakemake", "another host", "no record"])
+def test_locks_that_may_belong_to_a_live_run_are_kept(tmp_path, who):
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"])
+    try:
+        record = {"host": socket.gethostname(), "pid": live.pid, "boot_id": snakemake_locks._boot_id()}
+        if who == "another host":
+            record.update(host="another-node", pid=1)
+        locks = killed_snakemake_leftovers(tmp_path, record)
+        if who == "no record":
+            (tmp_path / ".snakemake" / "sr3bench-runs" / "run.json").unlink()
+        assert snakemake_locks.clear_stale_locks(tmp_path) is False
+        assert (locks / "0.output.lock").exists()
+    finally:
+        live.kill()
+        live.wait()

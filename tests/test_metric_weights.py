@@ -233,6 +233,7 @@ def test_nan_classifier_never_yields_an_inception_score(inception_dir, tmp_path,
     assert result["is"] is None and "not valid" in result["unavailable"]["is"]
 
 
+@pytest.mark.fault
 def test_missing_weights_error_names_provision_command(tmp_path, monkeypatch):
     from metrics.fid_kid_is import set_metrics
     from metrics.lpips_metric import lpips_per_image

@@ -1,6 +1,8 @@
-"""kill -9 in the middle of training or sampling, re-run, and get bit-for-bit the result of
-an uninterrupted run."""
+"""kill -9 (or SIGTERM) in the middle of training or sampling, re-run, and get bit-for-bit
+the result of an uninterrupted run."""
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,8 @@ import torch
 import yaml
 
 from projects import kill_when, start, tiny_params
+
+pytestmark = pytest.mark.fault
 
 
 def sr3bench(project: Path, *arguments, background=False):
@@ -31,21 +35,42 @@ def model_state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def test_training_killed_mid_run_resumes_to_identical_weights(project, tmp_path_factory):
+def uninterrupted_weights(project: Path, tmp_path_factory) -> dict:
     reference = tmp_path_factory.mktemp("uninterrupted")
     (reference / "params.yaml").write_text((project / "params.yaml").read_text())
     os.symlink(project / "data", reference / "data")
     sr3bench(reference, "train", "--method", "sr3")
+    return model_state(reference / "models/demo/sr3/model.pt"), (reference / "models/demo/sr3/loss.csv").read_text()
 
+
+def assert_same_training(project: Path, reference: tuple[dict, str]) -> None:
+    weights, loss_csv = reference
+    resumed = model_state(project / "models/demo/sr3/model.pt")
+    assert all(torch.equal(resumed[k], weights[k]) for k in weights)
+    assert (project / "models/demo/sr3/loss.csv").read_text() == loss_csv
+
+
+def test_training_killed_mid_run_resumes_to_identical_weights(project, tmp_path_factory):
+    reference = uninterrupted_weights(project, tmp_path_factory)
     checkpoint = project / "checkpoints" / "demo" / "sr3" / "last.pt"
     process = sr3bench(project, "train", "--method", "sr3", background=True)
     kill_when(process, lambda: checkpoint.exists() and checkpoint.stat().st_size > 0 and torch.load(checkpoint, weights_only=False)["step"] >= 100)
     assert not (project / "models" / "demo" / "sr3" / "model.pt").exists()
     sr3bench(project, "train", "--method", "sr3")
+    assert_same_training(project, reference)
 
-    resumed, uninterrupted = model_state(project / "models/demo/sr3/model.pt"), model_state(reference / "models/demo/sr3/model.pt")
-    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
-    assert (project / "models/demo/sr3/loss.csv").read_text() == (reference / "models/demo/sr3/loss.csv").read_text()
+
+def test_sigterm_checkpoints_the_current_step_and_resumes_to_identical_weights(project, tmp_path_factory):
+    reference = uninterrupted_weights(project, tmp_path_factory)
+    log = project / "stopped.log"
+    process = sr3bench(project, "train", "--method", "sr3", "--log", str(log), background=True)
+    kill_when(process, lambda: log.exists() and "step 50 loss" in log.read_text(), signal_number=signal.SIGTERM)
+    assert process.returncode == 130
+    stopped = re.search(r"stopped by signal 15 at step (\d+); checkpoint saved", log.read_text())
+    assert stopped, log.read_text()[-2000:]
+    assert torch.load(project / "checkpoints/demo/sr3/last.pt", weights_only=False)["step"] == int(stopped[1])
+    sr3bench(project, "train", "--method", "sr3")
+    assert_same_training(project, reference)
 
 
 def test_sampling_killed_mid_run_samples_only_the_missing_images(project, tmp_path_factory):
