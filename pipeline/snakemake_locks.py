@@ -58,7 +58,7 @@ def _is_gone(record: dict) -> bool:
         return False
     if record.get("boot_id") and record["boot_id"] != _boot_id():
         return True
-    return not _is_running_snakemake(int(record["pid"]))
+    return not _is_running_snakemake(record["pid"])
 
 
 def clear_stale_locks(workdir: Path = Path(".")) -> bool:
@@ -69,9 +69,11 @@ def clear_stale_locks(workdir: Path = Path(".")) -> bool:
     records = []
     for path in owners.glob("*.json"):
         try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            return False
+            record = json.loads(path.read_text())
+            record["pid"] = int(record["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # unreadable record: leave the decision to the user
+        records.append(record)
     if not records or not all(_is_gone(record) for record in records):
         return False
     pids = ", ".join(str(record["pid"]) for record in records)

@@ -5,6 +5,8 @@ import json
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +161,8 @@ def test_locks_of_a_killed_snakemake_run_are_removed(tmp_path):
 def test_locks_that_may_belong_to_a_live_run_are_kept(tmp_path, who):
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"])
     try:
+        while Path("/proc").is_dir() and b"snakemake" not in Path(f"/proc/{live.pid}/cmdline").read_bytes():
+            time.sleep(0.01)  # until the child has exec'd (before that it shows pytest's command line)
         record = {"host": socket.gethostname(), "pid": live.pid, "boot_id": snakemake_locks._boot_id()}
         if who == "another host":
             record.update(host="another-node", pid=1)
