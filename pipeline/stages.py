@@ -38,6 +38,31 @@ def config_fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def code_fingerprint(*modules) -> str:
+    """Hash of the modules' source files, so that a checkpoint or an unfinished sampling run
+    made by other code is never continued by this code (a resumed mix would be silently wrong)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def training_modules() -> list:
+    """The code a trained model depends on (dvc.yaml and the train rule track the same files)."""
+    from baselines import regression
+    from sr3 import data, diffusion, images, method, model_file, resize, schedule, training, unet
+
+    return [unet, model_file, diffusion, schedule, method, training, data, images, resize, regression]
+
+
+def sampling_modules() -> list:
+    """The code a sample depends on besides the model file (tracked by the sample stages)."""
+    from baselines import bicubic, regression
+    from sr3 import diffusion, images, method, model_file, resize, schedule, unet
+
+    return [unet, model_file, diffusion, schedule, method, images, resize, bicubic, regression]
+
+
 def run_train(preset_name: str, preset: dict, method: str) -> None:
     if method not in paths.TRAINED_METHODS:
         raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(paths.TRAINED_METHODS)}")
@@ -49,7 +74,7 @@ def run_train(preset_name: str, preset: dict, method: str) -> None:
     model = build_unet(preset["model"], settings["patch_size"], noise_conditioned)
     loss_fn = sr3_loss(preset["diffusion"]) if noise_conditioned else regression_loss
     sampler = PatchSampler(upsampled_lr, hr, settings["patch_size"], settings["batch_size"], preset["seed"])
-    fingerprint = config_fingerprint(preset["model"], settings, preset["diffusion"], preset["dataset"], preset["seed"], method)
+    fingerprint = config_fingerprint(preset["model"], settings, preset["diffusion"], preset["dataset"], preset["seed"], method, code_fingerprint(*training_modules()))
     trainer = Trainer(model, loss_fn, sampler, settings, preset["seed"], paths.checkpoint_file(preset_name, method), fingerprint)
     history = trainer.run()
     save_model(paths.model_file(preset_name, method), trainer.ema_model, preset["model"], settings["patch_size"], noise_conditioned)
@@ -74,12 +99,13 @@ def _batches_by_shape(names: list[str], lr_images: dict, batch_size: int):
 
 def sample_work_dir(preset_name: str, preset: dict, method: str) -> Path:
     """Where samples accumulate while a stage runs: outside the declared outputs (which
-    Snakemake deletes when a job fails), keyed by everything the samples depend on, so a
-    re-run after an interruption samples only the missing images."""
+    Snakemake deletes when a job fails), keyed by everything the samples depend on (model
+    file, test set, diffusion settings, seed, sampling code), so a re-run after an
+    interruption samples only the missing images."""
     model = paths.model_file(preset_name, method)
     model_hash = hashlib.sha256(model.read_bytes()).hexdigest()[:12] if model.exists() else "none"
     manifest = (paths.data_dir(preset_name) / "manifest.json").read_bytes()
-    key = config_fingerprint(model_hash, hashlib.sha256(manifest).hexdigest(), preset["diffusion"], preset["seed"])
+    key = config_fingerprint(model_hash, hashlib.sha256(manifest).hexdigest(), preset["diffusion"], preset["seed"], code_fingerprint(*sampling_modules()))
     return paths.sample_cache_dir(preset_name, method) / key
 
 

@@ -174,3 +174,16 @@ def test_locks_that_may_belong_to_a_live_run_are_kept(tmp_path, who):
     finally:
         live.kill()
         live.wait()
+
+
+def test_code_changes_change_the_checkpoint_and_sample_cache_keys(tmp_path):
+    from types import SimpleNamespace
+
+    from pipeline.stages import code_fingerprint
+
+    source = tmp_path / "loss.py"
+    source.write_text("def loss(x): return abs(x)\n")
+    module = SimpleNamespace(__file__=str(source))
+    before = code_fingerprint(module)
+    source.write_text("def loss(x): return x * x\n")
+    assert code_fingerprint(module) != before

@@ -2,10 +2,14 @@ rule train:
     input:
         "data/{preset}",
         "sr3/unet.py",
+        "sr3/model_file.py",
         "sr3/diffusion.py",
         "sr3/schedule.py",
+        "sr3/method.py",
         "sr3/training.py",
         "sr3/data.py",
+        "sr3/images.py",
+        "sr3/resize.py",
         "baselines/regression.py",
     output:
         "models/{preset}/{method}/model.pt",
