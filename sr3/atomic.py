@@ -1,10 +1,21 @@
-"""Write-then-rename, so an interrupted write never leaves a file that looks complete."""
+"""Write, fsync, rename: an interrupted write (a kill, a full disk, a power cut) never
+leaves a file that looks complete."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
 from pathlib import Path
+
+
+def _flush_to_disk(path: Path) -> None:
+    """fsync a file or folder, so that after a power cut the renamed file is either the
+    complete new one or the old one, never empty (rename alone orders nothing on disk)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextlib.contextmanager
@@ -14,7 +25,9 @@ def atomic_path(path: Path):
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         yield temporary
+        _flush_to_disk(temporary)
         os.replace(temporary, path)
+        _flush_to_disk(path.parent)
     except OSError as error:
         temporary.unlink(missing_ok=True)
         if error.errno == errno.ENOSPC:

@@ -187,3 +187,17 @@ def test_code_changes_change_the_checkpoint_and_sample_cache_keys(tmp_path):
     before = code_fingerprint(module)
     source.write_text("def loss(x): return x * x\n")
     assert code_fingerprint(module) != before
+
+
+def test_a_write_reaches_the_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
+    """Power-cut safety: fsync the data, then rename, then fsync the folder's entry."""
+    from sr3 import atomic
+
+    calls = []
+    real_fsync, real_replace = atomic.os.fsync, atomic.os.replace
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: calls.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: calls.append("rename") or real_replace(a, b))
+    with atomic_path(tmp_path / "checkpoint.pt") as temporary:
+        temporary.write_bytes(b"state")
+    assert calls == ["fsync", "rename", "fsync"]
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"state"
