@@ -131,7 +131,7 @@ def test_full_disk_while_writing_a_sample_leaves_no_png(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text, message", [("preset: demo\nthreads: [1\n", "(?s)not valid YAML.*line 2"), ("- a list\n", "must hold a mapping")])
-def test_a_params_file_that_is_not_a_mapping_names_the_file(tmp_path, text, message):
+def test_a_params_file_that_is_not_yaml_or_not_a_mapping_names_the_file(tmp_path, text, message):
     path = tmp_path / "params.yaml"
     path.write_text(text)
     with pytest.raises(config.ConfigError, match=message) as error:
