@@ -1,6 +1,7 @@
 # SR3 Bench workflow. Every hyperparameter lives in params.yaml, which DVC reads too.
 #   snakemake --cores 8                        # the default preset (demo)
 #   snakemake --cores 8 --config preset=NAME   # another preset
+from pipeline.code_deps import SAMPLING_CODE, TRAINING_CODE
 from pipeline.config import validate
 from pipeline.paths import METHODS, TRAINED_METHODS
 from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run

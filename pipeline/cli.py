@@ -144,7 +144,7 @@ def main(argv=None) -> int:
         log.error("%s failed: %s", args.command, error)
         return 1
     except KeyboardInterrupt as interruption:  # SIGINT, or SIGTERM turned into it by the trainer
-        log.error("%s interrupted: %s; re-run to resume", args.command, interruption or "Ctrl-C")
+        log.error("%s interrupted: %s; re-run to resume", args.command, str(interruption) or "Ctrl-C")
         return 130
     return 0
 

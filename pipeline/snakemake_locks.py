@@ -39,18 +39,21 @@ def _is_running_snakemake(pid: int) -> bool:
     return not cmdline.exists() or b"snakemake" in cmdline.read_bytes()
 
 
+def _own_record(workdir: Path) -> Path:
+    return _owners_dir(workdir) / f"{socket.gethostname()}-{os.getpid()}.json"
+
+
 def record_run(workdir: Path = Path(".")) -> Path:
     """Note that this process holds the workflow's locks (call from ``onstart``)."""
-    owners = _owners_dir(workdir)
-    owners.mkdir(parents=True, exist_ok=True)
-    record = owners / f"{socket.gethostname()}-{os.getpid()}.json"
+    record = _own_record(workdir)
+    record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "boot_id": _boot_id()}))
     return record
 
 
 def forget_run(workdir: Path = Path(".")) -> None:
     """Remove this process's record (call from ``onsuccess`` and ``onerror``)."""
-    (_owners_dir(workdir) / f"{socket.gethostname()}-{os.getpid()}.json").unlink(missing_ok=True)
+    _own_record(workdir).unlink(missing_ok=True)
 
 
 def _is_gone(record: dict) -> bool:

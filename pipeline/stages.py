@@ -14,6 +14,7 @@ from tqdm import tqdm
 from baselines.bicubic import bicubic_super_resolve
 from baselines.regression import regression_loss, regression_super_resolve
 from pipeline import paths
+from pipeline.code_deps import SAMPLING_CODE, TRAINING_CODE, code_fingerprint
 from pipeline.prepare import prepare
 from sr3.data import PatchSampler, load_pairs, numpy_seed
 from sr3.images import list_images, read_image, to_tensor, to_uint8, write_png
@@ -38,31 +39,6 @@ def config_fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def code_fingerprint(*modules) -> str:
-    """Hash of the modules' source files, so that a checkpoint or an unfinished sampling run
-    made by other code is never continued by this code (a resumed mix would be silently wrong)."""
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def training_modules() -> list:
-    """The code a trained model depends on (dvc.yaml and the train rule track the same files)."""
-    from baselines import regression
-    from sr3 import data, diffusion, images, method, model_file, resize, schedule, training, unet
-
-    return [unet, model_file, diffusion, schedule, method, training, data, images, resize, regression]
-
-
-def sampling_modules() -> list:
-    """The code a sample depends on besides the model file (tracked by the sample stages)."""
-    from baselines import bicubic, regression
-    from sr3 import diffusion, images, method, model_file, resize, schedule, unet
-
-    return [unet, model_file, diffusion, schedule, method, images, resize, bicubic, regression]
-
-
 def run_train(preset_name: str, preset: dict, method: str) -> None:
     if method not in paths.TRAINED_METHODS:
         raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(paths.TRAINED_METHODS)}")
@@ -74,7 +50,7 @@ def run_train(preset_name: str, preset: dict, method: str) -> None:
     model = build_unet(preset["model"], settings["patch_size"], noise_conditioned)
     loss_fn = sr3_loss(preset["diffusion"]) if noise_conditioned else regression_loss
     sampler = PatchSampler(upsampled_lr, hr, settings["patch_size"], settings["batch_size"], preset["seed"])
-    fingerprint = config_fingerprint(preset["model"], settings, preset["diffusion"], preset["dataset"], preset["seed"], method, code_fingerprint(*training_modules()))
+    fingerprint = config_fingerprint(preset["model"], settings, preset["diffusion"], preset["dataset"], preset["seed"], method, code_fingerprint(TRAINING_CODE))
     trainer = Trainer(model, loss_fn, sampler, settings, preset["seed"], paths.checkpoint_file(preset_name, method), fingerprint)
     history = trainer.run()
     save_model(paths.model_file(preset_name, method), trainer.ema_model, preset["model"], settings["patch_size"], noise_conditioned)
@@ -105,7 +81,7 @@ def sample_work_dir(preset_name: str, preset: dict, method: str) -> Path:
     model = paths.model_file(preset_name, method)
     model_hash = hashlib.sha256(model.read_bytes()).hexdigest()[:12] if model.exists() else "none"
     manifest = (paths.data_dir(preset_name) / "manifest.json").read_bytes()
-    key = config_fingerprint(model_hash, hashlib.sha256(manifest).hexdigest(), preset["diffusion"], preset["seed"], code_fingerprint(*sampling_modules()))
+    key = config_fingerprint(model_hash, hashlib.sha256(manifest).hexdigest(), preset["diffusion"], preset["seed"], code_fingerprint(SAMPLING_CODE))
     return paths.sample_cache_dir(preset_name, method) / key
 
 

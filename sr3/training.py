@@ -97,8 +97,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema_model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if "lr_scheduler" in state:  # checkpoints written before the scheduler existed had none
-            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         self.noise_generator.set_state(state["noise_generator"])
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])

@@ -177,16 +177,14 @@ def test_locks_that_may_belong_to_a_live_run_are_kept(tmp_path, who):
 
 
 def test_code_changes_change_the_checkpoint_and_sample_cache_keys(tmp_path):
-    from types import SimpleNamespace
+    from pipeline.code_deps import code_fingerprint
 
-    from pipeline.stages import code_fingerprint
-
-    source = tmp_path / "loss.py"
+    source = tmp_path / "sr3" / "loss.py"
+    source.parent.mkdir()
     source.write_text("def loss(x): return abs(x)\n")
-    module = SimpleNamespace(__file__=str(source))
-    before = code_fingerprint(module)
+    before = code_fingerprint(["sr3/loss.py"], root=tmp_path)
     source.write_text("def loss(x): return x * x\n")
-    assert code_fingerprint(module) != before
+    assert code_fingerprint(["sr3/loss.py"], root=tmp_path) != before
 
 
 def test_a_write_reaches_the_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):

@@ -1,17 +1,3 @@
-# The code a sample depends on: pipeline.stages.sampling_modules(), the files dvc.yaml lists.
-SAMPLING_CODE = [
-    "sr3/unet.py",
-    "sr3/model_file.py",
-    "sr3/diffusion.py",
-    "sr3/schedule.py",
-    "sr3/method.py",
-    "sr3/images.py",
-    "sr3/resize.py",
-    "baselines/bicubic.py",
-    "baselines/regression.py",
-]
-
-
 def sample_inputs(wildcards):
     inputs = [f"data/{wildcards.preset}", *SAMPLING_CODE]
     if wildcards.method in TRAINED_METHODS:

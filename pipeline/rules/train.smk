@@ -1,16 +1,7 @@
 rule train:
     input:
         "data/{preset}",
-        "sr3/unet.py",
-        "sr3/model_file.py",
-        "sr3/diffusion.py",
-        "sr3/schedule.py",
-        "sr3/method.py",
-        "sr3/training.py",
-        "sr3/data.py",
-        "sr3/images.py",
-        "sr3/resize.py",
-        "baselines/regression.py",
+        TRAINING_CODE,
     output:
         "models/{preset}/{method}/model.pt",
         "models/{preset}/{method}/loss.csv",
