@@ -1,18 +1,31 @@
 # SR3 Bench workflow. Every hyperparameter lives in params.yaml, which DVC reads too.
-#   snakemake --cores 8                        # the default preset (demo)
-#   snakemake --cores 8 --config preset=NAME   # another preset
-from pipeline.code_deps import SAMPLING_CODE, TRAINING_CODE
-from pipeline.config import validate
-from pipeline.paths import METHODS, TRAINED_METHODS
+#   snakemake --cores 8                                          # the default preset (demo)
+#   snakemake --cores 8 --config preset=NAME                     # another preset
+#   snakemake --cores 8 --config presets.demo.training.sr3.steps=100   # any nested value
+#   snakemake --cores 8 --configfile my_overrides.yaml           # merged over params.yaml
+# Methods come from pipeline/registry.py (the methods: list of params.yaml), paths from
+# pipeline/layout.py; the rules in pipeline/rules/ only call the sr3bench CLI.
+import re
+
+from pipeline import code_deps, layout, registry
+from pipeline.config import PARAMS_FILE, option_for_resolved, resolve, split_engine_config
 from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
 
 
-configfile: "params.yaml"
+configfile: PARAMS_FILE
 
 
-validate(config)  # schema + cross-key checks; one message naming the key
+# Schema, defaults and cross-key checks (one message naming the key), then the resolved
+# config replaces Snakemake's: the rules' params and the jobs see the same values.
+_resolved = resolve(split_engine_config(config))
+config.clear()
+config.update(_resolved)
+# "" when params.yaml alone gives this config, else "--params cache/params/<hash>.yaml".
+PARAMS_OPTION = option_for_resolved(config)
 
 PRESET = config["preset"]
+METHODS = config["methods"]
+TRAINED_METHODS = registry.trained_methods(METHODS)
 
 # After a kill -9 or a power cut: drop the dead run's locks (profiles/default sets
 # rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints).
@@ -35,6 +48,10 @@ def preset_config(wildcards):
     return config["presets"][wildcards.preset]
 
 
+wildcard_constraints:
+    method="|".join(re.escape(m) for m in METHODS),
+
+
 include: "pipeline/rules/prepare.smk"
 include: "pipeline/rules/train.smk"
 include: "pipeline/rules/sample.smk"
@@ -44,5 +61,5 @@ include: "pipeline/rules/report.smk"
 
 rule all:
     input:
-        f"reports/{PRESET}/index.html",
-        f"reports/{PRESET}/metrics.csv",
+        str(layout.report_file(PRESET, "index.html")),
+        str(layout.report_file(PRESET, "metrics.csv")),

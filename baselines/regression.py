@@ -1,5 +1,6 @@
 """The regression baseline of SR3 (Sec. 5): the same UNet, without noise conditioning,
-trained with MSE to output the HR image from the bicubic-upsampled LR image.
+trained with MSE to output the HR image from the bicubic-upsampled LR image (the
+protocol of ``pipeline/registry.py``).
 
 The output is the HR image estimate itself; it is parametrised as the upsampled input
 plus the UNet's output (a global residual connection, as in VDSR, Kim et al. 2016), which
@@ -8,6 +9,12 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
+
+from core.images import to_tensor, to_uint8
+from core.resize import upsample
+from sr3.model_file import build_unet, load_model, save_model
+
+__all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
 
 
 def predict_hr(model, upsampled_lr: torch.Tensor) -> torch.Tensor:
@@ -19,6 +26,26 @@ def regression_loss(model, upsampled_lr, hr, generator):
     return F.mse_loss(predict_hr(model, upsampled_lr), hr)
 
 
+def build_model(settings: dict) -> torch.nn.Module:
+    return build_unet(settings["model"], settings["training"]["regression"]["patch_size"], noise_conditioned=False)
+
+
+def save_model_file(path, model, settings: dict) -> None:
+    save_model(path, model, settings["model"], settings["training"]["regression"]["patch_size"], noise_conditioned=False)
+
+
+def training_loss(settings: dict):
+    return regression_loss
+
+
 @torch.no_grad()
 def regression_super_resolve(model, upsampled_lr: torch.Tensor) -> torch.Tensor:
     return predict_hr(model, upsampled_lr).clamp(-1, 1)
+
+
+def super_resolve(model, lr_images, scale: int, seeds, settings: dict, progress) -> list:
+    device = next(model.parameters()).device
+    upsampled = to_tensor([upsample(image, scale) for image in lr_images]).to(device)
+    sr = regression_super_resolve(model, upsampled)
+    progress(1.0)
+    return list(to_uint8(sr))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sr3.resize import downsample
+from core.resize import downsample
 
 UNIT = 1e-5
 

@@ -1,8 +1,9 @@
 """The evaluation entry point: per-image metrics (PSNR, SSIM, consistency, LPIPS) and
-set metrics (FID, KID, IS against the HR test images) of one method's saved SR images."""
+set metrics (FID, KID, IS against the HR test images) of one method's saved SR images,
+with the protocol they were computed under, as data that travels with the table."""
 from __future__ import annotations
 
-import json
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +14,47 @@ from metrics.consistency import consistency
 from metrics.fid_kid_is import set_metrics
 from metrics.lpips_metric import lpips_per_image
 from metrics.protocol import describe
-from metrics.psnr_ssim import psnr, ssim
-from sr3.images import list_images, read_image
+from metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
+from core.images import list_images, read_image
 
 PER_IMAGE_COLUMNS = ["method", "name", "group", "psnr", "ssim", "consistency", "lpips"]
 
 
-def evaluate_method(method: str, data_dir: Path, samples_dir: Path, protocol: dict, scale: int, weights_dir=None) -> pd.DataFrame:
-    """One row per test image: PSNR, SSIM (under ``protocol``) and consistency."""
-    manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
-    groups = {row["name"]: row["group"] for row in manifest["test"]}
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def protocol_record(protocol: dict, scale: int) -> dict:
+    """How the table's numbers were computed, for its JSON sidecar and the report."""
+    color, border = protocol["color"], protocol["border_crop"]
+    return {
+        "color": color,
+        "border_crop": border,
+        "description": describe(color, border),
+        "scale": scale,
+        "pixels": "saved uint8 PNG images (values rounded to 0..255)",
+        "psnr_ssim": f"scikit-image {package_version('scikit-image')}",
+        "ssim_settings": SSIM_SETTINGS,
+        "consistency": "MSE between the LR input and the SR output downsampled by the LR operator (MATLAB-compatible bicubic), pixels in [0, 1], x 1e-5",
+        "lpips": f"AlexNet LPIPS v0.1, lpips {package_version('lpips')}",
+        "fid_kid_is": f"torch-fidelity {package_version('torch-fidelity')}, inception-v3-compat features",
+    }
+
+
+def evaluate_method(method: str, hr_dir: Path, lr_dir: Path, samples_dir: Path, groups: dict, protocol: dict, scale: int, weights_dir=None) -> tuple[pd.DataFrame, dict]:
+    """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), and
+    the protocol record; ``groups`` maps image names to their test group."""
     color, border = protocol["color"], protocol["border_crop"]
     rows, sr_images, hr_images = [], [], []
-    for hr_path in tqdm(list_images(Path(data_dir) / "test" / "hr"), desc=f"evaluate {method}", mininterval=2):
+    for hr_path in tqdm(list_images(hr_dir), desc=f"evaluate {method}", mininterval=2):
         sr_path = Path(samples_dir) / hr_path.name
         if not sr_path.exists():
             raise FileNotFoundError(f"{sr_path} is missing; re-run the sample stage for {method}")
         hr = read_image(hr_path, keep_grey=True)
-        lr = read_image(Path(data_dir) / "test" / "lr" / hr_path.name, keep_grey=True)
+        lr = read_image(Path(lr_dir) / hr_path.name, keep_grey=True)
         sr = read_image(sr_path)
         rows.append(
             {
@@ -47,14 +71,12 @@ def evaluate_method(method: str, data_dir: Path, samples_dir: Path, protocol: di
     scores = lpips_per_image(sr_images, hr_images, weights_dir)
     for row, score in zip(rows, scores):
         row["lpips"] = score
-    table = pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS)
-    table.attrs["protocol"] = describe(color, border)
-    return table
+    return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
 
 
-def evaluate_set(samples_dir: Path, data_dir: Path, cache_dir: Path, weights_dir=None) -> dict:
+def evaluate_set(samples_dir: Path, hr_dir: Path, cache_dir: Path, weights_dir=None) -> dict:
     """FID, KID and IS of the SR images against the HR test images (the reference set),
     with the image count and the reasons for any metric left empty."""
-    result = set_metrics(samples_dir, Path(data_dir) / "test" / "hr", cache_dir, weights_dir)
+    result = set_metrics(samples_dir, hr_dir, cache_dir, weights_dir)
     result["reference_set"] = "HR test images of this preset"
     return result

@@ -239,7 +239,7 @@ def offline_inception(weights_dir=None) -> tuple[Path, dict] | None:
 def hub_download(url: str, what: str, weights_dir=None) -> Path:
     """File from ``url`` in the torch hub cache (where torch-fidelity and torchvision
     keep theirs), downloading it if absent; clear error if that fails."""
-    dst = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    dst = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]  # layout: another package's folder
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:

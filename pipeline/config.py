@@ -1,10 +1,26 @@
-"""Loading and checking ``params.yaml``: the schema first, then what a schema cannot say."""
+"""The config every job runs with: ``params.yaml``, plus the engine's overrides, with the
+schema's defaults filled in and every constraint checked before anything runs.
+
+- Defaults are stated once, in ``config.schema.yaml``; ``resolve`` writes them into the
+  config, so no code falls back on a value of its own.
+- Overrides use DVC's ``-S`` syntax in both engines: ``presets.demo.training.sr3.steps=12``
+  (Snakemake: ``--config presets.demo.training.sr3.steps=12``); a value is read as YAML.
+- Snakemake merges ``--configfile`` / ``--config`` in memory only, so the Snakefile writes
+  the resolved config to ``cache/params/<digest>.yaml`` and every job reads that file;
+  DVC's ``exp run -S`` edits params.yaml itself, which its jobs read.
+"""
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+from pipeline import layout, registry
+from sr3.architecture import unet_config_problems
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -17,11 +33,31 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "(top level)"
 
 
-def validate(params: dict) -> None:
-    """Raise ConfigError naming the offending key unless ``params`` fits the schema."""
+def _filling_defaults(validator_class):
+    """A validator that writes each property's schema ``default`` into the instance before
+    validating it (the recipe of the jsonschema FAQ, "Why doesn't my schema's default
+    property set the default on my instance?")."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+DefaultFillingValidator = _filling_defaults(jsonschema.Draft202012Validator)
+
+
+def resolve(params: dict) -> dict:
+    """A validated copy of ``params`` with every default filled in; raises ConfigError
+    naming the offending key."""
+    params = copy.deepcopy(params)
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    errors = sorted(DefaultFillingValidator(schema).iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         allowed = ""
@@ -35,6 +71,34 @@ def validate(params: dict) -> None:
         check_preset(name, preset)
     if params["preset"] not in params["presets"]:
         raise ConfigError(f"params: preset: unknown preset {params['preset']!r} (allowed: {', '.join(params['presets'])})")
+    check_methods(params["methods"], params["presets"][params["preset"]], params["preset"])
+    return params
+
+
+def with_defaults(values: dict, pointer: str) -> dict:
+    """A copy of one section (``pointer`` into the schema, e.g.
+    ``#/$defs/preset/properties/dataset``) with its defaults filled in and validated."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    values = copy.deepcopy(values)
+    error = jsonschema.exceptions.best_match(DefaultFillingValidator({"$defs": schema["$defs"], "$ref": pointer}).iter_errors(values))
+    if error is not None:
+        raise ConfigError(f"{pointer}: {_key_path(error)}: {error.message}")
+    return values
+
+
+def validate(params: dict) -> None:
+    """Raise ConfigError naming the offending key unless ``params`` is a valid config."""
+    resolve(params)
+
+
+def check_methods(methods: list[str], preset: dict, preset_name: str) -> None:
+    """Every compared method is registered, and every variant is defined by the preset."""
+    for method in methods:
+        try:
+            registry.entry(method)
+            registry.apply_variant(preset, method)
+        except registry.UnknownMethodError as error:
+            raise ConfigError(f"params: methods: {error} (preset {preset_name})") from error
 
 
 def check_preset(name: str, preset: dict) -> None:
@@ -43,6 +107,8 @@ def check_preset(name: str, preset: dict) -> None:
     dataset = preset["dataset"]
     if dataset["hr_size"] % dataset["scale"]:
         raise ConfigError(f"{where}.dataset.scale: {dataset['scale']} does not divide hr_size {dataset['hr_size']}")
+    for problem in unet_config_problems(preset["model"]):
+        raise ConfigError(f"{where}.model: {problem}")
     depth = 2 ** (len(preset["model"]["channel_multipliers"]) - 1)
     for method, training in preset["training"].items():
         if training["patch_size"] > dataset["hr_size"] or training["patch_size"] % depth:
@@ -52,24 +118,56 @@ def check_preset(name: str, preset: dict) -> None:
             )
     if dataset["hr_size"] % depth:
         raise ConfigError(f"{where}.dataset.hr_size: {dataset['hr_size']} must be divisible by {depth} for this UNet depth")
-    for key in ("training_schedule", "inference_schedule"):
-        schedule = preset["diffusion"][key]
+    schedules = [("diffusion.training_schedule", preset["diffusion"]["training_schedule"]), ("diffusion.inference_schedule", preset["diffusion"]["inference_schedule"])]
+    schedules += [(f"variants.{v}.inference_schedule", spec["inference_schedule"]) for v, spec in preset["variants"].items()]
+    for key, schedule in schedules:
         if schedule["beta_start"] > schedule["beta_end"]:
-            raise ConfigError(f"{where}.diffusion.{key}: beta_start {schedule['beta_start']} exceeds beta_end {schedule['beta_end']}")
+            raise ConfigError(f"{where}.{key}: beta_start {schedule['beta_start']} exceeds beta_end {schedule['beta_end']}")
     if dataset["source"] == "skimage":
         for key in ("train_images", "test_images"):
-            if not dataset.get(key):
+            if not dataset[key]:
                 raise ConfigError(f"{where}.dataset.{key}: list the scikit-image photographs to use")
-        shared = set(dataset["train_images"]) & set(dataset["test_images"])
-        if shared:
-            raise ConfigError(f"{where}.dataset: {sorted(shared)} are in both train_images and test_images")
-    elif not dataset.get("root"):
+        splits = {key: set(dataset[key]) for key in ("train_images", "val_images", "test_images")}
+        for first, second in (("train_images", "test_images"), ("train_images", "val_images"), ("val_images", "test_images")):
+            shared = splits[first] & splits[second]
+            if shared:
+                raise ConfigError(f"{where}.dataset: {sorted(shared)} are in both {first} and {second}")
+    elif not dataset["root"]:
         raise ConfigError(f"{where}.dataset.root: a folder dataset needs the path of its local folder")
 
 
-def load(params_path: Path | str = "params.yaml", preset: str | None = None) -> tuple[str, dict, dict]:
-    """(preset name, preset config, whole params) from a params file, validated."""
-    path = Path(params_path)
+def apply_overrides(params: dict, overrides: dict) -> dict:
+    """``params`` with dotted-key overrides applied (``{"presets.demo.seed": "3"}``);
+    string values are read as YAML, so ``12`` is a number and ``[1, 2]`` a list."""
+    params = copy.deepcopy(params)
+    for dotted, value in overrides.items():
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError as error:
+                raise ConfigError(f"override {dotted}={value!r} is not a YAML value: {error}") from error
+        *parents, leaf = dotted.split(".")
+        node = params
+        for index, key in enumerate(parents):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {dotted}: {'.'.join(parents[: index + 1])} is not a mapping")
+            node = child
+        node[leaf] = value
+    return params
+
+
+def split_engine_config(engine_config: dict) -> dict:
+    """Snakemake's ``config`` with its ``--config a.b.c=v`` keys (which arrive as flat keys
+    with string values) applied as nested overrides."""
+    plain = {k: v for k, v in engine_config.items() if "." not in k}
+    dotted = {k: v for k, v in engine_config.items() if "." in k}
+    return apply_overrides(plain, dotted)
+
+
+def read_params(path: Path | str) -> dict:
+    """The raw mapping of a params file, or a ConfigError naming the file."""
+    path = Path(path)
     if not path.exists():
         raise ConfigError(f"params file {path} not found; run from the project root or pass --params")
     try:
@@ -79,7 +177,44 @@ def load(params_path: Path | str = "params.yaml", preset: str | None = None) -> 
         raise ConfigError(f"params file {path} is not valid YAML: {error}") from error
     if not isinstance(params, dict):
         raise ConfigError(f"params file {path} must hold a mapping (preset:, threads:, presets:), not {type(params).__name__}")
+    return params
+
+
+def load(params_path: Path | str = "params.yaml", preset: str | None = None) -> tuple[str, dict, dict]:
+    """(preset name, preset config, whole params), resolved, from a params file."""
+    params = read_params(params_path)
     if preset is not None:
         params["preset"] = preset
-    validate(params)
+    params = resolve(params)
     return params["preset"], params["presets"][params["preset"]], params
+
+
+def digest(value) -> str:
+    """A short, stable hash of a JSON-able value (configs, fingerprints)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_resolved(params: dict, root: Path = Path(".")) -> Path:
+    """Write resolved params to ``cache/params/<digest>.yaml`` (once; the name is the
+    content's hash) and return the path relative to ``root``."""
+    from core.atomic import atomic_path
+
+    relative = layout.resolved_params_file(digest(params))
+    path = Path(root) / relative
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            temporary.write_text("# written by the Snakefile: params.yaml with the run's overrides and the schema's defaults\n" + yaml.safe_dump(params, sort_keys=False))
+    return relative
+
+
+PARAMS_FILE = "params.yaml"
+
+
+def option_for_resolved(resolved: dict, params_file: Path | str = PARAMS_FILE) -> str:
+    """The ``--params`` option a job needs to run with ``resolved``: none when the params
+    file alone resolves to it (so both engines run the same commands), else the path of
+    the resolved config, written once under ``cache/params/``."""
+    if resolve(read_params(params_file)) == resolved:
+        return ""
+    return f"--params {write_resolved(resolved)}"

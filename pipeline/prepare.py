@@ -2,9 +2,12 @@
 
 Layout written under ``data/<preset>/``::
 
-    train/hr/*.png  train/lr/*.png  test/hr/*.png  test/lr/*.png  manifest.json
+    train/{hr,lr}/*.png  val/{hr,lr}/*.png  test/{hr,lr}/*.png  manifest.json
 
-LR images are made by ``sr3.resize.downsample`` (MATLAB-compatible bicubic, antialiased)
+(as ``pipeline.layout`` names them; ``val`` only when the preset lists validation images).
+Validation images are treated as test images are (whole, or centre-cropped), and are
+prepared after the test split, so adding them changes neither of the other splits.
+LR images are made by ``core.resize.downsample`` (MATLAB-compatible bicubic, antialiased)
 unless a folder dataset provides them (``lr_source: provided``).
 """
 from __future__ import annotations
@@ -15,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.image_check import load_dataset_image
-from sr3.atomic import atomic_path
-from sr3.images import list_images, write_png
-from sr3.resize import downsample, imresize
+from core.image_check import load_dataset_image
+from core.atomic import atomic_path
+from core.images import list_images, write_png
+from core.resize import downsample, imresize
+from pipeline import layout
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,7 @@ def skimage_photo_path(name: str) -> Path:
     """Path of a photograph bundled inside the scikit-image wheel (never downloaded)."""
     import skimage
 
-    folder = Path(skimage.__file__).parent / "data"
+    folder = Path(skimage.__file__).parent / "data"  # layout: another package's folder
     matches = sorted(folder.glob(f"{name}.*"))
     if not matches:
         bundled = sorted(p.stem for p in folder.iterdir() if p.suffix in (".png", ".jpg"))
@@ -73,8 +77,8 @@ def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def write_pair(out: Path, split: str, name: str, hr: np.ndarray, lr: np.ndarray) -> None:
-    write_png(hr, out / split / "hr" / name)
-    write_png(lr, out / split / "lr" / name)
+    write_png(hr, layout.split_under(out, split, "hr") / name)
+    write_png(lr, layout.split_under(out, split, "lr") / name)
 
 
 def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
@@ -85,13 +89,13 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
 def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dict, out: Path, rng, provided_lr=None):
     """Crop (or keep whole) each source image, make its LR, write the pairs; return manifest rows."""
     size, scale = dataset["hr_size"], dataset["scale"]
-    crops = dataset.get("train_crops_per_image" if split == "train" else "test_crops_per_image", 0)
+    crops = dataset["train_crops_per_image" if split == "train" else "test_crops_per_image"]
     rows = []
     for group, stem, path in sources:
-        keep_grey = split == "test" and crops == 0
-        image = shrink(load_dataset_image(path, min_size=size, keep_grey=keep_grey), dataset.get("source_downscale", 1))
+        keep_grey = split != "train" and crops == 0
+        image = shrink(load_dataset_image(path, min_size=size, keep_grey=keep_grey), dataset["source_downscale"])
         if crops == 0:
-            hr = crop_to_multiple(center_crop(image, dataset.get("test_center_crop", 0)), scale)
+            hr = crop_to_multiple(center_crop(image, dataset["test_center_crop"]), scale)
             lr = provided_lr(group, path) if provided_lr else make_lr(hr, scale)
             expected = (hr.shape[0] // scale, hr.shape[1] // scale)
             if lr.shape[:2] != expected:
@@ -109,36 +113,44 @@ def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dic
     return rows
 
 
-def dataset_sources(dataset: dict) -> tuple[list, list]:
-    """(train, test) lists of (group, stem, path)."""
-    train = [("train", name, skimage_photo_path(name)) for name in dataset.get("train_images", [])]
+def dataset_sources(dataset: dict) -> dict[str, list]:
+    """{split: [(group, stem, path), ...]} for the train, val and test splits."""
+    train = [("train", name, skimage_photo_path(name)) for name in dataset["train_images"]]
     if dataset["source"] == "skimage":
-        test = [(name, name, skimage_photo_path(name)) for name in dataset["test_images"]]
-        return train, test
+        return {
+            "train": train,
+            "val": [(name, name, skimage_photo_path(name)) for name in dataset["val_images"]],
+            "test": [(name, name, skimage_photo_path(name)) for name in dataset["test_images"]],
+        }
     root = Path(dataset["root"]).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(
             f"dataset folder {root} not found; set presets.<preset>.dataset.root in params.yaml to your local copy"
         )
-    if dataset.get("train_folder"):
+    if dataset["train_folder"]:
         train = [("train", p.stem, p) for p in list_images(root / dataset["train_folder"])]
-    test = []
-    for folder in dataset.get("test_folders", []):
+    return {"train": train, "val": _set_folders(root, dataset["val_folders"], "val"), "test": _set_folders(root, dataset["test_folders"], "test")}
+
+
+def _set_folders(root: Path, folders: list[str], split: str) -> list:
+    """(set name, stem, path) of the HR images of each ``<root>/<set>/HR`` folder."""
+    sources = []
+    for folder in folders:
         hr_folder = root / folder / "HR"
         if not hr_folder.is_dir():
-            raise FileNotFoundError(f"test folder {hr_folder} not found (expected <root>/<set>/HR/ with the HR images)")
+            raise FileNotFoundError(f"{split} folder {hr_folder} not found (expected <root>/<set>/HR/ with the HR images)")
         images = list_images(hr_folder)
         if not images:
-            raise FileNotFoundError(f"test folder {hr_folder} holds no images ({', '.join(('png', 'jpg'))} ...)")
-        test += [(folder, p.stem, p) for p in images]
-    return train, test
+            raise FileNotFoundError(f"{split} folder {hr_folder} holds no images (png, jpg ...)")
+        sources += [(folder, p.stem, p) for p in images]
+    return sources
 
 
 def prepare(preset: dict, out: Path) -> None:
     dataset = preset["dataset"]
     rng = np.random.default_rng(preset["seed"])
-    train, test = dataset_sources(dataset)
-    root = Path(dataset["root"]).expanduser() if dataset.get("root") else None
+    sources = dataset_sources(dataset)
+    root = Path(dataset["root"]).expanduser() if dataset["root"] else None
 
     def provided_lr(group: str, hr_path: Path) -> np.ndarray:
         lr_path = root / group / dataset["lr_folder"] / hr_path.name
@@ -146,13 +158,15 @@ def prepare(preset: dict, out: Path) -> None:
             raise FileNotFoundError(f"provided LR image {lr_path} for {hr_path} not found")
         return load_dataset_image(lr_path, min_size=1, keep_grey=True)
 
-    use_provided = dataset["lr_source"] == "provided"
+    lr_maker = provided_lr if dataset["lr_source"] == "provided" else None
     manifest = {
-        "downsampling": "MATLAB-compatible bicubic imresize (a = -0.5, antialiased), sr3/resize.py",
+        "downsampling": "MATLAB-compatible bicubic imresize (a = -0.5, antialiased), core/resize.py",
         "lr_source": dataset["lr_source"],
         "scale": dataset["scale"],
-        "train": prepare_split(train, "train", dataset, out, rng),
-        "test": prepare_split(test, "test", dataset, out, rng, provided_lr if use_provided else None),
+        "train": prepare_split(sources["train"], "train", dataset, out, rng),
+        "test": prepare_split(sources["test"], "test", dataset, out, rng, lr_maker),
     }
-    with atomic_path(out / "manifest.json") as temporary:
+    if sources["val"]:  # after the test split: the other splits' crops do not move
+        manifest["val"] = prepare_split(sources["val"], "val", dataset, out, rng, lr_maker)
+    with atomic_path(out / layout.MANIFEST_NAME) as temporary:
         temporary.write_text(json.dumps(manifest, indent=1))

@@ -5,6 +5,12 @@ records its own process (``onstart``) and, before the next run locks, removes th
 only when every recorded run is certainly gone: same host, and either another boot or a
 process id that no longer belongs to a Snakemake process. Anything uncertain (another
 host on a shared filesystem, no record) is left to Snakemake's own message.
+
+Snakemake offers no API to release another run's locks from inside a workflow (only the
+``--unlock`` command), so this relies on where its file-based persistence keeps them
+(``.snakemake/locks/``). That is checked against the installed Snakemake by
+tests/test_faults.py and holds for the versions in ``TESTED_SNAKEMAKE`` (pyproject.toml
+pins the same range); with any other version the locks are left alone, with a warning.
 """
 from __future__ import annotations
 
@@ -18,6 +24,16 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+TESTED_SNAKEMAKE = (9,)  # major versions whose lock layout the tests have checked
+
+
+def snakemake_version_is_tested() -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("snakemake").split(".")[0]) in TESTED_SNAKEMAKE
+    except (PackageNotFoundError, ValueError):
+        return False
 
 
 def _boot_id() -> str | None:
@@ -78,6 +94,9 @@ def clear_stale_locks(workdir: Path = Path(".")) -> bool:
             return False  # unreadable record: leave the decision to the user
         records.append(record)
     if not records or not all(_is_gone(record) for record in records):
+        return False
+    if not snakemake_version_is_tested():
+        log.warning("stale Snakemake locks found, but this Snakemake version is not one whose lock layout is tested; run `snakemake --unlock`")
         return False
     pids = ", ".join(str(record["pid"]) for record in records)
     log.warning("removing stale Snakemake locks left by killed run(s) (pid %s); unfinished jobs are re-run", pids)

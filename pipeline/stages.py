@@ -1,4 +1,5 @@
-"""The stage functions behind the CLI: each reads files and writes files."""
+"""The stage functions behind the CLI: each reads files and writes files. Which method
+does what comes from the registry; where files live comes from the layout."""
 from __future__ import annotations
 
 import hashlib
@@ -7,27 +8,23 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from baselines.bicubic import bicubic_super_resolve
-from baselines.regression import regression_loss, regression_super_resolve
-from pipeline import paths
-from pipeline.code_deps import SAMPLING_CODE, TRAINING_CODE, code_fingerprint
+from core.atomic import atomic_path
+from core.images import list_images, read_image, write_png
+from core.runtime import runtime_from_config
+from core.seeds import numpy_seed
+from pipeline import layout, registry
+from pipeline.code_deps import code_fingerprint, sampling_code, training_code
+from pipeline.config import digest
 from pipeline.prepare import prepare
-from sr3.data import PatchSampler, load_pairs, numpy_seed
-from sr3.images import list_images, read_image, to_tensor, to_uint8, write_png
-from sr3.method import sr3_loss, sr3_super_resolve
-from sr3.model_file import build_unet, load_model, save_model
-from sr3.resize import upsample
-from sr3.training import Trainer, write_loss_csv
 
 log = logging.getLogger(__name__)
 
 
 def run_prepare(preset_name: str, preset: dict) -> None:
-    out = paths.data_dir(preset_name)
+    out = layout.data_dir(preset_name)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     prepare(preset, staging)
@@ -35,30 +32,28 @@ def run_prepare(preset_name: str, preset: dict) -> None:
     staging.rename(out)
 
 
-def config_fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def run_train(preset_name: str, preset: dict, method: str) -> None:
-    if method not in paths.TRAINED_METHODS:
-        raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(paths.TRAINED_METHODS)}")
+    from sr3.data import PairDataset, PatchSampler
+    from sr3.training import Trainer, write_loss_csv
+
+    entry = registry.entry(method)
+    if not entry.trained or layout.variant_name(method):
+        trained = [e.name for e in registry.ENTRIES if e.trained]
+        raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(trained)}")
+    implementation = registry.load(method)
     settings = preset["training"][method]
-    torch.manual_seed(preset["seed"])
-    upsampled_lr, hr = load_pairs(paths.data_dir(preset_name) / "train", preset["dataset"]["scale"])
-    log.info("training %s on %d pairs of %dx%d", method, len(hr), hr.shape[-2], hr.shape[-1])
-    noise_conditioned = method == "sr3"
-    model = build_unet(preset["model"], settings["patch_size"], noise_conditioned)
-    loss_fn = sr3_loss(preset["diffusion"]) if noise_conditioned else regression_loss
-    sampler = PatchSampler(upsampled_lr, hr, settings["patch_size"], settings["batch_size"], preset["seed"])
-    fingerprint = config_fingerprint(preset["model"], settings, preset["diffusion"], preset["dataset"], preset["seed"], method, code_fingerprint(TRAINING_CODE))
-    trainer = Trainer(model, loss_fn, sampler, settings, preset["seed"], paths.checkpoint_file(preset_name, method), fingerprint)
+    runtime = runtime_from_config(preset["runtime"])
+    torch.manual_seed(preset["seed"])  # the model's initial weights
+    model = implementation.build_model(preset)
+    dataset = PairDataset(layout.split_dir(preset_name, "train", "hr"), layout.split_dir(preset_name, "train", "lr"), preset["dataset"]["scale"])
+    log.info("training %s on %d pairs of %dx%d (%s, %s)", method, len(dataset), *dataset.image_size, runtime.device, runtime.precision)
+    sampler = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], preset["seed"])
+    fingerprint = digest([preset["model"], settings, preset["diffusion"], preset["dataset"], preset["seed"], method, code_fingerprint(training_code(method))])
+    trainer = Trainer(model, implementation.training_loss(preset), sampler, settings, preset["seed"], layout.checkpoint_file(preset_name, method), fingerprint, runtime)
     history = trainer.run()
-    save_model(paths.model_file(preset_name, method), trainer.ema_model, preset["model"], settings["patch_size"], noise_conditioned)
-    write_loss_csv(history, paths.loss_file(preset_name, method))
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
+    if runtime.writes_files:
+        implementation.save_model_file(layout.model_file(preset_name, method), trainer.ema_model.cpu(), preset)
+        write_loss_csv(history, layout.loss_file(preset_name, method))
 
 
 def _batches_by_shape(names: list[str], lr_images: dict, batch_size: int):
@@ -73,16 +68,16 @@ def _batches_by_shape(names: list[str], lr_images: dict, batch_size: int):
         yield batch
 
 
-def sample_work_dir(preset_name: str, preset: dict, method: str) -> Path:
+def sample_work_dir(preset_name: str, settings: dict, method: str) -> Path:
     """Where samples accumulate while a stage runs: outside the declared outputs (which
     Snakemake deletes when a job fails), keyed by everything the samples depend on (model
     file, test set, diffusion settings, seed, sampling code), so a re-run after an
     interruption samples only the missing images."""
-    model = paths.model_file(preset_name, method)
-    model_hash = hashlib.sha256(model.read_bytes()).hexdigest()[:12] if model.exists() else "none"
-    manifest = (paths.data_dir(preset_name) / "manifest.json").read_bytes()
-    key = config_fingerprint(model_hash, hashlib.sha256(manifest).hexdigest(), preset["diffusion"], preset["seed"], code_fingerprint(SAMPLING_CODE))
-    return paths.sample_cache_dir(preset_name, method) / key
+    model = layout.model_file(preset_name, method)
+    model_hash = hashlib.sha256(model.read_bytes()).hexdigest()[:12] if registry.entry(method).trained else "none"
+    manifest = layout.manifest_file(preset_name).read_bytes()
+    key = digest([model_hash, hashlib.sha256(manifest).hexdigest(), settings["diffusion"], settings["seed"], code_fingerprint(sampling_code(method))])
+    return layout.sample_cache_dir(preset_name, method) / key
 
 
 def publish(work: Path, out: Path, names: list[str]) -> None:
@@ -100,36 +95,74 @@ def run_sample(preset_name: str, preset: dict, method: str) -> None:
     """One SR PNG per test image. Each image is a shard, written atomically to the work
     folder; a re-run after an interruption samples only the missing ones. The work folder
     is removed once its images are published."""
-    test = paths.data_dir(preset_name) / "test"
-    work = sample_work_dir(preset_name, preset, method)
-    names = [p.name for p in list_images(test / "lr")]
-    sample_missing(preset_name, preset, method, work, names)
-    publish(work, paths.samples_dir(preset_name, method), names)
-    shutil.rmtree(paths.sample_cache_dir(preset_name, method))  # published; older keys are stale too
+    settings = registry.apply_variant(preset, method)
+    work = sample_work_dir(preset_name, settings, method)
+    names = [p.name for p in list_images(layout.split_dir(preset_name, "test", "lr"))]
+    sample_missing(preset_name, settings, method, work, names)
+    publish(work, layout.samples_dir(preset_name, method), names)
+    shutil.rmtree(layout.sample_cache_dir(preset_name, method))  # published; older keys are stale too
 
 
-def sample_missing(preset_name: str, preset: dict, method: str, out: Path, names: list[str]) -> None:
-    scale = preset["dataset"]["scale"]
-    test = paths.data_dir(preset_name) / "test"
+def sample_missing(preset_name: str, settings: dict, method: str, out: Path, names: list[str]) -> None:
+    """Super-resolve the test images not yet in ``out``, in batches of equal size."""
+    implementation = registry.load(method)
+    scale = settings["dataset"]["scale"]
     todo = [name for name in names if not (out / name).exists()]
     log.info("%s: %d test images, %d to sample", method, len(names), len(todo))
-    if method == "bicubic":
-        for name in tqdm(todo, desc="bicubic", mininterval=2):
-            write_png(_as_rgb(bicubic_super_resolve(read_image(test / "lr" / name), scale)), out / name)
-        return
-    model = load_model(paths.model_file(preset_name, method))
-    lr_images = {name: read_image(test / "lr" / name) for name in todo}
+    model = None
+    if registry.entry(method).trained:
+        runtime = runtime_from_config(settings["runtime"])
+        model = implementation.load_model(layout.model_file(preset_name, method)).to(runtime.device)
+    lr_folder = layout.split_dir(preset_name, "test", "lr")
+    lr_images = {name: read_image(lr_folder / name) for name in todo}
     index_of = {name: index for index, name in enumerate(names)}
-    steps = preset["diffusion"]["inference_schedule"]["steps"] if method == "sr3" else 1
-    with tqdm(total=len(todo) * steps, desc=f"sample {method}", mininterval=2) as bar:
-        for batch in _batches_by_shape(todo, lr_images, preset["sampling"]["batch_size"]):
-            upsampled = to_tensor([upsample(lr_images[name], scale) for name in batch])
-            if method == "sr3":
-                seeds = [numpy_seed(preset["seed"], index_of[name]) for name in batch]
-                sr = sr3_super_resolve(model, upsampled, seeds, preset["diffusion"], lambda: bar.update(len(batch)))
-            else:
-                sr = regression_super_resolve(model, upsampled)
-                bar.update(len(batch))
-            for name, image in zip(batch, to_uint8(sr)):
+    with tqdm(total=len(todo), desc=f"sample {method}", mininterval=2, bar_format="{l_bar}{bar}| {n:.1f}/{total} images [{elapsed}<{remaining}]") as bar:
+        for batch in _batches_by_shape(todo, lr_images, settings["sampling"]["batch_size"]):
+            seeds = [numpy_seed(settings["seed"], index_of[name]) for name in batch]
+            images = implementation.super_resolve(
+                model, [lr_images[name] for name in batch], scale, seeds, settings, lambda fraction: bar.update(fraction * len(batch))
+            )
+            for name, image in zip(batch, images):
                 write_png(image, out / name)
             log.info("%s: wrote %d images (%s ...)", method, len(batch), batch[0])
+
+
+def run_evaluate(preset_name: str, preset: dict, method: str, weights_dir=None) -> None:
+    """Per-image metrics (CSV) and set metrics with the protocol they were computed under
+    (the JSON sidecar, which the report prints)."""
+    from metrics.evaluate import evaluate_method, evaluate_set
+
+    samples, hr_dir = layout.samples_dir(preset_name, method), layout.split_dir(preset_name, "test", "hr")
+    manifest = json.loads(layout.manifest_file(preset_name).read_text())
+    groups = {row["name"]: row["group"] for row in manifest["test"]}
+    lr_dir = layout.split_dir(preset_name, "test", "lr")
+    table, protocol = evaluate_method(method, hr_dir, lr_dir, samples, groups, preset["protocol"], preset["dataset"]["scale"], weights_dir)
+    set_level = evaluate_set(samples, hr_dir, layout.fidelity_cache_dir(preset_name), weights_dir)
+    sidecar = {**set_level, "protocol": protocol}
+    out = layout.results_file(preset_name, method)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(layout.set_metrics_file(preset_name, method)) as temporary:
+        temporary.write_text(json.dumps(sidecar, indent=1))
+    with atomic_path(out) as temporary:
+        table.to_csv(temporary, index=False)
+    log.info(
+        "%s: PSNR %.3f dB, SSIM %.4f, LPIPS %.4f, FID %.2f over %d images",
+        method, table["psnr"].mean(), table["ssim"].mean(), table["lpips"].mean(), set_level["fid"], len(table),
+    )
+
+
+def run_report(preset_name: str, preset: dict, methods: list[str]) -> None:
+    from reporting.build import build_report
+
+    build_report(
+        preset_name,
+        preset,
+        results={m: layout.results_file(preset_name, m) for m in methods},
+        titles={m: registry.title(m) for m in methods},
+        test_hr=layout.split_dir(preset_name, "test", "hr"),
+        test_lr=layout.split_dir(preset_name, "test", "lr"),
+        samples={m: layout.samples_dir(preset_name, m) for m in methods},
+        losses={m: layout.loss_file(preset_name, m) for m in registry.trained_methods(methods)},
+        paper_tables=layout.PAPER_TABLES_DIR,
+        out=layout.report_dir(preset_name),
+    )

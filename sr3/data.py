@@ -1,48 +1,65 @@
-"""Training pairs in memory and the random patches drawn from them."""
+"""Training pairs read from disk by index, and the random patches drawn from them."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from sr3.images import list_images, read_image, to_tensor
-from sr3.resize import upsample
+from core.images import list_images, read_image, to_tensor
+from core.resize import upsample
 
 
-def load_pairs(split_folder: Path, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(bicubic-upsampled LR, HR) tensors in [-1, 1] for every pair of a prepared split."""
-    hr_paths = list_images(Path(split_folder) / "hr")
-    if not hr_paths:
-        raise FileNotFoundError(f"no HR images in {split_folder}/hr; run the prepare stage first")
-    hr = [read_image(p) for p in hr_paths]
-    upsampled = [upsample(read_image(Path(split_folder) / "lr" / p.name), scale) for p in hr_paths]
-    return to_tensor(upsampled), to_tensor(hr)
+class PairDataset:
+    """The (bicubic-upsampled LR, HR) pairs of a prepared split (same-named PNGs in an HR
+    and an LR folder), each read from disk when asked for, so that a split need not fit in
+    memory. Items are float32 (3, H, W) tensors in [-1, 1]; all HR images of a training
+    split have one size."""
+
+    def __init__(self, hr_folder: Path, lr_folder: Path, scale: int):
+        self.hr_folder, self.lr_folder, self.scale = Path(hr_folder), Path(lr_folder), scale
+        self.names = [p.name for p in list_images(self.hr_folder)] if self.hr_folder.is_dir() else []
+        if not self.names:
+            raise FileNotFoundError(f"no HR images in {self.hr_folder}; run the prepare stage first")
+        self.image_size = read_image(self.hr_folder / self.names[0]).shape[:2]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        name = self.names[index]
+        hr = read_image(self.hr_folder / name)
+        if hr.shape[:2] != self.image_size:
+            raise ValueError(f"{self.hr_folder / name} is {hr.shape[:2]}, the split's images are {self.image_size}; re-run prepare")
+        upsampled = upsample(read_image(self.lr_folder / name), self.scale)
+        return to_tensor(upsampled[None])[0], to_tensor(hr[None])[0]
 
 
 class PatchSampler:
     """Random aligned patches with random horizontal flips, drawn from a seeded generator.
 
-    The generator's state is the position in the data order: saving and restoring it
-    (``state_dict``) makes a resumed run draw the same batches as an uninterrupted one.
+    ``dataset[i]`` gives pair i as (upsampled LR, HR) tensors; a list of pairs or a
+    ``PairDataset`` both work. The generator's state is the position in the data order:
+    saving and restoring it (``state_dict``) makes a resumed run draw the same batches as
+    an uninterrupted one.
     """
 
-    def __init__(self, upsampled_lr: torch.Tensor, hr: torch.Tensor, patch_size: int, batch_size: int, seed: int):
-        self.upsampled_lr, self.hr = upsampled_lr, hr
+    def __init__(self, dataset, patch_size: int, batch_size: int, seed: int):
+        self.dataset = dataset
         self.patch_size, self.batch_size = patch_size, batch_size
+        self.height, self.width = dataset[0][1].shape[-2:]
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        count, _, height, width = self.hr.shape
         size = self.patch_size
-        index = torch.randint(0, count, (self.batch_size,), generator=self.generator)
-        tops = torch.randint(0, height - size + 1, (self.batch_size,), generator=self.generator)
-        lefts = torch.randint(0, width - size + 1, (self.batch_size,), generator=self.generator)
+        index = torch.randint(0, len(self.dataset), (self.batch_size,), generator=self.generator)
+        tops = torch.randint(0, self.height - size + 1, (self.batch_size,), generator=self.generator)
+        lefts = torch.randint(0, self.width - size + 1, (self.batch_size,), generator=self.generator)
         flips = torch.rand(self.batch_size, generator=self.generator) < 0.5
         lr_patches, hr_patches = [], []
         for i, top, left, flip in zip(index.tolist(), tops.tolist(), lefts.tolist(), flips.tolist()):
+            upsampled_lr, hr = self.dataset[i]
             window = (slice(None), slice(top, top + size), slice(left, left + size))
-            lr_patch, hr_patch = self.upsampled_lr[i][window], self.hr[i][window]
+            lr_patch, hr_patch = upsampled_lr[window], hr[window]
             if flip:
                 lr_patch, hr_patch = lr_patch.flip(-1), hr_patch.flip(-1)
             lr_patches.append(lr_patch)
@@ -54,8 +71,3 @@ class PatchSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-
-
-def numpy_seed(*parts: int) -> int:
-    """A 63-bit seed derived from several integers (preset seed, image index, ...)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)

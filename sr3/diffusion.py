@@ -19,7 +19,7 @@ def noisy_image(clean: torch.Tensor, noise_level: torch.Tensor, noise: torch.Ten
     return gamma.sqrt() * clean + (1 - gamma).sqrt() * noise
 
 
-def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str = "eps") -> torch.Tensor:
+def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str) -> torch.Tensor:
     """The noise estimate eps_hat(x, y_t, gamma).
 
     ``eps``: the UNet's output itself (SR3, Eq. 6). ``v``: the UNet predicts
@@ -35,7 +35,7 @@ def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str 
     return gamma.sqrt() * output + (1 - gamma).sqrt() * noisy
 
 
-def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: torch.Generator, norm: str = "l2", parametrization: str = "eps"):
+def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: torch.Generator, norm: str, parametrization: str):
     """SR3 objective (Eq. 6): E || f(x, y_t, gamma) - eps ||_p with continuous gamma.
 
     With the ``v`` parametrisation the same norm is taken between v_hat and v, the
@@ -62,7 +62,7 @@ def per_image_noise(shape, seeds: list[int]) -> Callable[[], torch.Tensor]:
 
 
 @torch.no_grad()
-def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: list[int], progress=None, parametrization: str = "eps") -> torch.Tensor:
+def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: list[int], progress, parametrization: str) -> torch.Tensor:
     """Ancestral sampling (SR3 Algorithm 2) from y_T ~ N(0, I) with the inference schedule.
 
     Each step predicts y_0 from the noise estimate, clips it to [-1, 1] and takes the mean

@@ -1,20 +1,32 @@
-"""SR3 as a method: training (noise regression) and sampling (ancestral, EMA weights)."""
+"""SR3 as a compared method (the protocol of ``pipeline/registry.py``): the noise-conditioned
+UNet, trained by noise regression, sampled ancestrally from its EMA weights."""
 from __future__ import annotations
 
 from functools import partial
 
 import torch
 
+from core.images import to_tensor, to_uint8
+from core.resize import upsample
 from sr3 import diffusion
+from sr3.model_file import build_unet, load_model, save_model
+
+__all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
 
 
-def sr3_loss(diffusion_config: dict):
+def build_model(settings: dict) -> torch.nn.Module:
+    return build_unet(settings["model"], settings["training"]["sr3"]["patch_size"], noise_conditioned=True)
+
+
+def save_model_file(path, model, settings: dict) -> None:
+    save_model(path, model, settings["model"], settings["training"]["sr3"]["patch_size"], noise_conditioned=True)
+
+
+def training_loss(settings: dict):
     """loss_fn(model, upsampled_lr, hr, generator) for the shared Trainer."""
+    config = settings["diffusion"]
     return partial(
-        _loss,
-        training_schedule=diffusion_config["training_schedule"],
-        norm=diffusion_config["loss"],
-        parametrization=diffusion_config["parametrization"],
+        _loss, training_schedule=config["training_schedule"], norm=config["loss"], parametrization=config["parametrization"]
     )
 
 
@@ -22,8 +34,11 @@ def _loss(model, upsampled_lr, hr, generator, training_schedule, norm, parametri
     return diffusion.training_loss(model, upsampled_lr, hr, training_schedule, generator, norm, parametrization)
 
 
-def sr3_super_resolve(model, upsampled_lr: torch.Tensor, seeds: list[int], diffusion_config: dict, progress=None) -> torch.Tensor:
-    """SR images in [-1, 1] for a batch; image i's randomness comes only from seeds[i]."""
-    return diffusion.sample(
-        model, upsampled_lr, diffusion_config["inference_schedule"], seeds, progress, diffusion_config["parametrization"]
-    )
+def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict, progress) -> list:
+    """uint8 SR images for one batch; image i's randomness comes only from seeds[i]."""
+    device = next(model.parameters()).device
+    upsampled = to_tensor([upsample(image, scale) for image in lr_images]).to(device)
+    schedule = settings["diffusion"]["inference_schedule"]
+    steps = schedule["steps"]
+    sr = diffusion.sample(model, upsampled, schedule, seeds, lambda: progress(1 / steps), settings["diffusion"]["parametrization"])
+    return list(to_uint8(sr))

@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from sr3.atomic import atomic_path
+from core.atomic import atomic_path
+from core.runtime import Runtime
 from sr3.data import PatchSampler
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,17 @@ class Trainer:
 
     ``checkpoint_path`` lives outside the stage's declared outputs, so that neither
     Snakemake nor DVC deletes it when a run fails; a re-run resumes from it.
+    Randomness comes from explicit generators (the sampler's for the data order, the
+    trainer's for the noise, both seeded from ``seed``); ``runtime`` says where the model
+    computes and which process writes (rank 0).
     """
 
-    def __init__(self, model, loss_fn: Callable, sampler: PatchSampler, settings: dict, seed: int, checkpoint_path: Path, fingerprint: str):
-        self.model, self.loss_fn, self.sampler, self.settings = model, loss_fn, sampler, settings
-        self.ema_model = copy.deepcopy(model).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
-        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(settings.get("warmup_steps", 0)))
+    def __init__(self, model, loss_fn: Callable, sampler: PatchSampler, settings: dict, seed: int, checkpoint_path: Path, fingerprint: str, runtime: Runtime | None = None):
+        self.runtime = runtime or Runtime(torch.device("cpu"))
+        self.model, self.loss_fn, self.sampler, self.settings = model.to(self.runtime.device), loss_fn, sampler, settings
+        self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings["learning_rate"])
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(settings["warmup_steps"]))
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
         self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
         self.step, self.loss_history = 0, []
@@ -81,7 +86,7 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         try:
-            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)  # states load onto the model's device
         except Exception as error:  # unpickling raises many types; all mean the same here
             reason = " ".join(str(error).splitlines()[:2])[:300]
             raise CheckpointError(
@@ -90,6 +95,8 @@ class Trainer:
                 "move it away to train from scratch, or put back a good copy to resume"
             ) from error
         if state.get("fingerprint") != self.fingerprint:
+            if not self.runtime.writes_files:
+                return False
             kept = self.checkpoint_path.with_name(f"{self.checkpoint_path.stem}.{state.get('fingerprint')}.pt")
             self.checkpoint_path.rename(kept)
             log.warning("checkpoint %s was made with another config; kept as %s, starting afresh", self.checkpoint_path, kept)
@@ -114,9 +121,9 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         running, count = self.running
         try:
-            with tqdm(total=settings["steps"], initial=self.step, desc="train", mininterval=2) as bar:
+            with tqdm(total=settings["steps"], initial=self.step, desc="train", mininterval=2, disable=not self.runtime.writes_files) as bar:
                 while self.step < settings["steps"]:
-                    upsampled_lr, hr = self.sampler()
+                    upsampled_lr, hr = (t.to(self.runtime.device, non_blocking=True) for t in self.sampler())
                     loss = self.loss_fn(self.model, upsampled_lr, hr, self.noise_generator)
                     if not math.isfinite(loss.item()):
                         raise NonFiniteLossError(
@@ -133,20 +140,25 @@ class Trainer:
                     self.running = (running, count)
                     if self.step % settings["log_every"] == 0 or self.step == settings["steps"]:
                         self.loss_history.append((self.step, running / count))
-                        log.info("step %d loss %.5f", self.step, running / count)
+                        if self.runtime.writes_files:
+                            log.info("step %d loss %.5f", self.step, running / count)
                         bar.set_postfix(loss=f"{running / count:.4f}")
                         running, count = 0.0, 0
                         self.running = (running, count)
                     bar.update(1)
                     if self.step % settings["checkpoint_every"] == 0 or self._stop_signal:
-                        save_checkpoint(self.checkpoint_path, self.state())
+                        self.save_checkpoint()
                     if self._stop_signal:
                         raise KeyboardInterrupt(f"stopped by signal {self._stop_signal} at step {self.step}; checkpoint saved")
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        save_checkpoint(self.checkpoint_path, self.state())
+        self.save_checkpoint()
         return self.loss_history
+
+    def save_checkpoint(self) -> None:
+        if self.runtime.writes_files:
+            save_checkpoint(self.checkpoint_path, self.state())
 
 
 def write_loss_csv(history: list[tuple[int, float]], path: Path) -> None:

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sr3.architecture import norm_groups
+
 # gamma lies in [0, 1]; stretching it before the sinusoids lets the high frequencies of
 # the embedding resolve small differences in noise level (as WaveGrad's scale factor).
 NOISE_LEVEL_SCALE = 1000.0
@@ -24,7 +26,7 @@ def noise_level_embedding(noise_level: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=min(32, channels // 4) or 1, num_channels=channels)
+    return nn.GroupNorm(num_groups=norm_groups(channels), num_channels=channels)
 
 
 class ResidualBlock(nn.Module):

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO
 
-PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "pipeline", "sr3", "baselines", "metrics", "reports"]
+PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "core", "pipeline", "sr3", "baselines", "metrics", "reporting", "reports"]
 BIN = Path(sys.executable).parent
 
 
@@ -43,37 +43,43 @@ def make_project(root: Path, params: dict) -> Path:
     for name in PROJECT_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "demo", "*.egg-info"))
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "demo", "benchmarks", "*.egg-info"))
         else:
             shutil.copy(source, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 
 
-def environment() -> dict:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+def environment(project: Path) -> dict:
+    """The test environment's tools, running the project copy's own code (PYTHONPATH comes
+    before the editable install of the checkout)."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(project))
     env.setdefault("SR3BENCH_WEIGHTS", str(REPO / "weights"))  # metric weights, as `make weights` leaves them
     return env
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=environment(cwd), capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
 
 
-def dvc_project(root: Path, params: dict) -> Path:
+def dvc_project(root: Path, params: dict, commit: bool = False) -> Path:
+    """A project under git and DVC (``commit``: with a first commit, as ``dvc exp run`` needs)."""
     project = make_project(root, params)
     run(["git", "init", "-q"], project)
     run([sys.executable, "-m", "dvc", "init", "-q"], project)
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], project)
+    if commit:
+        run(["git", "add", "-A"], project)
+        run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "project"], project)
     return project
 
 
 def start(command: list[str], cwd: Path, log: Path | None = None) -> subprocess.Popen:
     """Run ``command`` in the background, in a process group of its own (an engine and its jobs)."""
     output = open(log, "w") if log else subprocess.DEVNULL
-    return subprocess.Popen(command, cwd=cwd, env=environment(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(command, cwd=cwd, env=environment(cwd), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def kill_when(process: subprocess.Popen, condition, timeout: float = 300, signal_number=signal.SIGKILL) -> None:

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.image_check import BadImageError, load_dataset_image
+from core.image_check import BadImageError, load_dataset_image
+from pipeline.config import with_defaults
 from pipeline.prepare import dataset_sources, prepare
 
 pytestmark = pytest.mark.fault
@@ -83,9 +84,14 @@ def test_too_small_images_are_named(tmp_path):
     assert str(path) in str(error.value)
 
 
+def folder_dataset(**values) -> dict:
+    """A folder dataset section with the schema's defaults, as the stages receive it."""
+    return with_defaults({"source": "folder", "hr_size": 16, "scale": 4, "lr_source": "downsample", **values}, "#/$defs/preset/properties/dataset")
+
+
 def test_an_empty_test_folder_is_reported(tmp_path):
     (tmp_path / "Set0" / "HR").mkdir(parents=True)
-    dataset = {"source": "folder", "root": str(tmp_path), "test_folders": ["Set0"]}
+    dataset = folder_dataset(root=str(tmp_path), test_folders=["Set0"])
     with pytest.raises(FileNotFoundError, match="holds no images") as error:
         dataset_sources(dataset)
     assert "Set0" in str(error.value)
@@ -93,7 +99,7 @@ def test_an_empty_test_folder_is_reported(tmp_path):
 
 def test_a_missing_dataset_root_names_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset.root"):
-        dataset_sources({"source": "folder", "root": str(tmp_path / "nowhere"), "test_folders": ["Set5"]})
+        dataset_sources(folder_dataset(root=str(tmp_path / "nowhere"), test_folders=["Set5"]))
 
 
 def benchmark_folder(root, lr_size):
@@ -103,10 +109,7 @@ def benchmark_folder(root, lr_size):
     if lr_size:
         (root / "SetX" / "LR_bicubic_x4").mkdir()
         save(root / "SetX" / "LR_bicubic_x4" / "baby.png", rgb(lr_size))
-    return {
-        "source": "folder", "root": str(root), "test_folders": ["SetX"], "lr_folder": "LR_bicubic_x4",
-        "lr_source": "provided", "hr_size": 16, "scale": 4, "test_crops_per_image": 0,
-    }
+    return folder_dataset(root=str(root), test_folders=["SetX"], lr_folder="LR_bicubic_x4", lr_source="provided", hr_size=16)
 
 
 @pytest.mark.parametrize("lr_size, message", [(None, "provided LR image .*not found"), (6, r"provided LR image is \(6, 6\), expected \(8, 8\)")])

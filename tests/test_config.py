@@ -40,3 +40,50 @@ def test_bad_values_name_the_key(params, change, key, hint):
     with pytest.raises(config.ConfigError) as error:
         config.validate(broken)
     assert key in str(error.value) and hint in str(error.value)
+
+
+@pytest.mark.fault
+def test_a_unet_that_cannot_be_built_is_refused_before_anything_runs(params):
+    demo(params)["model"]["base_channels"] = 30  # group norms of 30, 60 channels: 7 and 15 groups
+    with pytest.raises(config.ConfigError, match="presets.demo.model: a group norm over 30 channels would have 7 groups"):
+        config.validate(params)
+
+
+def test_defaults_come_from_the_schema_and_are_filled_in(params):
+    del demo(params)["runtime"]
+    demo(params)["training"]["sr3"].pop("warmup_steps", None)
+    resolved = config.resolve(params)
+    preset = resolved["presets"]["demo"]
+    assert preset["runtime"] == {"device": "cpu", "precision": "fp32"}
+    assert preset["training"]["sr3"]["warmup_steps"] == 0
+    assert preset["dataset"]["val_images"] == [] and preset["variants"] == {}
+    assert "runtime" not in demo(params)  # the caller's dict is left alone
+
+
+def test_dotted_overrides_are_nested_and_read_as_yaml(params):
+    engine_config = dict(params, **{"presets.demo.training.sr3.steps": "12", "presets.demo.model.channel_multipliers": "[1, 2]"})
+    resolved = config.resolve(config.split_engine_config(engine_config))
+    assert resolved["presets"]["demo"]["training"]["sr3"]["steps"] == 12
+    assert resolved["presets"]["demo"]["model"]["channel_multipliers"] == [1, 2]
+    with pytest.raises(config.ConfigError, match="presets.demo.seed is not a mapping"):
+        config.apply_overrides(params, {"presets.demo.seed.x": 1})
+
+
+def test_methods_and_variants_are_checked(params):
+    params["methods"] = ["bicubic", "sr3@fast"]
+    with pytest.raises(config.ConfigError, match="methods: .*variant 'fast' is not defined"):
+        config.validate(params)
+    demo(params)["variants"] = {"fast": {"inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}}
+    config.validate(params)
+    params["methods"] = ["bicubic", "esrgan"]
+    with pytest.raises(config.ConfigError, match="unknown method 'esrgan'"):
+        config.validate(params)
+
+
+def test_resolved_params_are_written_once_under_their_hash(params, tmp_path):
+    resolved = config.resolve(params)
+    first = config.write_resolved(resolved, tmp_path)
+    assert first == config.write_resolved(resolved, tmp_path)
+    assert yaml.safe_load((tmp_path / first).read_text()) == resolved
+    changed = config.apply_overrides(resolved, {"presets.demo.seed": 1})
+    assert config.write_resolved(changed, tmp_path) != first

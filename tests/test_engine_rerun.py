@@ -52,7 +52,7 @@ def test_dvc_killed_mid_sampling_reruns_only_the_unfinished_stages(uninterrupted
 
     result = run(DVC_REPRO, project)
 
-    for stage in ("prepare", "train@regression", "train@sr3"):
+    for stage in ("prepare", "train_regression", "train_sr3"):
         assert f"Stage '{stage}' didn't change, skipping" in result.stdout
     assert f"sr3: 3 test images, {3 - sampled} to sample" in (project / "logs/demo/sample_sr3.log").read_text()
     same_results(project, uninterrupted)

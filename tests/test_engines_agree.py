@@ -1,61 +1,80 @@
-"""Snakemake and DVC must run the same stage commands with the same parameters."""
+"""Snakemake and DVC must run the same stage commands, with the same code files, for every
+preset; dvc.yaml must be what the registry and params.yaml generate."""
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO
-from pipeline.code_deps import SAMPLING_CODE, TRAINING_CODE
+from pipeline import code_deps, registry
+from pipeline.dvc_yaml import render
+from projects import committed_params, dvc_project, run
+
+PRESETS = sorted(committed_params()["presets"])
 
 
-def snakemake_commands(preset: str) -> set[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--forceall", "--config", f"preset={preset}"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    )
-    lines = (result.stdout + result.stderr).splitlines()
-    return {line.split("sr3bench ", 1)[1].strip() for line in lines if "sr3bench " in line and "Shell command" in line or line.strip().startswith("sr3bench ")}
+def snakemake_jobs(project) -> dict[str, set[str]]:
+    """{command: its input files} of every job of a forced dry run."""
+    result = run([sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--forceall"], project)
+    jobs, inputs = {}, set()
+    for line in (result.stdout + result.stderr).splitlines():
+        line = line.strip()
+        if line.startswith("input:"):
+            inputs = {name.strip() for name in line[len("input:"):].split(",")}
+        elif line.startswith("sr3bench "):
+            jobs[line] = inputs
+            inputs = set()
+    return jobs
 
 
-def dvc_commands(preset: str, tmp_path: Path) -> set[str]:
-    """The interpolated commands of dvc.yaml, as DVC itself resolves them."""
+def dvc_stages(project) -> dict[str, set[str]]:
+    """{command: its deps} of every stage, as DVC itself resolves dvc.yaml."""
     from dvc.repo import Repo
 
-    repo = Repo(str(REPO))
-    if preset == yaml.safe_load((REPO / "params.yaml").read_text())["preset"]:
-        return {stage.cmd.split("sr3bench ", 1)[1].strip() for stage in repo.index.stages}
-    pytest.skip("DVC resolves only the preset named in params.yaml")
+    with Repo(str(project)) as repo:
+        return {stage.cmd.strip(): {str(dep.def_path) for dep in stage.deps} for stage in repo.index.stages}
 
 
-@pytest.mark.parametrize("preset", ["demo"])
-def test_snakemake_and_dvc_run_the_same_commands(preset, tmp_path):
-    from_snakemake = snakemake_commands(preset)
-    from_dvc = dvc_commands(preset, tmp_path)
-    assert len(from_snakemake) == 10  # prepare, 2 x train, 3 x sample, 3 x evaluate, report
-    assert from_snakemake == from_dvc
+@pytest.fixture(scope="module", params=PRESETS)
+def preset_project(request, tmp_path_factory):
+    params = committed_params()
+    params["preset"] = request.param
+    return request.param, dvc_project(tmp_path_factory.mktemp(request.param), params)
 
 
-def test_both_engines_track_the_same_code_files():
-    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    dvc_files = {d for stage in dvc.values() for d in (stage.get("do", stage)).get("deps", []) if d.endswith(".py")}
-    smk_files = set()
-    for rule_file in (REPO / "pipeline" / "rules").glob("*.smk"):
-        smk_files |= set(re.findall(r'"([\w/]+\.py)"', rule_file.read_text()))
-    smk_files |= set(TRAINING_CODE) | set(SAMPLING_CODE)  # the train and sample rules' code inputs
-    assert dvc_files == smk_files
+def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_project):
+    preset, project = preset_project
+    from_snakemake, from_dvc = snakemake_jobs(project), dvc_stages(project)
+    methods = committed_params()["methods"]
+    assert len(from_snakemake) == 2 + len(registry.trained_methods(methods)) + 2 * len(methods)
+    assert set(from_snakemake) == set(from_dvc)
+    assert all(f"--preset {preset}" in command for command in from_dvc)
+    for command, inputs in from_snakemake.items():
+        assert inputs == from_dvc[command], command
 
 
-def test_engines_track_the_code_that_checkpoints_and_sample_caches_are_keyed_by():
+def test_dvc_yaml_is_generated_from_the_registry_and_params():
+    assert (REPO / "dvc.yaml").read_text() == render(committed_params()), "dvc.yaml is stale: run `sr3bench dvc-yaml`"
+
+
+def test_every_stage_tracks_the_code_that_checkpoints_and_sample_caches_are_keyed_by():
     """A code change that makes an engine re-run a stage also stops it from resuming a
     checkpoint or sample folder made by the old code, and the other way round."""
-    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
-    def code_deps(stage):
-        return {d for d in stage.get("do", stage)["deps"] if d.endswith(".py")}
+    def code(stage):
+        return {d for d in stages[stage]["deps"] if d.endswith(".py")}
 
-    assert code_deps(dvc["train"]) == set(TRAINING_CODE)
-    assert code_deps(dvc["sample"]) == code_deps(dvc["sample_bicubic"]) == set(SAMPLING_CODE)
-    assert all((REPO / name).is_file() for name in TRAINING_CODE + SAMPLING_CODE)
+    for method in committed_params()["methods"]:
+        assert code(f"sample_{method}") == set(code_deps.sampling_code(method))
+        if registry.entry(method).trained:
+            assert code(f"train_{method}") == set(code_deps.training_code(method))
+    tracked = {d for stage in stages.values() for d in stage["deps"] if d.endswith(".py")}
+    assert all((REPO / name).is_file() for name in tracked)
+
+
+def test_stage_code_is_the_method_files_plus_the_shared_stage_code():
+    for entry in registry.ENTRIES:
+        assert set(entry.code) <= set(code_deps.sampling_code(entry.name))
+        assert re.sub(r"\.", "/", entry.module) + ".py" in entry.code, f"{entry.name}: its module must be among its code files"

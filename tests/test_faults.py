@@ -15,23 +15,23 @@ from PIL import Image
 
 from pipeline import config, snakemake_locks
 from sr3 import training
-from sr3.atomic import atomic_path
+from core.atomic import atomic_path
 from sr3.data import PatchSampler
-from sr3.images import write_png
+from core.images import write_png
 from sr3.model_file import load_model, save_model
 from sr3.training import CheckpointError, NonFiniteLossError, Trainer
 from sr3.unet import UNet
 
 pytestmark = pytest.mark.fault
 
-SETTINGS = {"steps": 10, "batch_size": 2, "patch_size": 8, "learning_rate": 1e-3, "ema_decay": 0.9, "checkpoint_every": 2, "log_every": 1}
+SETTINGS = {"steps": 10, "batch_size": 2, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 2, "log_every": 1}
 
 
 def trainer(tmp_path, loss_fn):
     torch.manual_seed(0)
     model = UNet(3, 3, 8, (1,), 1, (), 0.0, 8, noise_conditioned=False)
     data = torch.rand(2, 3, 8, 8) * 2 - 1
-    return Trainer(model, loss_fn, PatchSampler(data, data, 8, 2, 0), SETTINGS, 0, tmp_path / "last.pt", "fault-test")
+    return Trainer(model, loss_fn, PatchSampler(list(zip(data, data)), 8, 2, 0), SETTINGS, 0, tmp_path / "last.pt", "fault-test")
 
 
 def loss_that_explodes_at(step_number):
@@ -176,20 +176,32 @@ def test_locks_that_may_belong_to_a_live_run_are_kept(tmp_path, who):
         live.wait()
 
 
-def test_code_changes_change_the_checkpoint_and_sample_cache_keys(tmp_path):
-    from pipeline.code_deps import code_fingerprint
+@pytest.mark.parametrize("method, edited", [("sr3", "sr3/diffusion.py"), ("regression", "baselines/regression.py"), ("sr3", "sr3/training.py")])
+def test_code_changes_change_the_checkpoint_and_sample_cache_keys(tmp_path, method, edited):
+    """The keys are hashes of the real files each stage runs: a copy of them hashes the
+    same, and an edit of any one of them changes the key."""
+    import shutil
 
-    source = tmp_path / "sr3" / "loss.py"
-    source.parent.mkdir()
-    source.write_text("def loss(x): return abs(x)\n")
-    before = code_fingerprint(["sr3/loss.py"], root=tmp_path)
-    source.write_text("def loss(x): return x * x\n")
-    assert code_fingerprint(["sr3/loss.py"], root=tmp_path) != before
+    from conftest import REPO
+    from pipeline.code_deps import code_fingerprint, sampling_code, training_code
+
+    files = sorted(set(training_code(method)) | set(sampling_code(method)))
+    assert edited in files
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, tmp_path / name)
+    keys = [training_code(method), sampling_code(method)]
+    before = [code_fingerprint(k, root=tmp_path) for k in keys]
+    assert before == [code_fingerprint(k) for k in keys]
+    with open(tmp_path / edited, "a") as handle:
+        handle.write("\n# edited\n")
+    after = [code_fingerprint(k, root=tmp_path) for k in keys]
+    assert [a != b for a, b in zip(after, before)] == [edited in k for k in keys]
 
 
 def test_a_write_reaches_the_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
     """Power-cut safety: fsync the data, then rename, then fsync the folder's entry."""
-    from sr3 import atomic
+    from core import atomic
 
     calls = []
     real_fsync, real_replace = atomic.os.fsync, atomic.os.replace
@@ -199,3 +211,15 @@ def test_a_write_reaches_the_disk_before_it_is_renamed_into_place(tmp_path, monk
         temporary.write_bytes(b"state")
     assert calls == ["fsync", "rename", "fsync"]
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"state"
+
+
+def test_the_installed_snakemake_keeps_its_locks_where_the_clean_up_looks(tmp_path):
+    """The stale-lock clean-up edits .snakemake/locks: check that the installed Snakemake
+    (a version pinned in pyproject.toml) really locks there while a job runs."""
+    assert snakemake_locks.snakemake_version_is_tested()
+    (tmp_path / "Snakefile").write_text(
+        'rule seen:\n    output: "seen.txt"\n    shell: "ls .snakemake/locks > {output}"\n'
+    )
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=tmp_path, check=True, capture_output=True)
+    assert (tmp_path / "seen.txt").read_text().split()  # lock files existed during the run
+    assert not any((tmp_path / ".snakemake" / "locks").iterdir())  # and are gone after it

@@ -4,7 +4,7 @@ import pytest
 from metrics.consistency import consistency
 from metrics.protocol import rgb_to_y
 from metrics.psnr_ssim import psnr, ssim
-from sr3.resize import downsample, upsample
+from core.resize import downsample, upsample
 
 
 def test_psnr_matches_a_hand_computed_value():

@@ -20,7 +20,7 @@ def oracle(parametrization):
 
 @pytest.mark.parametrize("parametrization", ["eps", "v"])
 def test_ancestral_sampling_with_an_exact_model_recovers_the_image(parametrization):
-    out = sample(oracle(parametrization), torch.zeros_like(HR), SCHEDULE, [0, 1], parametrization=parametrization)
+    out = sample(oracle(parametrization), torch.zeros_like(HR), SCHEDULE, [0, 1], None, parametrization)
     assert (out - HR).abs().max() < 1e-4
 
 
@@ -41,7 +41,7 @@ def test_a_sample_does_not_depend_on_its_batch():
     def noisy_model(inputs, level):  # any deterministic function of the inputs
         return torch.tanh(inputs[:, 3:] + inputs[:, :3] * level.view(-1, 1, 1, 1))
 
-    together = sample(noisy_model, HR, SCHEDULE, [11, 12])
-    alone = sample(noisy_model, HR[1:], SCHEDULE, [12])
+    together = sample(noisy_model, HR, SCHEDULE, [11, 12], None, "eps")
+    alone = sample(noisy_model, HR[1:], SCHEDULE, [12], None, "eps")
     assert torch.allclose(together[1:], alone, atol=1e-6)
-    assert not torch.allclose(together[0], sample(noisy_model, HR[:1], SCHEDULE, [99])[0])
+    assert not torch.allclose(together[0], sample(noisy_model, HR[:1], SCHEDULE, [99], None, "eps")[0])

@@ -2,11 +2,11 @@ import torch
 
 from baselines.regression import regression_loss
 from sr3.data import PatchSampler
-from sr3.method import sr3_loss
+from sr3.method import training_loss as sr3_training_loss
 from sr3.training import Trainer
 from sr3.unet import UNet
 
-SETTINGS = {"steps": 60, "batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "ema_decay": 0.9, "checkpoint_every": 1000, "log_every": 10}
+SETTINGS = {"steps": 60, "batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1000, "log_every": 10}
 DIFFUSION = {"training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, "loss": "l2", "parametrization": "eps"}
 
 
@@ -20,7 +20,7 @@ def tiny_data():
 
 def train(model, loss_fn, tmp_path, name):
     upsampled, hr = tiny_data()
-    sampler = PatchSampler(upsampled, hr, 16, 4, seed=0)
+    sampler = PatchSampler(list(zip(upsampled, hr)), 16, 4, seed=0)
     trainer = Trainer(model, loss_fn, sampler, SETTINGS, 0, tmp_path / f"{name}.pt", "test")
     return [loss for _, loss in trainer.run()]
 
@@ -28,7 +28,7 @@ def train(model, loss_fn, tmp_path, name):
 def test_sr3_loss_falls_on_a_tiny_batch(tmp_path):
     torch.manual_seed(0)
     model = UNet(6, 3, 8, (1, 2), 1, (), 0.0, 16)
-    history = train(model, sr3_loss(DIFFUSION), tmp_path, "sr3")
+    history = train(model, sr3_training_loss({"diffusion": DIFFUSION}), tmp_path, "sr3")
     assert history[-1] < 0.7 * history[0]
 
 
@@ -43,7 +43,7 @@ def test_warmup_raises_the_learning_rate_linearly_and_survives_a_resume(tmp_path
     def trainer(steps):
         torch.manual_seed(0)
         model = UNet(3, 3, 8, (1, 2), 1, (), 0.0, 16, noise_conditioned=False)
-        sampler = PatchSampler(*tiny_data(), 16, 4, seed=0)
+        sampler = PatchSampler(list(zip(*tiny_data())), 16, 4, seed=0)
         settings = dict(SETTINGS, steps=steps, warmup_steps=8)
         return Trainer(model, regression_loss, sampler, settings, 0, tmp_path / f"{steps}.pt", "warmup")
 

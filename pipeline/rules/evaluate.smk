@@ -1,26 +1,17 @@
 rule evaluate:
     input:
-        "data/{preset}",
-        "samples/{preset}/{method}",
-        "metrics/evaluate.py",
-        "metrics/psnr_ssim.py",
-        "metrics/protocol.py",
-        "metrics/consistency.py",
-        "metrics/fid_kid_is.py",
-        "metrics/lpips_metric.py",
-        "metrics/weights.py",
-        "sr3/resize.py",
+        str(layout.data_dir("{preset}")),
+        str(layout.samples_dir("{preset}", "{method}")),
+        code_deps.EVALUATE_CODE,
     output:
-        "results/{preset}/{method}.csv",
-        "results/{preset}/{method}.json",
+        str(layout.results_file("{preset}", "{method}")),
+        str(layout.set_metrics_file("{preset}", "{method}")),
     log:
-        "logs/{preset}/evaluate_{method}.log",
+        str(layout.log_file("{preset}", "evaluate", "{method}")),
     benchmark:
-        "logs/{preset}/evaluate_{method}.benchmark.tsv"
-    wildcard_constraints:
-        method="|".join(METHODS),
+        str(layout.benchmark_file("{preset}", "evaluate", "{method}"))
     params:
         protocol=lambda w: preset_config(w)["protocol"],
     threads: config["threads"]["evaluate"]
     shell:
-        "sr3bench evaluate --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log}"
+        "sr3bench evaluate --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"

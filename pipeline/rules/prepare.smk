@@ -1,15 +1,13 @@
 rule prepare:
     input:
-        "pipeline/prepare.py",
-        "pipeline/image_check.py",
-        "sr3/resize.py",
+        code_deps.PREPARE_CODE,
     output:
-        directory("data/{preset}"),
+        directory(str(layout.data_dir("{preset}"))),
     log:
-        "logs/{preset}/prepare.log",
+        str(layout.log_file("{preset}", "prepare")),
     params:
         dataset=lambda w: preset_config(w)["dataset"],
         seed=lambda w: preset_config(w)["seed"],
     threads: config["threads"]["prepare"]
     shell:
-        "sr3bench prepare --preset {wildcards.preset} --threads {threads} --log {log}"
+        "sr3bench prepare --preset {wildcards.preset} --threads {threads} --log {log} {PARAMS_OPTION}"

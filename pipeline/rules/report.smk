@@ -1,23 +1,21 @@
 rule report:
     input:
-        "data/{preset}",
-        expand("samples/{{preset}}/{method}", method=METHODS),
-        expand("results/{{preset}}/{method}.{ext}", method=METHODS, ext=["csv", "json"]),
-        expand("models/{{preset}}/{method}/loss.csv", method=TRAINED_METHODS),
-        "reports/build.py",
-        "reports/figures.py",
-        "reports/tables.py",
-        "reports/paper.py",
+        str(layout.data_dir("{preset}")),
+        lambda w: [str(layout.samples_dir(w.preset, m)) for m in METHODS],
+        lambda w: [str(layout.results_file(w.preset, m)) for m in METHODS],
+        lambda w: [str(layout.set_metrics_file(w.preset, m)) for m in METHODS],
+        lambda w: [str(layout.loss_file(w.preset, m)) for m in TRAINED_METHODS],
+        code_deps.REPORT_CODE,
+        str(layout.PAPER_TABLES_DIR),
     output:
-        "reports/{preset}/index.html",
-        "reports/{preset}/metrics.csv",
-        "reports/{preset}/per_image.csv",
-        "reports/{preset}/metrics_by_group.csv",
-        "reports/{preset}/metrics.json",
-        "reports/{preset}/grid.png",
-        "reports/{preset}/loss.png",
+        [str(layout.report_file("{preset}", name)) for name in layout.REPORT_FILES],
     log:
-        "logs/{preset}/report.log",
+        str(layout.log_file("{preset}", "report")),
+    params:
+        methods=METHODS,
+        description=lambda w: preset_config(w)["description"],
+        diffusion=lambda w: preset_config(w)["diffusion"],
+        training=lambda w: preset_config(w)["training"],
     threads: config["threads"]["report"]
     shell:
-        "sr3bench report --preset {wildcards.preset} --threads {threads} --log {log}"
+        "sr3bench report --preset {wildcards.preset} --threads {threads} --log {log} {PARAMS_OPTION}"

@@ -1,14 +1,14 @@
 rule train:
     input:
-        "data/{preset}",
-        TRAINING_CODE,
+        str(layout.data_dir("{preset}")),
+        lambda w: code_deps.training_code(w.method),
     output:
-        "models/{preset}/{method}/model.pt",
-        "models/{preset}/{method}/loss.csv",
+        str(layout.model_file("{preset}", "{method}")),
+        str(layout.loss_file("{preset}", "{method}")),
     log:
-        "logs/{preset}/train_{method}.log",
+        str(layout.log_file("{preset}", "train", "{method}")),
     benchmark:
-        "logs/{preset}/train_{method}.benchmark.tsv"
+        str(layout.benchmark_file("{preset}", "train", "{method}"))
     wildcard_constraints:
         method="|".join(TRAINED_METHODS),
     params:
@@ -16,6 +16,7 @@ rule train:
         training=lambda w: preset_config(w)["training"][w.method],
         diffusion=lambda w: preset_config(w)["diffusion"],
         seed=lambda w: preset_config(w)["seed"],
+        runtime=lambda w: preset_config(w)["runtime"],
     threads: config["threads"]["train"]
     shell:
-        "sr3bench train --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log}"
+        "sr3bench train --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"

@@ -1,7 +1,8 @@
 """The report stage: metrics.csv, per_image.csv, metrics.json and index.html for a preset.
 
-Reads only files (per-method metric CSVs, the dataset manifest, loss logs, SR images);
-imports neither ``sr3`` nor ``baselines``.
+Reads only files (per-method metric CSVs and their JSON sidecars, which hold the set
+metrics and the protocol; loss logs; SR images; the paper's tables); imports neither
+``sr3`` nor ``baselines``. The caller says where each file is.
 """
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import figures, paper
-from reports.tables import METRIC_COLUMNS, summarise
+from reporting import figures, paper
+from reporting.tables import METRIC_COLUMNS, summarise
 
-METHOD_TITLES = {"bicubic": "Bicubic", "regression": "Regression", "sr3": "SR3"}
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient
 
@@ -43,12 +43,15 @@ def html_table(table: pd.DataFrame, columns: list[str]) -> str:
 
 def paper_table(spec: dict) -> str:
     columns = spec["columns"]
-    head = "<th>method</th>" + "".join(f"<th>{c}</th>" for c in columns)
+    head = "<th>method</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     rows = "".join(
         f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{_format(v.get(c), c)}</td>" for c in columns) + "</tr>"
         for m, v in spec["rows"].items()
     )
-    return f"<h3>{html.escape(spec['title'])}</h3><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (
+        f"<h3>{html.escape(spec['title'])}</h3><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        f"<p class='cite'>Source: {html.escape(spec['citation'])}</p>"
+    )
 
 
 def unavailable_notes(set_metrics: dict[str, dict]) -> dict[str, str]:
@@ -60,11 +63,23 @@ def unavailable_notes(set_metrics: dict[str, dict]) -> dict[str, str]:
     return {f"{metric.upper()} ({', '.join(methods)})": reason for (metric, reason), methods in reasons.items()}
 
 
-def build_report(preset_name: str, preset: dict, results: dict[str, Path], data_dir: Path, samples: dict[str, Path], losses: dict[str, Path], out: Path) -> None:
+def read_protocol(set_metrics: dict[str, dict]) -> dict:
+    """The one protocol all tables of the report were computed under (from their sidecars)."""
+    protocols = {json.dumps(values["protocol"], sort_keys=True) for values in set_metrics.values()}
+    if len(protocols) != 1:
+        methods = ", ".join(set_metrics)
+        raise ValueError(f"the results of {methods} were computed under {len(protocols)} different protocols; re-run evaluate for all of them")
+    return json.loads(protocols.pop())
+
+
+def build_report(preset_name: str, preset: dict, results: dict[str, Path], titles: dict[str, str], test_hr: Path, test_lr: Path, samples: dict[str, Path], losses: dict[str, Path], paper_tables: Path, out: Path) -> None:
+    """``results``: per-image CSV of each method (its set metrics and protocol in the
+    ``.json`` beside it); ``titles``: how to print each method."""
     out.mkdir(parents=True, exist_ok=True)
     per_image = pd.concat([pd.read_csv(path) for path in results.values()], ignore_index=True)
-    protocol = per_image.attrs.get("protocol") or describe_protocol(preset)
-    set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) if p.with_suffix(".json").exists() else {} for m, p in results.items()}
+    set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) for m, p in results.items()}
+    protocol_record = read_protocol(set_metrics)
+    protocol = protocol_record["description"]
     notes = unavailable_notes(set_metrics)
     summary = summarise(per_image, set_metrics, protocol)
     by_group = summarise(per_image, set_metrics, protocol, by=["group"])
@@ -74,39 +89,44 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], data_
     metrics_json = {row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in ["n_images"] + METRIC_COLUMNS} for _, row in summary.iterrows()}
     (out / "metrics.json").write_text(json.dumps(metrics_json, indent=1))
 
-    test_dir = Path(data_dir) / "test"
-    names = sorted(p.name for p in (test_dir / "hr").iterdir())
+    names = sorted(p.name for p in Path(test_hr).iterdir())
     step = max(1, len(names) // GRID_ROWS)
     grid_names = names[::step][:GRID_ROWS]
-    columns = [("LR (input)", test_dir / "lr")] + [(METHOD_TITLES.get(m, m), f) for m, f in samples.items()] + [("HR (truth)", test_dir / "hr")]
+    columns = [("LR (input)", test_lr)] + [(titles[m], f) for m, f in samples.items()] + [("HR (truth)", test_hr)]
     figures.image_grid(grid_names, columns, out / "grid.png")
-    if losses:
-        figures.loss_curves(losses, out / "loss.png")
-    sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values() if v})
-    (out / "index.html").write_text(render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources))
-
-
-def describe_protocol(preset: dict) -> str:
-    color, border = preset["protocol"]["color"], preset["protocol"]["border_crop"]
-    return f"{'Y channel (BT.601)' if color == 'y' else 'RGB'}, border crop {border} px"
+    figures.loss_curves({titles[m]: path for m, path in losses.items()}, out / "loss.png")
+    sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values()})
+    tables = paper.load_tables(paper_tables)
+    (out / "index.html").write_text(render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles))
 
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.3em .7em;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-.note{background:#fff7e0;border-left:4px solid #e0a000;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}
+.cite{color:#666;font-size:.85em;margin-top:-1em}.note{background:#fff7e0;border-left:4px solid #e0a000;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}
 """
 
 
-def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources) -> str:
+def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources, protocol, paper_tables, titles) -> str:
     dataset, training = preset["dataset"], preset["training"]
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
     missing = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in notes.items())
     inference = preset["diffusion"]["inference_schedule"]
     train_schedule = preset["diffusion"]["training_schedule"]
-    papers = "".join(paper_table(spec) for spec in paper.ALL_TABLES)
+    papers = "".join(paper_table(spec) for spec in paper_tables)
+    compared = set(summary["method"])
+    summary, by_group = (table.assign(method=table["method"].map(titles)) for table in (summary, by_group))
+    method_notes = ""
+    if "sr3" in compared:
+        method_notes += (
+            f"<li>SR3: noise-conditioned on the continuous noise level gamma; trained with a {train_schedule['steps']}-step linear schedule "
+            f"(beta {train_schedule['beta_start']:g} to {train_schedule['beta_end']:g}); sampled with ancestral sampling over a {inference['steps']}-step schedule "
+            f"(beta {inference['beta_start']:g} to {inference['beta_end']:g}) from the EMA weights; {training['sr3']['steps']} training steps.</li>"
+        )
+    if "regression" in compared:
+        method_notes += f"<li>Regression: the same UNet without noise conditioning, MSE to the HR image, {training['regression']['steps']} steps.</li>"
     fid_warning = (
         f"<p class='note'>FID, KID and IS over {count} images are dominated by sampling noise "
         f"(FID needs thousands of images; below {FID_MIN_IMAGES} its covariance estimate is rank-deficient). "
@@ -126,18 +146,15 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
 {html_table(by_group, ['method', 'group', 'n_images', 'psnr', 'ssim', 'consistency'] + (['lpips'] if by_group['lpips'].notna().any() else []))}
 <h2>Protocol</h2>
 <ul>
-<li>Scale x{dataset['scale']}; LR images {'provided by the dataset' if dataset['lr_source'] == 'provided' else 'made from the HR images'} with a MATLAB-compatible bicubic <code>imresize</code> (cubic kernel a = -0.5, antialiased).
+<li>Scale x{protocol['scale']}; LR images {'provided by the dataset' if dataset['lr_source'] == 'provided' else 'made from the HR images'} with a MATLAB-compatible bicubic <code>imresize</code> (cubic kernel a = -0.5, antialiased).
 The bicubic baseline and SR3's conditioning input use the same resizer for upsampling.</li>
-<li>All metrics are computed on the saved uint8 PNG images (values rounded to 0..255).</li>
-<li>PSNR and SSIM: {html.escape(summary['protocol'].iloc[0])}; SSIM with Gaussian window sigma 1.5, K1 = 0.01, K2 = 0.03, population covariance, data range 255 (Wang et al. 2004, scikit-image).
+<li>All metrics are computed on the {html.escape(protocol['pixels'])}.</li>
+<li>PSNR and SSIM ({html.escape(protocol['psnr_ssim'])}): {html.escape(protocol['description'])}; SSIM: {html.escape(protocol['ssim_settings'])}.
 Grey (one-channel) HR images are compared in their grey values, as the MATLAB scripts do.</li>
-<li>FID, KID (torch-fidelity, TF-Inception-compatible features; Inception weights: {html.escape(', '.join(inception_sources))}) and IS
-are computed on each method's {count} SR images against the reference set of the {count} HR test images; LPIPS is AlexNet LPIPS v0.1 (lpips package), per image, averaged.</li>
-<li>Consistency: MSE between the LR input and the SR output downsampled with the same operator, pixels in [0, 1], in units of 1e-5 (the paper's Table 1).</li>
-<li>SR3: noise-conditioned on the continuous noise level gamma; trained with a {train_schedule['steps']}-step linear schedule
-(beta {train_schedule['beta_start']:g} to {train_schedule['beta_end']:g}); sampled with ancestral sampling over a {inference['steps']}-step schedule
-(beta {inference['beta_start']:g} to {inference['beta_end']:g}) from the EMA weights; {training['sr3']['steps']} training steps.
-Regression: the same UNet without noise conditioning, MSE to the HR image, {training['regression']['steps']} steps.</li>
+<li>FID, KID and IS ({html.escape(protocol['fid_kid_is'])}; Inception weights: {html.escape(', '.join(inception_sources))})
+are computed on each method's {count} SR images against the reference set of the {count} HR test images; LPIPS ({html.escape(protocol['lpips'])}) per image, averaged.</li>
+<li>Consistency: {html.escape(protocol['consistency'])} (the paper's Table 1).</li>
+{method_notes}
 </ul>
 <h2>Images</h2>
 <p>Rows: test images; columns: LR input (enlarged, nearest neighbour), each method, HR ground truth.</p>

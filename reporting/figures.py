@@ -37,7 +37,14 @@ def image_grid(names: list[str], columns: list[tuple[str, Path]], out: Path) -> 
 
 
 def loss_curves(curves: dict[str, Path], out: Path) -> None:
-    """Training loss against step, one panel per trained method (their losses differ in kind)."""
+    """Training loss against step, one panel per trained method (their losses differ in kind);
+    with no trained method, a figure that says so (the file is a declared output)."""
+    if not curves:
+        fig = plt.figure(figsize=(5, 1))
+        fig.text(0.5, 0.5, "no trained method in this comparison", ha="center", va="center")
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.2), squeeze=False)
     for axis, (method, path) in zip(axes[0], curves.items()):
         table = pd.read_csv(path)

@@ -1,14 +1,13 @@
 """Reading and writing uint8 images, and converting them to model tensors in [-1, 1]."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from sr3.atomic import atomic_path
+from core.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -45,11 +44,3 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     """float (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3), rounded as when saved."""
     scaled = ((tensor.detach().cpu().float().clamp(-1, 1) + 1.0) * 127.5).round()
     return scaled.to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def image_names(folder: Path) -> list[str]:
-    return [p.name for p in list_images(folder)]
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,127 @@
+"""Every file the pipeline reads and writes, relative to the project root: the one place
+that builds paths, for the stages, the Snakemake rules and the generated dvc.yaml alike.
+
+    data/<preset>/{train,val,test}/{hr,lr}/*.png, manifest.json   prepared splits
+    models/<preset>/<method>/model.pt, loss.csv                   trained methods
+    checkpoints/<preset>/<method>/last.pt                         resumable training state
+    samples/<preset>/<method>[@<variant>]/*.png                   SR images, one slot per variant
+    results/<preset>/<method>[@<variant>].csv, .json               per-image metrics, set metrics + protocol
+    reports/<preset>/...                                          generated report (reports/paper/: the paper's tables)
+    cache/<preset>/samples/<method>[@<variant>]/<key>/             unfinished sampling runs
+    cache/<preset>/fidelity/                                      torch-fidelity reference statistics
+    cache/params/<hash>.yaml                                      the config an engine resolved, as its jobs read it
+    logs/<preset>/<stage>[_<method>].log, .benchmark.tsv          stage logs and Snakemake benchmarks
+
+Arguments may be Snakemake wildcards ("{preset}"), so the rules take their patterns from
+here too. A method name is ``<method>`` or ``<method>@<variant>``; a variant reuses the
+trained model of its base method.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+SPLITS = ("train", "val", "test")
+VARIANT_SEPARATOR = "@"
+
+
+def base_method(method: str) -> str:
+    """The method whose trained model a variant uses: ``sr3@fast`` -> ``sr3``."""
+    return method.split(VARIANT_SEPARATOR, 1)[0]
+
+
+def variant_name(method: str) -> str | None:
+    """``sr3@fast`` -> ``fast``; ``sr3`` -> None."""
+    return method.split(VARIANT_SEPARATOR, 1)[1] if VARIANT_SEPARATOR in method else None
+
+
+def data_dir(preset: str) -> Path:
+    return Path("data") / preset
+
+
+def split_under(data_root: Path, split: str, kind: str | None = None) -> Path:
+    """``<data_root>/<split>`` or, with ``kind`` ("hr" or "lr"), its image folder; the
+    prepare stage writes under a staging root that is renamed to ``data_dir`` when done."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
+    if kind not in (None, "hr", "lr"):
+        raise ValueError(f"unknown image kind {kind!r}; kinds: hr, lr")
+    folder = Path(data_root) / split
+    return folder / kind if kind else folder
+
+
+def split_dir(preset: str, split: str, kind: str | None = None) -> Path:
+    return split_under(data_dir(preset), split, kind)
+
+
+MANIFEST_NAME = "manifest.json"
+
+
+def manifest_file(preset: str) -> Path:
+    return data_dir(preset) / MANIFEST_NAME
+
+
+def model_dir(preset: str, method: str) -> Path:
+    return Path("models") / preset / base_method(method)
+
+
+def model_file(preset: str, method: str) -> Path:
+    return model_dir(preset, method) / "model.pt"
+
+
+def loss_file(preset: str, method: str) -> Path:
+    return model_dir(preset, method) / "loss.csv"
+
+
+def checkpoint_file(preset: str, method: str) -> Path:
+    """Resumable training state, deliberately not a declared output of any stage."""
+    return Path("checkpoints") / preset / base_method(method) / "last.pt"
+
+
+def samples_dir(preset: str, method: str) -> Path:
+    return Path("samples") / preset / method
+
+
+def results_file(preset: str, method: str) -> Path:
+    """Per-image metrics (CSV); the set metrics and the protocol are its JSON sidecar."""
+    return Path("results") / preset / f"{method}.csv"
+
+
+def set_metrics_file(preset: str, method: str) -> Path:
+    return results_file(preset, method).with_suffix(".json")
+
+
+REPORT_FILES = ("index.html", "metrics.csv", "per_image.csv", "metrics_by_group.csv", "metrics.json", "grid.png", "loss.png")
+
+
+def report_dir(preset: str) -> Path:
+    return Path("reports") / preset
+
+
+def report_file(preset: str, name: str) -> Path:
+    return report_dir(preset) / name
+
+
+PAPER_TABLES_DIR = Path("reports") / "paper"
+
+
+def fidelity_cache_dir(preset: str) -> Path:
+    """torch-fidelity's cache of reference-set features (kept between runs)."""
+    return Path("cache") / preset / "fidelity"
+
+
+def sample_cache_dir(preset: str, method: str) -> Path:
+    """Samples of unfinished sampling runs, kept for resuming."""
+    return Path("cache") / preset / "samples" / method
+
+
+def resolved_params_file(digest: str) -> Path:
+    """The params an engine resolved (file + overrides), written once per distinct config."""
+    return Path("cache") / "params" / f"{digest}.yaml"
+
+
+def log_file(preset: str, stage: str, method: str | None = None) -> Path:
+    return Path("logs") / preset / (f"{stage}_{method}.log" if method else f"{stage}.log")
+
+
+def benchmark_file(preset: str, stage: str, method: str | None = None) -> Path:
+    return log_file(preset, stage, method).with_suffix(".benchmark.tsv")

@@ -1,0 +1,99 @@
+"""The compared methods: one entry per method, the one list that the CLI, the Snakemake
+rules, the generated ``dvc.yaml`` and the report take their methods from.
+
+An entry names the module that implements the method and the source files the engines
+track for it. Entries are plain data, so reading the registry imports neither torch nor
+the methods (the Snakefile reads it at every start); a stage imports the module of the
+one method it runs (``load``).
+
+A method module provides::
+
+    super_resolve(model, lr_images, scale, seeds, settings, progress) -> list of uint8 images
+        lr_images: uint8 LR arrays of one size; seeds: one per image (its randomness);
+        settings: the preset, with the variant's overrides applied; progress(fraction of
+        the batch done); model: the trained model, or None for an untrained method
+    # trained methods only:
+    build_model(settings) -> torch.nn.Module        (initialised from torch's global RNG)
+    training_loss(settings) -> loss_fn(model, upsampled_lr, hr, generator)
+    save_model_file(path, model, settings)  and  load_model(path) -> model in eval mode
+
+Adding a method is one module and one line in ``ENTRIES``; listing it under ``methods:``
+in params.yaml (and running ``sr3bench dvc-yaml`` for DVC) makes the engines run it.
+
+A *variant* ``<method>@<name>`` samples a trained method with other sampling settings
+(``presets.<preset>.variants.<name>``, e.g. another inference schedule); it has its own
+samples and results and reuses the base method's model.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from pipeline.layout import VARIANT_SEPARATOR, base_method, variant_name
+
+UNET_CODE = ("sr3/unet.py", "sr3/architecture.py", "sr3/model_file.py")
+DIFFUSION_CODE = ("sr3/diffusion.py", "sr3/schedule.py", "sr3/method.py")
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    module: str  # implements the method protocol (module docstring)
+    trained: bool
+    code: tuple[str, ...]  # the method's own source files, tracked by both engines
+    title: str  # as the report prints it
+
+
+ENTRIES = (
+    MethodEntry("bicubic", "baselines.bicubic", trained=False, code=("baselines/bicubic.py",), title="Bicubic"),
+    MethodEntry("regression", "baselines.regression", trained=True, code=("baselines/regression.py", *UNET_CODE), title="Regression"),
+    MethodEntry("sr3", "sr3.method", trained=True, code=(*DIFFUSION_CODE, *UNET_CODE), title="SR3"),
+)
+REGISTRY = {entry.name: entry for entry in ENTRIES}
+
+
+class UnknownMethodError(ValueError):
+    """A method name that is not registered (or a variant of an untrained method)."""
+
+
+def entry(method: str) -> MethodEntry:
+    """The registry entry of a method or of the base of a variant (``sr3@fast`` -> sr3)."""
+    base = base_method(method)
+    if base not in REGISTRY:
+        raise UnknownMethodError(f"unknown method {base!r}; registered methods: {', '.join(REGISTRY)}")
+    if variant_name(method) is not None and not REGISTRY[base].trained:
+        raise UnknownMethodError(f"{method!r}: variants ({VARIANT_SEPARATOR}name) are of trained methods only; {base} is not trained")
+    return REGISTRY[base]
+
+
+def load(method: str) -> ModuleType:
+    """The module implementing ``method`` (imported now, with its dependencies)."""
+    return importlib.import_module(entry(method).module)
+
+
+def trained_methods(methods: list[str]) -> list[str]:
+    """The trained base methods that ``methods`` need, in order, without repeats."""
+    bases = [base_method(m) for m in methods if entry(m).trained]
+    return list(dict.fromkeys(bases))
+
+
+def title(method: str) -> str:
+    variant = variant_name(method)
+    return entry(method).title + (f" ({variant})" if variant else "")
+
+
+def apply_variant(preset: dict, method: str) -> dict:
+    """The preset as a variant samples with it: its ``variants.<name>`` settings replace
+    the preset's inference schedule (and sampling batch size, when given)."""
+    variant = variant_name(method)
+    if variant is None:
+        return preset
+    overrides = preset.get("variants", {}).get(variant)
+    if overrides is None:
+        raise UnknownMethodError(f"{method!r}: variant {variant!r} is not defined under variants of this preset")
+    settings = {**preset, "diffusion": dict(preset["diffusion"]), "sampling": dict(preset["sampling"])}
+    settings["diffusion"]["inference_schedule"] = overrides["inference_schedule"]
+    if "batch_size" in overrides:
+        settings["sampling"]["batch_size"] = overrides["batch_size"]
+    return settings

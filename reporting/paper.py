@@ -1,0 +1,25 @@
+"""The published tables the report puts beside the reproduced numbers. They are data:
+``reports/paper/<table>.csv``, one row per method, with a ``title`` and a ``citation``
+column (values transcribed from ../shared/data/README.md; check them against the paper
+before relying on a digit)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+DESCRIPTIVE_COLUMNS = ("table", "title", "method", "citation")
+
+
+def load_tables(folder: Path) -> list[dict]:
+    """[{"title", "citation", "columns", "rows": {method: {column: value}}}] in file-name order."""
+    tables = []
+    for path in sorted(Path(folder).glob("*.csv")):
+        frame = pd.read_csv(path)
+        missing = [c for c in ("title", "method", "citation") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"paper table {path} lacks the column(s) {', '.join(missing)}")
+        columns = [c for c in frame.columns if c not in DESCRIPTIVE_COLUMNS]
+        rows = {row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in columns} for _, row in frame.iterrows()}
+        tables.append({"title": frame["title"].iloc[0], "citation": "; ".join(dict.fromkeys(frame["citation"])), "columns": columns, "rows": rows})
+    return tables

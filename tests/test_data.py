@@ -1,0 +1,82 @@
+"""Training data read from disk by index, and the trainer's runtime seams (device,
+precision, rank)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.images import to_tensor
+from core.resize import downsample, upsample
+from core.runtime import Runtime, RuntimeSettingError, runtime_from_config
+from sr3.data import PairDataset, PatchSampler
+from sr3.training import Trainer
+
+RUNTIME = {"device": "cpu", "precision": "fp32"}
+
+
+@pytest.fixture
+def split(tmp_path):
+    rng = np.random.default_rng(0)
+    for index in range(5):
+        hr = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        for kind, image in (("hr", hr), ("lr", downsample(hr, 4))):
+            (tmp_path / kind).mkdir(exist_ok=True)
+            Image.fromarray(image).save(tmp_path / kind / f"{index}.png")
+    return tmp_path
+
+
+def test_pairs_are_read_from_disk_as_the_in_memory_tensors_were(split):
+    dataset = PairDataset(split / "hr", split / "lr", 4)
+    assert len(dataset) == 5 and dataset.image_size == (16, 16)
+    hr = np.asarray(Image.open(split / "hr" / "3.png"))
+    lr = np.asarray(Image.open(split / "lr" / "3.png"))
+    upsampled, target = dataset[3]
+    assert torch.equal(target, to_tensor([hr])[0]) and torch.equal(upsampled, to_tensor([upsample(lr, 4)])[0])
+
+
+def test_patches_from_disk_equal_patches_from_memory(split):
+    dataset = PairDataset(split / "hr", split / "lr", 4)
+    in_memory = [dataset[i] for i in range(len(dataset))]
+    from_disk, from_memory = PatchSampler(dataset, 8, 4, seed=3), PatchSampler(in_memory, 8, 4, seed=3)
+    for _ in range(3):
+        assert all(torch.equal(a, b) for a, b in zip(from_disk(), from_memory()))
+
+
+def test_an_empty_split_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no HR images in .*run the prepare stage"):
+        PairDataset(tmp_path / "hr", tmp_path / "lr", 4)
+
+
+@pytest.mark.parametrize(
+    "runtime, environ, message",
+    [
+        (dict(RUNTIME, precision="bf16"), {}, "precision 'bf16' is not supported yet"),
+        (RUNTIME, {"WORLD_SIZE": "2", "RANK": "1"}, "WORLD_SIZE=2: distributed training is not supported yet"),
+    ],
+)
+def test_runtime_settings_that_cannot_be_honoured_are_refused(runtime, environ, message):
+    with pytest.raises(RuntimeSettingError, match=message):
+        runtime_from_config(runtime, environ)
+
+
+def test_cuda_without_a_gpu_is_refused_and_auto_falls_back_to_the_cpu():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeSettingError, match="torch sees no CUDA device"):
+        runtime_from_config(dict(RUNTIME, device="cuda"), {})
+    assert runtime_from_config(dict(RUNTIME, device="auto"), {}).device == torch.device("cpu")
+
+
+def test_only_rank_zero_writes_checkpoints(split, tmp_path):
+    from sr3.unet import UNet
+
+    settings = {"steps": 2, "batch_size": 2, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1, "log_every": 1}
+    sampler = PatchSampler(PairDataset(split / "hr", split / "lr", 4), 8, 2, seed=0)
+
+    def loss(model, upsampled_lr, hr, generator):
+        return (model(upsampled_lr) - hr).pow(2).mean()
+
+    for rank in (1, 0):
+        model = UNet(3, 3, 8, (1,), 1, (), 0.0, 8, noise_conditioned=False)
+        Trainer(model, loss, sampler, settings, 0, tmp_path / f"rank{rank}.pt", "seams", Runtime(torch.device("cpu"), rank=rank)).run()
+    assert not (tmp_path / "rank1.pt").exists() and (tmp_path / "rank0.pt").exists()

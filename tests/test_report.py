@@ -1,0 +1,96 @@
+"""The report is built from files only: per-image CSVs, their JSON sidecars (set metrics
+and the protocol they were computed under), loss logs, images and the paper's tables."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from reporting.build import build_report
+from reporting.paper import load_tables
+from reporting.tables import SUMMARY_COLUMNS
+
+NAMES = ["a.png", "b.png", "c.png"]
+PROTOCOL = {
+    "color": "y", "border_crop": 4, "description": "Y channel (test marker), border crop 4 px", "scale": 4,
+    "pixels": "saved uint8 PNG images", "psnr_ssim": "scikit-image 0.0-test", "ssim_settings": "sigma 1.5 (test)",
+    "consistency": "MSE x 1e-5 (test)", "lpips": "lpips 0.0-test", "fid_kid_is": "torch-fidelity 0.0-test",
+}
+PSNR = {"bicubic": [20.0, 22.0, 24.0], "sr3": [21.0, 23.0, 28.0]}
+
+
+def image(path, size, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    for index, name in enumerate(NAMES):
+        image(tmp_path / "hr" / name, 16, 40 * index)
+        image(tmp_path / "lr" / name, 4, 40 * index)
+    results, samples = {}, {}
+    for method, psnrs in PSNR.items():
+        for name in NAMES:
+            image(tmp_path / "samples" / method / name, 16, 90)
+        rows = [{"method": method, "name": n, "group": "g", "psnr": p, "ssim": 0.5, "consistency": 1.0, "lpips": 0.2} for n, p in zip(NAMES, psnrs)]
+        results[method] = tmp_path / "results" / f"{method}.csv"
+        results[method].parent.mkdir(exist_ok=True)
+        pd.DataFrame(rows).to_csv(results[method], index=False)
+        sidecar = {"fid": 100.0, "kid": 0.01, "is": None, "unavailable": {"is": "no classifier head (test)"}, "n_sr": 3, "n_hr": 3, "inception_weights": "test-weights", "protocol": PROTOCOL}
+        results[method].with_suffix(".json").write_text(json.dumps(sidecar))
+        samples[method] = tmp_path / "samples" / method
+    loss = tmp_path / "loss.csv"
+    loss.write_text("step,loss\n1,0.5\n2,0.25\n")
+    return dict(results=results, samples=samples, losses={"sr3": loss}, test_hr=tmp_path / "hr", test_lr=tmp_path / "lr")
+
+
+def build(tmp_path, inputs, preset=None):
+    preset = preset or {
+        "description": "a test preset", "dataset": {"lr_source": "downsample"},
+        "diffusion": {"training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}},
+        "training": {"sr3": {"steps": 7}},
+    }
+    out = tmp_path / "report"
+    build_report("test", preset, titles={"bicubic": "Bicubic", "sr3": "SR3"}, paper_tables=REPO / "reports" / "paper", out=out, **inputs)
+    return out
+
+
+def test_tables_hold_the_means_and_the_protocol_from_the_sidecars(tmp_path, inputs):
+    out = build(tmp_path, inputs)
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns) == SUMMARY_COLUMNS
+    assert metrics.set_index("method").loc["sr3", "psnr"] == pytest.approx(24.0)
+    assert (metrics["protocol"] == PROTOCOL["description"]).all()
+    assert metrics["is"].isna().all() and (metrics["n_images"] == 3).all()
+    assert json.loads((out / "metrics.json").read_text())["bicubic"]["fid"] == 100.0
+    assert len(pd.read_csv(out / "per_image.csv")) == 6
+
+
+def test_the_page_prints_the_stored_protocol_the_paper_and_the_warnings(tmp_path, inputs):
+    page = (build(tmp_path, inputs) / "index.html").read_text()
+    for text in ("Y channel (test marker)", "scikit-image 0.0-test", "torch-fidelity 0.0-test", "lpips 0.0-test", "no classifier head (test)"):
+        assert text in page, text
+    assert "dominated by sampling noise" in page  # FID over 3 images
+    assert "arXiv:2104.07636, Table 1" in page and "23.96" in page  # the paper's tables, with their source
+    assert "<td>SR3</td>" in page and "<td>Bicubic</td>" in page
+    assert "600 training steps" not in page and "7 training steps" in page
+
+
+def test_results_under_different_protocols_are_refused(tmp_path, inputs):
+    sidecar = inputs["results"]["sr3"].with_suffix(".json")
+    data = json.loads(sidecar.read_text())
+    data["protocol"] = dict(PROTOCOL, color="rgb")
+    sidecar.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="2 different protocols; re-run evaluate"):
+        build(tmp_path, inputs)
+
+
+def test_the_paper_tables_are_data_with_a_citation():
+    tables = load_tables(REPO / "reports" / "paper")
+    assert {t["title"].split(":")[0] for t in tables} >= {"Table 1", "Table 2"}
+    faces = next(t for t in tables if t["title"].startswith("Table 1"))
+    assert faces["rows"]["sr3"] == {"psnr": 23.04, "ssim": 0.65, "consistency": 2.68}
+    assert all(t["citation"] for t in tables)
