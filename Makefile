@@ -47,4 +47,4 @@ test: install weights
 	python -m pytest -q
 
 clean:
-	rm -rf data models samples results checkpoints cache logs reports/*/ .snakemake
+	rm -rf data models samples results checkpoints cache logs .snakemake $(filter-out reports/paper/,$(wildcard reports/*/))

@@ -82,7 +82,7 @@ def command_dvc_yaml(args) -> int:
     """Write (or with --check, compare) dvc.yaml as generated from the registry and params."""
     from pipeline.dvc_yaml import render
 
-    text = render(config.read_params(args.params))
+    text = render(config.resolve(config.read_params(args.params)))
     path = Path(args.out)
     if args.check:
         if not path.exists() or path.read_text() != text:

@@ -46,7 +46,11 @@ def uncached(path) -> dict:
 
 
 def render(params: dict) -> str:
-    methods = params.get("methods") or ["bicubic", "regression", "sr3"]
+    """dvc.yaml for resolved ``params`` (its ``methods:`` list). Only keys that every preset
+    states are tracked as DVC params (DVC refuses a tracked key missing from params.yaml);
+    ``runtime`` and ``threads`` say where and how fast a stage computes, not what, so
+    neither engine re-runs a stage for them."""
+    methods = params["methods"]
     trained = registry.trained_methods(methods)
     data = str(layout.data_dir(PRESET))
     stages = {
@@ -61,7 +65,7 @@ def render(params: dict) -> str:
         stages[stage_name("train", method)] = {
             "cmd": command("train", method),
             "deps": [data, *code_deps.training_code(method)],
-            "params": preset_params("model", f"training.{method}", "diffusion", "seed", "runtime"),
+            "params": preset_params("model", f"training.{method}", "diffusion", "seed"),
             "outs": [str(layout.model_file(PRESET, method)), uncached(layout.loss_file(PRESET, method))],
         }
     for method in methods:
@@ -69,7 +73,7 @@ def render(params: dict) -> str:
         keys = ["diffusion.inference_schedule", "sampling"]
         if registry.entry(method).trained:
             deps.append(str(layout.model_file(PRESET, method)))
-            keys += ["seed", "runtime"]
+            keys.append("seed")
         if layout.variant_name(method):
             keys.append(f"variants.{layout.variant_name(method)}")
         stages[stage_name("sample", method)] = {
@@ -97,7 +101,7 @@ def render(params: dict) -> str:
             *code_deps.REPORT_CODE,
             str(layout.PAPER_TABLES_DIR),
         ],
-        "params": ["methods", *preset_params("description", "diffusion", "training")],
+        "params": ["methods", *preset_params("diffusion", "training")],
         "outs": [
             uncached(report("index.html")),
             uncached(report("per_image.csv")),

@@ -89,7 +89,7 @@ def apply_variant(preset: dict, method: str) -> dict:
     variant = variant_name(method)
     if variant is None:
         return preset
-    overrides = preset.get("variants", {}).get(variant)
+    overrides = preset["variants"].get(variant)
     if overrides is None:
         raise UnknownMethodError(f"{method!r}: variant {variant!r} is not defined under variants of this preset")
     settings = {**preset, "diffusion": dict(preset["diffusion"]), "sampling": dict(preset["sampling"])}

@@ -37,6 +37,21 @@ def tiny_params() -> dict:
     return params
 
 
+def small_demo_params() -> dict:
+    """The demo preset at a fraction of its cost (a quarter of the training tiles, a third
+    of the training steps, 128x128 test regions): long enough for the trained methods to
+    beat bicubic, short enough for every test run."""
+    params = committed_params()
+    demo = params["presets"]["demo"]
+    demo["dataset"].update(train_crops_per_image=SMALL_DEMO["crops"], test_center_crop=SMALL_DEMO["test_crop"])
+    demo["training"]["sr3"].update(steps=SMALL_DEMO["sr3_steps"])
+    demo["training"]["regression"].update(steps=SMALL_DEMO["regression_steps"])
+    return params
+
+
+SMALL_DEMO = {"crops": 48, "test_crop": 128, "sr3_steps": 800, "regression_steps": 300}
+
+
 def make_project(root: Path, params: dict) -> Path:
     """A copy of the workflow and its code, with ``params`` as params.yaml."""
     root.mkdir(parents=True, exist_ok=True)

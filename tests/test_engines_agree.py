@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from pipeline import code_deps, registry
+from pipeline import code_deps, config, registry
 from pipeline.dvc_yaml import render
 from projects import committed_params, dvc_project, run
 
@@ -55,7 +55,7 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
 
 
 def test_dvc_yaml_is_generated_from_the_registry_and_params():
-    assert (REPO / "dvc.yaml").read_text() == render(committed_params()), "dvc.yaml is stale: run `sr3bench dvc-yaml`"
+    assert (REPO / "dvc.yaml").read_text() == render(config.resolve(committed_params())), "dvc.yaml is stale: run `sr3bench dvc-yaml`"
 
 
 def test_every_stage_tracks_the_code_that_checkpoints_and_sample_caches_are_keyed_by():

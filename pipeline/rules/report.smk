@@ -13,7 +13,6 @@ rule report:
         str(layout.log_file("{preset}", "report")),
     params:
         methods=METHODS,
-        description=lambda w: preset_config(w)["description"],
         diffusion=lambda w: preset_config(w)["diffusion"],
         training=lambda w: preset_config(w)["training"],
     threads: config["threads"]["report"]

@@ -8,7 +8,7 @@ def sample_inputs(wildcards):
 def sample_settings(wildcards):
     """What the samples depend on besides the inputs (the variant's settings applied)."""
     settings = registry.apply_variant(preset_config(wildcards), wildcards.method)
-    keys = ["sampling"] + (["seed", "runtime"] if registry.entry(wildcards.method).trained else [])
+    keys = ["sampling"] + (["seed"] if registry.entry(wildcards.method).trained else [])
     return {"inference_schedule": settings["diffusion"]["inference_schedule"], **{k: settings[k] for k in keys}}
 
 

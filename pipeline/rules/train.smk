@@ -16,7 +16,6 @@ rule train:
         training=lambda w: preset_config(w)["training"][w.method],
         diffusion=lambda w: preset_config(w)["diffusion"],
         seed=lambda w: preset_config(w)["seed"],
-        runtime=lambda w: preset_config(w)["runtime"],
     threads: config["threads"]["train"]
     shell:
         "sr3bench train --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"
