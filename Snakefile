@@ -1,14 +1,14 @@
 # SR3 Bench workflow. Every hyperparameter lives in params.yaml, which DVC reads too.
 #   snakemake --cores 8                                          # the default preset (demo)
 #   snakemake --cores 8 --config preset=NAME                     # another preset
-#   snakemake --cores 8 --config presets.demo.training.sr3.steps=100   # any nested value
+#   snakemake --cores 8 --config "presets={demo: {training: {sr3: {steps: 100}}}}"   # nested values
 #   snakemake --cores 8 --configfile my_overrides.yaml           # merged over params.yaml
 # Methods come from pipeline/registry.py (the methods: list of params.yaml), paths from
 # pipeline/layout.py; the rules in pipeline/rules/ only call the sr3bench CLI.
 import re
 
 from pipeline import code_deps, layout, registry
-from pipeline.config import PARAMS_FILE, option_for_resolved, resolve, split_engine_config
+from pipeline.config import PARAMS_FILE, option_for_resolved, resolve, typed_engine_config
 from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
 
 
@@ -17,7 +17,7 @@ configfile: PARAMS_FILE
 
 # Schema, defaults and cross-key checks (one message naming the key), then the resolved
 # config replaces Snakemake's: the rules' params and the jobs see the same values.
-_resolved = resolve(split_engine_config(config))
+_resolved = resolve(typed_engine_config(config))
 config.clear()
 config.update(_resolved)
 # "" when params.yaml alone gives this config, else "--params cache/params/<hash>.yaml".

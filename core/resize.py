@@ -17,6 +17,8 @@ resizer, so they are reproduced only with this one.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 KERNEL_WIDTH = 4.0  # the cubic kernel is non-zero on (-2, 2)
@@ -31,8 +33,10 @@ def cubic_kernel(x: np.ndarray) -> np.ndarray:
     return near + far
 
 
+@functools.lru_cache(maxsize=256)
 def resize_matrix(in_length: int, out_length: int, antialias: bool = True) -> np.ndarray:
-    """The (out_length, in_length) matrix that resizes one dimension like MATLAB."""
+    """The (out_length, in_length) matrix that resizes one dimension like MATLAB (cached:
+    a dataset resizes the same sizes again and again; the array is read-only)."""
     scale = out_length / in_length
     kernel_width = KERNEL_WIDTH
     kernel = cubic_kernel
@@ -56,6 +60,7 @@ def resize_matrix(in_length: int, out_length: int, antialias: bool = True) -> np
     matrix = np.zeros((out_length, in_length), dtype=np.float64)
     rows = np.repeat(np.arange(out_length), taps)
     np.add.at(matrix, (rows, source.ravel()), weights.ravel())
+    matrix.setflags(write=False)
     return matrix
 
 

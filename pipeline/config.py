@@ -3,8 +3,9 @@ schema's defaults filled in and every constraint checked before anything runs.
 
 - Defaults are stated once, in ``config.schema.yaml``; ``resolve`` writes them into the
   config, so no code falls back on a value of its own.
-- Overrides use DVC's ``-S`` syntax in both engines: ``presets.demo.training.sr3.steps=12``
-  (Snakemake: ``--config presets.demo.training.sr3.steps=12``); a value is read as YAML.
+- Overrides: DVC ``exp run -S presets.demo.training.sr3.steps=12``; Snakemake
+  ``--configfile FILE`` or ``--config 'presets={demo: {training: {sr3: {steps: 12}}}}'``
+  (nested values merged into params.yaml; ``typed_engine_config`` restores their types).
 - Snakemake merges ``--configfile`` / ``--config`` in memory only, so the Snakefile writes
   the resolved config to ``cache/params/<digest>.yaml`` and every job reads that file;
   DVC's ``exp run -S`` edits params.yaml itself, which its jobs read.
@@ -136,33 +137,32 @@ def check_preset(name: str, preset: dict) -> None:
         raise ConfigError(f"{where}.dataset.root: a folder dataset needs the path of its local folder")
 
 
-def apply_overrides(params: dict, overrides: dict) -> dict:
-    """``params`` with dotted-key overrides applied (``{"presets.demo.seed": "3"}``);
-    string values are read as YAML, so ``12`` is a number and ``[1, 2]`` a list."""
-    params = copy.deepcopy(params)
-    for dotted, value in overrides.items():
-        if isinstance(value, str):
-            try:
-                value = yaml.safe_load(value)
-            except yaml.YAMLError as error:
-                raise ConfigError(f"override {dotted}={value!r} is not a YAML value: {error}") from error
-        *parents, leaf = dotted.split(".")
-        node = params
-        for index, key in enumerate(parents):
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {dotted}: {'.'.join(parents[: index + 1])} is not a mapping")
-            node = child
-        node[leaf] = value
+def typed_engine_config(engine_config: dict) -> dict:
+    """Snakemake's ``config`` with the strings of ``--config`` given their schema's types.
+
+    ``--config 'presets={demo: {training: {sr3: {steps: 12}}}}'`` is merged into
+    params.yaml by Snakemake, but read with YAML's base loader, so every nested scalar
+    arrives as a string ("12"). Where the schema does not allow a string at that place, the
+    string is read as YAML (12); strings the schema wants stay strings."""
+    params = copy.deepcopy(engine_config)
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    for _ in range(100):  # each pass types the strings that validation points at
+        typed = 0
+        for error in DefaultFillingValidator(schema).iter_errors(copy.deepcopy(params)):
+            if error.validator == "type" and isinstance(error.instance, str) and error.absolute_path:
+                *parents, leaf = error.absolute_path
+                node = params
+                for key in parents:
+                    node = node[key]
+                try:
+                    value = yaml.safe_load(error.instance)
+                except yaml.YAMLError:
+                    continue
+                if node[leaf] == error.instance and not isinstance(value, str):
+                    node[leaf], typed = value, typed + 1
+        if not typed:
+            return params
     return params
-
-
-def split_engine_config(engine_config: dict) -> dict:
-    """Snakemake's ``config`` with its ``--config a.b.c=v`` keys (which arrive as flat keys
-    with string values) applied as nested overrides."""
-    plain = {k: v for k, v in engine_config.items() if "." not in k}
-    dotted = {k: v for k, v in engine_config.items() if "." in k}
-    return apply_overrides(plain, dotted)
 
 
 def read_params(path: Path | str) -> dict:

@@ -60,13 +60,19 @@ def test_defaults_come_from_the_schema_and_are_filled_in(params):
     assert "runtime" not in demo(params)  # the caller's dict is left alone
 
 
-def test_dotted_overrides_are_nested_and_read_as_yaml(params):
-    engine_config = dict(params, **{"presets.demo.training.sr3.steps": "12", "presets.demo.model.channel_multipliers": "[1, 2]"})
-    resolved = config.resolve(config.split_engine_config(engine_config))
+def test_nested_config_strings_get_their_schema_types(params):
+    """Snakemake reads nested --config values with YAML's base loader: all strings."""
+    demo(params)["training"]["sr3"]["steps"] = "12"
+    demo(params)["model"]["channel_multipliers"] = ["1", "2"]
+    demo(params)["diffusion"]["inference_schedule"]["beta_end"] = "0.5"
+    demo(params)["dataset"]["test_images"] = ["chelsea", "coffee", "rocket"]
+    resolved = config.resolve(config.typed_engine_config(params))
     assert resolved["presets"]["demo"]["training"]["sr3"]["steps"] == 12
     assert resolved["presets"]["demo"]["model"]["channel_multipliers"] == [1, 2]
-    with pytest.raises(config.ConfigError, match="presets.demo.seed is not a mapping"):
-        config.apply_overrides(params, {"presets.demo.seed.x": 1})
+    assert resolved["presets"]["demo"]["diffusion"]["inference_schedule"]["beta_end"] == 0.5
+    demo(params)["dataset"]["scale"] = "four"  # not a number in any reading: still refused
+    with pytest.raises(config.ConfigError, match="presets.demo.dataset.scale"):
+        config.resolve(config.typed_engine_config(params))
 
 
 def test_methods_and_variants_are_checked(params):
@@ -85,5 +91,6 @@ def test_resolved_params_are_written_once_under_their_hash(params, tmp_path):
     first = config.write_resolved(resolved, tmp_path)
     assert first == config.write_resolved(resolved, tmp_path)
     assert yaml.safe_load((tmp_path / first).read_text()) == resolved
-    changed = config.apply_overrides(resolved, {"presets.demo.seed": 1})
+    changed = copy.deepcopy(resolved)
+    changed["presets"]["demo"]["seed"] = 1
     assert config.write_resolved(changed, tmp_path) != first

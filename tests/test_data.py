@@ -80,3 +80,10 @@ def test_only_rank_zero_writes_checkpoints(split, tmp_path):
         model = UNet(3, 3, 8, (1,), 1, (), 0.0, 8, noise_conditioned=False)
         Trainer(model, loss, sampler, settings, 0, tmp_path / f"rank{rank}.pt", "seams", Runtime(torch.device("cpu"), rank=rank)).run()
     assert not (tmp_path / "rank1.pt").exists() and (tmp_path / "rank0.pt").exists()
+
+
+def test_the_cache_holds_what_fits_and_the_rest_is_read_again(split):
+    dataset = PairDataset(split / "hr", split / "lr", 4, cache_bytes=2 * 2 * 3 * 16 * 16 * 4)  # room for two pairs
+    first = [dataset[i] for i in range(5)]
+    assert sorted(dataset.cache) == [0, 1]
+    assert all(torch.equal(a, b) for i in range(5) for a, b in zip(first[i], dataset[i]))

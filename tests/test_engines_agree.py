@@ -19,7 +19,7 @@ def snakemake_jobs(project) -> dict[str, set[str]]:
     result = run([sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--forceall"], project)
     jobs, inputs = {}, set()
     for line in (result.stdout + result.stderr).splitlines():
-        line = line.strip()
+        line = line.strip().removeprefix("Shell command:").strip()
         if line.startswith("input:"):
             inputs = {name.strip() for name in line[len("input:"):].split(",")}
         elif line.startswith("sr3bench "):
@@ -29,11 +29,15 @@ def snakemake_jobs(project) -> dict[str, set[str]]:
 
 
 def dvc_stages(project) -> dict[str, set[str]]:
-    """{command: its deps} of every stage, as DVC itself resolves dvc.yaml."""
+    """{command: its file deps} of every stage, as DVC itself resolves dvc.yaml."""
+    from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
     with Repo(str(project)) as repo:
-        return {stage.cmd.strip(): {str(dep.def_path) for dep in stage.deps} for stage in repo.index.stages}
+        return {
+            stage.cmd.strip(): {str(dep.def_path) for dep in stage.deps if not isinstance(dep, ParamsDependency)}
+            for stage in repo.index.stages
+        }
 
 
 @pytest.fixture(scope="module", params=PRESETS)

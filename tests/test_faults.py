@@ -222,4 +222,5 @@ def test_the_installed_snakemake_keeps_its_locks_where_the_clean_up_looks(tmp_pa
     )
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=tmp_path, check=True, capture_output=True)
     assert (tmp_path / "seen.txt").read_text().split()  # lock files existed during the run
-    assert not any((tmp_path / ".snakemake" / "locks").iterdir())  # and are gone after it
+    locks = tmp_path / ".snakemake" / "locks"
+    assert not locks.exists() or not any(locks.iterdir())  # and are gone after it
