@@ -50,7 +50,14 @@ def _filling_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-DefaultFillingValidator = _filling_defaults(jsonschema.Draft202012Validator)
+def _strict_integers(validator_class):
+    """JSON Schema's ``integer`` accepts 64.0; a count or a size must be a whole number
+    as written (``hr_size: 64.0`` would reach the stages as a float)."""
+    checker = validator_class.TYPE_CHECKER.redefine("integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(validator_class, type_checker=checker)
+
+
+DefaultFillingValidator = _filling_defaults(_strict_integers(jsonschema.Draft202012Validator))
 
 
 def resolve(params: dict) -> dict:

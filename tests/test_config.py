@@ -25,6 +25,7 @@ def test_committed_params_are_valid(params):
     "change, key, hint",
     [
         (lambda p: demo(p)["dataset"].__setitem__("scale", "four"), "presets.demo.dataset.scale", "integer"),
+        (lambda p: demo(p)["dataset"].__setitem__("hr_size", 64.0), "presets.demo.dataset.hr_size", "64.0 is not of type 'integer'"),
         (lambda p: demo(p)["dataset"].__setitem__("colour", 1), "presets.demo.dataset", "allowed keys"),
         (lambda p: demo(p)["protocol"].__setitem__("color", "lab"), "presets.demo.protocol.color", "allowed: rgb, y"),
         (lambda p: demo(p)["dataset"].__setitem__("scale", 3), "presets.demo.dataset.scale", "does not divide"),
@@ -94,3 +95,18 @@ def test_resolved_params_are_written_once_under_their_hash(params, tmp_path):
     changed = copy.deepcopy(resolved)
     changed["presets"]["demo"]["seed"] = 1
     assert config.write_resolved(changed, tmp_path) != first
+
+
+@pytest.mark.fault
+def test_the_cli_refuses_a_float_size_before_anything_runs(params, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    demo(params)["dataset"]["hr_size"] = 64.0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    sr3bench = Path(sys.executable).parent / "sr3bench"
+    result = subprocess.run([str(sr3bench), "prepare"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "presets.demo.dataset.hr_size: 64.0 is not of type 'integer'" in result.stderr
+    assert not (tmp_path / "data").exists()
