@@ -222,6 +222,9 @@ def option_for_resolved(resolved: dict, params_file: Path | str = PARAMS_FILE) -
     """The ``--params`` option a job needs to run with ``resolved``: none when the params
     file alone resolves to it (so both engines run the same commands), else the path of
     the resolved config, written once under ``cache/params/``."""
-    if resolve(read_params(params_file)) == resolved:
-        return ""
+    try:
+        if resolve(read_params(params_file)) == resolved:
+            return ""
+    except ConfigError:  # the file alone is not valid; the overrides made it so
+        pass
     return f"--params {write_resolved(resolved)}"
