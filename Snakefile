@@ -9,6 +9,7 @@ import re
 
 from pipeline import code_deps, layout, registry
 from pipeline.config import PARAMS_FILE, option_for_resolved, resolve, typed_engine_config
+from pipeline.stage_params import param_values, stage_params
 from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
 
 
@@ -44,8 +45,9 @@ onerror:
     forget_run()
 
 
-def preset_config(wildcards):
-    return config["presets"][wildcards.preset]
+def stage_config(wildcards, stage):
+    """The config values the stage's result depends on (the keys dvc.yaml tracks too)."""
+    return param_values(config, stage_params(stage, wildcards.preset, wildcards.get("method")))
 
 
 wildcard_constraints:

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from core.atomic import atomic_path
+from core.resize import upsample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -38,6 +39,12 @@ def to_tensor(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1]."""
     array = np.stack(images) if isinstance(images, list) else images
     return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def upsampled_tensor(lr_images: list[np.ndarray], scale: int) -> torch.Tensor:
+    """The learned methods' input: LR images enlarged by the MATLAB-compatible bicubic,
+    as one float32 (N, 3, H, W) batch in [-1, 1]."""
+    return to_tensor([upsample(image, scale) for image in lr_images])
 
 
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:

@@ -13,6 +13,7 @@ schema's defaults filled in and every constraint checked before anything runs.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -24,6 +25,12 @@ from pipeline import layout, registry
 from sr3.architecture import unet_config_problems
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
+    """The schema, read once per process (validators copy defaults out; none writes to it)."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 class ConfigError(ValueError):
@@ -64,7 +71,7 @@ def resolve(params: dict) -> dict:
     """A validated copy of ``params`` with every default filled in; raises ConfigError
     naming the offending key."""
     params = copy.deepcopy(params)
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = _schema()
     errors = sorted(DefaultFillingValidator(schema).iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
@@ -86,7 +93,7 @@ def resolve(params: dict) -> dict:
 def with_defaults(values: dict, pointer: str) -> dict:
     """A copy of one section (``pointer`` into the schema, e.g.
     ``#/$defs/preset/properties/dataset``) with its defaults filled in and validated."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = _schema()
     values = copy.deepcopy(values)
     error = jsonschema.exceptions.best_match(DefaultFillingValidator({"$defs": schema["$defs"], "$ref": pointer}).iter_errors(values))
     if error is not None:
@@ -152,23 +159,20 @@ def typed_engine_config(engine_config: dict) -> dict:
     arrives as a string ("12"). Where the schema does not allow a string at that place, the
     string is read as YAML (12); strings the schema wants stay strings."""
     params = copy.deepcopy(engine_config)
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    for _ in range(100):  # each pass types the strings that validation points at
-        typed = 0
-        for error in DefaultFillingValidator(schema).iter_errors(copy.deepcopy(params)):
-            if error.validator == "type" and isinstance(error.instance, str) and error.absolute_path:
-                *parents, leaf = error.absolute_path
-                node = params
-                for key in parents:
-                    node = node[key]
-                try:
-                    value = yaml.safe_load(error.instance)
-                except yaml.YAMLError:
-                    continue
-                if node[leaf] == error.instance and not isinstance(value, str):
-                    node[leaf], typed = value, typed + 1
-        if not typed:
-            return params
+    # One pass finds every misplaced string: Snakemake already built the nesting, so each
+    # one is a leaf whose parent validates (a default-filled copy is what is validated).
+    for error in DefaultFillingValidator(_schema()).iter_errors(copy.deepcopy(params)):
+        if error.validator == "type" and isinstance(error.instance, str) and error.absolute_path:
+            *parents, leaf = error.absolute_path
+            node = params
+            for key in parents:
+                node = node[key]
+            try:
+                value = yaml.safe_load(error.instance)
+            except yaml.YAMLError:
+                continue
+            if not isinstance(value, str):
+                node[leaf] = value
     return params
 
 

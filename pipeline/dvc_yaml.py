@@ -12,6 +12,7 @@ import re
 import yaml
 
 from pipeline import code_deps, layout, registry
+from pipeline.stage_params import stage_params
 
 PRESET = "${preset}"
 HEADER = """\
@@ -37,19 +38,12 @@ def command(stage: str, method: str | None = None) -> str:
     return f"sr3bench {stage} --preset {PRESET}{method_option} --threads ${{threads.{stage}}} --log {log}"
 
 
-def preset_params(*keys: str) -> list[str]:
-    return [f"presets.{PRESET}.{key}" for key in keys]
-
-
 def uncached(path) -> dict:
     return {str(path): {"cache": False}}
 
 
 def render(params: dict) -> str:
-    """dvc.yaml for resolved ``params`` (its ``methods:`` list). Only keys that every preset
-    states are tracked as DVC params (DVC refuses a tracked key missing from params.yaml);
-    ``runtime`` and ``threads`` say where and how fast a stage computes, not what, so
-    neither engine re-runs a stage for them."""
+    """dvc.yaml for resolved ``params`` (its ``methods:`` list)."""
     methods = params["methods"]
     trained = registry.trained_methods(methods)
     data = str(layout.data_dir(PRESET))
@@ -57,7 +51,7 @@ def render(params: dict) -> str:
         "prepare": {
             "cmd": command("prepare"),
             "deps": code_deps.PREPARE_CODE,
-            "params": preset_params("dataset", "seed"),
+            "params": stage_params("prepare", PRESET),
             "outs": [data],
         }
     }
@@ -65,28 +59,24 @@ def render(params: dict) -> str:
         stages[stage_name("train", method)] = {
             "cmd": command("train", method),
             "deps": [data, *code_deps.training_code(method)],
-            "params": preset_params("model", f"training.{method}", "diffusion", "seed"),
+            "params": stage_params("train", PRESET, method),
             "outs": [str(layout.model_file(PRESET, method)), uncached(layout.loss_file(PRESET, method))],
         }
     for method in methods:
         deps = [data, *code_deps.sampling_code(method)]
-        keys = ["diffusion.inference_schedule", "sampling"]
         if registry.entry(method).trained:
             deps.append(str(layout.model_file(PRESET, method)))
-            keys.append("seed")
-        if layout.variant_name(method):
-            keys.append(f"variants.{layout.variant_name(method)}")
         stages[stage_name("sample", method)] = {
             "cmd": command("sample", method),
             "deps": deps,
-            "params": preset_params(*keys),
+            "params": stage_params("sample", PRESET, method),
             "outs": [str(layout.samples_dir(PRESET, method))],
         }
     for method in methods:
         stages[stage_name("evaluate", method)] = {
             "cmd": command("evaluate", method),
             "deps": [data, str(layout.samples_dir(PRESET, method)), *code_deps.EVALUATE_CODE],
-            "params": preset_params("protocol"),
+            "params": stage_params("evaluate", PRESET, method),
             "outs": [str(layout.results_file(PRESET, method)), str(layout.set_metrics_file(PRESET, method))],
         }
     report = lambda name: layout.report_file(PRESET, name)  # noqa: E731
@@ -101,7 +91,7 @@ def render(params: dict) -> str:
             *code_deps.REPORT_CODE,
             str(layout.PAPER_TABLES_DIR),
         ],
-        "params": ["methods", *preset_params("diffusion", "training")],
+        "params": stage_params("report", PRESET),
         "outs": [
             uncached(report("index.html")),
             uncached(report("per_image.csv")),

@@ -137,7 +137,7 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>SR3 Bench: {html.escape(preset_name)}</title>
 <style>{STYLE}</style></head><body>
 <h1>SR3 Bench report: preset <code>{html.escape(preset_name)}</code></h1>
-<p>{html.escape(preset.get('description', ''))}</p>
+<p>{html.escape(preset['description'])}</p>
 <h2>Reproduced metrics ({n_test})</h2>
 {html_table(summary, ['method', 'n_images'] + METRIC_COLUMNS)}
 {fid_warning}

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import torch
 
-from core.images import list_images, read_image, to_tensor
-from core.resize import upsample
+from core.images import list_images, read_image, to_tensor, upsampled_tensor
 
 
 class PairDataset:
@@ -46,8 +45,7 @@ class PairDataset:
         hr = read_image(self.hr_folder / name)
         if hr.shape[:2] != self.image_size:
             raise ValueError(f"{self.hr_folder / name} is {hr.shape[:2]}, the split's images are {self.image_size}; re-run prepare")
-        upsampled = upsample(read_image(self.lr_folder / name), self.scale)
-        return to_tensor([upsampled])[0], to_tensor([hr])[0]
+        return upsampled_tensor([read_image(self.lr_folder / name)], self.scale)[0], to_tensor([hr])[0]
 
 
 class PatchSampler:

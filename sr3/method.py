@@ -6,8 +6,7 @@ from functools import partial
 
 import torch
 
-from core.images import to_tensor, to_uint8
-from core.resize import upsample
+from core.images import to_uint8, upsampled_tensor
 from sr3 import diffusion
 from sr3.model_file import build_unet, load_model, save_model
 
@@ -37,7 +36,7 @@ def _loss(model, upsampled_lr, hr, generator, training_schedule, norm, parametri
 def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict, progress) -> list:
     """uint8 SR images for one batch; image i's randomness comes only from seeds[i]."""
     device = next(model.parameters()).device
-    upsampled = to_tensor([upsample(image, scale) for image in lr_images]).to(device)
+    upsampled = upsampled_tensor(lr_images, scale).to(device)
     schedule = settings["diffusion"]["inference_schedule"]
     steps = schedule["steps"]
     sr = diffusion.sample(model, upsampled, schedule, seeds, lambda: progress(1 / steps), settings["diffusion"]["parametrization"])

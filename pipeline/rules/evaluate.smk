@@ -11,7 +11,7 @@ rule evaluate:
     benchmark:
         str(layout.benchmark_file("{preset}", "evaluate", "{method}"))
     params:
-        protocol=lambda w: preset_config(w)["protocol"],
+        config=lambda w: stage_config(w, "evaluate"),
     threads: config["threads"]["evaluate"]
     shell:
         "sr3bench evaluate --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"

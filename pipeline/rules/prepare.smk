@@ -6,8 +6,7 @@ rule prepare:
     log:
         str(layout.log_file("{preset}", "prepare")),
     params:
-        dataset=lambda w: preset_config(w)["dataset"],
-        seed=lambda w: preset_config(w)["seed"],
+        config=lambda w: stage_config(w, "prepare"),
     threads: config["threads"]["prepare"]
     shell:
         "sr3bench prepare --preset {wildcards.preset} --threads {threads} --log {log} {PARAMS_OPTION}"

@@ -12,9 +12,7 @@ rule report:
     log:
         str(layout.log_file("{preset}", "report")),
     params:
-        methods=METHODS,
-        diffusion=lambda w: preset_config(w)["diffusion"],
-        training=lambda w: preset_config(w)["training"],
+        config=lambda w: stage_config(w, "report"),
     threads: config["threads"]["report"]
     shell:
         "sr3bench report --preset {wildcards.preset} --threads {threads} --log {log} {PARAMS_OPTION}"

@@ -5,13 +5,6 @@ def sample_inputs(wildcards):
     return inputs
 
 
-def sample_settings(wildcards):
-    """What the samples depend on besides the inputs (the variant's settings applied)."""
-    settings = registry.apply_variant(preset_config(wildcards), wildcards.method)
-    keys = ["sampling"] + (["seed"] if registry.entry(wildcards.method).trained else [])
-    return {"inference_schedule": settings["diffusion"]["inference_schedule"], **{k: settings[k] for k in keys}}
-
-
 rule sample:
     input:
         sample_inputs,
@@ -22,7 +15,7 @@ rule sample:
     benchmark:
         str(layout.benchmark_file("{preset}", "sample", "{method}"))
     params:
-        settings=sample_settings,
+        config=lambda w: stage_config(w, "sample"),
     threads: config["threads"]["sample"]
     shell:
         "sr3bench sample --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"

@@ -12,10 +12,7 @@ rule train:
     wildcard_constraints:
         method="|".join(TRAINED_METHODS),
     params:
-        model=lambda w: preset_config(w)["model"],
-        training=lambda w: preset_config(w)["training"][w.method],
-        diffusion=lambda w: preset_config(w)["diffusion"],
-        seed=lambda w: preset_config(w)["seed"],
+        config=lambda w: stage_config(w, "train"),
     threads: config["threads"]["train"]
     shell:
         "sr3bench train --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"
