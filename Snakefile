@@ -52,8 +52,10 @@ def stage_config(wildcards, stage):
 
 wildcard_constraints:
     method="|".join(re.escape(m) for m in METHODS),
+    dataset="[a-z0-9_]+",
 
 
+include: "pipeline/rules/download.smk"
 include: "pipeline/rules/prepare.smk"
 include: "pipeline/rules/train.smk"
 include: "pipeline/rules/sample.smk"

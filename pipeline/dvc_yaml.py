@@ -47,13 +47,22 @@ def render(params: dict) -> str:
     methods = params["methods"]
     trained = registry.trained_methods(methods)
     data = str(layout.data_dir(PRESET))
-    stages = {
-        "prepare": {
-            "cmd": command("prepare"),
-            "deps": code_deps.PREPARE_CODE,
-            "params": stage_params("prepare", PRESET),
-            "outs": [data],
+    stages = {}
+    # DVC cannot look up ${presets.${preset}...}: the download stages are those of the
+    # preset params.yaml names (after switching to a preset with downloads, re-generate).
+    downloads = params["presets"][params["preset"]]["dataset"]["downloads"]
+    for name in downloads:
+        stages[stage_name("download", name)] = {
+            "cmd": f"sr3bench download --dataset {name} --log {layout.download_log_file(name)}",
+            "deps": code_deps.DOWNLOAD_CODE,
+            "params": ["datasets"],
+            "outs": [str(layout.download_dir(name))],
         }
+    stages["prepare"] = {
+        "cmd": command("prepare"),
+        "deps": [*code_deps.PREPARE_CODE, *[str(layout.download_dir(name)) for name in downloads]],
+        "params": stage_params("prepare", PRESET),
+        "outs": [data],
     }
     for method in trained:
         stages[stage_name("train", method)] = {

@@ -1,16 +1,19 @@
 """Every file the pipeline reads and writes, relative to the project root: the one place
 that builds paths, for the stages, the Snakemake rules and the generated dvc.yaml alike.
 
-    data/<preset>/{train,val,test}/{hr,lr}/*.png, manifest.json   prepared splits
+    downloads/<dataset>/                                          fetched (or linked) datasets
+    data/<preset>/train/shards/, {val,test}/{hr,lr}/*.png, manifest.json   prepared splits
     models/<preset>/<method>/model.pt, loss.csv                   trained methods
     checkpoints/<preset>/<method>/last.pt                         resumable training state
     samples/<preset>/<method>[@<variant>]/*.png                   SR images, one slot per variant
     results/<preset>/<method>[@<variant>].csv, .json               per-image metrics, set metrics + protocol
     reports/<preset>/...                                          generated report (reports/paper/: the paper's tables)
     cache/<preset>/samples/<method>[@<variant>]/<key>/             unfinished sampling runs
+    cache/downloads/<dataset>/                                    fetched archives, resumable
     cache/<preset>/fidelity/                                      torch-fidelity reference statistics
     cache/params/<hash>.yaml                                      the config an engine resolved, as its jobs read it
     logs/<preset>/<stage>[_<method>].log, .benchmark.tsv          stage logs and Snakemake benchmarks
+    logs/downloads/<dataset>.log                                  download stage logs
 
 Arguments may be Snakemake wildcards ("{preset}"), so the rules take their patterns from
 here too. A method name is ``<method>`` or ``<method>@<variant>``; a variant reuses the
@@ -51,6 +54,20 @@ def split_under(data_root: Path, split: str, kind: str | None = None) -> Path:
 
 def split_dir(preset: str, split: str, kind: str | None = None) -> Path:
     return split_under(data_dir(preset), split, kind)
+
+
+def shard_folder(data_root: Path, split: str) -> Path:
+    """The shards of a split's pairs (the training split is stored so, core/shards.py)."""
+    return split_under(data_root, split) / "shards"
+
+
+def shard_dir(preset: str, split: str) -> Path:
+    return shard_folder(data_dir(preset), split)
+
+
+def download_dir(dataset: str) -> Path:
+    """A registered dataset as the download stage leaves it (pipeline/datasets.py)."""
+    return Path("downloads") / dataset
 
 
 MANIFEST_NAME = "manifest.json"
@@ -109,6 +126,11 @@ def fidelity_cache_dir(preset: str) -> Path:
     return Path("cache") / preset / "fidelity"
 
 
+def download_cache_dir(dataset: str) -> Path:
+    """Archives and files of a dataset as fetched (kept, so an interrupted download resumes)."""
+    return Path("cache") / "downloads" / dataset
+
+
 def sample_cache_dir(preset: str, method: str) -> Path:
     """Samples of unfinished sampling runs, kept for resuming."""
     return Path("cache") / preset / "samples" / method
@@ -121,6 +143,10 @@ def resolved_params_file(digest: str) -> Path:
 
 def log_file(preset: str, stage: str, method: str | None = None) -> Path:
     return Path("logs") / preset / (f"{stage}_{method}.log" if method else f"{stage}.log")
+
+
+def download_log_file(dataset: str) -> Path:
+    return Path("logs") / "downloads" / f"{dataset}.log"
 
 
 def benchmark_file(preset: str, stage: str, method: str | None = None) -> Path:

@@ -2,13 +2,27 @@
 
 Layout written under ``data/<preset>/``::
 
-    train/{hr,lr}/*.png  val/{hr,lr}/*.png  test/{hr,lr}/*.png  manifest.json
+    train/shards/shard-*.tar, index.json   training pairs, streamed by index (core/shards.py)
+    val/{hr,lr}/*.png  test/{hr,lr}/*.png  whole images, read by sampling and evaluation
+    manifest.json                          every item of every split with its sha256
 
-(as ``pipeline.layout`` names them; ``val`` only when the preset lists validation images).
+(as ``pipeline.layout`` names them; ``val`` only when the preset has validation images).
 Validation images are treated as test images are (whole, or centre-cropped), and are
 prepared after the test split, so adding them changes neither of the other splits.
+
+How an HR image is made from a source image (``dataset.fit``):
+
+* ``crop``: random ``hr_size`` crops for training, the whole (or centre-cropped) image
+  for test and validation;
+* ``resize``: the whole square image resized to ``hr_size`` (faces, Saharia et al. 2021
+  Sec. 4.1: FFHQ and CelebA-HQ at 128x128);
+* ``square_crop_area``: images whose shorter side is below ``hr_size`` are dropped (and
+  counted in the manifest), the rest cropped to their largest central square and shrunk
+  to ``hr_size`` by area interpolation (the paper's ImageNet preprocessing, Sec. 4.2).
+
 LR images are made by ``core.resize.downsample`` (MATLAB-compatible bicubic, antialiased)
-unless a folder dataset provides them (``lr_source: provided``).
+unless a folder dataset provides them (``lr_source: provided``). Two source images with
+one file stem in a split are refused: they would be written to one name.
 """
 from __future__ import annotations
 
@@ -17,11 +31,15 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from core.image_check import load_dataset_image
+import hashlib
+
+from core.image_check import BadImageError, load_dataset_image
 from core.atomic import atomic_path
-from core.images import list_images, write_png
-from core.resize import downsample, imresize
+from core.images import IMAGE_SUFFIXES, list_images, write_png
+from core.resize import area_resize, downsample, imresize
+from core.shards import ShardWriter
 from pipeline import layout
 
 log = logging.getLogger(__name__)
@@ -76,49 +94,120 @@ def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
     return image[: height - height % scale, : width - width % scale]
 
 
-def write_pair(out: Path, split: str, name: str, hr: np.ndarray, lr: np.ndarray) -> None:
-    write_png(hr, layout.split_under(out, split, "hr") / name)
-    write_png(lr, layout.split_under(out, split, "lr") / name)
-
-
 def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     """LR from HR; a grey HR gives a grey LR (resized as one channel)."""
     return downsample(hr, scale)
 
 
-def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dict, out: Path, rng, provided_lr=None):
-    """Crop (or keep whole) each source image, make its LR, write the pairs; return manifest rows."""
-    size, scale = dataset["hr_size"], dataset["scale"]
+def square_crop_area(image: np.ndarray, size: int) -> np.ndarray:
+    """The largest central square, shrunk to size x size by area interpolation."""
+    side = min(image.shape[:2])
+    top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+    square = image[top : top + side, left : left + side]
+    return square if side == size else area_resize(square, (size, size))
+
+
+def resized_square(image: np.ndarray, size: int, path: Path) -> np.ndarray:
+    height, width = image.shape[:2]
+    if height != width:
+        raise BadImageError(f"{path}: {height}x{width} is not square; dataset.fit 'resize' expects aligned square images (use 'square_crop_area')")
+    return image if height == size else imresize(image, (size, size))
+
+
+def hr_pieces(image: np.ndarray, split: str, stem: str, group: str, dataset: dict, rng, path: Path) -> list[tuple[str, np.ndarray]]:
+    """The HR images one source image gives in a split, with their file names."""
+    size, fit = dataset["hr_size"], dataset["fit"]
+    if fit == "resize":
+        return [(f"{group}_{stem}.png", resized_square(image, size, path))]
+    if fit == "square_crop_area":
+        return [(f"{group}_{stem}.png", square_crop_area(image, size))]
     crops = dataset["train_crops_per_image" if split == "train" else "test_crops_per_image"]
-    rows = []
-    for group, stem, path in sources:
-        keep_grey = split != "train" and crops == 0
-        image = shrink(load_dataset_image(path, min_size=size, keep_grey=keep_grey), dataset["source_downscale"])
-        if crops == 0:
-            hr = crop_to_multiple(center_crop(image, dataset["test_center_crop"]), scale)
-            lr = provided_lr(group, path) if provided_lr else make_lr(hr, scale)
+    if crops == 0:
+        return [(f"{group}_{stem}.png", crop_to_multiple(center_crop(image, dataset["test_center_crop"]), dataset["scale"]))]
+    return [(f"{group}_{stem}_{index:03d}.png", crop) for index, crop in enumerate(random_crops(image, size, crops, rng))]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dict, out: Path, rng, provided_lr=None, items_per_shard: int = 4096):
+    """Make the HR/LR pairs of a split and write each as it is made (training split:
+    shards, in the order of the sources; the others: PNG folders), so that a split of
+    any size passes through memory one image at a time. Returns the manifest rows and
+    the number of dropped images."""
+    scale = dataset["scale"]
+    whole = split != "train" and dataset["fit"] == "crop" and dataset["test_crops_per_image"] == 0
+    minimum = 1 if dataset["fit"] == "square_crop_area" else dataset["hr_size"]
+    writer = ShardWriter(layout.shard_folder(out, split), items_per_shard) if split == "train" else None
+    rows, dropped = [], 0
+    for group, stem, path in tqdm(sources, desc=f"prepare {split}", mininterval=2):
+        image = shrink(load_dataset_image(path, min_size=minimum, keep_grey=whole), dataset["source_downscale"])
+        if dataset["fit"] == "square_crop_area" and min(image.shape[:2]) < dataset["hr_size"]:
+            dropped += 1
+            log.info("%s: %s is %dx%d, below %d: dropped (square_crop_area)", split, path, *image.shape[:2], dataset["hr_size"])
+            continue
+        for name, hr in hr_pieces(image, split, stem, group, dataset, rng, path):
+            lr = provided_lr(group, path) if provided_lr and whole else make_lr(hr, scale)
             expected = (hr.shape[0] // scale, hr.shape[1] // scale)
             if lr.shape[:2] != expected:
                 raise ValueError(f"{path}: provided LR image is {lr.shape[:2]}, expected {expected} for scale {scale}")
-            pieces = [(f"{group}_{stem}.png", hr, lr)]
-        else:
-            pieces = [
-                (f"{group}_{stem}_{index:03d}.png", crop, make_lr(crop, scale))
-                for index, crop in enumerate(random_crops(image, size, crops, rng))
-            ]
-        for name, hr, lr in pieces:
-            write_pair(out, split, name, hr, lr)
-            rows.append({"name": name, "group": group, "source": str(path), "grey": hr.ndim == 2})
-        log.info("%s: %s -> %d pair(s)", split, path, len(pieces))
-    return rows
+            row = {"name": name, "group": group, "source": str(path)}
+            if writer is not None:
+                row.update(writer.add(name, hr, lr))
+            else:
+                row["grey"] = hr.ndim == 2
+                for kind, image_out in (("hr", hr), ("lr", lr)):
+                    target = layout.split_under(out, split, kind) / name
+                    write_png(image_out, target)
+                    row[f"{kind}_sha256"] = file_sha256(target)
+            rows.append(row)
+    if writer is not None:
+        writer.close()
+    log.info("%s: %d source images -> %d pairs (%d dropped)", split, len(sources), len(rows), dropped)
+    return rows, dropped
 
 
-def dataset_sources(dataset: dict) -> dict[str, list]:
+def images_under(folder: Path) -> list[Path]:
+    """Image files in a folder and its sub-folders (ImageNet's class folders), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def refuse_duplicate_stems(split: str, sources: list[tuple[str, str, Path]]) -> None:
+    """Two images of one group and stem would be written to one file: one would be lost."""
+    seen: dict[tuple[str, str], Path] = {}
+    for group, stem, path in sources:
+        if (group, stem) in seen:
+            raise ValueError(
+                f"{split} split: {seen[group, stem]} and {path} have the same name stem {stem!r}, and the prepared "
+                "images are named by stem; rename or remove one of them"
+            )
+        seen[group, stem] = path
+
+
+def split_by_image(root: Path, counts: dict, seed: int) -> dict[str, list]:
+    """A flat (or nested) folder of images split into test, val and train by a seeded
+    permutation of the sorted file list: the same folder and seed give the same split."""
+    images = images_under(root)
+    needed = counts["test"] + counts["val"] + 1
+    if len(images) < needed:
+        raise FileNotFoundError(f"{root} holds {len(images)} images; dataset.image_split needs at least {needed} (test {counts['test']}, val {counts['val']}, and training images)")
+    order = np.random.default_rng(seed).permutation(len(images))
+    chosen = [images[i] for i in order]
+    test, val, train = chosen[: counts["test"]], chosen[counts["test"] : needed - 1], chosen[needed - 1 :]
+    group = root.name
+    return {
+        "train": [("train", p.stem, p) for p in sorted(train)],
+        "val": [(group, p.stem, p) for p in sorted(val)],
+        "test": [(group, p.stem, p) for p in sorted(test)],
+    }
+
+
+def dataset_sources(dataset: dict, seed: int = 0) -> dict[str, list]:
     """{split: [(group, stem, path), ...]} for the train, val and test splits."""
-    train = [("train", name, skimage_photo_path(name)) for name in dataset["train_images"]]
     if dataset["source"] == "skimage":
         return {
-            "train": train,
+            "train": [("train", name, skimage_photo_path(name)) for name in dataset["train_images"]],
             "val": [(name, name, skimage_photo_path(name)) for name in dataset["val_images"]],
             "test": [(name, name, skimage_photo_path(name)) for name in dataset["test_images"]],
         }
@@ -126,30 +215,52 @@ def dataset_sources(dataset: dict) -> dict[str, list]:
     if not root.is_dir():
         raise FileNotFoundError(
             f"dataset folder {root} not found; set presets.<preset>.dataset.root in params.yaml to your local copy"
+            + (" (or run the download stage: sr3bench download)" if dataset["downloads"] else "")
         )
+    if dataset["image_split"]:
+        return split_by_image(root, dataset["image_split"], seed)
+    train = [("train", name, skimage_photo_path(name)) for name in dataset["train_images"]]
     if dataset["train_folder"]:
-        train = [("train", p.stem, p) for p in list_images(root / dataset["train_folder"])]
-    return {"train": train, "val": _set_folders(root, dataset["val_folders"], "val"), "test": _set_folders(root, dataset["test_folders"], "test")}
+        folder = root / dataset["train_folder"]
+        if not folder.is_dir():
+            raise FileNotFoundError(f"training folder {folder} not found (dataset.root / dataset.train_folder)")
+        train = [("train", p.stem, p) for p in images_under(folder)]
+    val = _set_folders(root, dataset["val_folders"], "val")
+    if dataset["val_from_train"]:
+        train, held_out = hold_out(train, dataset["val_from_train"], seed)
+        val += [("val", stem, path) for _, stem, path in held_out]
+    return {"train": train, "val": val, "test": _set_folders(root, dataset["test_folders"], "test")}
+
+
+def hold_out(sources: list, count: int, seed: int) -> tuple[list, list]:
+    """(kept, held out): ``count`` sources chosen by a seeded permutation, order kept."""
+    if count >= len(sources):
+        raise ValueError(f"dataset.val_from_train: {count} of {len(sources)} training images would leave none to train on")
+    chosen = set(np.random.default_rng(seed).permutation(len(sources))[:count].tolist())
+    return [s for i, s in enumerate(sources) if i not in chosen], [s for i, s in enumerate(sources) if i in chosen]
 
 
 def _set_folders(root: Path, folders: list[str], split: str) -> list:
-    """(set name, stem, path) of the HR images of each ``<root>/<set>/HR`` folder."""
+    """(set name, stem, path) of the HR images of each ``<root>/<set>/HR`` folder, or of
+    ``<root>/<set>`` itself when it has no HR sub-folder."""
     sources = []
     for folder in folders:
-        hr_folder = root / folder / "HR"
+        hr_folder = root / folder / "HR" if (root / folder / "HR").is_dir() else root / folder
         if not hr_folder.is_dir():
-            raise FileNotFoundError(f"{split} folder {hr_folder} not found (expected <root>/<set>/HR/ with the HR images)")
+            raise FileNotFoundError(f"{split} folder {root / folder} not found (expected <root>/<set>/HR/ or <root>/<set>/ with the HR images)")
         images = list_images(hr_folder)
         if not images:
             raise FileNotFoundError(f"{split} folder {hr_folder} holds no images (png, jpg ...)")
-        sources += [(folder, p.stem, p) for p in images]
+        sources += [(Path(folder).name, p.stem, p) for p in images]
     return sources
 
 
 def prepare(preset: dict, out: Path) -> None:
     dataset = preset["dataset"]
     rng = np.random.default_rng(preset["seed"])
-    sources = dataset_sources(dataset)
+    sources = dataset_sources(dataset, preset["seed"])
+    for split, items in sources.items():
+        refuse_duplicate_stems(split, items)
     root = Path(dataset["root"]).expanduser() if dataset["root"] else None
 
     def provided_lr(group: str, hr_path: Path) -> np.ndarray:
@@ -161,12 +272,13 @@ def prepare(preset: dict, out: Path) -> None:
     lr_maker = provided_lr if dataset["lr_source"] == "provided" else None
     manifest = {
         "downsampling": "MATLAB-compatible bicubic imresize (a = -0.5, antialiased), core/resize.py",
+        "fit": dataset["fit"],
         "lr_source": dataset["lr_source"],
         "scale": dataset["scale"],
-        "train": prepare_split(sources["train"], "train", dataset, out, rng),
-        "test": prepare_split(sources["test"], "test", dataset, out, rng, lr_maker),
+        "dropped": {},
     }
-    if sources["val"]:  # after the test split: the other splits' crops do not move
-        manifest["val"] = prepare_split(sources["val"], "val", dataset, out, rng, lr_maker)
+    order = ["train", "test"] + (["val"] if sources["val"] else [])  # val last: the other splits' crops do not move
+    for split in order:
+        manifest[split], manifest["dropped"][split] = prepare_split(sources[split], split, dataset, out, rng, None if split == "train" else lr_maker)
     with atomic_path(out / layout.MANIFEST_NAME) as temporary:
         temporary.write_text(json.dumps(manifest, indent=1))

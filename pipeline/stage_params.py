@@ -16,7 +16,7 @@ def stage_params(stage: str, preset: str, method: str | None = None) -> list[str
         "prepare": ["dataset", "seed"],
         "train": ["model", f"training.{method}", "diffusion", "seed"],
         "evaluate": ["protocol"],
-        "report": ["diffusion", "training"],
+        "report": ["diffusion", "training", "model", "paper"],
     }.get(stage)
     if stage == "sample":
         keys = ["diffusion.inference_schedule", "sampling"]

@@ -45,15 +45,36 @@ def run_train(preset_name: str, preset: dict, method: str) -> None:
     runtime = runtime_from_config(preset["runtime"])
     torch.manual_seed(preset["seed"])  # the model's initial weights
     model = implementation.build_model(preset)
-    dataset = PairDataset(layout.split_dir(preset_name, "train", "hr"), layout.split_dir(preset_name, "train", "lr"), preset["dataset"]["scale"])
+    dataset = PairDataset(layout.shard_dir(preset_name, "train"), preset["dataset"]["scale"])
     log.info("training %s on %d pairs of %dx%d (%s, %s)", method, len(dataset), *dataset.image_size, runtime.device, runtime.precision)
     sampler = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], preset["seed"])
     fingerprint = digest([preset["model"], settings, preset["diffusion"], preset["dataset"], preset["seed"], method, code_fingerprint(training_code(method))])
-    trainer = Trainer(model, implementation.training_loss(preset), sampler, settings, preset["seed"], layout.checkpoint_file(preset_name, method), fingerprint, runtime)
+    validate = validation_psnr(preset_name, preset, implementation) if settings["keep"] == "best_val_psnr" else None
+    trainer = Trainer(model, implementation.training_loss(preset), sampler, settings, preset["seed"], layout.checkpoint_file(preset_name, method), fingerprint, runtime, validate)
     history = trainer.run()
     if runtime.writes_files:
-        implementation.save_model_file(layout.model_file(preset_name, method), trainer.ema_model.cpu(), preset)
+        implementation.save_model_file(layout.model_file(preset_name, method), trainer.final_model().cpu(), preset)
         write_loss_csv(history, layout.loss_file(preset_name, method))
+
+
+def validation_psnr(preset_name: str, preset: dict, implementation):
+    """A function of a model: its mean PSNR on the validation split, under the preset's
+    protocol, each image super-resolved alone (seeded like the test images)."""
+    from metrics.psnr_ssim import psnr
+
+    hr_folder, lr_folder = layout.split_dir(preset_name, "val", "hr"), layout.split_dir(preset_name, "val", "lr")
+    names = [p.name for p in list_images(hr_folder)]
+    pairs = [(read_image(hr_folder / n), read_image(lr_folder / n)) for n in names]
+    protocol, scale = preset["protocol"], preset["dataset"]["scale"]
+
+    def validate(model) -> float:
+        values = []
+        for index, (hr, lr) in enumerate(pairs):
+            (sr,) = implementation.super_resolve(model, [lr], scale, [numpy_seed(preset["seed"], index)], preset, lambda fraction: None)
+            values.append(psnr(sr, hr, protocol["color"], protocol["border_crop"]))
+        return sum(values) / len(values)
+
+    return validate
 
 
 def _batches_by_shape(names: list[str], lr_images: dict, batch_size: int):
@@ -151,6 +172,28 @@ def run_evaluate(preset_name: str, preset: dict, method: str, weights_dir=None) 
     )
 
 
+def parameter_count(method: str, preset: dict) -> int:
+    """Parameters of a trained method's network (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = registry.load(method).build_model(preset)
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_scale(preset_name: str, preset: dict, methods: list[str]) -> dict:
+    """This run's scale, in the rows the report sets beside the paper's."""
+    trained = [m for m in registry.trained_methods(methods) if not layout.variant_name(m)]
+    per_method = lambda value: ", ".join(f"{registry.title(m)} {value(m)}" for m in trained)  # noqa: E731
+    manifest = json.loads(layout.manifest_file(preset_name).read_text())
+    return {
+        "training_images": f"{len(manifest['train'])} pairs",
+        "training_steps": per_method(lambda m: f"{preset['training'][m]['steps']:,}"),
+        "batch_size": per_method(lambda m: preset["training"][m]["batch_size"]),
+        "parameters": per_method(lambda m: f"{parameter_count(m, preset) / 1e6:.2f}M"),
+        "inference_steps": str(preset["diffusion"]["inference_schedule"]["steps"]),
+        "test_images": str(len(manifest["test"])),
+    }
+
+
 def run_report(preset_name: str, preset: dict, methods: list[str]) -> None:
     from reporting.build import build_report
 
@@ -165,4 +208,5 @@ def run_report(preset_name: str, preset: dict, methods: list[str]) -> None:
         losses={m: layout.loss_file(preset_name, m) for m in registry.trained_methods(methods)},
         paper_tables=layout.PAPER_TABLES_DIR,
         out=layout.report_dir(preset_name),
+        scale_here=run_scale(preset_name, preset, methods),
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reporting import figures, paper
+from reporting import comparison, figures, paper
 from reporting.tables import METRIC_COLUMNS, summarise
 
 GRID_ROWS = 6
@@ -72,9 +72,10 @@ def read_protocol(set_metrics: dict[str, dict]) -> dict:
     return json.loads(protocols.pop())
 
 
-def build_report(preset_name: str, preset: dict, results: dict[str, Path], titles: dict[str, str], test_hr: Path, test_lr: Path, samples: dict[str, Path], losses: dict[str, Path], paper_tables: Path, out: Path) -> None:
+def build_report(preset_name: str, preset: dict, results: dict[str, Path], titles: dict[str, str], test_hr: Path, test_lr: Path, samples: dict[str, Path], losses: dict[str, Path], paper_tables: Path, out: Path, scale_here: dict | None = None) -> None:
     """``results``: per-image CSV of each method (its set metrics and protocol in the
-    ``.json`` beside it); ``titles``: how to print each method."""
+    ``.json`` beside it); ``titles``: how to print each method; ``scale_here``: this run's
+    values of the rows of ``reporting.comparison.SCALE_ROWS`` (as text)."""
     out.mkdir(parents=True, exist_ok=True)
     per_image = pd.concat([pd.read_csv(path) for path in results.values()], ignore_index=True)
     set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) for m, p in results.items()}
@@ -97,7 +98,49 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
     figures.loss_curves({titles[m]: path for m, path in losses.items()}, out / "loss.png")
     sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values()})
     tables = paper.load_tables(paper_tables)
-    (out / "index.html").write_text(render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles))
+    beside = beside_the_paper(preset, summary, tables, comparison.load_scale(paper_tables, preset.get("paper", {}).get("experiment")), scale_here or {}, titles)
+    (out / "index.html").write_text(render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside))
+
+
+def _number(value) -> str:
+    return "&ndash;" if value is None else f"{value:+.4g}" if isinstance(value, float) and value < 0 else f"{value:.4g}"
+
+
+def beside_the_paper(preset: dict, summary: pd.DataFrame, tables: list[dict], paper_scale: dict | None, scale_here: dict, titles: dict) -> str:
+    """The section that puts this preset's numbers beside the paper table it reproduces."""
+    settings = preset.get("paper", {})
+    table = next((t for t in tables if t["table"] == settings.get("table")), None)
+    if table is None:
+        return ""
+    rows = comparison.side_by_side(table, summary)
+    body = "".join(
+        f"<tr><td>{html.escape(titles.get(r['method'], r['method']))}</td><td>{html.escape(r['metric'])}</td>"
+        f"<td>{_format(r['here'], r['metric'])}</td><td>{_format(r['paper'], r['metric'])}</td><td>{_number(r['difference'])}</td></tr>"
+        for r in rows
+    )
+    checks = "".join(
+        f"<li>{html.escape(c['metric'].upper())}: {html.escape(titles.get(c['better'], c['better']))} better than "
+        f"{html.escape(titles.get(c['worse'], c['worse']))} in the paper; here: <b>{'holds' if c['holds'] else 'does not hold'}</b></li>"
+        for c in comparison.orderings(table, summary)
+    )
+    scale = ""
+    if paper_scale:
+        scale_rows = "".join(
+            f"<tr><td>{label}</td><td>{html.escape(str(scale_here.get(key, '')))}</td><td>{html.escape(str(paper_scale.get(key, '')))}</td></tr>"
+            for key, label in comparison.SCALE_ROWS
+        )
+        scale = f"<h3>Scale of the two runs</h3><table><thead><tr><th></th><th>here</th><th>paper</th></tr></thead><tbody>{scale_rows}</tbody></table><p class='cite'>Source: {html.escape(paper_scale.get('citation', ''))}</p>"
+    warning = (
+        "" if settings.get("comparable") else
+        "<p class='note'>This run is far smaller than the paper's (see the scale below): its numbers are <b>not comparable "
+        "with the paper's in absolute terms, only in ordering</b>.</p>"
+    )
+    return (
+        f"<h2>Beside the paper: {html.escape(table['title'])}</h2>{warning}"
+        f"<table><thead><tr><th>method</th><th>metric</th><th>here</th><th>paper</th><th>here &minus; paper</th></tr></thead><tbody>{body}</tbody></table>"
+        f"<p class='cite'>Source: {html.escape(table['citation'])}</p>"
+        f"{'<p>Orderings of the paper, checked here:</p><ul>' + checks + '</ul>' if checks else ''}{scale}"
+    )
 
 
 STYLE = """
@@ -108,7 +151,7 @@ th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-widt
 """
 
 
-def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources, protocol, paper_tables, titles) -> str:
+def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources, protocol, paper_tables, titles, beside="") -> str:
     dataset, training = preset["dataset"], preset["training"]
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
@@ -141,6 +184,7 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
 <h2>Reproduced metrics ({n_test})</h2>
 {html_table(summary, ['method', 'n_images'] + METRIC_COLUMNS)}
 {fid_warning}
+{beside}
 {"<p>Metrics left empty, and why:</p><ul>" + missing + "</ul>" if missing else ""}
 <h3>Per test group</h3>
 {html_table(by_group, ['method', 'group', 'n_images', 'psnr', 'ssim', 'consistency'] + (['lpips'] if by_group['lpips'].notna().any() else []))}
@@ -161,7 +205,7 @@ are computed on each method's {count} SR images against the reference set of the
 <img src="grid.png" alt="image grid">
 {'<h2>Training loss</h2><img src="loss.png" alt="training loss curves">' if has_losses else ''}
 <h2>The paper's numbers</h2>
-<p>Published values, for comparison when this preset matches the paper's setting; the <code>demo</code> preset does not.</p>
+<p>Published values{", for comparison when a preset matches the paper's setting; this one does not" if not beside else ""}.</p>
 {papers}
 <h2>Provenance</h2>
 <p>Generated {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from commit <code>{git_commit()}</code>.

@@ -15,11 +15,13 @@ def load_tables(folder: Path) -> list[dict]:
     """[{"title", "citation", "columns", "rows": {method: {column: value}}}] in file-name order."""
     tables = []
     for path in sorted(Path(folder).glob("*.csv")):
+        if path.name == "scale.csv":  # the runs' scale (reporting/comparison.py), not a results table
+            continue
         frame = pd.read_csv(path)
         missing = [c for c in ("title", "method", "citation") if c not in frame.columns]
         if missing:
             raise ValueError(f"paper table {path} lacks the column(s) {', '.join(missing)}")
         columns = [c for c in frame.columns if c not in DESCRIPTIVE_COLUMNS]
         rows = {row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in columns} for _, row in frame.iterrows()}
-        tables.append({"title": frame["title"].iloc[0], "citation": "; ".join(dict.fromkeys(frame["citation"])), "columns": columns, "rows": rows})
+        tables.append({"table": path.stem, "title": frame["title"].iloc[0], "citation": "; ".join(dict.fromkeys(frame["citation"])), "columns": columns, "rows": rows})
     return tables

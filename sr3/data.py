@@ -5,12 +5,13 @@ from pathlib import Path
 
 import torch
 
-from core.images import list_images, read_image, to_tensor, upsampled_tensor
+from core.images import to_tensor, upsampled_tensor
+from core.shards import ShardReader
 
 
 class PairDataset:
-    """The (bicubic-upsampled LR, HR) pairs of a prepared split (same-named PNGs in an HR
-    and an LR folder), each read from disk when first asked for, so that a split need not
+    """The (bicubic-upsampled LR, HR) pairs of a prepared training split, stored as shards
+    (``core.shards``) and read by index when first asked for, so that a split need not
     fit in memory. Items are float32 (3, H, W) tensors in [-1, 1]; all HR images of a
     training split have one size.
 
@@ -19,16 +20,15 @@ class PairDataset:
     the demo's pairs from disk takes about 13 ms, 5% of a CPU training step
     (benchmarks/training_data.py)."""
 
-    def __init__(self, hr_folder: Path, lr_folder: Path, scale: int, cache_bytes: int = 1 << 30):
-        self.hr_folder, self.lr_folder, self.scale = Path(hr_folder), Path(lr_folder), scale
+    def __init__(self, shard_folder: Path, scale: int, cache_bytes: int = 1 << 30):
+        self.reader, self.scale = ShardReader(shard_folder), scale
         self.cache, self.cache_room = {}, cache_bytes
-        self.names = [p.name for p in list_images(self.hr_folder)] if self.hr_folder.is_dir() else []
-        if not self.names:
-            raise FileNotFoundError(f"no HR images in {self.hr_folder}; run the prepare stage first")
-        self.image_size = read_image(self.hr_folder / self.names[0]).shape[:2]
+        if not len(self.reader):
+            raise FileNotFoundError(f"no training pairs in {shard_folder}; run the prepare stage first")
+        self.image_size = self.reader[0][0].shape[:2]
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.reader)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if index in self.cache:
@@ -40,12 +40,11 @@ class PairDataset:
         return pair
 
     def read(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pair ``index`` decoded from its files."""
-        name = self.names[index]
-        hr = read_image(self.hr_folder / name)
+        """Pair ``index`` decoded from its shard."""
+        hr, lr = self.reader[index]
         if hr.shape[:2] != self.image_size:
-            raise ValueError(f"{self.hr_folder / name} is {hr.shape[:2]}, the split's images are {self.image_size}; re-run prepare")
-        return upsampled_tensor([read_image(self.lr_folder / name)], self.scale)[0], to_tensor([hr])[0]
+            raise ValueError(f"training pair {self.reader.name(index)!r} is {hr.shape[:2]}, the split's images are {self.image_size}; re-run prepare")
+        return upsampled_tensor([lr], self.scale)[0], to_tensor([hr])[0]
 
 
 class PatchSampler:

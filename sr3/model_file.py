@@ -21,6 +21,7 @@ def build_unet(model_config: dict, image_size: int, noise_conditioned: bool) -> 
         dropout=model_config["dropout"],
         image_size=image_size,
         noise_conditioned=noise_conditioned,
+        skip_rescale=model_config.get("skip_rescale", False),  # files written before the key existed: False
     )
 
 

@@ -53,9 +53,14 @@ class Trainer:
     Randomness comes from explicit generators (the sampler's for the data order, the
     trainer's for the noise, both seeded from ``seed``); ``runtime`` says where the model
     computes and which process writes (rank 0).
+
+    With ``validate`` (a function of the EMA model giving its validation PSNR) and
+    ``settings["keep"] == "best_val_psnr"``, the EMA weights are scored every
+    ``validate_every`` steps and at the end; ``final_model`` then has the best-scoring
+    ones (the regression baseline's selection, SR3 Sec. 4).
     """
 
-    def __init__(self, model, loss_fn: Callable, sampler: PatchSampler, settings: dict, seed: int, checkpoint_path: Path, fingerprint: str, runtime: Runtime | None = None):
+    def __init__(self, model, loss_fn: Callable, sampler: PatchSampler, settings: dict, seed: int, checkpoint_path: Path, fingerprint: str, runtime: Runtime | None = None, validate: Callable | None = None):
         self.runtime = runtime or Runtime(torch.device("cpu"))
         self.model, self.loss_fn, self.sampler, self.settings = model.to(self.runtime.device), loss_fn, sampler, settings
         self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
@@ -64,6 +69,10 @@ class Trainer:
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
         self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
         self.step, self.loss_history = 0, []
+        self.validate = validate if settings["keep"] == "best_val_psnr" else None
+        if settings["keep"] == "best_val_psnr" and validate is None:
+            raise ValueError("training.keep is best_val_psnr but no validation split was given")
+        self.best = None  # {"step", "psnr", "ema_model"} of the best validated weights
         self.running = (0.0, 0)  # loss sum and count since the last log line
         self._stop_signal = None
 
@@ -80,6 +89,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "loss_history": self.loss_history,
             "running": self.running,
+            "best": self.best,
         }
 
     def resume(self) -> bool:
@@ -109,6 +119,7 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.loss_history, self.running = state["step"], state["loss_history"], tuple(state["running"])
+        self.best = state.get("best")
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return True
 
@@ -146,6 +157,8 @@ class Trainer:
                         running, count = 0.0, 0
                         self.running = (running, count)
                     bar.update(1)
+                    if self.validate and (self.step % settings["validate_every"] == 0 or self.step == settings["steps"]):
+                        self.score_on_validation()
                     if self.step % settings["checkpoint_every"] == 0 or self._stop_signal:
                         self.save_checkpoint()
                     if self._stop_signal:
@@ -155,6 +168,22 @@ class Trainer:
                 signal.signal(s, handler)
         self.save_checkpoint()
         return self.loss_history
+
+    def score_on_validation(self) -> None:
+        was_training = self.ema_model.training
+        psnr = float(self.validate(self.ema_model.eval()))
+        self.ema_model.train(was_training)
+        if self.runtime.writes_files:
+            log.info("step %d validation PSNR %.3f dB", self.step, psnr)
+        if self.best is None or psnr > self.best["psnr"]:
+            self.best = {"step": self.step, "psnr": psnr, "ema_model": copy.deepcopy(self.ema_model.state_dict())}
+
+    def final_model(self) -> torch.nn.Module:
+        """The EMA weights to keep: the last ones, or the best on validation."""
+        if self.best is not None and self.validate:
+            self.ema_model.load_state_dict(self.best["ema_model"])
+            log.info("kept the weights of step %d (validation PSNR %.3f dB)", self.best["step"], self.best["psnr"])
+        return self.ema_model
 
     def save_checkpoint(self) -> None:
         if self.runtime.writes_files:

@@ -30,8 +30,13 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int | None, dropout: float):
+    """Two 3x3 convolutions with the noise embedding added between them, plus a skip.
+    With ``skip_rescale`` the sum is divided by sqrt(2), which keeps its variance from
+    growing with depth (SR3 App. A, after BigGAN and Song et al. 2021)."""
+
+    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int | None, dropout: float, skip_rescale: bool = False):
         super().__init__()
+        self.output_scale = 1 / math.sqrt(2) if skip_rescale else 1.0
         self.norm1 = group_norm(in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.noise_projection = nn.Linear(embedding_dim, out_channels) if embedding_dim else None
@@ -45,7 +50,7 @@ class ResidualBlock(nn.Module):
         if self.noise_projection is not None:
             h = h + self.noise_projection(embedding)[:, :, None, None]
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
-        return h + self.skip(x)
+        return (h + self.skip(x)) * self.output_scale
 
 
 class SelfAttention(nn.Module):
@@ -64,9 +69,9 @@ class SelfAttention(nn.Module):
 class Stage(nn.Module):
     """A residual block, followed by self-attention where the resolution asks for it."""
 
-    def __init__(self, in_channels, out_channels, embedding_dim, dropout, attention):
+    def __init__(self, in_channels, out_channels, embedding_dim, dropout, attention, skip_rescale=False):
         super().__init__()
-        self.block = ResidualBlock(in_channels, out_channels, embedding_dim, dropout)
+        self.block = ResidualBlock(in_channels, out_channels, embedding_dim, dropout, skip_rescale)
         self.attention = SelfAttention(out_channels) if attention else nn.Identity()
 
     def forward(self, x, embedding):
@@ -94,6 +99,7 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         image_size: int = 128,
         noise_conditioned: bool = True,
+        skip_rescale: bool = False,
     ):
         super().__init__()
         self.noise_conditioned = noise_conditioned
@@ -110,7 +116,7 @@ class UNet(nn.Module):
             for _ in range(res_blocks):
                 out = base_channels * multiplier
                 attend = resolution in attention_resolutions
-                self.down_stages.append(Stage(channels, out, embedding_dim, dropout, attend))
+                self.down_stages.append(Stage(channels, out, embedding_dim, dropout, attend, skip_rescale))
                 channels = out
                 skip_channels.append(channels)
             last = level == len(channel_multipliers) - 1
@@ -120,14 +126,14 @@ class UNet(nn.Module):
                 resolution //= 2
         attend = resolution in attention_resolutions
         self.middle = nn.ModuleList(
-            [Stage(channels, channels, embedding_dim, dropout, attend), Stage(channels, channels, embedding_dim, dropout, False)]
+            [Stage(channels, channels, embedding_dim, dropout, attend, skip_rescale), Stage(channels, channels, embedding_dim, dropout, False, skip_rescale)]
         )
         self.up_stages, self.upsamplers = nn.ModuleList(), nn.ModuleList()
         for level, multiplier in reversed(list(enumerate(channel_multipliers))):
             for _ in range(res_blocks + 1):
                 out = base_channels * multiplier
                 attend = resolution in attention_resolutions
-                self.up_stages.append(Stage(channels + skip_channels.pop(), out, embedding_dim, dropout, attend))
+                self.up_stages.append(Stage(channels + skip_channels.pop(), out, embedding_dim, dropout, attend, skip_rescale))
                 channels = out
             first = level == 0
             self.upsamplers.append(nn.Identity() if first else nn.Conv2d(channels, channels, 3, padding=1))

@@ -44,16 +44,20 @@ def dvc_stages(project) -> dict[str, set[str]]:
 def preset_project(request, tmp_path_factory):
     params = committed_params()
     params["preset"] = request.param
-    return request.param, dvc_project(tmp_path_factory.mktemp(request.param), params)
+    project = dvc_project(tmp_path_factory.mktemp(request.param), params)
+    (project / "dvc.yaml").write_text(render(config.resolve(params)))  # as `sr3bench dvc-yaml` after switching preset
+    return request.param, project
 
 
 def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_project):
     preset, project = preset_project
     from_snakemake, from_dvc = snakemake_jobs(project), dvc_stages(project)
-    methods = committed_params()["methods"]
-    assert len(from_snakemake) == 2 + len(registry.trained_methods(methods)) + 2 * len(methods)
+    params = committed_params()
+    methods, downloads = params["methods"], params["presets"][preset]["dataset"].get("downloads", [])
+    assert len(from_snakemake) == len(downloads) + 2 + len(registry.trained_methods(methods)) + 2 * len(methods)
+    assert {f"sr3bench download --dataset {name}" for name in downloads} <= {c.split(" --log")[0] for c in from_snakemake}
     assert set(from_snakemake) == set(from_dvc)
-    assert all(f"--preset {preset}" in command for command in from_dvc)
+    assert all(f"--preset {preset}" in command for command in from_dvc if not command.startswith("sr3bench download"))
     for command, inputs in from_snakemake.items():
         assert inputs == from_dvc[command], command
 

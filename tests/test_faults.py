@@ -24,7 +24,7 @@ from sr3.unet import UNet
 
 pytestmark = pytest.mark.fault
 
-SETTINGS = {"steps": 10, "batch_size": 2, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 2, "log_every": 1}
+SETTINGS = {"steps": 10, "batch_size": 2, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 2, "log_every": 1, "keep": "last"}
 
 
 def trainer(tmp_path, loss_fn):

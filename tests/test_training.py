@@ -6,7 +6,7 @@ from sr3.method import training_loss as sr3_training_loss
 from sr3.training import Trainer
 from sr3.unet import UNet
 
-SETTINGS = {"steps": 60, "batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1000, "log_every": 10}
+SETTINGS = {"steps": 60, "batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1000, "log_every": 10, "keep": "last"}
 DIFFUSION = {"training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, "loss": "l2", "parametrization": "eps"}
 
 
@@ -61,3 +61,30 @@ def test_warmup_raises_the_learning_rate_linearly_and_survives_a_resume(tmp_path
     uninterrupted.run()
     theirs = uninterrupted.model.state_dict()
     assert all(torch.equal(value, theirs[key]) for key, value in resumed.model.state_dict().items())
+
+
+def test_best_on_validation_keeps_the_best_scored_weights_across_a_resume(tmp_path):
+    """keep: best_val_psnr (the regression baseline's selection): the model that comes out
+    is the EMA model as it was when validation scored best, even after a resume."""
+    scores = iter([20.0, 25.0, 21.0, 22.0])  # validations at steps 10, 20, 30, 40
+    seen = {}
+
+    def validate(model):
+        score = next(scores)
+        seen[score] = {k: v.clone() for k, v in model.state_dict().items()}
+        return score
+
+    def trainer(steps):
+        torch.manual_seed(0)
+        model = UNet(3, 3, 8, (1, 2), 1, (), 0.0, 16, noise_conditioned=False)
+        sampler = PatchSampler(list(zip(*tiny_data())), 16, 4, seed=0)
+        settings = dict(SETTINGS, steps=steps, keep="best_val_psnr", validate_every=10)
+        return Trainer(model, regression_loss, sampler, settings, 0, tmp_path / "best.pt", "best", validate=validate)
+
+    trainer(20).run()  # scores 20 (step 10) and 25 (step 20); checkpoint at the end
+    resumed = trainer(40)
+    resumed.run()
+    final = resumed.final_model().state_dict()
+    assert resumed.best["step"] == 20 and resumed.best["psnr"] == 25.0
+    assert all(torch.equal(final[k], seen[25.0][k]) for k in final)
+    assert not all(torch.equal(final[k], seen[22.0][k]) for k in final)  # not simply the last weights

@@ -1,6 +1,11 @@
+def prepare_inputs(wildcards):
+    downloads = config["presets"][wildcards.preset]["dataset"]["downloads"]
+    return [*code_deps.PREPARE_CODE, *[str(layout.download_dir(name)) for name in downloads]]
+
+
 rule prepare:
     input:
-        code_deps.PREPARE_CODE,
+        prepare_inputs,
     output:
         directory(str(layout.data_dir("{preset}"))),
     log:

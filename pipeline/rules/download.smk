@@ -1,0 +1,11 @@
+rule download:
+    input:
+        code_deps.DOWNLOAD_CODE,
+    output:
+        directory(str(layout.download_dir("{dataset}"))),
+    log:
+        str(layout.download_log_file("{dataset}")),
+    params:
+        config=lambda w: config["datasets"].get(w.dataset, {}),
+    shell:
+        "sr3bench download --dataset {wildcards.dataset} --log {log} {PARAMS_OPTION}"

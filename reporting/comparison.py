@@ -1,0 +1,67 @@
+"""The reproduced numbers beside the paper's: value, paper value and difference for each
+method and metric the two share, whether each ordering of the paper holds here, and the
+scale of the two runs (reads data only; the caller gives the tables)."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pandas as pd
+
+SCALE_FILE = "scale.csv"
+SCALE_ROWS = [
+    ("training_images", "training images"),
+    ("training_steps", "training steps"),
+    ("batch_size", "batch size"),
+    ("parameters", "parameters per UNet"),
+    ("inference_steps", "SR3 inference steps"),
+    ("test_images", "test images"),
+]
+# Metrics where a lower value is better (consistency is an MSE, FID/KID/LPIPS distances).
+LOWER_IS_BETTER = {"consistency", "fid", "kid", "lpips"}
+
+
+def side_by_side(paper_table: dict, summary: pd.DataFrame) -> list[dict]:
+    """[{method, metric, here, paper, difference}] for each method in both tables and each
+    metric of the paper's table (difference = here - paper)."""
+    here = summary.set_index("method")
+    rows = []
+    for method, values in paper_table["rows"].items():
+        if method not in here.index:
+            continue
+        for metric in paper_table["columns"]:
+            paper, ours = values.get(metric), here.loc[method].get(metric)
+            ours = None if ours is None or pd.isna(ours) else float(ours)
+            difference = None if paper is None or ours is None else ours - paper
+            rows.append({"method": method, "metric": metric, "here": ours, "paper": paper, "difference": difference})
+    return rows
+
+
+def orderings(paper_table: dict, summary: pd.DataFrame) -> list[dict]:
+    """For each metric of the paper's table and each pair of methods both tables hold:
+    which is better in the paper, and whether it is here too."""
+    here = summary.set_index("method")
+    shared = [m for m in paper_table["rows"] if m in here.index]
+    checks = []
+    for metric in paper_table["columns"]:
+        for first, second in itertools.combinations(shared, 2):
+            paper = paper_table["rows"][first].get(metric), paper_table["rows"][second].get(metric)
+            ours = here.loc[first].get(metric), here.loc[second].get(metric)
+            if None in paper or any(v is None or pd.isna(v) for v in ours) or paper[0] == paper[1]:
+                continue
+            lower = metric in LOWER_IS_BETTER
+            better, worse = (first, second) if (paper[0] < paper[1]) == lower else (second, first)
+            ours_better = here.loc[better][metric] < here.loc[worse][metric] if lower else here.loc[better][metric] > here.loc[worse][metric]
+            checks.append({"metric": metric, "better": better, "worse": worse, "holds": bool(ours_better)})
+    return checks
+
+
+def load_scale(folder: Path, experiment: str) -> dict | None:
+    """The paper's scale of one experiment (a row of reports/paper/scale.csv), or None."""
+    path = Path(folder) / SCALE_FILE
+    if not experiment or not path.exists():
+        return None
+    table = pd.read_csv(path, dtype=str).set_index("experiment")
+    if experiment not in table.index:
+        raise ValueError(f"{path} has no row for experiment {experiment!r} (presets.<preset>.paper.experiment); rows: {', '.join(table.index)}")
+    return table.loc[experiment].to_dict()
