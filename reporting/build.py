@@ -19,6 +19,7 @@ from reporting.tables import METRIC_COLUMNS, summarise
 
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient
+DIGITS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "kid": 4, "is": 2, "lpips": 4}  # printed decimals per metric
 
 
 def git_commit() -> str:
@@ -31,7 +32,7 @@ def git_commit() -> str:
 def _format(value, column: str) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "&ndash;"
-    digits = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "kid": 4, "is": 2, "lpips": 4}.get(column)
+    digits = DIGITS.get(column)
     return f"{value:.{digits}f}" if digits is not None and isinstance(value, (int, float)) else html.escape(str(value))
 
 
@@ -102,8 +103,12 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
     (out / "index.html").write_text(render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside))
 
 
-def _number(value) -> str:
-    return "&ndash;" if value is None else f"{value:+.4g}" if isinstance(value, float) and value < 0 else f"{value:.4g}"
+def _difference(value, column: str) -> str:
+    """A signed difference with the metric's digits."""
+    if value is None:
+        return "&ndash;"
+    digits = DIGITS.get(column, 3)
+    return f"{value:+.{digits}f}"
 
 
 def beside_the_paper(preset: dict, summary: pd.DataFrame, tables: list[dict], paper_scale: dict | None, scale_here: dict, titles: dict) -> str:
@@ -115,7 +120,7 @@ def beside_the_paper(preset: dict, summary: pd.DataFrame, tables: list[dict], pa
     rows = comparison.side_by_side(table, summary)
     body = "".join(
         f"<tr><td>{html.escape(titles.get(r['method'], r['method']))}</td><td>{html.escape(r['metric'])}</td>"
-        f"<td>{_format(r['here'], r['metric'])}</td><td>{_format(r['paper'], r['metric'])}</td><td>{_number(r['difference'])}</td></tr>"
+        f"<td>{_format(r['here'], r['metric'])}</td><td>{_format(r['paper'], r['metric'])}</td><td>{_difference(r['difference'], r['metric'])}</td></tr>"
         for r in rows
     )
     checks = "".join(
@@ -169,7 +174,8 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
             f"(beta {inference['beta_start']:g} to {inference['beta_end']:g}) from the EMA weights; {training['sr3']['steps']} training steps.</li>"
         )
     if "regression" in compared:
-        method_notes += f"<li>Regression: the same UNet without noise conditioning, MSE to the HR image, {training['regression']['steps']} steps.</li>"
+        kept = "the weights with the best validation PSNR" if training["regression"].get("keep") == "best_val_psnr" else "the last (EMA) weights"
+        method_notes += f"<li>Regression: the same UNet without noise conditioning, MSE to the HR image, {training['regression']['steps']} steps; {kept}.</li>"
     fid_warning = (
         f"<p class='note'>FID, KID and IS over {count} images are dominated by sampling noise "
         f"(FID needs thousands of images; below {FID_MIN_IMAGES} its covariance estimate is rank-deficient). "

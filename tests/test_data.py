@@ -49,6 +49,7 @@ def test_an_unprepared_split_is_named(tmp_path):
         PairDataset(tmp_path / "shards", 4)
 
 
+@pytest.mark.fault
 def test_a_damaged_item_is_an_error_naming_it_never_another_image(split):
     index = json.loads((split / "index.json").read_text())["items"]
     item = index[3]

@@ -17,6 +17,8 @@ import pytest
 from core.download import DownloadError, fetch, md5_of, unpack
 from local_http import http_server  # noqa: F401  (a fixture)
 
+pytestmark = pytest.mark.fault
+
 BODY = random.Random(0).randbytes(200_000)
 BODY_MD5 = hashlib.md5(BODY).hexdigest()
 ALTERNATIVE = "Download it elsewhere and set datasets.ffhq.local in params.yaml"

@@ -26,6 +26,9 @@ from pipeline.download_stage import SOURCE_FILE, run_download
 from projects import committed_params
 
 
+pytestmark = pytest.mark.fault
+
+
 def png(value: int, size: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(buffer, format="PNG")

@@ -94,3 +94,28 @@ def test_the_paper_tables_are_data_with_a_citation():
     faces = next(t for t in tables if t["title"].startswith("Table 1"))
     assert faces["rows"]["sr3"] == {"psnr": 23.04, "ssim": 0.65, "consistency": 2.68}
     assert all(t["citation"] for t in tables)
+
+
+def test_the_page_sets_the_reproduced_numbers_beside_the_papers_table(tmp_path, inputs):
+    preset = {
+        "description": "a small faces run", "dataset": {"lr_source": "downsample"},
+        "paper": {"table": "sr3_table1_faces", "experiment": "faces16_128", "comparable": False},
+        "diffusion": {"training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}},
+        "training": {"sr3": {"steps": 7}},
+    }
+    scale = {"training_images": "176 pairs", "training_steps": "SR3 7", "batch_size": "SR3 4", "parameters": "SR3 1.05M", "inference_steps": "5", "test_images": "3"}
+    out = tmp_path / "report"
+    build_report("test", preset, titles={"bicubic": "Bicubic", "sr3": "SR3"}, paper_tables=REPO / "reports" / "paper", out=out, scale_here=scale, **inputs)
+    page = (out / "index.html").read_text()
+    assert "Beside the paper: Table 1" in page and "not comparable" in page
+    assert "<td>SR3</td><td>psnr</td><td>24.00</td><td>23.04</td><td>+0.96</td>" in page  # here, paper, here - paper
+    assert "176 pairs" in page and "550M" in page and "1.05M" in page  # the two runs' scale side by side
+
+
+def test_orderings_of_the_paper_are_checked_in_each_metrics_direction():
+    from reporting.comparison import orderings
+
+    table = {"columns": ["psnr", "consistency"], "rows": {"regression": {"psnr": 23.96, "consistency": 2.71}, "sr3": {"psnr": 23.04, "consistency": 2.68}, "PULSE": {"psnr": 16.88, "consistency": 161.1}}}
+    here = pd.DataFrame([{"method": "regression", "psnr": 22.9, "consistency": 8.1}, {"method": "sr3", "psnr": 22.0, "consistency": 28.0}])
+    checks = {(c["metric"], c["better"]): c["holds"] for c in orderings(table, here)}
+    assert checks == {("psnr", "regression"): True, ("consistency", "sr3"): False}  # lower consistency is better
