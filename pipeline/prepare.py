@@ -15,10 +15,10 @@ How an HR image is made from a source image (``dataset.fit``):
 * ``crop``: random ``hr_size`` crops for training, the whole (or centre-cropped) image
   for test and validation;
 * ``resize``: the whole square image resized to ``hr_size`` (faces, Saharia et al. 2021
-  Sec. 4.1: FFHQ and CelebA-HQ at 128x128);
+  Sec. 4: FFHQ and CelebA-HQ at 128x128);
 * ``square_crop_area``: images whose shorter side is below ``hr_size`` are dropped (and
   counted in the manifest), the rest cropped to their largest central square and shrunk
-  to ``hr_size`` by area interpolation (the paper's ImageNet preprocessing, Sec. 4.2).
+  to ``hr_size`` by area interpolation (the paper's ImageNet preprocessing, Sec. 4).
 
 LR images are made by ``core.resize.downsample`` (MATLAB-compatible bicubic, antialiased)
 unless a folder dataset provides them (``lr_source: provided``). Two source images with
@@ -26,14 +26,13 @@ one file stem in a split are refused: they would be written to one name.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
-
-import hashlib
 
 from core.image_check import BadImageError, load_dataset_image
 from core.atomic import atomic_path

@@ -137,10 +137,11 @@ class Trainer:
                     upsampled_lr, hr = (t.to(self.runtime.device, non_blocking=True) for t in self.sampler())
                     loss = self.loss_fn(self.model, upsampled_lr, hr, self.noise_generator)
                     if not math.isfinite(loss.item()):
-                        raise NonFiniteLossError(
-                            f"loss became {loss.item()} at step {self.step + 1}; the last good checkpoint "
-                            f"({self.checkpoint_path}) is kept: lower the learning rate and re-run"
+                        kept = (
+                            f"the last good checkpoint ({self.checkpoint_path}) is kept" if self.checkpoint_path.exists()
+                            else f"no checkpoint had been written yet (the first comes at step {settings['checkpoint_every']})"
                         )
+                        raise NonFiniteLossError(f"loss became {loss.item()} at step {self.step + 1}; {kept}: lower the learning rate and re-run")
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()

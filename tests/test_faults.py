@@ -54,6 +54,14 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in kept["model"].values())
 
 
+def test_a_divergence_before_the_first_checkpoint_does_not_claim_one(tmp_path):
+    """Issue 14: the message named a 'last good checkpoint' that did not exist."""
+    run = trainer(tmp_path, loss_that_explodes_at(1))
+    with pytest.raises(NonFiniteLossError, match=r"at step 1; no checkpoint had been written yet \(the first comes at step 2\)") as error:
+        run.run()
+    assert "last good checkpoint" not in str(error.value) and not (tmp_path / "last.pt").exists()
+
+
 def test_full_disk_while_checkpointing_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     run = trainer(tmp_path, loss_that_explodes_at(-1))
     run.settings = dict(SETTINGS, steps=4)
