@@ -40,6 +40,10 @@ def load_dataset_image(path: Path, min_size: int, keep_grey: bool = False) -> np
         with Image.open(path) as image:
             image.load()
             array = _to_uint8_rgb(image, keep_grey)
+    except Image.DecompressionBombError as error:
+        raise BadImageError(
+            f"{path}: too many pixels to open safely ({error}); shrink the image, or remove it from the dataset folder"
+        ) from error
     except UnidentifiedImageError as error:
         raise BadImageError(f"{path}: not an image file PIL can read ({error}); remove it from the dataset folder") from error
     except (OSError, SyntaxError, ValueError) as error:

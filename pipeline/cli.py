@@ -132,6 +132,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--threads", type=int, default=1, help="threads this stage may use")
         command.add_argument("--log", help="also write the log to this file")
         command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
+        command.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
         if needs_method:
             command.add_argument("--method", required=True, help=f"a registered method ({', '.join(registry.REGISTRY)}) or <method>@<variant>")
     provision = sub.add_parser(
@@ -153,8 +154,28 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def other_checkout() -> str | None:
+    """Why this process must not run here, when the working directory is an SR3 Bench
+    project other than the one whose code was imported (an environment installed from
+    another clone): the engines track this folder's files, the job would run the other's."""
+    from pipeline.code_deps import PACKAGES_ROOT
+
+    here = Path.cwd().resolve()
+    if not (here / "pipeline" / "cli.py").is_file() or here == PACKAGES_ROOT.resolve():
+        return None
+    return (
+        f"this sr3bench runs the code in {PACKAGES_ROOT}, but the project here is {here}: its results would come from "
+        f"the other checkout's code. Install this one (pip install -e {here}) or run with PYTHONPATH={here}"
+    )
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    mismatch = other_checkout()
+    if mismatch:
+        setup_logging(None)
+        log.error("%s", mismatch)
+        return 2
     if args.command == "provision-weights":
         setup_logging(None)
         command_provision_weights(args)
@@ -188,6 +209,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as interruption:  # SIGINT, or SIGTERM turned into it by the trainer
         log.error("%s interrupted: %s; re-run to resume", args.command, str(interruption) or "Ctrl-C")
         return 130
+    except Exception as error:  # anything else: one line, the traceback only when asked for
+        if args.debug:
+            raise
+        log.error("%s failed: %s: %s (sr3bench %s --debug shows the traceback)", args.command, type(error).__name__, error, args.command)
+        return 1
     return 0
 
 

@@ -77,6 +77,18 @@ def test_truncated_files_are_named(tmp_path, suffix):
     assert str(path) in str(error.value)
 
 
+def test_a_decompression_bomb_is_named_not_a_traceback(tmp_path, monkeypatch):
+    """Issue 14: a 20000x20000 PNG raised PIL's DecompressionBombError. The same check,
+    with PIL's limit lowered so that a 64x64 image trips it."""
+    from PIL import Image
+
+    path = save(tmp_path / "huge.png", rgb(64))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 // 3)  # PIL refuses beyond twice the limit
+    with pytest.raises(BadImageError, match="too many pixels to open safely") as error:
+        load_dataset_image(path, min_size=16)
+    assert str(path) in str(error.value)
+
+
 def test_too_small_images_are_named(tmp_path):
     path = save(tmp_path / "small.png", rgb(20))
     with pytest.raises(BadImageError, match="smaller than the required 64x64") as error:

@@ -2,6 +2,7 @@
 stale locks of a killed Snakemake run."""
 import errno
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -232,3 +233,39 @@ def test_the_installed_snakemake_keeps_its_locks_where_the_clean_up_looks(tmp_pa
     assert (tmp_path / "seen.txt").read_text().split()  # lock files existed during the run
     locks = tmp_path / ".snakemake" / "locks"
     assert not locks.exists() or not any(locks.iterdir())  # and are gone after it
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    """Issue 14: the CLI caught only OSError, ValueError and RuntimeError; any other error
+    a damaged file causes (here a manifest.json that is a list) printed a traceback."""
+    import yaml
+
+    from projects import committed_params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(committed_params()))
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    (tmp_path / "data" / "demo" / "manifest.json").write_text("[]")
+    command = [sys.executable, "-m", "pipeline.cli", "evaluate", "--preset", "demo", "--method", "bicubic"]
+    plain = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert "evaluate failed: TypeError" in plain.stderr and "--debug shows the traceback" in plain.stderr
+    debug = subprocess.run(command + ["--debug"], cwd=tmp_path, capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_a_checkout_refuses_to_run_another_checkouts_code(tmp_path):
+    """Issue 14: an environment installed (editable) from checkout A, run in checkout B,
+    imported A's code while the engine tracked B's files."""
+    import shutil
+
+    from conftest import REPO
+
+    other = tmp_path / "other-clone"
+    shutil.copytree(REPO / "pipeline", other / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "params.yaml", other / "params.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    sr3bench = Path(sys.executable).parent / "sr3bench"  # the installed entry point, as the engines call it
+    result = subprocess.run([str(sr3bench), "prepare"], cwd=other, env=env, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"runs the code in {REPO}" in result.stderr and f"the project here is {other}" in result.stderr
+    assert "PYTHONPATH" in result.stderr and not (other / "data").exists()
