@@ -63,7 +63,14 @@ include: "pipeline/rules/evaluate.smk"
 include: "pipeline/rules/report.smk"
 
 
+# Every declared output, not only the report: Snakemake does not rebuild a missing
+# intermediate file whose downstream outputs exist (it treats it as a removed temp file),
+# so results deleted by hand or lost to a kill during --forcerun would stay missing.
 rule all:
     input:
-        str(layout.report_file(PRESET, "index.html")),
-        str(layout.report_file(PRESET, "metrics.csv")),
+        [str(layout.report_file(PRESET, name)) for name in layout.REPORT_FILES],
+        [str(layout.results_file(PRESET, m)) for m in METHODS],
+        [str(layout.set_metrics_file(PRESET, m)) for m in METHODS],
+        [str(layout.samples_dir(PRESET, m)) for m in METHODS],
+        [str(layout.model_file(PRESET, m)) for m in TRAINED_METHODS],
+        [str(layout.loss_file(PRESET, m)) for m in TRAINED_METHODS],

@@ -70,7 +70,7 @@ ENTRIES = (
         access="download",
         files=(FFHQ_METADATA,),
         arrangement="ffhq",
-        layout="train/<id>.png for images 0-59,999 and val/<id>.png for 60,000-69,999",
+        layout="<id>.png, in train/ for images 0-59,999 and in val/ for 60,000-69,999",
         how_to_get="every image's URL and md5 come from the metadata JSON of NVlabs/ffhq-dataset download_ffhq.py; "
         "a local copy is the thumbnails128x128 folder (its 00000/ ... 69000/ sub-folders), with ffhq-dataset-v2.json beside "
         "the images to have each one checked",
@@ -98,7 +98,7 @@ ENTRIES = (
             RemoteFile("ILSVRC2012_img_val.tar", "https://image-net.org/data/ILSVRC/2012/ILSVRC2012_img_val.tar", "29b22e2961454d5413ddabcf34fc5622"),
         ),
         arrangement="imagenet",
-        layout="train/<wnid>/<image>.JPEG and val/<image>.JPEG",
+        layout="<wnid>/<image>.JPEG under train/, <image>.JPEG under val/",
         how_to_get="log in at https://image-net.org, download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into one "
         "folder (or extract them there as train/<wnid>/*.JPEG and val/*.JPEG) and set datasets.imagenet.local in "
         "params.yaml to that folder",

@@ -174,7 +174,7 @@ def arrange_ffhq(entry, sources: Sources, staging: Path) -> None:
 
 
 def arrange_imagenet(entry, sources: Sources, staging: Path) -> None:
-    """train/<wnid>/*.JPEG and val/*.JPEG, from the two archives (the train archive holds
+    """The images as train/<wnid>/*.JPEG and val/*.JPEG, from the two archives (the train archive holds
     one tar per class, unpacked in turn into the cache) or from an extracted folder."""
     for split, remote in zip(("train", "val"), entry.files):
         folder = sources.unpacked(remote) or find_folder([sources.local], [split])

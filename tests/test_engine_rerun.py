@@ -57,3 +57,27 @@ def test_dvc_killed_mid_sampling_reruns_only_the_unfinished_stages(uninterrupted
     assert f"sr3: 3 test images, {3 - sampled} to sample" in (project / "logs/demo/sample_sr3.log").read_text()
     same_results(project, uninterrupted)
     assert "up to date" in run(DVC_REPRO, project).stdout
+
+
+def planned_jobs(project) -> str:
+    result = run(SNAKEMAKE + ["--dry-run", "--printshellcmds"], project)
+    return result.stdout + result.stderr
+
+
+def test_a_plain_run_rebuilds_declared_outputs_that_went_missing(uninterrupted, tmp_path):
+    """Issue 14: after a kill during `--forcerun evaluate` (which deletes the results first)
+    or after deleting models/<preset>/sr3/ by hand, a plain run said "Nothing to be done":
+    Snakemake does not rebuild a missing intermediate file whose downstream outputs exist,
+    unless a target asks for it. Every declared output is now a target of `rule all`."""
+    import shutil
+
+    project = shutil.copytree(uninterrupted, tmp_path / "project", symlinks=True)
+    assert "Nothing to be done" in planned_jobs(project)
+    for name in ("results/demo/sr3.csv", "results/demo/sr3.json"):
+        (project / name).unlink()
+    plan = planned_jobs(project)
+    assert "sr3bench evaluate --preset demo --method sr3" in plan and "sr3bench train" not in plan
+    shutil.rmtree(project / "models/demo/sr3")
+    assert "sr3bench train --preset demo --method sr3" in planned_jobs(project)
+    run(SNAKEMAKE, project)
+    same_results(project, uninterrupted)
