@@ -14,7 +14,8 @@ def stage_params(stage: str, preset: str, method: str | None = None) -> list[str
     """Dotted keys of params.yaml (``presets.<preset>.seed``, ``methods``)."""
     keys = {
         "prepare": ["dataset", "seed"],
-        "train": ["model", f"training.{method}", "diffusion", "seed"],
+        # not diffusion.inference_schedule: sampling settings never retrain a model
+        "train": ["model", f"training.{method}", "diffusion.training_schedule", "diffusion.loss", "diffusion.parametrization", "seed"],
         "evaluate": ["protocol"],
         "report": ["diffusion", "training", "model", "paper"],
     }.get(stage)

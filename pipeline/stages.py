@@ -48,7 +48,8 @@ def run_train(preset_name: str, preset: dict, method: str) -> None:
     dataset = PairDataset(layout.shard_dir(preset_name, "train"), preset["dataset"]["scale"])
     log.info("training %s on %d pairs of %dx%d (%s, %s)", method, len(dataset), *dataset.image_size, runtime.device, runtime.precision)
     sampler = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], preset["seed"])
-    fingerprint = digest([preset["model"], settings, preset["diffusion"], preset["dataset"], preset["seed"], method, code_fingerprint(training_code(method))])
+    training_diffusion = {key: value for key, value in preset["diffusion"].items() if key != "inference_schedule"}
+    fingerprint = digest([preset["model"], settings, training_diffusion, preset["dataset"], preset["seed"], method, code_fingerprint(training_code(method))])
     validate = validation_psnr(preset_name, preset, implementation) if settings["keep"] == "best_val_psnr" else None
     trainer = Trainer(model, implementation.training_loss(preset), sampler, settings, preset["seed"], layout.checkpoint_file(preset_name, method), fingerprint, runtime, validate)
     history = trainer.run()
