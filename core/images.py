@@ -35,6 +35,11 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def list_images_recursive(folder: Path) -> list[Path]:
+    """Image files of a folder and its sub-folders (ImageNet's class folders), sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def to_tensor(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1]."""
     array = np.stack(images) if isinstance(images, list) else images

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_path
 from core.download import DownloadError, fetch, md5_of, unpack
-from core.images import IMAGE_SUFFIXES
+from core.images import IMAGE_SUFFIXES, list_images_recursive
 from pipeline import datasets, layout
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-
-
-def images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 class Sources:
@@ -124,7 +120,7 @@ def arrange_sr_sets(entry, sources: Sources, staging: Path) -> None:
         lr = find_folder(roots, [f"{name}/LR_bicubic/X{scale}", f"{name}_LR_bicubic/X{scale}", f"{name}/LR_bicubic_x{scale}"])
         if hr is None or lr is None:
             raise DownloadError(f"{entry.title}: no {name} HR and x{scale} LR folders in {', '.join(map(str, roots))} (expected {entry.layout})")
-        for image in images_in(hr):
+        for image in list_images_recursive(hr):
             matches = [lr / f"{image.stem}x{scale}{image.suffix}", lr / image.name]
             match = next((m for m in matches if m.exists()), None)
             if match is None:
@@ -135,7 +131,7 @@ def arrange_sr_sets(entry, sources: Sources, staging: Path) -> None:
 
 def arrange_image_folder(entry, sources: Sources, staging: Path) -> None:
     (root,) = sources.roots()
-    images = images_in(root)
+    images = list_images_recursive(root)
     if not images:
         raise DownloadError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)}); {entry.how_to_get}")
     for image in tqdm(images, desc=entry.name, mininterval=2):
@@ -149,7 +145,7 @@ def arrange_ffhq(entry, sources: Sources, staging: Path) -> None:
     metadata_file = sources.local_file(datasets.FFHQ_METADATA.name)
     if sources.local is not None and sources.local.is_dir() and metadata_file is None:
         log.warning("%s has no %s: FFHQ images are taken by file name, without md5 checks", sources.local, datasets.FFHQ_METADATA.name)
-        by_name = {p.stem: p for p in images_in(sources.local)}
+        by_name = {p.stem: p for p in list_images_recursive(sources.local)}
         for split in ("train", "val"):
             low, high = entry.options[split]
             for index in range(low, high):
@@ -182,9 +178,9 @@ def arrange_imagenet(entry, sources: Sources, staging: Path) -> None:
             raise DownloadError(f"no ImageNet {split} images in {sources.local}: neither {remote.name} nor a {split}/ folder; {entry.how_to_get}")
         for inner in sorted(folder.glob("*.tar")):  # a class of the train archive
             classes = unpack(inner, sources.cache / "unpacked" / f"{split}-classes" / inner.stem)
-            for image in images_in(classes):
+            for image in list_images_recursive(classes):
                 link_or_copy(image, staging / split / inner.stem / image.name)
-        for image in tqdm(images_in(folder), desc=f"imagenet {split}", mininterval=5):
+        for image in tqdm(list_images_recursive(folder), desc=f"imagenet {split}", mininterval=5):
             link_or_copy(image, staging / split / image.relative_to(folder))
 
 

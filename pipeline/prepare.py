@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from core.image_check import BadImageError, load_dataset_image
 from core.atomic import atomic_path
-from core.images import IMAGE_SUFFIXES, list_images, write_png
+from core.images import list_images, list_images_recursive, write_png
 from core.resize import area_resize, downsample, imresize
 from core.shards import ShardWriter
 from pipeline import layout
@@ -167,11 +167,6 @@ def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dic
     return rows, dropped
 
 
-def images_under(folder: Path) -> list[Path]:
-    """Image files in a folder and its sub-folders (ImageNet's class folders), sorted."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
 def refuse_duplicate_stems(split: str, sources: list[tuple[str, str, Path]]) -> None:
     """Two images of one group and stem would be written to one file: one would be lost."""
     seen: dict[tuple[str, str], Path] = {}
@@ -187,7 +182,7 @@ def refuse_duplicate_stems(split: str, sources: list[tuple[str, str, Path]]) -> 
 def split_by_image(root: Path, counts: dict, seed: int) -> dict[str, list]:
     """A flat (or nested) folder of images split into test, val and train by a seeded
     permutation of the sorted file list: the same folder and seed give the same split."""
-    images = images_under(root)
+    images = list_images_recursive(root)
     needed = counts["test"] + counts["val"] + 1
     if len(images) < needed:
         raise FileNotFoundError(f"{root} holds {len(images)} images; dataset.image_split needs at least {needed} (test {counts['test']}, val {counts['val']}, and training images)")
@@ -223,7 +218,7 @@ def dataset_sources(dataset: dict, seed: int = 0) -> dict[str, list]:
         folder = root / dataset["train_folder"]
         if not folder.is_dir():
             raise FileNotFoundError(f"training folder {folder} not found (dataset.root / dataset.train_folder)")
-        train = [("train", p.stem, p) for p in images_under(folder)]
+        train = [("train", p.stem, p) for p in list_images_recursive(folder)]
     val = _set_folders(root, dataset["val_folders"], "val")
     if dataset["val_from_train"]:
         train, held_out = hold_out(train, dataset["val_from_train"], seed)
