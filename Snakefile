@@ -8,9 +8,14 @@
 import re
 
 from pipeline import code_deps, layout, registry
-from pipeline.config import PARAMS_FILE, option_for_resolved, resolve, typed_engine_config
+from pipeline.config import PARAMS_FILE, option_for_resolved, read_params, resolve, typed_engine_config
 from pipeline.stage_params import param_values, stage_params
 from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
+
+
+# Read params.yaml once before Snakemake's loader does: a YAML error then names the file
+# and the line instead of Snakemake's "Config file is not valid JSON or YAML".
+read_params(PARAMS_FILE)
 
 
 configfile: PARAMS_FILE

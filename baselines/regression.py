@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from core.images import to_uint8, upsampled_tensor
 from sr3.model_file import build_unet, load_model, save_model
+from sr3.unet import padded_to_depth
 
 __all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
 
@@ -44,7 +45,7 @@ def regression_super_resolve(model, upsampled_lr: torch.Tensor) -> torch.Tensor:
 
 def super_resolve(model, lr_images, scale: int, seeds, settings: dict, progress) -> list:
     device = next(model.parameters()).device
-    upsampled = upsampled_tensor(lr_images, scale).to(device)
+    upsampled, (height, width) = padded_to_depth(model, upsampled_tensor(lr_images, scale).to(device))
     sr = regression_super_resolve(model, upsampled)
     progress(1.0)
-    return list(to_uint8(sr))
+    return list(to_uint8(sr[..., :height, :width]))

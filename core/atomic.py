@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from pathlib import Path
 
 
@@ -30,9 +31,37 @@ def atomic_path(path: Path):
         _flush_to_disk(path.parent)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        if error.errno == errno.ENOSPC:
-            raise OSError(errno.ENOSPC, f"disk full while writing {path}; free space and re-run (nothing was lost)") from error
+        _name_a_full_disk(error, path)
         raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _name_a_full_disk(error: OSError, path: Path) -> None:
+    """A full disk's error says which file it was writing (the OS error does not)."""
+    if error.errno == errno.ENOSPC:
+        raise OSError(errno.ENOSPC, f"disk full while writing {path}; free space and re-run (nothing was lost)") from error
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path):
+    """Yield an empty staging folder beside ``path``; on success move each file written
+    there onto ``path/<name>`` (each replaced atomically, after all of them were written
+    in full). On failure ``path`` keeps its previous files and the staging folder goes."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        path.mkdir(parents=True, exist_ok=True)
+        for written in sorted(staging.iterdir()):
+            _flush_to_disk(written)
+            os.replace(written, path / written.name)
+        _flush_to_disk(path)
+    except OSError as error:
+        _name_a_full_disk(error, path)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

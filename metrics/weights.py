@@ -116,7 +116,22 @@ def _read_offline(path: Path) -> dict | None:
             f"incomplete offline weights in {path.parent} ({path.name} or its .json sidecar is missing); "
             f"re-run `{PROVISION_COMMAND}`"
         )
-    return json.loads(side.read_text())
+    meta = json.loads(side.read_text())
+    _check_sha256(path, meta.get("sha256"), f"recorded in {side.name}", f"re-run `{PROVISION_COMMAND}` to rebuild it")
+    return meta
+
+
+def _check_sha256(path: Path, expected: str | None, where: str, fix: str) -> None:
+    """Refuse a metric weights file whose bytes are not the recorded ones (a truncated copy
+    would otherwise reach torch.load, whose message names no file)."""
+    if expected is None:
+        return
+    actual = _file_hash(path, "sha256")
+    if not actual.startswith(expected):
+        raise WeightsUnavailableError(
+            f"metric weights file {path} is damaged or incomplete: SHA-256 {actual[:16]}... does not match "
+            f"{expected[:16]}... {where}; {fix}. (Only this file is affected: training checkpoints and models are not.)"
+        )
 
 
 # ----------------------------------------------------------------------------- Inception
@@ -246,6 +261,13 @@ def hub_download(url: str, what: str, weights_dir=None) -> Path:
             torch.hub.download_url_to_file(url, str(dst), progress=False)
         except DOWNLOAD_ERRORS as e:
             raise WeightsUnavailableError(missing_message(what, e, weights_dir)) from e
+    try:  # no checksum is published for it: a load that fails names the file
+        torch.load(dst, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsUnavailableError(
+            f"metric weights file {dst} cannot be read ({error.__class__.__name__}: {str(error).splitlines()[0]}); "
+            "delete it and it is downloaded again. (Only this file is affected: training checkpoints and models are not.)"
+        ) from error
     return dst
 
 

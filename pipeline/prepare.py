@@ -147,6 +147,8 @@ def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dic
             log.info("%s: %s is %dx%d, below %d: dropped (square_crop_area)", split, path, *image.shape[:2], dataset["hr_size"])
             continue
         for name, hr in hr_pieces(image, split, stem, group, dataset, rng, path):
+            if writer is None:
+                refuse_too_large(hr, path, split, dataset["max_test_pixels"])
             lr = provided_lr(group, path) if provided_lr and whole else make_lr(hr, scale)
             expected = (hr.shape[0] // scale, hr.shape[1] // scale)
             if lr.shape[:2] != expected:
@@ -165,6 +167,18 @@ def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dic
         writer.close()
     log.info("%s: %d source images -> %d pairs (%d dropped)", split, len(sources), len(rows), dropped)
     return rows, dropped
+
+
+def refuse_too_large(hr: np.ndarray, path: Path, split: str, limit: int) -> None:
+    """A test or validation image is super-resolved whole: one too large for the machine's
+    memory would fail only at sampling, after training. Refuse it here, naming it."""
+    height, width = hr.shape[:2]
+    if height * width > limit:
+        raise BadImageError(
+            f"{path}: the {split} image would be {height}x{width} ({height * width / 1e6:.1f} M pixels), above "
+            f"dataset.max_test_pixels ({limit / 1e6:.1f} M), and sampled whole. Set dataset.test_center_crop to "
+            "keep a central region, or raise dataset.max_test_pixels if this machine has the memory."
+        )
 
 
 def refuse_duplicate_stems(split: str, sources: list[tuple[str, str, Path]]) -> None:

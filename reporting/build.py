@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.atomic import atomic_folder
 from reporting import comparison, figures, paper
 from reporting.tables import METRIC_COLUMNS, summarise
 
@@ -77,7 +78,6 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
     """``results``: per-image CSV of each method (its set metrics and protocol in the
     ``.json`` beside it); ``titles``: how to print each method; ``scale_here``: this run's
     values of the rows of ``reporting.comparison.SCALE_ROWS`` (as text)."""
-    out.mkdir(parents=True, exist_ok=True)
     per_image = pd.concat([pd.read_csv(path) for path in results.values()], ignore_index=True)
     set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) for m, p in results.items()}
     protocol_record = read_protocol(set_metrics)
@@ -85,22 +85,22 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
     notes = unavailable_notes(set_metrics)
     summary = summarise(per_image, set_metrics, protocol)
     by_group = summarise(per_image, set_metrics, protocol, by=["group"])
-    summary.to_csv(out / "metrics.csv", index=False)
-    by_group.to_csv(out / "metrics_by_group.csv", index=False)
-    per_image.to_csv(out / "per_image.csv", index=False)
     metrics_json = {row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in ["n_images"] + METRIC_COLUMNS} for _, row in summary.iterrows()}
-    (out / "metrics.json").write_text(json.dumps(metrics_json, indent=1))
-
     names = sorted(p.name for p in Path(test_hr).iterdir())
-    step = max(1, len(names) // GRID_ROWS)
-    grid_names = names[::step][:GRID_ROWS]
+    grid_names = names[:: max(1, len(names) // GRID_ROWS)][:GRID_ROWS]
     columns = [("LR (input)", test_lr)] + [(titles[m], f) for m, f in samples.items()] + [("HR (truth)", test_hr)]
-    figures.image_grid(grid_names, columns, out / "grid.png")
-    figures.loss_curves({titles[m]: path for m, path in losses.items()}, out / "loss.png")
     sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values()})
     tables = paper.load_tables(paper_tables)
     beside = beside_the_paper(preset, summary, tables, comparison.load_scale(paper_tables, preset.get("paper", {}).get("experiment")), scale_here or {}, titles)
-    (out / "index.html").write_text(render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside))
+    page = render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside)
+    with atomic_folder(out) as staging:  # every file written in full before any is replaced
+        summary.to_csv(staging / "metrics.csv", index=False)
+        by_group.to_csv(staging / "metrics_by_group.csv", index=False)
+        per_image.to_csv(staging / "per_image.csv", index=False)
+        (staging / "metrics.json").write_text(json.dumps(metrics_json, indent=1))
+        figures.image_grid(grid_names, columns, staging / "grid.png")
+        figures.loss_curves({titles[m]: path for m, path in losses.items()}, staging / "loss.png")
+        (staging / "index.html").write_text(page)
 
 
 def _difference(value, column: str) -> str:

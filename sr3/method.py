@@ -9,6 +9,7 @@ import torch
 from core.images import to_uint8, upsampled_tensor
 from sr3 import diffusion
 from sr3.model_file import build_unet, load_model, save_model
+from sr3.unet import padded_to_depth
 
 __all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
 
@@ -36,8 +37,8 @@ def _loss(model, upsampled_lr, hr, generator, training_schedule, norm, parametri
 def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict, progress) -> list:
     """uint8 SR images for one batch; image i's randomness comes only from seeds[i]."""
     device = next(model.parameters()).device
-    upsampled = upsampled_tensor(lr_images, scale).to(device)
+    upsampled, (height, width) = padded_to_depth(model, upsampled_tensor(lr_images, scale).to(device))
     schedule = settings["diffusion"]["inference_schedule"]
     steps = schedule["steps"]
     sr = diffusion.sample(model, upsampled, schedule, seeds, lambda: progress(1 / steps), settings["diffusion"]["parametrization"])
-    return list(to_uint8(sr))
+    return list(to_uint8(sr[..., :height, :width]))

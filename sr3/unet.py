@@ -171,3 +171,15 @@ class UNet(nn.Module):
             if level > 0:
                 h = self.upsamplers[index](F.interpolate(h, scale_factor=2, mode="nearest"))
         return self.output(h)
+
+
+def padded_to_depth(model: UNet, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``x`` grown at the bottom and right (edge pixels repeated) to the next size that the
+    UNet's 2 ** (levels - 1) divides, and its own (height, width) to crop the result back
+    to. Whole test images (Set14, DIV2K) need not fit the depth; sizes that do are unchanged."""
+    factor = 2 ** (model.levels - 1)
+    height, width = x.shape[-2:]
+    grow_h, grow_w = -height % factor, -width % factor
+    if grow_h or grow_w:
+        x = F.pad(x, (0, grow_w, 0, grow_h), mode="replicate")
+    return x, (height, width)

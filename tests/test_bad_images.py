@@ -130,3 +130,15 @@ def test_a_missing_or_mis_sized_provided_lr_image_is_named(tmp_path, lr_size, me
     with pytest.raises((FileNotFoundError, ValueError), match=message) as error:
         prepare({"dataset": dataset, "seed": 0}, tmp_path / "out")
     assert "baby.png" in str(error.value)
+
+
+def test_a_test_image_too_large_to_sample_whole_is_refused_at_prepare(tmp_path):
+    """Issue 14: a 6000x6000 test image passed prepare and failed on memory at sampling,
+    after training, naming no file. Prepare refuses it, naming the file and the keys."""
+    (tmp_path / "SetX" / "HR").mkdir(parents=True)
+    save(tmp_path / "SetX" / "HR" / "huge.png", rgb(64))
+    dataset = folder_dataset(root=str(tmp_path), test_folders=["SetX"], hr_size=16, max_test_pixels=48 * 48)
+    with pytest.raises(BadImageError, match=r"huge.png: the test image would be 64x64 .*dataset.max_test_pixels.*test_center_crop"):
+        prepare({"dataset": dataset, "seed": 0}, tmp_path / "out")
+    dataset["test_center_crop"] = 48
+    prepare({"dataset": dataset, "seed": 0}, tmp_path / "out")  # the fix the message gives

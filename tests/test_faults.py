@@ -269,3 +269,63 @@ def test_a_checkout_refuses_to_run_another_checkouts_code(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"runs the code in {REPO}" in result.stderr and f"the project here is {other}" in result.stderr
     assert "PYTHONPATH" in result.stderr and not (other / "data").exists()
+
+
+@pytest.mark.parametrize("find", ["offline_inception", "offline_alexnet_trunk"])
+def test_a_truncated_metric_weights_file_is_named_and_checked_against_its_sha256(tmp_path, find):
+    """Issue 14: a truncated weights file gave torch's "checkpoint file is corrupted" with
+    no path, and a user may then delete their real training checkpoint."""
+    from metrics import weights
+
+    path = tmp_path / (weights.INCEPTION_FILE if find == "offline_inception" else weights.ALEXNET_FILE)
+    weights._save({"w": torch.ones(1000)}, path, {"source": "test"})
+    assert getattr(weights, find)(tmp_path)[0] == path  # intact: accepted
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(weights.WeightsUnavailableError, match=f"metric weights file {path} is damaged or incomplete.*provision-weights.*training checkpoints and models are not"):
+        getattr(weights, find)(tmp_path)
+
+
+def test_a_truncated_fid_reference_cache_is_computed_again_not_loaded(tmp_path):
+    from metrics.fid_kid_is import discard_damaged_cache
+
+    name = "sr3bench-ref-0123456789abcdef-fidhelper"
+    intact, truncated = tmp_path / f"{name}-inception-v3-compat-stat-fid-2048.pt", tmp_path / f"{name}-inception-v3-compat-features-2048.pt"
+    torch.save({"mu": torch.zeros(4)}, intact)
+    torch.save({"features": torch.zeros(64, 4)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    other = tmp_path / "sr3bench-ref-ffffffffffffffff-fidhelper-x.pt"  # another reference set's: not ours to judge
+    other.write_bytes(b"not a zip")
+    assert discard_damaged_cache(tmp_path, name) == [truncated]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([intact.name, other.name])
+
+
+@pytest.mark.parametrize("method", ["sr3.method", "baselines.regression"])
+def test_a_test_image_the_unet_depth_does_not_divide_is_sampled_at_its_own_size(method):
+    """Issue 14: whole test images (Set14, DIV2K) of a size that 2 ** (levels - 1) does not
+    divide failed only at sampling, after training. They are padded for the UNet and cropped back."""
+    import importlib
+
+    from projects import tiny_params
+
+    settings = tiny_params()["presets"]["demo"]
+    settings["model"]["channel_multipliers"] = [1, 2, 2, 2]  # depth 8
+    settings["diffusion"]["inference_schedule"] = {"steps": 2, "beta_start": 1e-3, "beta_end": 0.5}
+    module = importlib.import_module(method)
+    torch.manual_seed(0)
+    model = module.build_model(settings).eval()
+    lr = [np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)]  # HR 20x28: 8 divides neither
+    with torch.inference_mode():
+        sr = module.super_resolve(model, lr, 4, [0], settings, lambda fraction: None)
+    assert sr[0].shape == (20, 28, 3) and sr[0].dtype == np.uint8
+
+
+def test_a_yaml_error_in_params_names_the_file_and_line_under_snakemake(tmp_path):
+    """Issue 14: Snakemake said only "Config file is not valid JSON or YAML"."""
+    from projects import committed_params, make_project
+
+    project = make_project(tmp_path / "project", committed_params())
+    (project / "params.yaml").write_text("preset: demo\nmethods: [bicubic\nthreads: {}\n")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=project, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "params file params.yaml is not valid YAML" in result.stderr + result.stdout
+    assert "line 3" in result.stderr + result.stdout

@@ -119,3 +119,24 @@ def test_orderings_of_the_paper_are_checked_in_each_metrics_direction():
     here = pd.DataFrame([{"method": "regression", "psnr": 22.9, "consistency": 8.1}, {"method": "sr3", "psnr": 22.0, "consistency": 28.0}])
     checks = {(c["metric"], c["better"]): c["holds"] for c in orderings(table, here)}
     assert checks == {("psnr", "regression"): True, ("consistency", "sr3"): False}  # lower consistency is better
+
+
+@pytest.mark.fault
+def test_full_disk_while_writing_the_report_names_it_and_keeps_the_previous_report(tmp_path, inputs, monkeypatch):
+    """Issue 14: "[Errno 28] No space left on device" with no path, and a half-written report."""
+    import errno
+
+    from reporting import figures
+
+    out = build(tmp_path, inputs)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(figures, "loss_curves", no_space)  # after the CSVs, before index.html
+    inputs["results"]["sr3"].write_text(inputs["results"]["sr3"].read_text().replace("28.0", "29.0"))
+    with pytest.raises(OSError, match=f"disk full while writing {out}"):
+        build(tmp_path, inputs)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-new
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
