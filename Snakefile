@@ -32,6 +32,8 @@ PARAMS_OPTION = option_for_resolved(config)
 PRESET = config["preset"]
 METHODS = config["methods"]
 TRAINED_METHODS = registry.trained_methods(METHODS)
+TUNED_VARIANTS = registry.tuned_variants(config["presets"][PRESET], METHODS)
+TUNED_METHODS = list(dict.fromkeys(layout.base_method(m) for m in TUNED_VARIANTS))  # tune stages
 
 # After a kill -9 or a power cut: drop the dead run's locks (profiles/default sets
 # rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints).
@@ -57,12 +59,14 @@ def stage_config(wildcards, stage):
 
 wildcard_constraints:
     method="|".join(re.escape(m) for m in METHODS),
+    preset="[^/]+",
     dataset="[a-z0-9_]+",
 
 
 include: "pipeline/rules/download.smk"
 include: "pipeline/rules/prepare.smk"
 include: "pipeline/rules/train.smk"
+include: "pipeline/rules/tune.smk"
 include: "pipeline/rules/sample.smk"
 include: "pipeline/rules/evaluate.smk"
 include: "pipeline/rules/report.smk"
@@ -79,3 +83,5 @@ rule all:
         [str(layout.samples_dir(PRESET, m)) for m in METHODS],
         [str(layout.model_file(PRESET, m)) for m in TRAINED_METHODS],
         [str(layout.loss_file(PRESET, m)) for m in TRAINED_METHODS],
+        [str(layout.tune_table(PRESET, m)) for m in TUNED_METHODS],
+        [str(layout.tune_choices_file(PRESET, m)) for m in TUNED_METHODS],

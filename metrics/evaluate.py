@@ -47,31 +47,32 @@ def protocol_record(protocol: dict, scale: int) -> dict:
 def evaluate_method(method: str, hr_dir: Path, lr_dir: Path, samples_dir: Path, groups: dict, protocol: dict, scale: int, weights_dir=None) -> tuple[pd.DataFrame, dict]:
     """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), and
     the protocol record; ``groups`` maps image names to their test group."""
-    color, border = protocol["color"], protocol["border_crop"]
-    rows, sr_images, hr_images = [], [], []
+    rows, sr_images, hr_images, lr_images = [], [], [], []
     for hr_path in tqdm(list_images(hr_dir), desc=f"evaluate {method}", mininterval=2):
         sr_path = Path(samples_dir) / hr_path.name
         if not sr_path.exists():
             raise FileNotFoundError(f"{sr_path} is missing; re-run the sample stage for {method}")
-        hr = read_image(hr_path, keep_grey=True)
-        lr = read_image(Path(lr_dir) / hr_path.name, keep_grey=True)
-        sr = read_image(sr_path)
-        rows.append(
-            {
-                "method": method,
-                "name": hr_path.name,
-                "group": groups.get(hr_path.name, ""),
-                "psnr": psnr(sr, hr, color, border),
-                "ssim": ssim(sr, hr, color, border),
-                "consistency": consistency(sr, lr, scale),
-            }
-        )
-        sr_images.append(sr)
-        hr_images.append(hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=-1))
-    scores = lpips_per_image(sr_images, hr_images, weights_dir)
-    for row, score in zip(rows, scores):
-        row["lpips"] = score
+        sr_images.append(read_image(sr_path))
+        hr_images.append(read_image(hr_path, keep_grey=True))
+        lr_images.append(read_image(Path(lr_dir) / hr_path.name, keep_grey=True))
+        rows.append({"method": method, "name": hr_path.name, "group": groups.get(hr_path.name, "")})
+    for row, values in zip(rows, image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir)):
+        row.update(values)
     return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
+
+
+def image_metrics(sr_images, hr_images, lr_images, protocol: dict, scale: int, weights_dir=None) -> list[dict]:
+    """PSNR and SSIM under ``protocol``, consistency and LPIPS of each SR image (uint8
+    arrays; a grey HR image is scored in grey, and against its RGB replica for LPIPS)."""
+    color, border = protocol["color"], protocol["border_crop"]
+    rows = [
+        {"psnr": psnr(sr, hr, color, border), "ssim": ssim(sr, hr, color, border), "consistency": consistency(sr, lr, scale)}
+        for sr, hr, lr in zip(sr_images, hr_images, lr_images)
+    ]
+    rgb = [hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=-1) for hr in hr_images]
+    for row, score in zip(rows, lpips_per_image(sr_images, rgb, weights_dir)):
+        row["lpips"] = score
+    return rows
 
 
 def evaluate_set(samples_dir: Path, hr_dir: Path, cache_dir: Path, weights_dir=None) -> dict:

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline import config, registry
+from pipeline import config, layout, registry
 
 log = logging.getLogger("sr3bench")
 
@@ -58,6 +58,15 @@ def command_sample(preset_name, preset, params, args):
     from pipeline.stages import run_sample
 
     run_sample(preset_name, preset, args.method)
+
+
+def command_tune(preset_name, preset, params, args):
+    from pipeline.tune_stage import run_tune
+
+    variants = [m for m in registry.tuned_variants(preset, params["methods"]) if layout.base_method(m) == args.method]
+    if not preset["tune"] or not variants:
+        raise ValueError(f"nothing to tune for {args.method}: list a tuned variant ({args.method}@<name> with variants.<name>.tuned) in methods, and a tune grid under presets.{preset_name}.tune")
+    run_tune(preset_name, preset, args.method, variants, args.weights)
 
 
 def command_evaluate(preset_name, preset, params, args):
@@ -117,6 +126,7 @@ COMMANDS = {
     "prepare": (command_prepare, False),
     "train": (command_train, True),
     "sample": (command_sample, True),
+    "tune": (command_tune, True),
     "evaluate": (command_evaluate, True),
     "report": (command_report, False),
 }

@@ -23,7 +23,9 @@ import yaml
 
 from pipeline import datasets as dataset_registry
 from pipeline import layout, registry
+from pipeline.layout import variant_name
 from sr3.architecture import unet_config_problems
+from sr3.schedule_spec import schedule_problem
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -87,7 +89,10 @@ def resolve(params: dict) -> dict:
         check_preset(name, preset)
     if params["preset"] not in params["presets"]:
         raise ConfigError(f"params: preset: unknown preset {params['preset']!r} (allowed: {', '.join(params['presets'])})")
-    check_methods(params["methods"], params["presets"][params["preset"]], params["preset"])
+    active = params["presets"][params["preset"]]
+    if active["methods"]:
+        params["methods"] = list(active["methods"])  # what every stage and engine compares
+    check_methods(params["methods"], active, params["preset"])
     return params
 
 
@@ -112,7 +117,8 @@ def check_methods(methods: list[str], preset: dict, preset_name: str) -> None:
     for method in methods:
         try:
             registry.entry(method)
-            registry.apply_variant(preset, method)
+            if variant_name(method) and variant_name(method) not in preset["variants"]:
+                raise registry.UnknownMethodError(f"{method!r}: variant {variant_name(method)!r} is not defined under variants of this preset")
         except registry.UnknownMethodError as error:
             raise ConfigError(f"params: methods: {error} (preset {preset_name})") from error
 
@@ -134,11 +140,7 @@ def check_preset(name: str, preset: dict) -> None:
             )
     if dataset["hr_size"] % depth:
         raise ConfigError(f"{where}.dataset.hr_size: {dataset['hr_size']} must be divisible by {depth} for this UNet depth")
-    schedules = [("diffusion.training_schedule", preset["diffusion"]["training_schedule"]), ("diffusion.inference_schedule", preset["diffusion"]["inference_schedule"])]
-    schedules += [(f"variants.{v}.inference_schedule", spec["inference_schedule"]) for v, spec in preset["variants"].items()]
-    for key, schedule in schedules:
-        if schedule["beta_start"] > schedule["beta_end"]:
-            raise ConfigError(f"{where}.{key}: beta_start {schedule['beta_start']} exceeds beta_end {schedule['beta_end']}")
+    check_schedules(where, preset)
     if dataset["source"] == "skimage":
         for key in ("train_images", "test_images"):
             if not dataset[key]:
@@ -158,9 +160,29 @@ def check_preset(name: str, preset: dict) -> None:
         if name not in dataset_registry.REGISTRY:
             raise ConfigError(f"{where}.dataset.downloads: unknown dataset {name!r}; registered: {', '.join(dataset_registry.REGISTRY)}")
     has_val = dataset["val_images"] or dataset["val_folders"] or dataset["val_from_train"] or (dataset["image_split"] or {}).get("val")
+    if preset["tune"] and not has_val:
+        raise ConfigError(f"{where}.tune: the tune stage samples the validation split, and this preset has none (dataset val_images, val_folders, val_from_train or image_split.val)")
     for method, training in preset["training"].items():
         if training["keep"] == "best_val_psnr" and not has_val:
             raise ConfigError(f"{where}.training.{method}.keep: best_val_psnr needs a validation split (dataset val_images, val_folders, val_from_train or image_split.val)")
+
+
+def check_schedules(where: str, preset: dict) -> None:
+    """Each schedule has the values its shape needs; each variant says how it samples."""
+    schedules = [("diffusion.training_schedule", preset["diffusion"]["training_schedule"]), ("diffusion.inference_schedule", preset["diffusion"]["inference_schedule"])]
+    for name, variant in preset["variants"].items():
+        if ("tuned" in variant) == ("inference_schedule" in variant) or ("tuned" in variant and "sampler" in variant):
+            raise ConfigError(f"{where}.variants.{name}: give either inference_schedule (and optionally sampler) or tuned: {{max_steps: N}}")
+        if "tuned" in variant and not preset["tune"]:
+            raise ConfigError(f"{where}.variants.{name}.tuned: needs the preset's tune section (the grid the tune stage searches)")
+        if "inference_schedule" in variant:
+            schedules.append((f"variants.{name}.inference_schedule", variant["inference_schedule"]))
+    if preset["tune"]:
+        schedules += [(f"tune.schedules[{index}]", {"steps": 1, **shape}) for index, shape in enumerate(preset["tune"]["schedules"])]
+    for key, schedule in schedules:
+        problem = schedule_problem(schedule)
+        if problem:
+            raise ConfigError(f"{where}.{key}: {problem}")
 
 
 def typed_engine_config(engine_config: dict) -> dict:

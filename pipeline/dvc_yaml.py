@@ -71,10 +71,22 @@ def render(params: dict) -> str:
             "params": stage_params("train", PRESET, method),
             "outs": [str(layout.model_file(PRESET, method)), uncached(layout.loss_file(PRESET, method))],
         }
+    preset = params["presets"][params["preset"]]
+    tuned_variants = registry.tuned_variants(preset, methods)
+    tuned = list(dict.fromkeys(layout.base_method(m) for m in tuned_variants))
+    for method in tuned:
+        stages[stage_name("tune", method)] = {
+            "cmd": command("tune", method),
+            "deps": [data, str(layout.model_file(PRESET, method)), *code_deps.tuning_code(method)],
+            "params": stage_params("tune", PRESET, method),
+            "outs": [uncached(layout.tune_table(PRESET, method)), uncached(layout.tune_choices_file(PRESET, method))],
+        }
     for method in methods:
         deps = [data, *code_deps.sampling_code(method)]
         if registry.entry(method).trained:
             deps.append(str(layout.model_file(PRESET, method)))
+        if method in tuned_variants:
+            deps.append(str(layout.tune_choices_file(PRESET, layout.base_method(method))))
         stages[stage_name("sample", method)] = {
             "cmd": command("sample", method),
             "deps": deps,
@@ -97,16 +109,18 @@ def render(params: dict) -> str:
             *[str(layout.results_file(PRESET, m)) for m in methods],
             *[str(layout.set_metrics_file(PRESET, m)) for m in methods],
             *[str(layout.loss_file(PRESET, m)) for m in trained],
+            *[str(layout.tune_table(PRESET, m)) for m in tuned],
             *code_deps.REPORT_CODE,
             str(layout.PAPER_TABLES_DIR),
         ],
-        "params": stage_params("report", PRESET),
+        "params": [f"presets.{PRESET}.methods" if key == "methods" and preset["methods"] else key for key in stage_params("report", PRESET)],
         "outs": [
             uncached(report("index.html")),
             uncached(report("per_image.csv")),
             uncached(report("metrics_by_group.csv")),
             str(report("grid.png")),
             str(report("loss.png")),
+            str(report("tuning.png")),
         ],
         "metrics": [uncached(report("metrics.json"))],
         "plots": [{str(report("metrics.csv")): {"cache": False, "x": "method", "y": "psnr", "template": "bar_horizontal"}}],

@@ -107,7 +107,23 @@ def set_metrics_file(preset: str, method: str) -> Path:
     return results_file(preset, method).with_suffix(".json")
 
 
-REPORT_FILES = ("index.html", "metrics.csv", "per_image.csv", "metrics_by_group.csv", "metrics.json", "grid.png", "loss.png")
+def tune_table(preset: str, method: str) -> Path:
+    """Every point of the tune stage's grid (CSV); the choices are its JSON sidecar."""
+    return Path("results") / preset / "tune" / f"{method}.csv"
+
+
+def tune_choices_file(preset: str, method: str) -> Path:
+    """The sampler and schedule the tune stage chose for each tuned variant of ``method``."""
+    return tune_table(preset, method).with_suffix(".json")
+
+
+def tune_cache_dir(preset: str, method: str) -> Path:
+    """Metrics of each grid point already sampled, keyed by what they depend on (a changed
+    grid samples only its new points; an interrupted tune resumes)."""
+    return Path("cache") / preset / "tune" / method
+
+
+REPORT_FILES = ("index.html", "metrics.csv", "per_image.csv", "metrics_by_group.csv", "metrics.json", "grid.png", "loss.png", "tuning.png")
 
 
 def report_dir(preset: str) -> Path:

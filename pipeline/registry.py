@@ -33,7 +33,7 @@ from types import ModuleType
 from pipeline.layout import VARIANT_SEPARATOR, base_method, variant_name
 
 UNET_CODE = ("sr3/unet.py", "sr3/architecture.py", "sr3/model_file.py")
-DIFFUSION_CODE = ("sr3/diffusion.py", "sr3/schedule.py", "sr3/method.py")
+DIFFUSION_CODE = ("sr3/diffusion.py", "sr3/schedule.py", "sr3/schedule_spec.py", "sr3/method.py")
 
 
 @dataclass(frozen=True)
@@ -83,17 +83,29 @@ def title(method: str) -> str:
     return entry(method).title + (f" ({variant})" if variant else "")
 
 
-def apply_variant(preset: dict, method: str) -> dict:
-    """The preset as a variant samples with it: its ``variants.<name>`` settings replace
-    the preset's inference schedule (and sampling batch size, when given)."""
+def apply_variant(preset: dict, method: str, tuned: dict | None = None) -> dict:
+    """The preset as a variant samples with it: its ``variants.<name>`` sampler and
+    inference schedule (and sampling batch size, when given) replace the preset's. A
+    tuned variant takes them from ``tuned``, the tune stage's choices by variant name."""
     variant = variant_name(method)
     if variant is None:
         return preset
     overrides = preset["variants"].get(variant)
     if overrides is None:
         raise UnknownMethodError(f"{method!r}: variant {variant!r} is not defined under variants of this preset")
+    if "tuned" in overrides:
+        if tuned is None or variant not in tuned:
+            raise UnknownMethodError(f"{method!r} takes the schedule chosen by the tune stage; run `sr3bench tune --method {base_method(method)}` first")
+        overrides = {**overrides, **tuned[variant]}
     settings = {**preset, "diffusion": dict(preset["diffusion"]), "sampling": dict(preset["sampling"])}
     settings["diffusion"]["inference_schedule"] = overrides["inference_schedule"]
+    if "sampler" in overrides:
+        settings["diffusion"]["sampler"] = overrides["sampler"]
     if "batch_size" in overrides:
         settings["sampling"]["batch_size"] = overrides["batch_size"]
     return settings
+
+
+def tuned_variants(preset: dict, methods: list[str]) -> list[str]:
+    """The compared methods that are tuned variants of this preset."""
+    return [m for m in methods if variant_name(m) and "tuned" in preset["variants"].get(variant_name(m), {})]

@@ -17,10 +17,11 @@ def stage_params(stage: str, preset: str, method: str | None = None) -> list[str
         # not diffusion.inference_schedule: sampling settings never retrain a model
         "train": ["model", f"training.{method}", "diffusion.training_schedule", "diffusion.loss", "diffusion.parametrization", "seed"],
         "evaluate": ["protocol"],
+        "tune": ["tune", "variants", "diffusion", "sampling", "protocol", "seed"],
         "report": ["diffusion", "training", "model", "paper"],
     }.get(stage)
     if stage == "sample":
-        keys = ["diffusion.inference_schedule", "sampling"]
+        keys = ["diffusion", "sampling"]
         if registry.entry(method).trained:
             keys.append("seed")
         if variant_name(method):

@@ -19,6 +19,7 @@ from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, sampling_code, training_code
 from pipeline.config import digest
 from pipeline.prepare import prepare
+from pipeline.tune_stage import read_choices
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def run_train(preset_name: str, preset: dict, method: str) -> None:
     dataset = PairDataset(layout.shard_dir(preset_name, "train"), preset["dataset"]["scale"])
     log.info("training %s on %d pairs of %dx%d (%s, %s)", method, len(dataset), *dataset.image_size, runtime.device, runtime.precision)
     sampler = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], preset["seed"])
-    training_diffusion = {key: value for key, value in preset["diffusion"].items() if key != "inference_schedule"}
+    training_diffusion = {key: value for key, value in preset["diffusion"].items() if key not in ("inference_schedule", "sampler")}
     fingerprint = digest([preset["model"], settings, training_diffusion, preset["dataset"], preset["seed"], method, code_fingerprint(training_code(method))])
     validate = validation_psnr(preset_name, preset, implementation) if settings["keep"] == "best_val_psnr" else None
     trainer = Trainer(model, implementation.training_loss(preset), sampler, settings, preset["seed"], layout.checkpoint_file(preset_name, method), fingerprint, runtime, validate)
@@ -117,7 +118,7 @@ def run_sample(preset_name: str, preset: dict, method: str) -> None:
     """One SR PNG per test image. Each image is a shard, written atomically to the work
     folder; a re-run after an interruption samples only the missing ones. The work folder
     is removed once its images are published."""
-    settings = registry.apply_variant(preset, method)
+    settings = registry.apply_variant(preset, method, read_choices(preset_name, method))
     work = sample_work_dir(preset_name, settings, method)
     names = [p.name for p in list_images(layout.split_dir(preset_name, "test", "lr"))]
     sample_missing(preset_name, settings, method, work, names)
@@ -210,4 +211,5 @@ def run_report(preset_name: str, preset: dict, methods: list[str]) -> None:
         paper_tables=layout.PAPER_TABLES_DIR,
         out=layout.report_dir(preset_name),
         scale_here=run_scale(preset_name, preset, methods),
+        tuning={m: layout.tune_table(preset_name, m) for m in dict.fromkeys(layout.base_method(v) for v in registry.tuned_variants(preset, methods))},
     )

@@ -16,11 +16,13 @@ import pandas as pd
 
 from core.atomic import atomic_folder
 from reporting import comparison, figures, paper
+from reporting.tuning import load_tuning, tuning_section
+from sr3.schedule_spec import describe
 from reporting.tables import METRIC_COLUMNS, summarise
 
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient
-DIGITS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "kid": 4, "is": 2, "lpips": 4}  # printed decimals per metric
+DIGITS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "kid": 4, "is": 2, "lpips": 4, "consistency_reference_images": 2, "seconds_per_image": 2}  # printed decimals per column
 
 
 def git_commit() -> str:
@@ -74,10 +76,11 @@ def read_protocol(set_metrics: dict[str, dict]) -> dict:
     return json.loads(protocols.pop())
 
 
-def build_report(preset_name: str, preset: dict, results: dict[str, Path], titles: dict[str, str], test_hr: Path, test_lr: Path, samples: dict[str, Path], losses: dict[str, Path], paper_tables: Path, out: Path, scale_here: dict | None = None) -> None:
+def build_report(preset_name: str, preset: dict, results: dict[str, Path], titles: dict[str, str], test_hr: Path, test_lr: Path, samples: dict[str, Path], losses: dict[str, Path], paper_tables: Path, out: Path, scale_here: dict | None = None, tuning: dict[str, Path] | None = None) -> None:
     """``results``: per-image CSV of each method (its set metrics and protocol in the
     ``.json`` beside it); ``titles``: how to print each method; ``scale_here``: this run's
-    values of the rows of ``reporting.comparison.SCALE_ROWS`` (as text)."""
+    values of the rows of ``reporting.comparison.SCALE_ROWS`` (as text); ``tuning``: the
+    tune stage's table of each tuned method."""
     per_image = pd.concat([pd.read_csv(path) for path in results.values()], ignore_index=True)
     set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) for m, p in results.items()}
     protocol_record = read_protocol(set_metrics)
@@ -92,7 +95,9 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
     sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values()})
     tables = paper.load_tables(paper_tables)
     beside = beside_the_paper(preset, summary, tables, comparison.load_scale(paper_tables, preset.get("paper", {}).get("experiment")), scale_here or {}, titles)
-    page = render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside)
+    tuned = load_tuning(tuning or {})
+    sampling = tuning_section(tuned, preset["tune"]["select"], preset["tune"]["images"], preset["tune"]["reference_images"], _format) if tuned else ""
+    page = render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside, sampling)
     with atomic_folder(out) as staging:  # every file written in full before any is replaced
         summary.to_csv(staging / "metrics.csv", index=False)
         by_group.to_csv(staging / "metrics_by_group.csv", index=False)
@@ -100,6 +105,7 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
         (staging / "metrics.json").write_text(json.dumps(metrics_json, indent=1))
         figures.image_grid(grid_names, columns, staging / "grid.png")
         figures.loss_curves({titles[m]: path for m, path in losses.items()}, staging / "loss.png")
+        figures.tuning_curves({titles[m]: value for m, value in tuned.items()}, staging / "tuning.png")
         (staging / "index.html").write_text(page)
 
 
@@ -156,7 +162,7 @@ th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-widt
 """
 
 
-def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources, protocol, paper_tables, titles, beside="") -> str:
+def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources, protocol, paper_tables, titles, beside="", sampling="") -> str:
     dataset, training = preset["dataset"], preset["training"]
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
@@ -169,9 +175,10 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
     method_notes = ""
     if "sr3" in compared:
         method_notes += (
-            f"<li>SR3: noise-conditioned on the continuous noise level gamma; trained with a {train_schedule['steps']}-step linear schedule "
-            f"(beta {train_schedule['beta_start']:g} to {train_schedule['beta_end']:g}); sampled with ancestral sampling over a {inference['steps']}-step schedule "
-            f"(beta {inference['beta_start']:g} to {inference['beta_end']:g}) from the EMA weights; {training['sr3']['steps']} training steps.</li>"
+            f"<li>SR3: noise-conditioned on the continuous noise level gamma; trained with a {train_schedule['steps']}-step "
+            f"{html.escape(describe(train_schedule))} schedule (beta); sampled with the {html.escape(preset['diffusion'].get('sampler', 'ancestral_posterior'))} sampler "
+            f"over a {inference['steps']}-step {html.escape(describe(inference))} schedule from the EMA weights (variants: their own, below); "
+            f"{training['sr3']['steps']} training steps.</li>"
         )
     if "regression" in compared:
         kept = "the weights with the best validation PSNR" if training["regression"].get("keep") == "best_val_psnr" else "the last (EMA) weights"
@@ -210,6 +217,7 @@ are computed on each method's {count} SR images against the reference set of the
 <p>Rows: test images; columns: LR input (enlarged, nearest neighbour), each method, HR ground truth.</p>
 <img src="grid.png" alt="image grid">
 {'<h2>Training loss</h2><img src="loss.png" alt="training loss curves">' if has_losses else ''}
+{sampling}
 <h2>The paper's numbers</h2>
 <p>Published values{", for comparison when a preset matches the paper's setting; this one does not" if not beside else ""}.</p>
 {papers}

@@ -57,3 +57,38 @@ def loss_curves(curves: dict[str, Path], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+TUNING_PANELS = (("psnr", "PSNR (dB, higher is better)"), ("lpips", "LPIPS (lower is better)"), ("consistency", "consistency (lower is better)"))
+
+
+def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> None:
+    """Quality against network evaluations per image on the validation split: one line per
+    sampler and schedule shape, the reference as a dashed line, the chosen points starred.
+    ``tables``: method -> (tune table, {variant: row index}). Without a tune stage, a figure
+    that says so (the file is a declared output)."""
+    if not tables:
+        fig = plt.figure(figsize=(5, 1))
+        fig.text(0.5, 0.5, "no tuned sampling schedule in this comparison", ha="center", va="center")
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        return
+    fig, axes = plt.subplots(len(tables), 3, figsize=(15, 3.6 * len(tables)), squeeze=False)
+    for row_axes, (method, (table, chosen)) in zip(axes, tables.items()):
+        reference = table[table["reference"]].iloc[0]
+        points = table[~table["reference"]]
+        for axis, (metric, label) in zip(row_axes, TUNING_PANELS):
+            for (sampler, schedule), line in points.groupby(["sampler", "schedule"], sort=False):
+                axis.plot(line["network_evaluations"], line[metric], marker="o", markersize=3, label=f"{sampler}, {schedule}")
+            axis.axhline(reference[metric], color="black", linestyle="--", linewidth=1, label=f"reference: ancestral, {int(reference['steps'])} steps")
+            for variant, index in chosen.items():
+                axis.plot(table.loc[index, "network_evaluations"], table.loc[index, metric], marker="*", markersize=14, color="black", linestyle="none")
+                axis.annotate(variant, (table.loc[index, "network_evaluations"], table.loc[index, metric]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+            axis.set_xscale("log")
+            axis.set_xlabel("network evaluations per image")
+            axis.set_title(f"{method}: {label}", fontsize=10)
+            axis.grid(alpha=0.3)
+        row_axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

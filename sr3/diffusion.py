@@ -5,6 +5,7 @@ y_t = sqrt(gamma) y_0 + sqrt(1 - gamma) eps, where x is the bicubic-upsampled LR
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -50,44 +51,82 @@ def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: t
     return F.l1_loss(predicted, target) if norm == "l1" else F.mse_loss(predicted, target)
 
 
-def per_image_noise(shape, seeds: list[int]) -> Callable[[], torch.Tensor]:
+def per_image_noise(shape, seeds: list[int], device="cpu") -> Callable[[], torch.Tensor]:
     """A source of N(0, I) batches in which image i's noise depends only on seeds[i],
-    so a sample does not depend on the batch it was drawn in."""
-    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+    so a sample does not depend on the batch it was drawn in. The generators live on
+    ``device``, so that no noise crosses from host to device inside the sampling loop
+    (a CUDA generator draws other numbers than a CPU one with the same seed)."""
+    generators = [torch.Generator(device).manual_seed(int(seed)) for seed in seeds]
 
     def draw() -> torch.Tensor:
-        return torch.stack([torch.randn(shape, generator=g) for g in generators])
+        return torch.stack([torch.randn(shape, generator=g, device=device) for g in generators])
 
     return draw
 
 
-@torch.no_grad()
-def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: list[int], progress, parametrization: str) -> torch.Tensor:
-    """Ancestral sampling (SR3 Algorithm 2) from y_T ~ N(0, I) with the inference schedule.
+SAMPLERS = ("ancestral", "ancestral_posterior", "ddim", "dpmpp_2m")
+DEFAULT_SAMPLER = "ancestral_posterior"  # the schema's default too
 
-    Each step predicts y_0 from the noise estimate, clips it to [-1, 1] and takes the mean
-    of the Gaussian posterior q(y_{t-1} | y_t, y_0) (Ho et al. 2020, Eq. 7), which equals
-    SR3's update (Eq. 8) before clipping; the last step returns that mean without noise.
+
+@torch.inference_mode()
+def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: list[int], progress, parametrization: str, sampler: str = DEFAULT_SAMPLER) -> torch.Tensor:
+    """SR images from y_T ~ N(0, I), one network evaluation per step of the inference schedule.
+
+    Every sampler predicts y_0 from the noise estimate and clips it to [-1, 1]; the last
+    step returns that estimate's mean without noise.
+
+    * ``ancestral``: SR3's Algorithm 2: the mean of q(y_{t-1} | y_t, y_0) (Ho et al. 2020,
+      Eq. 7; equal to SR3's Eq. 8 before clipping) plus noise of variance beta_t.
+    * ``ancestral_posterior``: the same mean with the posterior's own variance
+      beta_t (1 - gamma_{t-1}) / (1 - gamma_t) (Ho et al. 2020, Sec. 3.2, the smaller choice).
+    * ``ddim``: deterministic DDIM (Song et al. 2021, Eq. 12 with eta = 0) on the noise
+      levels: y_{t-1} = sqrt(gamma_{t-1}) y0_hat + sqrt(1 - gamma_{t-1}) eps_hat, with eps_hat
+      recomputed from the clipped y0_hat.
+    * ``dpmpp_2m``: DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), second-order multistep
+      in the log signal-to-noise ratio lambda = log(sqrt(gamma) / sqrt(1 - gamma)), on the
+      clipped y0_hat; first order at its first step.
     """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
+    device = upsampled_lr.device
     betas = schedules.betas(inference_schedule)
     gamma = schedules.gammas_with_start(inference_schedule)
-    draw_noise = per_image_noise(upsampled_lr.shape[1:], seeds)
-    device = upsampled_lr.device
-    y = draw_noise().to(device)
+    draw_noise = per_image_noise(upsampled_lr.shape[1:], seeds, device)
+    y = draw_noise()
+    previous_clean, previous_h = None, None
     for t in range(len(betas), 0, -1):
         gamma_t, gamma_prev, beta_t = gamma[t], gamma[t - 1], betas[t - 1]
         level = torch.full((y.shape[0],), float(gamma_t), device=device)
         eps = predict_noise(model, upsampled_lr, y, level, parametrization)
         predicted_clean = ((y - (1 - gamma_t).sqrt() * eps) / gamma_t.sqrt()).clamp(-1, 1)
-        clean_coefficient = gamma_prev.sqrt() * beta_t / (1 - gamma_t)
-        noisy_coefficient = (1 - beta_t).sqrt() * (1 - gamma_prev) / (1 - gamma_t)
-        mean = float(clean_coefficient) * predicted_clean + float(noisy_coefficient) * y
-        noise = draw_noise().to(device)
-        if t > 1:
-            variance = beta_t * (1 - gamma_prev) / (1 - gamma_t)
-            y = mean + float(variance.sqrt()) * noise
+        if t == 1:
+            y = _posterior_mean(predicted_clean, y, gamma_t, gamma_prev, beta_t) if sampler.startswith("ancestral") else predicted_clean
+        elif sampler == "ddim":
+            eps = (y - gamma_t.sqrt() * predicted_clean) / (1 - gamma_t).sqrt()
+            y = float(gamma_prev.sqrt()) * predicted_clean + float((1 - gamma_prev).sqrt()) * eps
+        elif sampler == "dpmpp_2m":
+            h = float(_log_snr(gamma_prev) - _log_snr(gamma_t))
+            data = predicted_clean
+            if previous_clean is not None:
+                ratio = previous_h / h
+                data = (1 + 1 / (2 * ratio)) * predicted_clean - (1 / (2 * ratio)) * previous_clean
+            y = float(((1 - gamma_prev) / (1 - gamma_t)).sqrt()) * y - float(gamma_prev.sqrt() * math.expm1(-h)) * data
+            previous_clean, previous_h = predicted_clean, h
         else:
-            y = mean
+            mean = _posterior_mean(predicted_clean, y, gamma_t, gamma_prev, beta_t)
+            noise = draw_noise()
+            variance = beta_t if sampler == "ancestral" else beta_t * (1 - gamma_prev) / (1 - gamma_t)
+            y = mean + float(variance.sqrt()) * noise
         if progress is not None:
             progress()
     return y
+
+
+def _posterior_mean(predicted_clean, y, gamma_t, gamma_prev, beta_t) -> torch.Tensor:
+    clean_coefficient = gamma_prev.sqrt() * beta_t / (1 - gamma_t)
+    noisy_coefficient = (1 - beta_t).sqrt() * (1 - gamma_prev) / (1 - gamma_t)
+    return float(clean_coefficient) * predicted_clean + float(noisy_coefficient) * y
+
+
+def _log_snr(gamma: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (gamma.log() - (1 - gamma).log())

@@ -38,7 +38,8 @@ def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict
     """uint8 SR images for one batch; image i's randomness comes only from seeds[i]."""
     device = next(model.parameters()).device
     upsampled, (height, width) = padded_to_depth(model, upsampled_tensor(lr_images, scale).to(device))
-    schedule = settings["diffusion"]["inference_schedule"]
+    config = settings["diffusion"]
+    schedule, sampler = config["inference_schedule"], config.get("sampler", diffusion.DEFAULT_SAMPLER)
     steps = schedule["steps"]
-    sr = diffusion.sample(model, upsampled, schedule, seeds, lambda: progress(1 / steps), settings["diffusion"]["parametrization"])
+    sr = diffusion.sample(model, upsampled, schedule, seeds, lambda: progress(1 / steps), config["parametrization"], sampler)
     return list(to_uint8(sr[..., :height, :width]))

@@ -1,22 +1,43 @@
-"""Noise schedules as data: a schedule is ``{steps, beta_start, beta_end}`` (linear betas).
+"""Noise schedules as data: ``{steps, shape, ...}``, where ``shape`` (absent: linear) is
+
+* ``linear``: betas evenly spaced from ``beta_start`` to ``beta_end`` (Ho et al. 2020);
+* ``cosine``: gamma_t = f(t) / f(0), f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), s = 0.008,
+  betas clipped at 0.999 (Nichol & Dhariwal 2021, Eq. 17);
+* ``geometric``: the noise-to-signal ratio sigma = sqrt((1 - gamma) / gamma) spaced
+  geometrically from ``sigma_max`` (step T) down to ``sigma_min`` (step 1), the spacing
+  of Karras et al. 2022 with rho = infinity.
 
 SR3 (Saharia et al. 2021, Sec. 2.4) writes the forward process with
 ``gamma_t = prod_{i<=t} alpha_i``, ``alpha_t = 1 - beta_t``; training uses a long schedule
-(T = 2000 in the paper) and inference its own short one.
+(T = 2000 in the paper) and inference its own short one, which can have any shape since
+the network is conditioned on gamma itself.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+
+from sr3.schedule_spec import schedule_problem
+
+COSINE_OFFSET = 0.008
 
 
 def betas(schedule: dict) -> torch.Tensor:
-    """float64 betas of a linear schedule, index 0 is step t = 1."""
-    steps, start, end = schedule["steps"], schedule["beta_start"], schedule["beta_end"]
-    if steps < 1:
-        raise ValueError(f"a noise schedule needs at least one step, got steps={steps}")
-    if not 0 < start <= end < 1:
-        raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {start} and {end}")
-    return torch.linspace(start, end, steps, dtype=torch.float64)
+    """float64 betas, index 0 is step t = 1."""
+    problem = schedule_problem(schedule)
+    if problem:
+        raise ValueError(problem)
+    steps, shape = schedule["steps"], schedule.get("shape", "linear")
+    if shape == "linear":
+        return torch.linspace(schedule["beta_start"], schedule["beta_end"], steps, dtype=torch.float64)
+    if shape == "cosine":
+        t = torch.arange(steps + 1, dtype=torch.float64) / steps
+        f = torch.cos((t + COSINE_OFFSET) / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
+        return (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    sigma = torch.logspace(math.log10(schedule["sigma_min"]), math.log10(schedule["sigma_max"]), steps, dtype=torch.float64)
+    gamma = torch.cat([torch.ones(1, dtype=torch.float64), 1 / (1 + sigma**2)])
+    return 1 - gamma[1:] / gamma[:-1]
 
 
 def gammas(schedule: dict) -> torch.Tensor:

@@ -28,7 +28,8 @@ def tiny_params() -> dict:
     interrupted: about 1.5 s per image on a 2-core CPU)."""
     params = committed_params()
     demo = params["presets"]["demo"]
-    demo["dataset"].update(train_images=["astronaut", "ihc"], test_images=["chelsea"], hr_size=32, train_crops_per_image=8, test_crops_per_image=3)
+    demo.update(methods=None, tune=None, variants={})  # the top-level methods; no tune stage
+    demo["dataset"].update(train_images=["astronaut", "ihc"], val_images=[], test_images=["chelsea"], hr_size=32, train_crops_per_image=8, test_crops_per_image=3)
     demo["model"].update(base_channels=8, channel_multipliers=[1, 2])
     for method in ("sr3", "regression"):
         demo["training"][method].update(steps=150, batch_size=4, patch_size=16, checkpoint_every=25, log_every=25)
@@ -41,9 +42,13 @@ def small_demo_params() -> dict:
     """The demo preset at a fraction of its cost (2.4 min on the 2-core CPU): a quarter of
     the training tiles, a UNet of 16 base channels, 96x96 test regions, 350 regression steps
     at a higher learning rate (it beats bicubic by 0.3 dB) and 100 SR3 steps (too few for
-    good samples: the test checks that its loss falls, not its images)."""
+    good samples: the test checks that its loss falls, not its images), and a tune stage
+    of 2 samplers x 2 step counts on the 96x96 validation image, for one tuned variant."""
     params = committed_params()
     demo = params["presets"]["demo"]
+    demo["methods"] = ["bicubic", "regression", "sr3", "sr3@tuned10"]
+    demo["variants"] = {"tuned10": {"tuned": {"max_steps": 10}}}
+    demo["tune"].update(samplers=["ancestral_posterior", "ddim"], steps=[5, 10], schedules=[{"shape": "linear", "beta_start": 1e-3, "beta_end": 0.8}])
     demo["dataset"].update(train_crops_per_image=48, test_center_crop=96)
     demo["model"].update(base_channels=16)
     demo["training"]["regression"].update(steps=350, learning_rate=2e-3)

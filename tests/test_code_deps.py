@@ -46,6 +46,7 @@ def tracked_code() -> dict[str, list[str]]:
         stages[f"sample_{entry.name}"] = code_deps.sampling_code(entry.name)
         if entry.trained:
             stages[f"train_{entry.name}"] = code_deps.training_code(entry.name)
+            stages[f"tune_{entry.name}"] = code_deps.tuning_code(entry.name)
     return stages
 
 

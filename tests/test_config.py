@@ -57,7 +57,8 @@ def test_defaults_come_from_the_schema_and_are_filled_in(params):
     preset = resolved["presets"]["demo"]
     assert preset["runtime"] == {"device": "cpu", "precision": "fp32"}
     assert preset["training"]["sr3"]["warmup_steps"] == 0
-    assert preset["dataset"]["val_images"] == [] and preset["variants"] == {}
+    assert preset["dataset"]["val_from_train"] == 0 and preset["diffusion"]["sampler"] == "ancestral_posterior"
+    assert resolved["threads"]["tune"] == 8
     assert "runtime" not in demo(params)  # the caller's dict is left alone
 
 
@@ -77,13 +78,47 @@ def test_nested_config_strings_get_their_schema_types(params):
 
 
 def test_methods_and_variants_are_checked(params):
-    params["methods"] = ["bicubic", "sr3@fast"]
+    demo(params)["methods"] = ["bicubic", "sr3@fast"]
     with pytest.raises(config.ConfigError, match="methods: .*variant 'fast' is not defined"):
         config.validate(params)
-    demo(params)["variants"] = {"fast": {"inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}}
+    demo(params)["variants"] = {"fast": {"sampler": "ddim", "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}}
     config.validate(params)
-    params["methods"] = ["bicubic", "esrgan"]
+    demo(params)["methods"] = ["bicubic", "esrgan"]
     with pytest.raises(config.ConfigError, match="unknown method 'esrgan'"):
+        config.validate(params)
+
+
+def test_a_presets_own_methods_replace_the_top_level_list(params):
+    params["methods"] = ["bicubic"]
+    demo(params)["methods"] = ["bicubic", "sr3", "sr3@tuned25"]
+    assert config.resolve(params)["methods"] == ["bicubic", "sr3", "sr3@tuned25"]
+    demo(params)["methods"] = None
+    assert config.resolve(params)["methods"] == ["bicubic"]
+
+
+@pytest.mark.parametrize(
+    "where, value, message",
+    [
+        ("diffusion.inference_schedule", {"steps": 5, "shape": "cosine", "beta_start": 0.1}, r"diffusion.inference_schedule: a cosine schedule takes steps and nothing else \(not beta_start\)"),
+        ("diffusion.inference_schedule", {"steps": 5, "shape": "geometric", "sigma_min": 1.0}, "missing sigma_max"),
+        ("diffusion.inference_schedule", {"steps": 5, "shape": "geometric", "sigma_min": 2.0, "sigma_max": 1.0}, "sigma_min < sigma_max"),
+        ("variants.both", {"tuned": {"max_steps": 5}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}, "variants.both: give either inference_schedule"),
+        ("variants.neither", {"sampler": "ddim"}, "variants.neither: give either"),
+        ("tune.schedules", [{"shape": "linear", "beta_start": 0.5, "beta_end": 0.1}], r"tune.schedules\[0\]: need 0 < beta_start <= beta_end"),
+        ("dataset.val_images", [], "tune: the tune stage samples the validation split, and this preset has none"),
+    ],
+)
+def test_schedules_variants_and_the_tune_grid_are_checked(params, where, value, message):
+    section, key = where.split(".")
+    demo(params)[section][key] = value
+    with pytest.raises(config.ConfigError, match=f"presets.demo.{message}" if message.startswith(("diffusion", "variants", "tune")) else message):
+        config.validate(params)
+
+
+def test_a_tuned_variant_needs_a_tune_grid(params):
+    demo(params)["tune"] = None
+    demo(params)["dataset"]["val_images"] = []
+    with pytest.raises(config.ConfigError, match="variants.tuned100.tuned: needs the preset's tune section"):
         config.validate(params)
 
 

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from pipeline import code_deps, config, registry
-from pipeline.dvc_yaml import render
+from pipeline import code_deps, config, layout, registry
+from pipeline.dvc_yaml import render, stage_name
 from projects import committed_params, dvc_project, run
 
 PRESETS = sorted(committed_params()["presets"])
@@ -52,9 +52,10 @@ def preset_project(request, tmp_path_factory):
 def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_project):
     preset, project = preset_project
     from_snakemake, from_dvc = snakemake_jobs(project), dvc_stages(project)
-    params = committed_params()
-    methods, downloads = params["methods"], params["presets"][preset]["dataset"].get("downloads", [])
-    assert len(from_snakemake) == len(downloads) + 2 + len(registry.trained_methods(methods)) + 2 * len(methods)
+    resolved = config.resolve({**committed_params(), "preset": preset})
+    methods, downloads = resolved["methods"], resolved["presets"][preset]["dataset"]["downloads"]
+    tuned = {layout.base_method(m) for m in registry.tuned_variants(resolved["presets"][preset], methods)}
+    assert len(from_snakemake) == len(downloads) + 2 + len(registry.trained_methods(methods)) + len(tuned) + 2 * len(methods)
     assert {f"sr3bench download --dataset {name}" for name in downloads} <= {c.split(" --log")[0] for c in from_snakemake}
     assert set(from_snakemake) == set(from_dvc)
     assert all(f"--preset {preset}" in command for command in from_dvc if not command.startswith("sr3bench download"))
@@ -74,10 +75,13 @@ def test_every_stage_tracks_the_code_that_checkpoints_and_sample_caches_are_keye
     def code(stage):
         return {d for d in stages[stage]["deps"] if d.endswith(".py")}
 
-    for method in committed_params()["methods"]:
-        assert code(f"sample_{method}") == set(code_deps.sampling_code(method))
-        if registry.entry(method).trained:
+    resolved = config.resolve(committed_params())
+    for method in resolved["methods"]:
+        assert code(stage_name("sample", method)) == set(code_deps.sampling_code(method))
+        if registry.entry(method).trained and not layout.variant_name(method):
             assert code(f"train_{method}") == set(code_deps.training_code(method))
+    for variant in registry.tuned_variants(resolved["presets"][resolved["preset"]], resolved["methods"]):
+        assert code(stage_name("tune", layout.base_method(variant))) == set(code_deps.tuning_code(layout.base_method(variant)))
     tracked = {d for stage in stages.values() for d in stage["deps"] if d.endswith(".py")}
     assert all((REPO / name).is_file() for name in tracked)
 

@@ -89,7 +89,7 @@ def test_two_images_with_one_stem_are_refused_by_the_real_cli(tmp_path):
     params["presets"] = {"dup": dict(params["presets"]["demo"], dataset={
         "source": "folder", "root": str(tmp_path / "sets"), "test_folders": ["SetX"], "train_images": ["astronaut"],
         "hr_size": 16, "scale": 4, "lr_source": "downsample",
-    }, model=dict(params["presets"]["demo"]["model"], channel_multipliers=[1, 2]), training={
+    }, methods=None, tune=None, variants={}, model=dict(params["presets"]["demo"]["model"], channel_multipliers=[1, 2]), training={
         m: dict(params["presets"]["demo"]["training"][m], patch_size=16) for m in ("sr3", "regression")
     })}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

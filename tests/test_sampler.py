@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sr3.diffusion import noisy_image, predict_noise, sample, training_loss
+from sr3.diffusion import SAMPLERS, noisy_image, predict_noise, sample, training_loss
 
 SCHEDULE = {"steps": 50, "beta_start": 1e-4, "beta_end": 0.2}
 HR = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -18,10 +18,36 @@ def oracle(parametrization):
     return model
 
 
+@pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("parametrization", ["eps", "v"])
-def test_ancestral_sampling_with_an_exact_model_recovers_the_image(parametrization):
-    out = sample(oracle(parametrization), torch.zeros_like(HR), SCHEDULE, [0, 1], None, parametrization)
+def test_every_sampler_with_an_exact_model_recovers_the_image(parametrization, sampler):
+    out = sample(oracle(parametrization), torch.zeros_like(HR), SCHEDULE, [0, 1], None, parametrization, sampler)
     assert (out - HR).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("shape", [{"shape": "cosine"}, {"shape": "geometric", "sigma_min": 0.01, "sigma_max": 80.0}])
+def test_other_schedule_shapes_recover_the_image_in_few_steps(shape):
+    for sampler in SAMPLERS:
+        out = sample(oracle("v"), torch.zeros_like(HR), {"steps": 4, **shape}, [0, 1], None, "v", sampler)
+        assert (out - HR).abs().max() < 1e-4, sampler
+
+
+def test_every_sampler_starts_from_seeded_noise_and_the_two_ancestral_variances_differ():
+    def blurry_model(inputs, level):  # an imperfect network: samples depend on the noise
+        return 0.5 * inputs[:, 3:]
+
+    def run(sampler, seed):
+        return sample(blurry_model, HR, SCHEDULE, [seed, seed], None, "eps", sampler)
+
+    for sampler in ("ddim", "dpmpp_2m"):
+        assert not torch.equal(run(sampler, 0), run(sampler, 1))  # the start y_T is seeded
+    # the two ancestral samplers share their noise but not its variance
+    assert not torch.allclose(run("ancestral", 0), run("ancestral_posterior", 0))
+
+
+def test_an_unknown_sampler_is_named():
+    with pytest.raises(ValueError, match="unknown sampler 'euler'; one of ancestral, ancestral_posterior, ddim, dpmpp_2m"):
+        sample(oracle("v"), torch.zeros_like(HR), SCHEDULE, [0, 1], None, "v", "euler")
 
 
 @pytest.mark.parametrize("parametrization", ["eps", "v"])

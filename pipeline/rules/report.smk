@@ -5,6 +5,7 @@ rule report:
         lambda w: [str(layout.results_file(w.preset, m)) for m in METHODS],
         lambda w: [str(layout.set_metrics_file(w.preset, m)) for m in METHODS],
         lambda w: [str(layout.loss_file(w.preset, m)) for m in TRAINED_METHODS],
+        lambda w: [str(layout.tune_table(w.preset, m)) for m in TUNED_METHODS],
         code_deps.REPORT_CODE,
         str(layout.PAPER_TABLES_DIR),
     output:

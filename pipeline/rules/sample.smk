@@ -2,6 +2,8 @@ def sample_inputs(wildcards):
     inputs = [str(layout.data_dir(wildcards.preset)), *code_deps.sampling_code(wildcards.method)]
     if registry.entry(wildcards.method).trained:
         inputs.append(str(layout.model_file(wildcards.preset, wildcards.method)))
+    if wildcards.method in TUNED_VARIANTS:
+        inputs.append(str(layout.tune_choices_file(wildcards.preset, layout.base_method(wildcards.method))))
     return inputs
 
 

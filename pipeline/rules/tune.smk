@@ -1,0 +1,17 @@
+rule tune:
+    input:
+        str(layout.data_dir("{preset}")),
+        str(layout.model_file("{preset}", "{method}")),
+        lambda w: code_deps.tuning_code(w.method),
+    output:
+        str(layout.tune_table("{preset}", "{method}")),
+        str(layout.tune_choices_file("{preset}", "{method}")),
+    log:
+        str(layout.log_file("{preset}", "tune", "{method}")),
+    benchmark:
+        str(layout.benchmark_file("{preset}", "tune", "{method}"))
+    params:
+        config=lambda w: stage_config(w, "tune"),
+    threads: config["threads"]["tune"]
+    shell:
+        "sr3bench tune --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"

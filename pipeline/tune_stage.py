@@ -1,0 +1,175 @@
+"""The tune stage: the sampler and inference schedule each tuned variant samples with,
+chosen on the validation split (never the test split).
+
+SR3 conditions on the noise level itself, not on a step index, so it can sample with any
+schedule; the paper picks its (at most 100 steps) by a search on held-out data (Saharia
+et al. 2021, Sec. 4). Every point of ``presets.<p>.tune``'s grid (sampler x steps x schedule
+shape) samples the first ``images`` validation images. The reference is SR3's own
+ancestral sampler over the whole training schedule, on the first ``reference_images``
+of them. Each tuned variant (``variants.<v>.tuned.max_steps``) takes, among the points of
+at most ``max_steps`` steps whose consistency on the reference images is at most
+``select.max_consistency_ratio`` times the reference's, the best ``select.metric``.
+
+Outputs: ``results/<p>/tune/<method>.csv`` (every point, the reference first) and its
+``.json`` (the choices, which the sample stage reads). Each point's metrics are cached
+under ``cache/<p>/tune/<method>/``, keyed by the model, the images, the point and the code,
+so a grown grid samples only its new points and an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+import pandas as pd
+from tqdm import tqdm
+
+from core.atomic import atomic_path
+from core.images import list_images, read_image
+from core.runtime import runtime_from_config
+from core.seeds import numpy_seed
+from pipeline import layout, registry
+from pipeline.code_deps import code_fingerprint, sampling_code
+from pipeline.config import digest
+from sr3.schedule_spec import describe
+
+log = logging.getLogger(__name__)
+METRICS = ("psnr", "ssim", "lpips", "consistency")
+BETTER = {"psnr": "max", "ssim": "max", "lpips": "min"}
+COLUMNS = ["sampler", "steps", "schedule", "reference", "network_evaluations", *METRICS, "consistency_reference_images", "seconds_per_image"]
+
+
+def grid(tune: dict) -> list[dict]:
+    """Every (sampler, schedule) point of the grid, in the order the CSV lists them."""
+    return [
+        {"sampler": sampler, "inference_schedule": {"steps": steps, **shape}}
+        for sampler in tune["samplers"]
+        for shape in tune["schedules"]
+        for steps in sorted(tune["steps"])
+    ]
+
+
+def reference_point(preset: dict) -> dict:
+    """SR3's own sampler (Algorithm 2, variance beta_t) over the training schedule."""
+    return {"sampler": "ancestral", "inference_schedule": preset["diffusion"]["training_schedule"]}
+
+
+def choose(table: pd.DataFrame, max_steps: int, select: dict) -> tuple[pd.Series, bool]:
+    """The best grid row of at most ``max_steps`` steps under the criterion, and whether
+    any row met the consistency bound (if none did: the most consistent row)."""
+    reference = table[table["reference"]].iloc[0]
+    rows = table[~table["reference"] & (table["steps"] <= max_steps)]
+    if rows.empty:
+        raise ValueError(f"the tune grid has no point of at most {max_steps} steps; add such steps to tune.steps")
+    bound = select["max_consistency_ratio"] * reference["consistency_reference_images"]
+    allowed = rows[rows["consistency_reference_images"] <= bound]
+    if allowed.empty:
+        return rows.loc[rows["consistency_reference_images"].idxmin()], False
+    metric = select["metric"]
+    best = allowed[metric].idxmax() if BETTER[metric] == "max" else allowed[metric].idxmin()
+    return allowed.loc[best], True
+
+
+class PointSampler:
+    """Samples and scores validation images at one grid point, with a cache per point."""
+
+    def __init__(self, preset_name: str, preset: dict, method: str, weights_dir=None):
+        from metrics.evaluate import image_metrics
+
+        self.image_metrics, self.weights_dir = image_metrics, weights_dir
+        self.preset, self.method = preset, method
+        self.implementation = registry.load(method)
+        model_file = layout.model_file(preset_name, method)
+        runtime = runtime_from_config(preset["runtime"])
+        self.model = self.implementation.load_model(model_file).to(runtime.device)
+        hr_folder, lr_folder = layout.split_dir(preset_name, "val", "hr"), layout.split_dir(preset_name, "val", "lr")
+        names = [p.name for p in list_images(hr_folder)][: preset["tune"]["images"]]
+        if not names:
+            raise FileNotFoundError(f"{hr_folder} holds no validation images; the tune stage samples the validation split")
+        self.names = names
+        self.hr = [read_image(hr_folder / n, keep_grey=True) for n in names]
+        self.lr = [read_image(lr_folder / n) for n in names]
+        self.cache = layout.tune_cache_dir(preset_name, method)
+        images = hashlib.sha256(b"".join((hr_folder / n).read_bytes() + (lr_folder / n).read_bytes() for n in names)).hexdigest()
+        model = hashlib.sha256(model_file.read_bytes()).hexdigest()
+        self.key_parts = [model, images, preset["seed"], preset["protocol"], preset["diffusion"]["parametrization"], code_fingerprint(sampling_code(method))]
+
+    def scores(self, point: dict, count: int) -> list[dict]:
+        """Per-image metrics of the first ``count`` images, and seconds per image."""
+        key = digest([*self.key_parts, point, self.names[:count]])
+        cached = self.cache / f"{key}.json"
+        if cached.exists():
+            return json.loads(cached.read_text())
+        settings = {**self.preset, "diffusion": {**self.preset["diffusion"], **point}}
+        batch_size = self.preset["sampling"]["batch_size"]
+        scale = self.preset["dataset"]["scale"]
+        start, sr = time.perf_counter(), []
+        for first in range(0, count, batch_size):
+            indices = range(first, min(count, first + batch_size))
+            seeds = [numpy_seed(self.preset["seed"], index) for index in indices]
+            sr += self.implementation.super_resolve(self.model, [self.lr[i] for i in indices], scale, seeds, settings, lambda fraction: None)
+        seconds = (time.perf_counter() - start) / count
+        rows = self.image_metrics(sr, self.hr[:count], self.lr[:count], self.preset["protocol"], scale, self.weights_dir)
+        for row in rows:
+            row["seconds"] = seconds
+        self.cache.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as temporary:
+            temporary.write_text(json.dumps(rows))
+        return rows
+
+
+def table_row(point: dict, scores: list[dict], reference_count: int, is_reference: bool) -> dict:
+    frame = pd.DataFrame(scores)
+    schedule = point["inference_schedule"]
+    return {
+        "sampler": point["sampler"],
+        "steps": schedule["steps"],
+        "schedule": describe(schedule),
+        "reference": is_reference,
+        "network_evaluations": schedule["steps"],
+        **{metric: frame[metric].mean() for metric in METRICS},
+        "consistency_reference_images": frame["consistency"].iloc[:reference_count].mean(),
+        "seconds_per_image": frame["seconds"].iloc[0],
+    }
+
+
+def run_tune(preset_name: str, preset: dict, method: str, variants: list[str], weights_dir=None) -> None:
+    """Sample the grid on the validation split and write the table and the choices of
+    ``variants`` (the tuned variants of ``method`` among the compared methods)."""
+    tune = preset["tune"]
+    points = PointSampler(preset_name, preset, method, weights_dir)
+    reference_count = min(tune["reference_images"], len(points.names))
+    log.info("tune %s: %d grid points on %d validation images; reference on %d", method, len(grid(tune)), len(points.names), reference_count)
+    reference = reference_point(preset)
+    rows = [table_row(reference, points.scores(reference, reference_count), reference_count, True)]
+    log.info("reference (%s, %d steps): %s", reference["sampler"], reference["inference_schedule"]["steps"], _summary(rows[0]))
+    for point in tqdm(grid(tune), desc=f"tune {method}", mininterval=2):
+        rows.append(table_row(point, points.scores(point, len(points.names)), reference_count, False))
+        log.info("%s %s, %d steps: %s", point["sampler"], rows[-1]["schedule"], rows[-1]["steps"], _summary(rows[-1]))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    choices = {}
+    for variant in variants:
+        max_steps = preset["variants"][layout.variant_name(variant)]["tuned"]["max_steps"]
+        row, met = choose(table, max_steps, tune["select"])
+        point = grid(tune)[row.name - 1]
+        choices[layout.variant_name(variant)] = {**point, "met_criterion": met, "row": int(row.name)}
+        log.info("%s: %s %s, %d steps%s", variant, point["sampler"], row["schedule"], row["steps"], "" if met else " (no point met the consistency bound: the most consistent one)")
+    layout.tune_table(preset_name, method).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(layout.tune_table(preset_name, method)) as temporary:
+        table.to_csv(temporary, index=False)
+    record = {"criterion": tune["select"], "reference": reference, "validation_images": points.names, "choices": choices}
+    with atomic_path(layout.tune_choices_file(preset_name, method)) as temporary:
+        temporary.write_text(json.dumps(record, indent=1))
+
+
+def _summary(row: dict) -> str:
+    return ", ".join(f"{metric} {row[metric]:.4g}" for metric in METRICS) + f", {row['seconds_per_image']:.2f} s/image"
+
+
+def read_choices(preset_name: str, method: str) -> dict | None:
+    """{variant: {sampler, inference_schedule}} from the tune stage, or None before it ran."""
+    path = layout.tune_choices_file(preset_name, layout.base_method(method))
+    if not path.exists():
+        return None
+    return {name: {key: choice[key] for key in ("sampler", "inference_schedule")} for name, choice in json.loads(path.read_text())["choices"].items()}

@@ -1,0 +1,47 @@
+"""The report's section on sampling: the tune stage's grid on the validation split, the
+reference sampler, and the schedules the tuned variants chose."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["sampler", "schedule", "steps", "psnr", "ssim", "lpips", "consistency", "consistency_reference_images", "seconds_per_image"]
+
+
+def load_tuning(tables: dict[str, Path]) -> dict[str, tuple[pd.DataFrame, dict]]:
+    """method -> (tune table, {variant: row index of its choice}), from the tune stage's
+    CSV and the choices JSON beside it."""
+    loaded = {}
+    for method, path in tables.items():
+        record = json.loads(Path(path).with_suffix(".json").read_text())
+        loaded[method] = (pd.read_csv(path), {f"{method}@{name}": choice["row"] for name, choice in record["choices"].items()})
+    return loaded
+
+
+def tuning_section(tuning: dict[str, tuple[pd.DataFrame, dict]], criterion: dict, images: int, reference_images: int, format_value) -> str:
+    if not tuning:
+        return ""
+    parts = [
+        "<h2>Sampling: schedule search on the validation split</h2>",
+        f"<p>Each point samples the first {images} validation images; the reference (SR3's ancestral sampler over the whole training "
+        f"schedule) samples the first {reference_images}. A tuned variant takes, among the points within its step budget whose "
+        f"consistency on those {reference_images} images is at most {criterion['max_consistency_ratio']:g}x the reference's, "
+        f"the best {html.escape(criterion['metric'].upper())}. The test split is never used here.</p>",
+        '<img src="tuning.png" alt="quality against network evaluations">',
+    ]
+    for method, (table, chosen) in tuning.items():
+        marks = {}
+        for variant, index in chosen.items():
+            marks.setdefault(index, []).append(variant)
+        head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in COLUMNS) + "<th>chosen by</th>"
+        rows = []
+        for index, row in table.iterrows():
+            label = "reference" if row["reference"] else ", ".join(marks.get(index, []))
+            style = " style='font-weight:bold'" if index in marks or row["reference"] else ""
+            cells = "".join(f"<td>{html.escape(str(row[c])) if c in ('sampler', 'schedule', 'steps') else format_value(row[c], c)}</td>" for c in COLUMNS)
+            rows.append(f"<tr{style}>{cells}<td>{html.escape(label)}</td></tr>")
+        parts.append(f"<h3>{html.escape(method)}</h3><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return "".join(parts)
