@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -77,14 +78,19 @@ def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> No
     for row_axes, (method, (table, chosen)) in zip(axes, tables.items()):
         reference = table[table["reference"]].iloc[0]
         points = table[~table["reference"]]
+        colours = {sampler: f"C{index}" for index, sampler in enumerate(dict.fromkeys(points["sampler"]))}
+        styles = {schedule: style for schedule, style in zip(dict.fromkeys(points["schedule"]), ("-", ":", "-.", (0, (5, 2))))}
         for axis, (metric, label) in zip(row_axes, TUNING_PANELS):
             for (sampler, schedule), line in points.groupby(["sampler", "schedule"], sort=False):
-                axis.plot(line["network_evaluations"], line[metric], marker="o", markersize=3, label=f"{sampler}, {schedule}")
+                axis.plot(line["network_evaluations"], line[metric], marker="o", markersize=3, color=colours[sampler], linestyle=styles.get(schedule, "-"), label=f"{sampler}, {schedule}")
             axis.axhline(reference[metric], color="black", linestyle="--", linewidth=1, label=f"reference: ancestral, {int(reference['steps'])} steps")
             for variant, index in chosen.items():
                 axis.plot(table.loc[index, "network_evaluations"], table.loc[index, metric], marker="*", markersize=14, color="black", linestyle="none")
                 axis.annotate(variant, (table.loc[index, "network_evaluations"], table.loc[index, metric]), textcoords="offset points", xytext=(6, 6), fontsize=8)
             axis.set_xscale("log")
+            axis.set_xticks(sorted(set(points["network_evaluations"])))
+            axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             axis.set_xlabel("network evaluations per image")
             axis.set_title(f"{method}: {label}", fontsize=10)
             axis.grid(alpha=0.3)
