@@ -44,3 +44,23 @@ def test_report_and_images_are_written(snakemake_project):
 def test_second_snakemake_run_does_nothing(snakemake_project):
     result = run([sys.executable, "-m", "snakemake", "--cores", "8"], snakemake_project)
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_the_tune_stage_chose_a_schedule_on_validation_and_the_report_shows_it(snakemake_project):
+    tune = pd.read_csv(snakemake_project / "results" / "demo" / "tune" / "sr3.csv")
+    assert len(tune) == 1 + 2 * 2 and tune["reference"].iloc[0] and tune["steps"].iloc[0] == 2000
+    metrics = pd.read_csv(snakemake_project / "reports" / "demo" / "metrics.csv").set_index("method")
+    assert metrics.loc["sr3@tuned10", ["psnr", "lpips"]].notna().all()
+    html = (snakemake_project / "reports" / "demo" / "index.html").read_text()
+    assert "Sampling: schedule search on the validation split" in html and "tuning.png" in html
+
+
+def test_a_changed_tune_grid_retunes_and_resamples_only_the_tuned_variant(snakemake_project):
+    plan = run([sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--config", "presets={demo: {tune: {steps: [5, 10, 20]}}}"], snakemake_project)
+    jobs = {line.split(" --threads")[0] for line in (plan.stdout + plan.stderr).splitlines() if line.strip().startswith("sr3bench ")}
+    assert jobs == {
+        "sr3bench tune --preset demo --method sr3",
+        "sr3bench sample --preset demo --method sr3@tuned10",
+        "sr3bench evaluate --preset demo --method sr3@tuned10",
+        "sr3bench report --preset demo",
+    }, jobs
