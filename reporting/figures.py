@@ -37,15 +37,19 @@ def image_grid(names: list[str], columns: list[tuple[str, Path]], out: Path) -> 
     plt.close(fig)
 
 
+def _placeholder(text: str, out: Path) -> None:
+    """A declared figure with nothing to plot: a line that says why."""
+    fig = plt.figure(figsize=(5, 1))
+    fig.text(0.5, 0.5, text, ha="center", va="center")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def loss_curves(curves: dict[str, Path], out: Path) -> None:
     """Training loss against step, one panel per trained method (their losses differ in kind);
     with no trained method, a figure that says so (the file is a declared output)."""
     if not curves:
-        fig = plt.figure(figsize=(5, 1))
-        fig.text(0.5, 0.5, "no trained method in this comparison", ha="center", va="center")
-        fig.savefig(out, dpi=110)
-        plt.close(fig)
-        return
+        return _placeholder("no trained method in this comparison", out)
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.2), squeeze=False)
     for axis, (method, path) in zip(axes[0], curves.items()):
         table = pd.read_csv(path)
@@ -69,11 +73,7 @@ def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> No
     ``tables``: method -> (tune table, {variant: row index}). Without a tune stage, a figure
     that says so (the file is a declared output)."""
     if not tables:
-        fig = plt.figure(figsize=(5, 1))
-        fig.text(0.5, 0.5, "no tuned sampling schedule in this comparison", ha="center", va="center")
-        fig.savefig(out, dpi=110)
-        plt.close(fig)
-        return
+        return _placeholder("no tuned sampling schedule in this comparison", out)
     fig, axes = plt.subplots(len(tables), 3, figsize=(15, 3.6 * len(tables)), squeeze=False)
     for row_axes, (method, (table, chosen)) in zip(axes, tables.items()):
         reference = table[table["reference"]].iloc[0]

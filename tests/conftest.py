@@ -13,3 +13,16 @@ def sr_benchmarks() -> Path:
     if not (root / "Set5" / "HR").is_dir():
         pytest.skip(f"real benchmark images not found at {root} (set SR3BENCH_SHARED_DATA to the shared data folder)")
     return root
+
+
+@pytest.fixture(scope="session")
+def small_demo_project(tmp_path_factory) -> Path:
+    """A copy of the project run through Snakemake with the small demo preset (a few
+    minutes), shared by the end-to-end and tune tests; tests that change it copy it first."""
+    import sys
+
+    from projects import make_project, run, small_demo_params
+
+    project = make_project(tmp_path_factory.mktemp("small-demo"), small_demo_params())
+    run([sys.executable, "-m", "snakemake", "--cores", "8"], project)
+    return project

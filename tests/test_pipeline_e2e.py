@@ -6,16 +6,14 @@ import sys
 import pandas as pd
 import pytest
 
-from projects import make_project, run, small_demo_params
+from projects import run
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def snakemake_project(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("snakemake"), small_demo_params())
-    run([sys.executable, "-m", "snakemake", "--cores", "8"], project)
-    return project
+@pytest.fixture
+def snakemake_project(small_demo_project):
+    return small_demo_project
 
 
 def test_the_trained_regression_beats_bicubic_and_sr3_learns(snakemake_project):
