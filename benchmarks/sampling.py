@@ -1,6 +1,7 @@
 """Sampling speed per sampler: seconds per network evaluation, seconds per image at the
-tuned schedules, and peak memory; and whether channels_last or bf16 autocast (CPU or
-CUDA) sample faster, with the largest pixel difference they make.
+tuned schedules, and peak memory; and whether channels_last, bf16 autocast (CPU or
+CUDA) or torch.compile (``sampling.compile``) sample faster, with the largest pixel
+difference they make.
 
     python benchmarks/sampling.py [--preset demo] [--evaluations 20] [--batch 3] [--device cpu]
 
@@ -34,6 +35,8 @@ def measure(job: dict) -> dict:
     upsampled = upsampled_tensor(lr, job["scale"]).to(device)
     if job["channels_last"]:
         model, upsampled = model.to(memory_format=torch.channels_last), upsampled.contiguous(memory_format=torch.channels_last)
+    if job["compile"]:
+        model = torch.compile(model)  # compiled during the warm-up step below
     schedule = job["schedule"]
     seeds = list(range(len(lr)))
 
@@ -71,7 +74,7 @@ def main() -> None:
     lr_files = [str(p) for p in sorted(layout.split_dir(name, "test", "lr").iterdir())][: args.batch]
     base = {
         "preset": name, "lr_files": lr_files, "scale": preset["dataset"]["scale"], "threads": args.threads, "device": args.device,
-        "parametrization": preset["diffusion"]["parametrization"], "channels_last": False, "bf16": False, "keep_images": False,
+        "parametrization": preset["diffusion"]["parametrization"], "channels_last": False, "bf16": False, "compile": False, "keep_images": False,
         "schedule": {"steps": args.evaluations, "shape": "cosine"},
     }
     size = read_image(lr_files[0]).shape[0] * preset["dataset"]["scale"]
@@ -96,7 +99,8 @@ def main() -> None:
 
     print("\nvariants of the ddim sampler (same noise, deterministic):")
     plain = in_own_process({**base, "sampler": "ddim", "keep_images": True})
-    for label, change in (("channels_last", {"channels_last": True}), ("bf16 autocast", {"bf16": True}), ("both", {"channels_last": True, "bf16": True})):
+    changes = (("channels_last", {"channels_last": True}), ("bf16 autocast", {"bf16": True}), ("both", {"channels_last": True, "bf16": True}), ("torch.compile", {"compile": True}))
+    for label, change in changes:
         result = in_own_process({**base, "sampler": "ddim", "keep_images": True, **change})
         difference = (torch.tensor(result["images"]) - torch.tensor(plain["images"])).abs().max().item()
         print(f"  {label:<14} {plain['seconds'] / result['seconds']:.2f}x the speed of fp32, largest pixel difference {difference:.0f} grey levels")

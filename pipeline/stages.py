@@ -99,7 +99,8 @@ def sample_work_dir(preset_name: str, settings: dict, method: str) -> Path:
     model = layout.model_file(preset_name, method)
     model_hash = hashlib.sha256(model.read_bytes()).hexdigest()[:12] if registry.entry(method).trained else "none"
     manifest = layout.manifest_file(preset_name).read_bytes()
-    key = digest([model_hash, hashlib.sha256(manifest).hexdigest(), settings["diffusion"], settings["seed"], code_fingerprint(sampling_code(method))])
+    compiled = settings["sampling"].get("compile", False)  # compiled kernels round differently
+    key = digest([model_hash, hashlib.sha256(manifest).hexdigest(), settings["diffusion"], settings["seed"], code_fingerprint(sampling_code(method))] + ([True] if compiled else []))
     return layout.sample_cache_dir(preset_name, method) / key
 
 
@@ -126,16 +127,20 @@ def run_sample(preset_name: str, preset: dict, method: str) -> None:
     shutil.rmtree(layout.sample_cache_dir(preset_name, method))  # published; older keys are stale too
 
 
+def sampling_model(implementation, path: Path, settings: dict) -> torch.nn.Module:
+    """The trained model on the preset's device, compiled when ``sampling.compile`` asks
+    (``torch.compile``: the first batch pays the compilation, see benchmarks/sampling.py)."""
+    model = implementation.load_model(path).to(runtime_from_config(settings["runtime"]).device)
+    return torch.compile(model) if settings["sampling"]["compile"] else model
+
+
 def sample_missing(preset_name: str, settings: dict, method: str, out: Path, names: list[str]) -> None:
     """Super-resolve the test images not yet in ``out``, in batches of equal size."""
     implementation = registry.load(method)
     scale = settings["dataset"]["scale"]
     todo = [name for name in names if not (out / name).exists()]
     log.info("%s: %d test images, %d to sample", method, len(names), len(todo))
-    model = None
-    if registry.entry(method).trained:
-        runtime = runtime_from_config(settings["runtime"])
-        model = implementation.load_model(layout.model_file(preset_name, method)).to(runtime.device)
+    model = sampling_model(implementation, layout.model_file(preset_name, method), settings) if registry.entry(method).trained else None
     lr_folder = layout.split_dir(preset_name, "test", "lr")
     lr_images = {name: read_image(lr_folder / name) for name in todo}
     index_of = {name: index for index, name in enumerate(names)}

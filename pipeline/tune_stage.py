@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from core.atomic import atomic_path
 from core.images import list_images, read_image
-from core.runtime import runtime_from_config
 from core.seeds import numpy_seed
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, sampling_code
@@ -76,13 +75,13 @@ class PointSampler:
 
     def __init__(self, preset_name: str, preset: dict, method: str, weights_dir=None):
         from metrics.evaluate import image_metrics
+        from pipeline.stages import sampling_model
 
         self.image_metrics, self.weights_dir = image_metrics, weights_dir
         self.preset, self.method = preset, method
         self.implementation = registry.load(method)
         model_file = layout.model_file(preset_name, method)
-        runtime = runtime_from_config(preset["runtime"])
-        self.model = self.implementation.load_model(model_file).to(runtime.device)
+        self.model = sampling_model(self.implementation, model_file, preset)
         hr_folder, lr_folder = layout.split_dir(preset_name, "val", "hr"), layout.split_dir(preset_name, "val", "lr")
         names = [p.name for p in list_images(hr_folder)][: preset["tune"]["images"]]
         if not names:

@@ -92,3 +92,21 @@ def test_a_real_unets_samples_hold_to_one_grey_level_across_batch_sizes():
     difference = abs(together - torch.cat([torch.from_numpy(a) for a in alone]).numpy())
     assert difference.max() <= 1
     assert (difference > 0).mean() < 0.01
+
+
+def test_sampling_compile_reaches_the_model(tmp_path, monkeypatch):
+    """sampling.compile wraps the loaded model in torch.compile (recorded here, not run:
+    compiling takes a minute); off, the model is used as loaded."""
+    from pipeline.stages import sampling_model
+    from projects import tiny_params
+    from sr3 import method as sr3_method
+
+    settings = tiny_params()["presets"]["demo"]
+    torch.manual_seed(0)
+    sr3_method.save_model_file(tmp_path / "model.pt", sr3_method.build_model(settings), settings)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or "compiled")
+    settings["sampling"]["compile"] = False
+    assert isinstance(sampling_model(sr3_method, tmp_path / "model.pt", settings), torch.nn.Module) and not compiled
+    settings["sampling"]["compile"] = True
+    assert sampling_model(sr3_method, tmp_path / "model.pt", settings) == "compiled" and len(compiled) == 1
