@@ -29,7 +29,7 @@ from core.atomic import atomic_path
 from core.images import list_images, read_image
 from core.seeds import numpy_seed
 from pipeline import layout, registry
-from pipeline.code_deps import code_fingerprint, sampling_code
+from pipeline.code_deps import code_fingerprint, tuning_code
 from pipeline.config import digest
 from sr3.schedule_spec import describe
 
@@ -88,11 +88,12 @@ class PointSampler:
             raise FileNotFoundError(f"{hr_folder} holds no validation images; the tune stage samples the validation split")
         self.names = names
         self.hr = [read_image(hr_folder / n, keep_grey=True) for n in names]
-        self.lr = [read_image(lr_folder / n) for n in names]
+        self.lr = [read_image(lr_folder / n) for n in names]  # the model's input (RGB)
+        self.lr_as_stored = [read_image(lr_folder / n, keep_grey=True) for n in names]  # scored as evaluate scores it
         self.cache = layout.tune_cache_dir(preset_name, method)
         images = hashlib.sha256(b"".join((hr_folder / n).read_bytes() + (lr_folder / n).read_bytes() for n in names)).hexdigest()
         model = hashlib.sha256(model_file.read_bytes()).hexdigest()
-        self.key_parts = [model, images, preset["seed"], preset["protocol"], preset["diffusion"]["parametrization"], code_fingerprint(sampling_code(method))]
+        self.key_parts = [model, images, preset["seed"], preset["protocol"], preset["diffusion"]["parametrization"], preset["sampling"], code_fingerprint(tuning_code(method))]
 
     def scores(self, point: dict, count: int) -> list[dict]:
         """Per-image metrics of the first ``count`` images, and seconds per image."""
@@ -109,7 +110,7 @@ class PointSampler:
             seeds = [numpy_seed(self.preset["seed"], index) for index in indices]
             sr += self.implementation.super_resolve(self.model, [self.lr[i] for i in indices], scale, seeds, settings, lambda fraction: None)
         seconds = (time.perf_counter() - start) / count
-        rows = self.image_metrics(sr, self.hr[:count], self.lr[:count], self.preset["protocol"], scale, self.weights_dir)
+        rows = self.image_metrics(sr, self.hr[:count], self.lr_as_stored[:count], self.preset["protocol"], scale, self.weights_dir)
         for row in rows:
             row["seconds"] = seconds
         self.cache.mkdir(parents=True, exist_ok=True)
