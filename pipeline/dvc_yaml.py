@@ -123,6 +123,6 @@ def render(params: dict) -> str:
             str(report("tuning.png")),
         ],
         "metrics": [uncached(report("metrics.json"))],
-        "plots": [{str(report("metrics.csv")): {"cache": False, "x": "method", "y": "psnr", "template": "bar_horizontal"}}],
+        "plots": [{str(report("metrics.csv")): {"cache": False, "x": "psnr", "y": "method", "template": "bar_horizontal"}}],  # horizontal bars: the value on x
     }
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=200)

@@ -90,3 +90,11 @@ def test_stage_code_is_the_method_files_plus_the_shared_stage_code():
     for entry in registry.ENTRIES:
         assert set(entry.code) <= set(code_deps.sampling_code(entry.name))
         assert re.sub(r"\.", "/", entry.module) + ".py" in entry.code, f"{entry.name}: its module must be among its code files"
+
+
+def test_the_psnr_bar_plot_puts_the_value_on_the_quantitative_axis():
+    """dvc plots' bar_horizontal template reads x as the bar length; with method on x the
+    plot rendered empty (issue 13)."""
+    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]["plots"]
+    (spec,) = [next(iter(p.values())) for p in plots if "metrics.csv" in next(iter(p))]
+    assert spec["template"] == "bar_horizontal" and spec["x"] == "psnr" and spec["y"] == "method"
