@@ -160,6 +160,8 @@ def check_preset(name: str, preset: dict) -> None:
         if name not in dataset_registry.REGISTRY:
             raise ConfigError(f"{where}.dataset.downloads: unknown dataset {name!r}; registered: {', '.join(dataset_registry.REGISTRY)}")
     has_val = dataset["val_images"] or dataset["val_folders"] or dataset["val_from_train"] or (dataset["image_split"] or {}).get("val")
+    if preset["tune"] and preset["tune"]["crop"] % dataset["scale"]:
+        raise ConfigError(f"{where}.tune.crop: {preset['tune']['crop']} must be a multiple of the scale {dataset['scale']}")
     if preset["tune"] and not has_val:
         raise ConfigError(f"{where}.tune: the tune stage samples the validation split, and this preset has none (dataset val_images, val_folders, val_from_train or image_split.val)")
     for method, training in preset["training"].items():

@@ -22,6 +22,7 @@ import json
 import logging
 import time
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -87,13 +88,15 @@ class PointSampler:
         if not names:
             raise FileNotFoundError(f"{hr_folder} holds no validation images; the tune stage samples the validation split")
         self.names = names
-        self.hr = [read_image(hr_folder / n, keep_grey=True) for n in names]
-        self.lr = [read_image(lr_folder / n) for n in names]  # the model's input (RGB)
-        self.lr_as_stored = [read_image(lr_folder / n, keep_grey=True) for n in names]  # scored as evaluate scores it
+        crop, scale = preset["tune"]["crop"], preset["dataset"]["scale"]
+        pairs = [central_pair(read_image(hr_folder / n, keep_grey=True), read_image(lr_folder / n, keep_grey=True), crop, scale) for n in names]
+        self.hr = [hr for hr, _ in pairs]
+        self.lr_as_stored = [lr for _, lr in pairs]  # scored as evaluate scores it
+        self.lr = [lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=-1) for lr in self.lr_as_stored]  # the model's input
         self.cache = layout.tune_cache_dir(preset_name, method)
         images = hashlib.sha256(b"".join((hr_folder / n).read_bytes() + (lr_folder / n).read_bytes() for n in names)).hexdigest()
         model = hashlib.sha256(model_file.read_bytes()).hexdigest()
-        self.key_parts = [model, images, preset["seed"], preset["protocol"], preset["diffusion"]["parametrization"], preset["sampling"], code_fingerprint(tuning_code(method))]
+        self.key_parts = [model, images, preset["seed"], preset["protocol"], preset["diffusion"]["parametrization"], preset["sampling"], crop, code_fingerprint(tuning_code(method))]
 
     def scores(self, point: dict, count: int) -> list[dict]:
         """Per-image metrics of the first ``count`` images, and seconds per image."""
@@ -117,6 +120,17 @@ class PointSampler:
         with atomic_path(cached) as temporary:
             temporary.write_text(json.dumps(rows))
         return rows
+
+
+def central_pair(hr, lr, crop: int, scale: int):
+    """The central crop x crop region of an HR image and the LR region it is made from
+    (both whole when crop is 0 or not smaller than the image)."""
+    size = crop // scale
+    height, width = lr.shape[:2]
+    if not size or size >= min(height, width):
+        return hr, lr
+    top, left = (height - size) // 2, (width - size) // 2
+    return hr[top * scale : (top + size) * scale, left * scale : (left + size) * scale], lr[top : top + size, left : left + size]
 
 
 def table_row(point: dict, scores: list[dict], reference_count: int, is_reference: bool) -> dict:

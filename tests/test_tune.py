@@ -5,11 +5,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from pipeline.tune_stage import choose, grid
+from pipeline.tune_stage import central_pair, choose, grid
 from projects import run
 
 TUNE = {"samplers": ["ddim", "dpmpp_2m"], "steps": [8, 4], "schedules": [{"shape": "cosine"}, {"shape": "linear", "beta_start": 1e-3, "beta_end": 0.8}], "images": 2, "reference_images": 1, "select": {"metric": "lpips", "max_consistency_ratio": 1.1}}
@@ -44,6 +45,16 @@ def test_the_choice_is_the_best_metric_within_the_step_budget_and_the_consistenc
     assert (row.name, met) == (3, False)  # the most consistent, flagged
     with pytest.raises(ValueError, match="no point of at most 4 steps"):
         choose(rows, 4, select)
+
+
+def test_the_tune_crop_keeps_hr_and_lr_aligned():
+    lr = np.arange(10 * 12 * 3).reshape(10, 12, 3).astype(np.uint8)
+    hr = lr.repeat(4, axis=0).repeat(4, axis=1)
+    hr_crop, lr_crop = central_pair(hr, lr, 16, 4)
+    assert lr_crop.shape == (4, 4, 3) and hr_crop.shape == (16, 16, 3)
+    assert np.array_equal(hr_crop, lr_crop.repeat(4, axis=0).repeat(4, axis=1))
+    assert np.array_equal(lr_crop, lr[3:7, 4:8])
+    assert central_pair(hr, lr, 0, 4)[0] is hr and central_pair(hr, lr, 64, 4)[1] is lr
 
 
 @pytest.fixture(scope="module")
