@@ -69,12 +69,13 @@ TUNING_PANELS = (("psnr", "PSNR (dB, higher is better)"), ("lpips", "LPIPS (lowe
 
 def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> None:
     """Quality against network evaluations per image on the validation split: one line per
-    sampler and schedule shape, the reference as a dashed line, the chosen points starred.
+    sampler and schedule shape, the reference as a dashed line, the chosen points starred;
+    each axis spans the best three quarters of the points (the worst run off the top).
     ``tables``: method -> (tune table, {variant: row index}). Without a tune stage, a figure
     that says so (the file is a declared output)."""
     if not tables:
         return _placeholder("no tuned sampling schedule in this comparison", out)
-    fig, axes = plt.subplots(len(tables), 3, figsize=(15, 3.6 * len(tables)), squeeze=False)
+    fig, axes = plt.subplots(len(tables), 3, figsize=(15, 4.4 * len(tables)), squeeze=False)
     for row_axes, (method, (table, chosen)) in zip(axes, tables.items()):
         reference = table[table["reference"]].iloc[0]
         points = table[~table["reference"]]
@@ -87,6 +88,10 @@ def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> No
             for variant, index in chosen.items():
                 axis.plot(table.loc[index, "network_evaluations"], table.loc[index, metric], marker="*", markersize=14, color="black", linestyle="none")
                 axis.annotate(variant, (table.loc[index, "network_evaluations"], table.loc[index, metric]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+            values = pd.concat([points[metric], pd.Series([reference[metric]])])
+            low, high = (values.quantile(0.25), values.max()) if metric == "psnr" else (values.min(), values.quantile(0.75))
+            margin = 0.15 * (high - low) or 0.01 * abs(high) or 0.01
+            axis.set_ylim(low - margin, high + margin)  # the best three quarters of the points: the choice is among them
             axis.set_xscale("log")
             axis.set_xticks(sorted(set(points["network_evaluations"])))
             axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -94,7 +99,7 @@ def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> No
             axis.set_xlabel("network evaluations per image")
             axis.set_title(f"{method}: {label}", fontsize=10)
             axis.grid(alpha=0.3)
-        row_axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.16 / len(tables), 1, 1))  # room for the legend below the panels
     fig.savefig(out, dpi=110)
     plt.close(fig)
