@@ -45,3 +45,11 @@ def runtime_from_config(runtime_config: dict, environ=os.environ) -> Runtime:
     if runtime_config["precision"] != "fp32":
         raise RuntimeSettingError(f"runtime.precision {runtime_config['precision']!r} is not supported yet; use fp32")
     return Runtime(resolve_device(runtime_config["device"]), runtime_config["precision"], rank, world_size)
+
+
+def sampling_model(implementation, path, settings: dict) -> torch.nn.Module:
+    """A method's trained model, loaded onto the preset's device and compiled when
+    ``sampling.compile`` asks (``torch.compile``: the first batch pays the compilation;
+    benchmarks/sampling.py measures it)."""
+    model = implementation.load_model(path).to(runtime_from_config(settings["runtime"]).device)
+    return torch.compile(model) if settings["sampling"]["compile"] else model

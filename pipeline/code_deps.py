@@ -49,7 +49,7 @@ def training_code(method: str) -> list[str]:
 
 
 def sampling_code(method: str) -> list[str]:
-    return _unique(IMAGE_CODE + list(registry.entry(method).code))
+    return _unique(IMAGE_CODE + ["core/runtime.py"] + list(registry.entry(method).code))
 
 
 def tuning_code(method: str) -> list[str]:

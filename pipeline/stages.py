@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_path
 from core.images import list_images, read_image, write_png
-from core.runtime import runtime_from_config
+from core.runtime import runtime_from_config, sampling_model
 from core.seeds import numpy_seed
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, sampling_code, training_code
@@ -125,13 +125,6 @@ def run_sample(preset_name: str, preset: dict, method: str) -> None:
     sample_missing(preset_name, settings, method, work, names)
     publish(work, layout.samples_dir(preset_name, method), names)
     shutil.rmtree(layout.sample_cache_dir(preset_name, method))  # published; older keys are stale too
-
-
-def sampling_model(implementation, path: Path, settings: dict) -> torch.nn.Module:
-    """The trained model on the preset's device, compiled when ``sampling.compile`` asks
-    (``torch.compile``: the first batch pays the compilation, see benchmarks/sampling.py)."""
-    model = implementation.load_model(path).to(runtime_from_config(settings["runtime"]).device)
-    return torch.compile(model) if settings["sampling"]["compile"] else model
 
 
 def sample_missing(preset_name: str, settings: dict, method: str, out: Path, names: list[str]) -> None:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_path
 from core.images import list_images, read_image
+from core.runtime import sampling_model
 from core.seeds import numpy_seed
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, tuning_code
@@ -76,7 +77,6 @@ class PointSampler:
 
     def __init__(self, preset_name: str, preset: dict, method: str, weights_dir=None):
         from metrics.evaluate import image_metrics
-        from pipeline.stages import sampling_model
 
         self.image_metrics, self.weights_dir = image_metrics, weights_dir
         self.preset, self.method = preset, method

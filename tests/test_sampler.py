@@ -97,7 +97,7 @@ def test_a_real_unets_samples_hold_to_one_grey_level_across_batch_sizes():
 def test_sampling_compile_reaches_the_model(tmp_path, monkeypatch):
     """sampling.compile wraps the loaded model in torch.compile (recorded here, not run:
     compiling takes a minute); off, the model is used as loaded."""
-    from pipeline.stages import sampling_model
+    from core.runtime import sampling_model
     from projects import tiny_params
     from sr3 import method as sr3_method
 
