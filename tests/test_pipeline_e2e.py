@@ -55,7 +55,8 @@ def test_the_tune_stage_chose_a_schedule_on_validation_and_the_report_shows_it(s
 
 def test_a_changed_tune_grid_retunes_and_resamples_only_the_tuned_variant(snakemake_project):
     plan = run([sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--config", "presets={demo: {tune: {steps: [5, 10, 20]}}}"], snakemake_project)
-    jobs = {line.split(" --threads")[0] for line in (plan.stdout + plan.stderr).splitlines() if line.strip().startswith("sr3bench ")}
+    commands = [line[line.index("sr3bench "):] for line in (plan.stdout + plan.stderr).splitlines() if line.startswith("Shell command: sr3bench ")]
+    jobs = {command.split(" --threads")[0] for command in commands}
     assert jobs == {
         "sr3bench tune --preset demo --method sr3",
         "sr3bench sample --preset demo --method sr3@tuned10",
