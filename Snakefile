@@ -33,7 +33,7 @@ PRESET = config["preset"]
 METHODS = config["methods"]
 TRAINED_METHODS = registry.trained_methods(METHODS)
 TUNED_VARIANTS = registry.tuned_variants(config["presets"][PRESET], METHODS)
-TUNED_METHODS = list(dict.fromkeys(layout.base_method(m) for m in TUNED_VARIANTS))  # tune stages
+TUNED_METHODS = registry.tuned_methods(config["presets"][PRESET], METHODS)  # tune stages
 
 # After a kill -9 or a power cut: drop the dead run's locks (profiles/default sets
 # rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints).

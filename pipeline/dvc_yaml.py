@@ -73,7 +73,7 @@ def render(params: dict) -> str:
         }
     preset = params["presets"][params["preset"]]
     tuned_variants = registry.tuned_variants(preset, methods)
-    tuned = list(dict.fromkeys(layout.base_method(m) for m in tuned_variants))
+    tuned = registry.tuned_methods(preset, methods)
     for method in tuned:
         stages[stage_name("tune", method)] = {
             "cmd": command("tune", method),

@@ -109,3 +109,8 @@ def apply_variant(preset: dict, method: str, tuned: dict | None = None) -> dict:
 def tuned_variants(preset: dict, methods: list[str]) -> list[str]:
     """The compared methods that are tuned variants of this preset."""
     return [m for m in methods if variant_name(m) and "tuned" in preset["variants"].get(variant_name(m), {})]
+
+
+def tuned_methods(preset: dict, methods: list[str]) -> list[str]:
+    """The base methods a tune stage runs for: those with a tuned variant among ``methods``."""
+    return list(dict.fromkeys(base_method(m) for m in tuned_variants(preset, methods)))

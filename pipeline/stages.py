@@ -209,5 +209,5 @@ def run_report(preset_name: str, preset: dict, methods: list[str]) -> None:
         paper_tables=layout.PAPER_TABLES_DIR,
         out=layout.report_dir(preset_name),
         scale_here=run_scale(preset_name, preset, methods),
-        tuning={m: layout.tune_table(preset_name, m) for m in dict.fromkeys(layout.base_method(v) for v in registry.tuned_variants(preset, methods))},
+        tuning={m: layout.tune_table(preset_name, m) for m in registry.tuned_methods(preset, methods)},
     )
