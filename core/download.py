@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from tqdm import tqdm
+from core.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def fetch(url: str, dest: Path, md5: str | None = None, size: int | None = None,
             announced = have + int(length) if length is not None else None
             total = size if size is not None else announced
             received, cut = have, None
-            with open(part, "ab" if have else "wb") as out, tqdm(
+            with open(part, "ab" if have else "wb") as out, progress_bar(
                     total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
                     desc=dest.name, disable=not progress) as bar:
                 while True:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from core.progress import progress
 
 from metrics.consistency import consistency
 from metrics.fid_kid_is import set_metrics
@@ -48,7 +48,7 @@ def evaluate_method(method: str, hr_dir: Path, lr_dir: Path, samples_dir: Path, 
     """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), and
     the protocol record; ``groups`` maps image names to their test group."""
     rows, sr_images, hr_images, lr_images = [], [], [], []
-    for hr_path in tqdm(list_images(hr_dir), desc=f"evaluate {method}", mininterval=2):
+    for hr_path in progress(list_images(hr_dir), desc=f"evaluate {method}", mininterval=2):
         sr_path = Path(samples_dir) / hr_path.name
         if not sr_path.exists():
             raise FileNotFoundError(f"{sr_path} is missing; re-run the sample stage for {method}")

@@ -34,12 +34,33 @@ def set_threads(requested: int) -> int:
     return threads
 
 
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+class WithoutTraceback(logging.Formatter):
+    """The terminal's format: an error's one line, its traceback left to the log file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info = record.exc_text = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
 def setup_logging(log_file: str | None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Log lines to stderr and, with ``log_file``, to that file (appended: a resumed run adds
+    to the interrupted one's log). Python warnings are logged too, and tracebacks go to the
+    file only."""
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setFormatter(WithoutTraceback(LOG_FORMAT))
+    handlers: list[logging.Handler] = [terminal]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, mode="a"))  # a resumed run adds to the interrupted one's log
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
+        handlers.append(logging.FileHandler(log_file, mode="a"))
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
+    logging.captureWarnings(True)
 
 
 def command_prepare(preset_name, preset, params, args):
@@ -122,21 +143,40 @@ def command_dvc_yaml(args) -> int:
     return 0
 
 
+def command_list_presets(args) -> int:
+    """One line per preset of the params file: name, scale, sizes, methods, description."""
+    raw = config.read_params(args.params)
+    params = config.resolve(raw)
+    for name, preset in params["presets"].items():
+        dataset = preset["dataset"]
+        marker = "*" if name == params["preset"] else " "
+        methods = ", ".join(preset.get("methods") or raw["methods"])  # resolve() keeps only the default preset's list
+        print(f"{marker} {name:<22} x{dataset['scale']} {dataset['hr_size'] // dataset['scale']}->{dataset['hr_size']}  methods: {methods}")
+        print(f"  {'':<22} {preset['description']}")
+    print("(* the preset params.yaml runs by default; choose another with --config preset=NAME or dvc exp run -S preset=NAME)")
+    return 0
+
+
 COMMANDS = {
-    "prepare": (command_prepare, False),
-    "train": (command_train, True),
-    "sample": (command_sample, True),
-    "tune": (command_tune, True),
-    "evaluate": (command_evaluate, True),
-    "report": (command_report, False),
+    "prepare": (command_prepare, False, "lay out a preset's train/val/test splits from its downloads (data/<preset>/)"),
+    "train": (command_train, True, "train one method of a preset (models/<preset>/<method>/model.pt and loss.csv); resumes from its checkpoint"),
+    "sample": (command_sample, True, "super-resolve the test images with one method (samples/<preset>/<method>/); resumes"),
+    "tune": (command_tune, True, "search inference schedules on the validation split (results/<preset>/tune/<method>.csv and .json)"),
+    "evaluate": (command_evaluate, True, "PSNR, SSIM, consistency, LPIPS per image and FID, KID, IS per set for one method (results/<preset>/)"),
+    "report": (command_report, False, "write reports/<preset>/: index.html, metrics CSV/JSON and figures, and the front page reports/index.html"),
 }
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="sr3bench", description="SR3 Bench pipeline stages")
-    sub = main.add_subparsers(dest="command", required=True)
-    for name, (_, needs_method) in COMMANDS.items():
-        command = sub.add_parser(name)
+    main = argparse.ArgumentParser(
+        prog="sr3bench",
+        description="SR3 Bench: one subcommand per pipeline stage, called identically by Snakemake (snakemake --cores 8) "
+        "and DVC (dvc repro); run them by hand to redo one stage. `sr3bench <command> --help` for each.",
+    )
+    main.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = main.add_subparsers(dest="command", required=True, metavar="<command>")
+    for name, (_, needs_method, summary) in COMMANDS.items():
+        command = sub.add_parser(name, help=summary, description=summary)
         command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
         command.add_argument("--params", default="params.yaml", help="params file (default: params.yaml; Snakemake passes the config it resolved)")
         command.add_argument("--threads", type=int, default=1, help="threads this stage may use")
@@ -161,7 +201,20 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--params", default="params.yaml")
     generate.add_argument("--out", default="dvc.yaml")
     generate.add_argument("--check", action="store_true", help="exit 1 if the file differs from what would be generated")
+    presets = sub.add_parser("list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for")
+    presets.add_argument("--params", default="params.yaml")
+    for action in sub._choices_actions:  # `sr3bench <command> --help` opens with the same line
+        sub.choices[action.dest].description = sub.choices[action.dest].description or action.help
     return main
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sr3-bench")
+    except PackageNotFoundError:  # run from a checkout without installing it
+        return "unknown (not installed)"
 
 
 def other_checkout() -> str | None:
@@ -193,6 +246,13 @@ def main(argv=None) -> int:
     if args.command == "download":
         setup_logging(args.log)
         return command_download(args)
+    if args.command == "list-presets":
+        setup_logging(None)
+        try:
+            return command_list_presets(args)
+        except config.ConfigError as error:
+            log.error("%s", error)
+            return 2
     if args.command == "dvc-yaml":
         setup_logging(None)
         try:
@@ -210,11 +270,11 @@ def main(argv=None) -> int:
         return 2
     threads = set_threads(args.threads)
     log.info("%s: preset %s, %d thread(s)", args.command, preset_name, threads)
-    function, _ = COMMANDS[args.command]
+    function = COMMANDS[args.command][0]
     try:
         function(preset_name, preset, params, args)
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
-        log.error("%s failed: %s", args.command, error)
+        log.error("%s failed: %s", args.command, error, exc_info=True)
         return 1
     except KeyboardInterrupt as interruption:  # SIGINT, or SIGTERM turned into it by the trainer
         log.error("%s interrupted: %s; re-run to resume", args.command, str(interruption) or "Ctrl-C")
@@ -222,7 +282,8 @@ def main(argv=None) -> int:
     except Exception as error:  # anything else: one line, the traceback only when asked for
         if args.debug:
             raise
-        log.error("%s failed: %s: %s (sr3bench %s --debug shows the traceback)", args.command, type(error).__name__, error, args.command)
+        where = f"the traceback is in {args.log}" if args.log else f"sr3bench {args.command} --debug shows the traceback"
+        log.error("%s failed: %s: %s (%s)", args.command, type(error).__name__, error, where, exc_info=True)
         return 1
     return 0
 

@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tqdm import tqdm
+from core.progress import progress
 
 from core.atomic import atomic_path
 from core.download import DownloadError, fetch, md5_of, unpack
@@ -134,7 +134,7 @@ def arrange_image_folder(entry, sources: Sources, staging: Path) -> None:
     images = list_images_recursive(root)
     if not images:
         raise DownloadError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)}); {entry.how_to_get}")
-    for image in tqdm(images, desc=entry.name, mininterval=2):
+    for image in progress(images, desc=entry.name, mininterval=2):
         link_or_copy(image, staging / image.name)
 
 
@@ -156,7 +156,7 @@ def arrange_ffhq(entry, sources: Sources, staging: Path) -> None:
     metadata = json.loads(sources.file(datasets.FFHQ_METADATA).read_text())
     for split in ("train", "val"):
         low, high = entry.options[split]
-        for index in tqdm(range(low, high), desc=f"ffhq {split}", mininterval=2):
+        for index in progress(range(low, high), desc=f"ffhq {split}", mininterval=2):
             spec = metadata[str(index)][kind]
             remote = datasets.RemoteFile(Path(spec["file_path"]).name, spec["file_url"], spec["file_md5"], spec["file_size"])
             local = sources.local / spec["file_path"] if sources.local is not None and sources.local.is_dir() else None
@@ -180,7 +180,7 @@ def arrange_imagenet(entry, sources: Sources, staging: Path) -> None:
             classes = unpack(inner, sources.cache / "unpacked" / f"{split}-classes" / inner.stem)
             for image in list_images_recursive(classes):
                 link_or_copy(image, staging / split / inner.stem / image.name)
-        for image in tqdm(list_images_recursive(folder), desc=f"imagenet {split}", mininterval=5):
+        for image in progress(list_images_recursive(folder), desc=f"imagenet {split}", mininterval=5):
             link_or_copy(image, staging / split / image.relative_to(folder))
 
 

@@ -32,7 +32,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from core.progress import progress
 
 from core.image_check import BadImageError, load_dataset_image
 from core.atomic import atomic_path
@@ -140,7 +140,7 @@ def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dic
     minimum = 1 if dataset["fit"] == "square_crop_area" else dataset["hr_size"]
     writer = ShardWriter(layout.shard_folder(out, split), items_per_shard) if split == "train" else None
     rows, dropped = [], 0
-    for group, stem, path in tqdm(sources, desc=f"prepare {split}", mininterval=2):
+    for group, stem, path in progress(sources, desc=f"prepare {split}", mininterval=2):
         image = shrink(load_dataset_image(path, min_size=minimum, keep_grey=whole), dataset["source_downscale"])
         if dataset["fit"] == "square_crop_area" and min(image.shape[:2]) < dataset["hr_size"]:
             dropped += 1

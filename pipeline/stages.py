@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
+from core.progress import progress
 
 from core.atomic import atomic_path
 from core.images import list_images, read_image, write_png
@@ -56,7 +56,7 @@ def run_train(preset_name: str, preset: dict, method: str) -> None:
     history = trainer.run()
     if runtime.writes_files:
         implementation.save_model_file(layout.model_file(preset_name, method), trainer.final_model().cpu(), preset)
-        write_loss_csv(history, layout.loss_file(preset_name, method))
+        write_loss_csv(history, layout.loss_file(preset_name, method), trainer.validation_history)
 
 
 def validation_psnr(preset_name: str, preset: dict, implementation):
@@ -137,7 +137,7 @@ def sample_missing(preset_name: str, settings: dict, method: str, out: Path, nam
     lr_folder = layout.split_dir(preset_name, "test", "lr")
     lr_images = {name: read_image(lr_folder / name) for name in todo}
     index_of = {name: index for index, name in enumerate(names)}
-    with tqdm(total=len(todo), desc=f"sample {method}", mininterval=2, bar_format="{l_bar}{bar}| {n:.1f}/{total} images [{elapsed}<{remaining}]") as bar:
+    with progress(total=len(todo), desc=f"sample {method}", mininterval=2, bar_format="{l_bar}{bar}| {n:.1f}/{total} images [{elapsed}<{remaining}]") as bar:
         for batch in _batches_by_shape(todo, lr_images, settings["sampling"]["batch_size"]):
             seeds = [numpy_seed(settings["seed"], index_of[name]) for name in batch]
             images = implementation.super_resolve(

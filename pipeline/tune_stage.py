@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from core.progress import progress
 
 from core.atomic import atomic_path
 from core.images import list_images, read_image
@@ -158,7 +158,7 @@ def run_tune(preset_name: str, preset: dict, method: str, variants: list[str], w
     reference = reference_point(preset)
     rows = [table_row(reference, points.scores(reference, reference_count), reference_count, True)]
     log.info("reference (%s, %d steps): %s", reference["sampler"], reference["inference_schedule"]["steps"], _summary(rows[0]))
-    for point in tqdm(grid(tune), desc=f"tune {method}", mininterval=2):
+    for point in progress(grid(tune), desc=f"tune {method}", mininterval=2):
         rows.append(table_row(point, points.scores(point, len(points.names)), reference_count, False))
         log.info("%s %s, %d steps: %s", point["sampler"], rows[-1]["schedule"], rows[-1]["steps"], _summary(rows[-1]))
     table = pd.DataFrame(rows, columns=COLUMNS)

@@ -46,19 +46,27 @@ def _placeholder(text: str, out: Path) -> None:
 
 
 def loss_curves(curves: dict[str, Path], out: Path) -> None:
-    """Training loss against step, one panel per trained method (their losses differ in kind);
-    with no trained method, a figure that says so (the file is a declared output)."""
+    """Training loss against step, one panel per trained method (their losses differ in kind),
+    with the validation PSNR on a second axis where the method was validated; with no
+    trained method, a figure that says so (the file is a declared output)."""
     if not curves:
         return _placeholder("no trained method in this comparison", out)
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.2), squeeze=False)
     for axis, (method, path) in zip(axes[0], curves.items()):
         table = pd.read_csv(path)
-        axis.plot(table["step"], table["loss"])
+        losses = table.dropna(subset=["loss"])
+        axis.plot(losses["step"], losses["loss"], label="training loss")
         axis.set_yscale("log")
         axis.set_xlabel("step")
         axis.set_ylabel("loss (log scale)")
         axis.set_title(f"{method} training loss", fontsize=10)
         axis.grid(alpha=0.3)
+        if "val_psnr" in table and table["val_psnr"].notna().any():
+            scores = table.dropna(subset=["val_psnr"])
+            twin = axis.twinx()
+            twin.plot(scores["step"], scores["val_psnr"], "o-", color="tab:orange", markersize=3, label="validation PSNR")
+            twin.set_ylabel("validation PSNR (dB)", color="tab:orange")
+            axis.set_title(f"{method}: training loss and validation PSNR", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

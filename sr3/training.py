@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
+from core.progress import progress
 
 from core.atomic import atomic_path
 from core.runtime import Runtime
@@ -68,7 +68,7 @@ class Trainer:
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(settings["warmup_steps"]))
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
         self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
-        self.step, self.loss_history = 0, []
+        self.step, self.loss_history, self.validation_history = 0, [], []  # [(step, loss)], [(step, PSNR)]
         self.validate = validate if settings["keep"] == "best_val_psnr" else None
         if settings["keep"] == "best_val_psnr" and validate is None:
             raise ValueError("training.keep is best_val_psnr but no validation split was given")
@@ -88,6 +88,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "loss_history": self.loss_history,
+            "validation_history": self.validation_history,
             "running": self.running,
             "best": self.best,
         }
@@ -120,6 +121,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.loss_history, self.running = state["step"], state["loss_history"], tuple(state["running"])
         self.best = state.get("best")
+        self.validation_history = state.get("validation_history", [])
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return True
 
@@ -132,7 +134,7 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         running, count = self.running
         try:
-            with tqdm(total=settings["steps"], initial=self.step, desc="train", mininterval=2, disable=not self.runtime.writes_files) as bar:
+            with progress(total=settings["steps"], initial=self.step, desc="train", mininterval=2, disable=not self.runtime.writes_files) as bar:
                 while self.step < settings["steps"]:
                     upsampled_lr, hr = (t.to(self.runtime.device, non_blocking=True) for t in self.sampler())
                     loss = self.loss_fn(self.model, upsampled_lr, hr, self.noise_generator)
@@ -176,6 +178,7 @@ class Trainer:
         self.ema_model.train(was_training)
         if self.runtime.writes_files:
             log.info("step %d validation PSNR %.3f dB", self.step, psnr)
+        self.validation_history.append((self.step, psnr))
         if self.best is None or psnr > self.best["psnr"]:
             self.best = {"step": self.step, "psnr": psnr, "ema_model": copy.deepcopy(self.ema_model.state_dict())}
 
@@ -191,8 +194,12 @@ class Trainer:
             save_checkpoint(self.checkpoint_path, self.state())
 
 
-def write_loss_csv(history: list[tuple[int, float]], path: Path) -> None:
+def write_loss_csv(history: list[tuple[int, float]], path: Path, validation: list[tuple[int, float]] | None = None) -> None:
+    """step,loss rows; with a validation history, a val_psnr column too (empty at the
+    steps where the model was not validated, and rows for validated steps with no loss)."""
+    losses, scores = dict(history), dict(validation or [])
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["step", "loss"])
-        writer.writerows(history)
+        writer.writerow(["step", "loss"] + (["val_psnr"] if scores else []))
+        for step in sorted(set(losses) | set(scores)):
+            writer.writerow([step, losses.get(step, "")] + ([scores.get(step, "")] if scores else []))

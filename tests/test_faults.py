@@ -251,6 +251,35 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path)
     assert "evaluate failed: TypeError" in plain.stderr and "--debug shows the traceback" in plain.stderr
     debug = subprocess.run(command + ["--debug"], cwd=tmp_path, capture_output=True, text=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+    logged = subprocess.run(command + ["--log", "logs/evaluate.log"], cwd=tmp_path, capture_output=True, text=True)
+    log_text = (tmp_path / "logs" / "evaluate.log").read_text()
+    assert logged.returncode == 1 and "Traceback" not in logged.stderr and "the traceback is in logs/evaluate.log" in logged.stderr
+    assert "Traceback (most recent call last)" in log_text and "TypeError" in log_text  # the rule's log has it
+
+
+def test_warnings_and_progress_reach_the_log_file_as_plain_lines(tmp_path):
+    """Issue 13: Python warnings went only to the terminal, and a log must not hold tqdm's
+    carriage-return bar updates: progress comes as plain lines."""
+    import logging
+    import warnings
+
+    from core.progress import progress
+    from pipeline.cli import setup_logging
+
+    log_file = tmp_path / "stage.log"
+    try:
+        setup_logging(str(log_file))
+        warnings.warn("a library complains", UserWarning)
+        for _ in progress(range(3), desc="sample sr3", log_every_s=0):
+            pass
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        text = log_file.read_text()
+    finally:
+        logging.captureWarnings(False)
+        setup_logging(None)
+    assert "UserWarning: a library complains" in text
+    assert "sample sr3: 3/3 (100%)" in text and "\r" not in text
 
 
 def test_a_checkout_refuses_to_run_another_checkouts_code(tmp_path):

@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from projects import run
+from projects import run, small_demo_params
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def test_second_snakemake_run_does_nothing(snakemake_project):
 
 def test_the_tune_stage_chose_a_schedule_on_validation_and_the_report_shows_it(snakemake_project):
     tune = pd.read_csv(snakemake_project / "results" / "demo" / "tune" / "sr3.csv")
-    assert len(tune) == 1 + 2 * 2 and tune["reference"].iloc[0] and tune["steps"].iloc[0] == 2000
+    assert len(tune) == 1 + 2 * 2 and tune["reference"].iloc[0] and tune["steps"].iloc[0] == small_demo_params()["presets"]["demo"]["diffusion"]["training_schedule"]["steps"]
     metrics = pd.read_csv(snakemake_project / "reports" / "demo" / "metrics.csv").set_index("method")
     assert metrics.loc["sr3@tuned10", ["psnr", "lpips"]].notna().all()
     html = (snakemake_project / "reports" / "demo" / "index.html").read_text()

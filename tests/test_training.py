@@ -1,9 +1,10 @@
+import pandas as pd
 import torch
 
 from baselines.regression import regression_loss
 from sr3.data import PatchSampler
 from sr3.method import training_loss as sr3_training_loss
-from sr3.training import Trainer
+from sr3.training import Trainer, write_loss_csv
 from sr3.unet import UNet
 
 SETTINGS = {"steps": 60, "batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1000, "log_every": 10, "keep": "last"}
@@ -88,3 +89,7 @@ def test_best_on_validation_keeps_the_best_scored_weights_across_a_resume(tmp_pa
     assert resumed.best["step"] == 20 and resumed.best["psnr"] == 25.0
     assert all(torch.equal(final[k], seen[25.0][k]) for k in final)
     assert not all(torch.equal(final[k], seen[22.0][k]) for k in final)  # not simply the last weights
+    assert resumed.validation_history == [(10, 20.0), (20, 25.0), (30, 21.0), (40, 22.0)]  # kept across the resume
+    write_loss_csv(resumed.loss_history, tmp_path / "loss.csv", resumed.validation_history)
+    table = pd.read_csv(tmp_path / "loss.csv").set_index("step")
+    assert list(table["val_psnr"].dropna()) == [20.0, 25.0, 21.0, 22.0] and table["loss"].notna().all()

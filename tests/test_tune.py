@@ -60,7 +60,7 @@ def test_the_tune_crop_keeps_hr_and_lr_aligned():
 @pytest.fixture(scope="module")
 def tuned_project(small_demo_project, tmp_path_factory):
     """A copy of the small demo run (its tune stage: 2 samplers x 1 shape x 2 step counts
-    on the validation image, the reference over the 2000-step training schedule, one
+    on the validation image, the reference over the training schedule, one
     tuned variant of at most 10 steps), and its params."""
     project = shutil.copytree(small_demo_project, tmp_path_factory.mktemp("tune") / "project", symlinks=True)
     return project, yaml.safe_load((project / "params.yaml").read_text())
@@ -77,7 +77,7 @@ def test_the_tune_table_has_the_reference_and_every_point_on_the_validation_spli
     rows = pd.read_csv(project / "results/demo/tune/sr3.csv")
     assert len(rows) == 1 + len(grid(tune))
     reference = rows.iloc[0]
-    assert reference["reference"] and reference["sampler"] == "ancestral" and reference["network_evaluations"] == 2000
+    assert reference["reference"] and reference["sampler"] == "ancestral" and reference["network_evaluations"] == params["presets"]["demo"]["diffusion"]["training_schedule"]["steps"]
     assert not rows["reference"].iloc[1:].any()
     assert rows[["psnr", "ssim", "lpips", "consistency", "seconds_per_image"]].notna().all().all()
     record = json.loads((project / "results/demo/tune/sr3.json").read_text())

@@ -5,6 +5,8 @@ rule download:
         directory(str(layout.download_dir("{dataset}"))),
     log:
         str(layout.download_log_file("{dataset}")),
+    benchmark:
+        str(layout.download_log_file("{dataset}").with_suffix(".benchmark.tsv"))
     params:
         config=lambda w: config["datasets"].get(w.dataset, {}),
     shell:

@@ -10,6 +10,8 @@ rule prepare:
         directory(str(layout.data_dir("{preset}"))),
     log:
         str(layout.log_file("{preset}", "prepare")),
+    benchmark:
+        str(layout.benchmark_file("{preset}", "prepare"))
     params:
         config=lambda w: stage_config(w, "prepare"),
     threads: config["threads"]["prepare"]

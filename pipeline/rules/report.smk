@@ -12,6 +12,8 @@ rule report:
         [str(layout.report_file("{preset}", name)) for name in layout.REPORT_FILES],
     log:
         str(layout.log_file("{preset}", "report")),
+    benchmark:
+        str(layout.benchmark_file("{preset}", "report"))
     params:
         config=lambda w: stage_config(w, "report"),
     threads: config["threads"]["report"]

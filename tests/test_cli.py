@@ -1,0 +1,31 @@
+"""The command line as a user meets it: --help says what every subcommand does, --version,
+and list-presets."""
+import subprocess
+import sys
+
+from conftest import REPO
+from pipeline.cli import COMMANDS, parser
+
+
+def sr3bench(*arguments) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *arguments], cwd=REPO, capture_output=True, text=True)
+
+
+def test_help_describes_every_subcommand():
+    subcommands = parser()._subparsers._group_actions[0]
+    described = {action.dest: action.help for action in subcommands._choices_actions}
+    assert set(described) == set(subcommands.choices) and set(COMMANDS) <= set(described)
+    assert all(text and len(text) > 20 for text in described.values()), described
+    for name in subcommands.choices:
+        result = sr3bench(name, "--help")
+        assert result.returncode == 0 and described[name].split()[0] in result.stdout
+
+
+def test_version_and_list_presets():
+    version = sr3bench("--version")
+    assert version.returncode == 0 and version.stdout.startswith("sr3bench ")
+    listing = sr3bench("list-presets")
+    assert listing.returncode == 0
+    for name in ("demo", "faces16_128_small", "faces16_128", "imagenet64_256"):
+        assert f" {name} " in listing.stdout
+    assert "* demo" in listing.stdout and "16->128" in listing.stdout
