@@ -6,6 +6,7 @@
 # Methods come from pipeline/registry.py (the methods: list of params.yaml), paths from
 # pipeline/layout.py; the rules in pipeline/rules/ only call the sr3bench CLI.
 import re
+from pathlib import Path
 
 from pipeline import code_deps, layout, registry
 from pipeline.config import PARAMS_FILE, option_for_resolved, read_params, resolve, typed_engine_config
@@ -21,6 +22,9 @@ read_params(PARAMS_FILE)
 configfile: PARAMS_FILE
 
 
+report: "pipeline/report/workflow.rst"
+
+
 # Schema, defaults and cross-key checks (one message naming the key), then the resolved
 # config replaces Snakemake's: the rules' params and the jobs see the same values.
 _resolved = resolve(typed_engine_config(config))
@@ -34,6 +38,7 @@ METHODS = config["methods"]
 TRAINED_METHODS = registry.trained_methods(METHODS)
 TUNED_VARIANTS = registry.tuned_variants(config["presets"][PRESET], METHODS)
 TUNED_METHODS = registry.tuned_methods(config["presets"][PRESET], METHODS)  # tune stages
+DIVERSE_METHODS = registry.diverse_methods(config["presets"][PRESET], METHODS)  # diversity stages
 
 # After a kill -9 or a power cut: drop the dead run's locks (profiles/default sets
 # rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints).
@@ -68,8 +73,10 @@ include: "pipeline/rules/prepare.smk"
 include: "pipeline/rules/train.smk"
 include: "pipeline/rules/tune.smk"
 include: "pipeline/rules/sample.smk"
+include: "pipeline/rules/diversity.smk"
 include: "pipeline/rules/evaluate.smk"
 include: "pipeline/rules/report.smk"
+include: "pipeline/rules/front_page.smk"
 
 
 # Every declared output, not only the report: Snakemake does not rebuild a missing
@@ -77,6 +84,7 @@ include: "pipeline/rules/report.smk"
 # so results deleted by hand or lost to a kill during --forcerun would stay missing.
 rule all:
     input:
+        str(layout.FRONT_PAGE),
         [str(layout.report_file(PRESET, name)) for name in layout.REPORT_FILES],
         [str(layout.results_file(PRESET, m)) for m in METHODS],
         [str(layout.set_metrics_file(PRESET, m)) for m in METHODS],
@@ -85,3 +93,4 @@ rule all:
         [str(layout.loss_file(PRESET, m)) for m in TRAINED_METHODS],
         [str(layout.tune_table(PRESET, m)) for m in TUNED_METHODS],
         [str(layout.tune_choices_file(PRESET, m)) for m in TUNED_METHODS],
+        [str(layout.diversity_dir(PRESET, m)) for m in DIVERSE_METHODS],

@@ -18,7 +18,7 @@ log = logging.getLogger("sr3bench.progress")
 class progress(tqdm):  # noqa: N801 (used like tqdm)
     def __init__(self, *args, log_every_s: float = 60.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self._log_every_s, self._logged_at = log_every_s, time.monotonic()
+        self._log_every_s, self._logged_at, self._logged_n = log_every_s, time.monotonic(), None
 
     def update(self, n=1):
         shown = super().update(n)
@@ -38,12 +38,12 @@ class progress(tqdm):  # noqa: N801 (used like tqdm)
             self.close()
 
     def close(self):
-        if not self.disable:
+        if not self.disable and self._logged_n != self.n:
             self.log_line()
         super().close()
 
     def log_line(self) -> None:
-        self._logged_at = time.monotonic()
+        self._logged_at, self._logged_n = time.monotonic(), self.n
         done = self.format_dict
         total = f"/{done['total']:g} ({100 * done['n'] / done['total']:.0f}%)" if done["total"] else ""
         elapsed = self.format_interval(done["elapsed"])

@@ -90,6 +90,12 @@ def command_tune(preset_name, preset, params, args):
     run_tune(preset_name, preset, args.method, variants, args.weights)
 
 
+def command_diversity(preset_name, preset, params, args):
+    from pipeline.stages import run_diversity
+
+    run_diversity(preset_name, preset, args.method)
+
+
 def command_evaluate(preset_name, preset, params, args):
     from pipeline.stages import run_evaluate
 
@@ -99,7 +105,7 @@ def command_evaluate(preset_name, preset, params, args):
 def command_report(preset_name, preset, params, args):
     from pipeline.stages import run_report
 
-    run_report(preset_name, preset, params["methods"])
+    run_report(preset_name, preset, params["methods"], params["threads"])
 
 
 def command_download(args) -> int:
@@ -143,6 +149,14 @@ def command_dvc_yaml(args) -> int:
     return 0
 
 
+def command_front_page(args) -> int:
+    from reporting.front_page import build_front_page
+
+    build_front_page(layout.FRONT_PAGE.parent, layout.FRONT_PAGE, layout.ALL_PRESETS_CSV)
+    log.info("wrote %s and %s", layout.FRONT_PAGE, layout.ALL_PRESETS_CSV)
+    return 0
+
+
 def command_list_presets(args) -> int:
     """One line per preset of the params file: name, scale, sizes, methods, description."""
     raw = config.read_params(args.params)
@@ -162,8 +176,9 @@ COMMANDS = {
     "train": (command_train, True, "train one method of a preset (models/<preset>/<method>/model.pt and loss.csv); resumes from its checkpoint"),
     "sample": (command_sample, True, "super-resolve the test images with one method (samples/<preset>/<method>/); resumes"),
     "tune": (command_tune, True, "search inference schedules on the validation split (results/<preset>/tune/<method>.csv and .json)"),
+    "diversity": (command_diversity, True, "sample the first test images with several seeds, for the report's diversity figure (samples/<preset>/diversity/<method>/)"),
     "evaluate": (command_evaluate, True, "PSNR, SSIM, consistency, LPIPS per image and FID, KID, IS per set for one method (results/<preset>/)"),
-    "report": (command_report, False, "write reports/<preset>/: index.html, metrics CSV/JSON and figures, and the front page reports/index.html"),
+    "report": (command_report, False, "write reports/<preset>/: index.html, metrics CSV/JSON, figures and provenance"),
 }
 
 
@@ -201,6 +216,8 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--params", default="params.yaml")
     generate.add_argument("--out", default="dvc.yaml")
     generate.add_argument("--check", action="store_true", help="exit 1 if the file differs from what would be generated")
+    front = sub.add_parser("front-page", help="write reports/index.html (every preset with a report, its headline numbers) and reports/all_presets.csv")
+    front.add_argument("--log", help="also write the log to this file")
     presets = sub.add_parser("list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for")
     presets.add_argument("--params", default="params.yaml")
     for action in sub._choices_actions:  # `sr3bench <command> --help` opens with the same line
@@ -246,6 +263,9 @@ def main(argv=None) -> int:
     if args.command == "download":
         setup_logging(args.log)
         return command_download(args)
+    if args.command == "front-page":
+        setup_logging(args.log)
+        return command_front_page(args)
     if args.command == "list-presets":
         setup_logging(None)
         try:

@@ -69,7 +69,7 @@ def render(params: dict) -> str:
             "cmd": command("train", method),
             "deps": [data, *code_deps.training_code(method)],
             "params": stage_params("train", PRESET, method),
-            "outs": [str(layout.model_file(PRESET, method)), uncached(layout.loss_file(PRESET, method))],
+            "outs": [str(layout.model_file(PRESET, method)), str(layout.loss_file(PRESET, method))],
         }
     preset = params["presets"][params["preset"]]
     tuned_variants = registry.tuned_variants(preset, methods)
@@ -79,7 +79,15 @@ def render(params: dict) -> str:
             "cmd": command("tune", method),
             "deps": [data, str(layout.model_file(PRESET, method)), *code_deps.tuning_code(method)],
             "params": stage_params("tune", PRESET, method),
-            "outs": [uncached(layout.tune_table(PRESET, method)), uncached(layout.tune_choices_file(PRESET, method))],
+            "outs": [str(layout.tune_table(PRESET, method)), str(layout.tune_choices_file(PRESET, method))],
+        }
+    diverse = registry.diverse_methods(preset, methods)
+    for method in diverse:
+        stages[stage_name("diversity", method)] = {
+            "cmd": command("diversity", method),
+            "deps": [data, str(layout.model_file(PRESET, method)), *code_deps.sampling_code(method)],
+            "params": stage_params("diversity", PRESET, method),
+            "outs": [str(layout.diversity_dir(PRESET, method))],
         }
     for method in methods:
         deps = [data, *code_deps.sampling_code(method)]
@@ -110,19 +118,46 @@ def render(params: dict) -> str:
             *[str(layout.set_metrics_file(PRESET, m)) for m in methods],
             *[str(layout.loss_file(PRESET, m)) for m in trained],
             *[str(layout.tune_table(PRESET, m)) for m in tuned],
+            *[str(layout.diversity_dir(PRESET, m)) for m in diverse],
             *code_deps.REPORT_CODE,
             str(layout.PAPER_TABLES_DIR),
         ],
         "params": [f"presets.{PRESET}.methods" if key == "methods" and preset["methods"] else key for key in stage_params("report", PRESET)],
         "outs": [
             uncached(report("index.html")),
-            uncached(report("per_image.csv")),
-            uncached(report("metrics_by_group.csv")),
+            str(report("per_image.csv")),
+            str(report("metrics_by_group.csv")),
+            uncached(report("provenance.json")),
             str(report("grid.png")),
+            str(report("zoom.png")),
+            str(report("diversity.png")),
             str(report("loss.png")),
             str(report("tuning.png")),
         ],
-        "metrics": [uncached(report("metrics.json"))],
-        "plots": [{str(report("metrics.csv")): {"cache": False, "x": "psnr", "y": "method", "template": "bar_horizontal"}}],  # horizontal bars: the value on x
+        "metrics": [str(report("metrics.json"))],
+        "plots": [{str(report("metrics.csv")): {"x": "psnr", "y": "method", "template": "bar_horizontal"}}],  # horizontal bars: the value on x
     }
-    return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=200)
+    stages["front_page"] = {
+        "cmd": "sr3bench front-page --log logs/front_page.log",
+        "deps": [str(report("metrics.csv")), str(report("provenance.json")), "reporting/front_page.py"],
+        "outs": [uncached(layout.FRONT_PAGE), uncached(layout.ALL_PRESETS_CSV)],
+    }
+    return HEADER + yaml.safe_dump({"stages": stages, "plots": plots(trained, tuned)}, sort_keys=False, width=200)
+
+
+def plots(trained: list[str], tuned: list[str]) -> list[dict]:
+    """`dvc plots show` / `dvc plots diff`: the training-loss curves, and quality against
+    network evaluations from each tune table (the PSNR-per-method bars are the report
+    stage's plot)."""
+    definitions = []
+    for method in trained:  # one plot each: their losses differ in kind and scale
+        definitions.append({f"{method}: training loss": {"x": "step", "y": {str(layout.loss_file(PRESET, method)): "loss"}, "title": f"{method} training loss"}})
+    for method in tuned:
+        definitions.append({
+            f"{method}: quality against network evaluations": {
+                "x": "network_evaluations",
+                "y": {str(layout.tune_table(PRESET, method)): ["psnr", "lpips", "consistency"]},
+                "title": f"{method} on the validation split",
+            }
+        })
+    return definitions

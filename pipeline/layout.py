@@ -98,6 +98,11 @@ def samples_dir(preset: str, method: str) -> Path:
     return Path("samples") / preset / method
 
 
+def diversity_dir(preset: str, method: str) -> Path:
+    """Several seeds of the first test images (<stem>_seed<k>.png), for the report."""
+    return Path("samples") / preset / "diversity" / method
+
+
 def results_file(preset: str, method: str) -> Path:
     """Per-image metrics (CSV); the set metrics and the protocol are its JSON sidecar."""
     return Path("results") / preset / f"{method}.csv"
@@ -123,7 +128,7 @@ def tune_cache_dir(preset: str, method: str) -> Path:
     return Path("cache") / preset / "tune" / method
 
 
-REPORT_FILES = ("index.html", "metrics.csv", "per_image.csv", "metrics_by_group.csv", "metrics.json", "grid.png", "loss.png", "tuning.png")
+REPORT_FILES = ("index.html", "metrics.csv", "per_image.csv", "metrics_by_group.csv", "metrics.json", "grid.png", "zoom.png", "diversity.png", "loss.png", "tuning.png", "provenance.json")
 
 
 def report_dir(preset: str) -> Path:
@@ -135,6 +140,8 @@ def report_file(preset: str, name: str) -> Path:
 
 
 PAPER_TABLES_DIR = Path("reports") / "paper"
+FRONT_PAGE = Path("reports") / "index.html"  # every preset that has a report
+ALL_PRESETS_CSV = Path("reports") / "all_presets.csv"  # their metrics.csv tables, one file
 
 
 def fidelity_cache_dir(preset: str) -> Path:

@@ -43,12 +43,13 @@ class MethodEntry:
     trained: bool
     code: tuple[str, ...]  # the method's own source files, tracked by both engines
     title: str  # as the report prints it
+    stochastic: bool = False  # its samples depend on the seed: the report shows several
 
 
 ENTRIES = (
     MethodEntry("bicubic", "baselines.bicubic", trained=False, code=("baselines/bicubic.py",), title="Bicubic"),
     MethodEntry("regression", "baselines.regression", trained=True, code=("baselines/regression.py", *UNET_CODE), title="Regression"),
-    MethodEntry("sr3", "sr3.method", trained=True, code=(*DIFFUSION_CODE, *UNET_CODE), title="SR3"),
+    MethodEntry("sr3", "sr3.method", trained=True, code=(*DIFFUSION_CODE, *UNET_CODE), title="SR3", stochastic=True),
 )
 REGISTRY = {entry.name: entry for entry in ENTRIES}
 
@@ -76,6 +77,14 @@ def trained_methods(methods: list[str]) -> list[str]:
     """The trained base methods that ``methods`` need, in order, without repeats."""
     bases = [base_method(m) for m in methods if entry(m).trained]
     return list(dict.fromkeys(bases))
+
+
+def diverse_methods(preset: dict, methods: list[str]) -> list[str]:
+    """The stochastic base methods ``methods`` need (the diversity stage samples each with
+    several seeds), none when the preset's ``diversity.images`` is 0."""
+    if not preset["diversity"]["images"]:
+        return []
+    return list(dict.fromkeys(base_method(m) for m in methods if entry(m).stochastic))
 
 
 def title(method: str) -> str:

@@ -18,6 +18,7 @@ def stage_params(stage: str, preset: str, method: str | None = None) -> list[str
         "train": ["model", f"training.{method}", "diffusion.training_schedule", "diffusion.loss", "diffusion.parametrization", "seed"],
         "evaluate": ["protocol"],
         "tune": ["tune", "variants", "diffusion", "sampling", "protocol", "seed"],
+        "diversity": ["diversity", "diffusion", "sampling", "seed"],
         "report": ["diffusion", "training", "model", "paper"],
     }.get(stage)
     if stage == "sample":

@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import torch
-from core.progress import progress
 
-from core.atomic import atomic_path
+from core.atomic import atomic_folder, atomic_path
 from core.images import list_images, read_image, write_png
+from core.progress import progress
 from core.runtime import runtime_from_config, sampling_model
 from core.seeds import numpy_seed
 from pipeline import layout, registry
@@ -148,6 +148,28 @@ def sample_missing(preset_name: str, settings: dict, method: str, out: Path, nam
             log.info("%s: wrote %d images (%s ...)", method, len(batch), batch[0])
 
 
+def run_diversity(preset_name: str, preset: dict, method: str) -> None:
+    """``diversity.seeds`` samples of each of the first ``diversity.images`` test images,
+    with seeds other than the sample stage's, as <stem>_seed<k>.png."""
+    count, seeds = preset["diversity"]["images"], preset["diversity"]["seeds"]
+    implementation = registry.load(method)
+    model = sampling_model(implementation, layout.model_file(preset_name, method), preset)
+    names = [p.name for p in list_images(layout.split_dir(preset_name, "test", "lr"))][:count]
+    out = layout.diversity_dir(preset_name, method)
+    with atomic_folder(out) as staging, progress(total=len(names), desc=f"diversity {method}", mininterval=2) as bar:
+        for index, name in enumerate(names):
+            lr = read_image(layout.split_dir(preset_name, "test", "lr") / name)
+            batch_seeds = [numpy_seed(preset["seed"], index, DIVERSITY_STREAM, k) for k in range(seeds)]
+            images = implementation.super_resolve(model, [lr] * seeds, preset["dataset"]["scale"], batch_seeds, preset, lambda fraction: None)
+            for k, image in enumerate(images, start=1):
+                write_png(image, staging / f"{Path(name).stem}_seed{k}.png")
+            bar.update(1)
+    log.info("%s: %d seeds of %d test images in %s", method, seeds, len(names), out)
+
+
+DIVERSITY_STREAM = 7  # a seed part that keeps the diversity samples apart from the test samples
+
+
 def run_evaluate(preset_name: str, preset: dict, method: str, weights_dir=None) -> None:
     """Per-image metrics (CSV) and set metrics with the protocol they were computed under
     (the JSON sidecar, which the report prints)."""
@@ -194,8 +216,9 @@ def run_scale(preset_name: str, preset: dict, methods: list[str]) -> dict:
     }
 
 
-def run_report(preset_name: str, preset: dict, methods: list[str]) -> None:
+def run_report(preset_name: str, preset: dict, methods: list[str], threads: dict) -> None:
     from reporting.build import build_report
+    from reporting.provenance import provenance
 
     build_report(
         preset_name,
@@ -210,4 +233,6 @@ def run_report(preset_name: str, preset: dict, methods: list[str]) -> None:
         out=layout.report_dir(preset_name),
         scale_here=run_scale(preset_name, preset, methods),
         tuning={m: layout.tune_table(preset_name, m) for m in registry.tuned_methods(preset, methods)},
+        diversity={m: layout.diversity_dir(preset_name, m) for m in registry.diverse_methods(preset, methods)},
+        provenance_record=provenance(preset, threads, layout.log_file(preset_name, "report").parent, layout.manifest_file(preset_name)),
     )

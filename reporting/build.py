@@ -6,30 +6,22 @@ metrics and the protocol; loss logs; SR images; the paper's tables); imports nei
 """
 from __future__ import annotations
 
-import datetime
 import html
 import json
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 
 from core.atomic import atomic_folder
 from reporting import comparison, figures, paper
+from reporting.provenance import provenance_section
 from reporting.tuning import load_tuning, tuning_section
 from sr3.schedule_spec import describe
-from reporting.tables import METRIC_COLUMNS, summarise
+from reporting.tables import METRIC_COLUMNS, header, summarise
 
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient
 DIGITS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "kid": 4, "is": 2, "lpips": 4, "consistency_reference_images": 2, "seconds_per_image": 2}  # printed decimals per column
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _format(value, column: str) -> str:
@@ -39,15 +31,25 @@ def _format(value, column: str) -> str:
     return f"{value:.{digits}f}" if digits is not None and isinstance(value, (int, float)) else html.escape(str(value))
 
 
+def _cell(row, column: str) -> str:
+    """A value, with its 95% bootstrap interval below it where the table holds one."""
+    text = _format(row[column], column)
+    low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
+    if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
+        text += f"<br><span class='ci'>[{_format(low, column)}, {_format(high, column)}]</span>"
+    return text
+
+
 def html_table(table: pd.DataFrame, columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_format(row[c], c)}</td>" for c in columns) + "</tr>" for _, row in table.iterrows())
+    """Headers with units and an arrow towards better values (``tables.header``)."""
+    head = "".join(f"<th>{html.escape(header(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(row, c)}</td>" for c in columns) + "</tr>" for _, row in table.iterrows())
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def paper_table(spec: dict) -> str:
     columns = spec["columns"]
-    head = "<th>method</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "<th>method</th>" + "".join(f"<th>{html.escape(header(c))}</th>" for c in columns)
     rows = "".join(
         f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{_format(v.get(c), c)}</td>" for c in columns) + "</tr>"
         for m, v in spec["rows"].items()
@@ -76,11 +78,12 @@ def read_protocol(set_metrics: dict[str, dict]) -> dict:
     return json.loads(protocols.pop())
 
 
-def build_report(preset_name: str, preset: dict, results: dict[str, Path], titles: dict[str, str], test_hr: Path, test_lr: Path, samples: dict[str, Path], losses: dict[str, Path], paper_tables: Path, out: Path, scale_here: dict | None = None, tuning: dict[str, Path] | None = None) -> None:
+def build_report(preset_name: str, preset: dict, results: dict[str, Path], titles: dict[str, str], test_hr: Path, test_lr: Path, samples: dict[str, Path], losses: dict[str, Path], paper_tables: Path, out: Path, scale_here: dict | None = None, tuning: dict[str, Path] | None = None, diversity: dict[str, Path] | None = None, provenance_record: dict | None = None) -> None:
     """``results``: per-image CSV of each method (its set metrics and protocol in the
     ``.json`` beside it); ``titles``: how to print each method; ``scale_here``: this run's
     values of the rows of ``reporting.comparison.SCALE_ROWS`` (as text); ``tuning``: the
-    tune stage's table of each tuned method."""
+    tune stage's table of each tuned method; ``diversity``: the folder of several seeds per
+    test image of each stochastic method; ``provenance_record``: ``reporting.provenance``'s."""
     per_image = pd.concat([pd.read_csv(path) for path in results.values()], ignore_index=True)
     set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) for m, p in results.items()}
     protocol_record = read_protocol(set_metrics)
@@ -97,13 +100,22 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
     beside = beside_the_paper(preset, summary, tables, comparison.load_scale(paper_tables, preset.get("paper", {}).get("experiment")), scale_here or {}, titles)
     tuned = load_tuning(tuning or {})
     sampling = tuning_section(tuned, preset["tune"]["select"], preset["tune"]["images"], preset["tune"]["reference_images"], _format) if tuned else ""
-    page = render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside, sampling)
+    diversity_rows = [
+        (titles[m], Path(test_lr) / name, sorted(Path(folder).glob(f"{Path(name).stem}_seed*.png")), Path(test_hr) / name)
+        for m, folder in (diversity or {}).items()
+        for name in names[: preset["diversity"]["images"]]
+    ]
+    provenance_html = provenance_section(provenance_record) if provenance_record else ""
+    page = render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside, sampling, bool(diversity_rows), provenance_html)
     with atomic_folder(out) as staging:  # every file written in full before any is replaced
         summary.to_csv(staging / "metrics.csv", index=False)
         by_group.to_csv(staging / "metrics_by_group.csv", index=False)
         per_image.to_csv(staging / "per_image.csv", index=False)
         (staging / "metrics.json").write_text(json.dumps(metrics_json, indent=1))
         figures.image_grid(grid_names, columns, staging / "grid.png")
+        figures.zoomed_crops(grid_names, columns[1:], staging / "zoom.png")
+        figures.diversity_strip(diversity_rows, staging / "diversity.png")
+        (staging / "provenance.json").write_text(json.dumps(provenance_record or {}, indent=1))
         figures.loss_curves({titles[m]: path for m, path in losses.items()}, staging / "loss.png")
         figures.tuning_curves({titles[m]: value for m, value in tuned.items()}, staging / "tuning.png")
         (staging / "index.html").write_text(page)
@@ -125,7 +137,7 @@ def beside_the_paper(preset: dict, summary: pd.DataFrame, tables: list[dict], pa
         return ""
     rows = comparison.side_by_side(table, summary)
     body = "".join(
-        f"<tr><td>{html.escape(titles.get(r['method'], r['method']))}</td><td>{html.escape(r['metric'])}</td>"
+        f"<tr><td>{html.escape(titles.get(r['method'], r['method']))}</td><td>{html.escape(header(r['metric']))}</td>"
         f"<td>{_format(r['here'], r['metric'])}</td><td>{_format(r['paper'], r['metric'])}</td><td>{_difference(r['difference'], r['metric'])}</td></tr>"
         for r in rows
     )
@@ -158,11 +170,11 @@ STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.3em .7em;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-.cite{color:#666;font-size:.85em;margin-top:-1em}.note{background:#fff7e0;border-left:4px solid #e0a000;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}
+.cite{color:#666;font-size:.85em;margin-top:-1em}.ci{color:#777;font-size:.8em;white-space:nowrap}.note{background:#fff7e0;border-left:4px solid #e0a000;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}
 """
 
 
-def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources, protocol, paper_tables, titles, beside="", sampling="") -> str:
+def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources, protocol, paper_tables, titles, beside="", sampling="", has_diversity=False, provenance_html="") -> str:
     dataset, training = preset["dataset"], preset["training"]
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
@@ -196,6 +208,7 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
 <p>{html.escape(preset['description'])}</p>
 <h2>Reproduced metrics ({n_test})</h2>
 {html_table(summary, ['method', 'n_images'] + METRIC_COLUMNS)}
+<p class='cite'>Means over the test images; in brackets, the 95% bootstrap interval of the mean (images resampled, 2000 times). ↑: higher is better, ↓: lower is better.</p>
 {fid_warning}
 {beside}
 {"<p>Metrics left empty, and why:</p><ul>" + missing + "</ul>" if missing else ""}
@@ -216,13 +229,15 @@ are computed on each method's {count} SR images against the reference set of the
 <h2>Images</h2>
 <p>Rows: test images; columns: LR input (enlarged, nearest neighbour), each method, HR ground truth.</p>
 <img src="grid.png" alt="image grid">
+<h3>Zoomed: the most detailed region of each image</h3>
+<p>The same region (a quarter of the side, where the HR image has most gradient energy, outlined on the left) from every method, enlarged with nearest neighbour.</p>
+<img src="zoom.png" alt="zoomed crops">
+{'<h3>Sample diversity</h3><p>One input, several seeds (the paper shows such samples in its figures): a diffusion model draws different plausible details each time; the std map shows where its samples disagree.</p><img src="diversity.png" alt="sample diversity">' if has_diversity else ''}
 {'<h2>Training loss</h2><img src="loss.png" alt="training loss curves">' if has_losses else ''}
 {sampling}
 <h2>The paper's numbers</h2>
 <p>Published values{", for comparison when a preset matches the paper's setting; this one does not" if not beside else ""}.</p>
 {papers}
-<h2>Provenance</h2>
-<p>Generated {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from commit <code>{git_commit()}</code>.
-Per-image values: <a href="per_image.csv">per_image.csv</a>; summary: <a href="metrics.csv">metrics.csv</a>.</p>
+{provenance_html}
 <details><summary>Preset configuration</summary><pre>{html.escape(json.dumps(preset, indent=1))}</pre></details>
 </body></html>"""

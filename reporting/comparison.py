@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from reporting.tables import LOWER_IS_BETTER
+
 SCALE_FILE = "scale.csv"
 SCALE_ROWS = [
     ("training_images", "training images"),
@@ -17,8 +19,6 @@ SCALE_ROWS = [
     ("inference_steps", "SR3 inference steps"),
     ("test_images", "test images"),
 ]
-# Metrics where a lower value is better (consistency is an MSE, FID/KID/LPIPS distances).
-LOWER_IS_BETTER = {"consistency", "fid", "kid", "lpips"}
 
 
 def side_by_side(paper_table: dict, summary: pd.DataFrame) -> list[dict]:

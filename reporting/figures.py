@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -32,6 +33,76 @@ def image_grid(names: list[str], columns: list[tuple[str, Path]], out: Path) -> 
                 axis.set_title(title, fontsize=10)
             if col == 0:
                 axis.set_ylabel(Path(name).stem, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def detailed_region(image: np.ndarray, size: int) -> tuple[int, int]:
+    """(top, left) of the ``size`` x ``size`` window with the most gradient energy: where
+    methods differ most (edges, texture), found with a summed-area table."""
+    grey = image.astype(np.float64).mean(axis=-1) if image.ndim == 3 else image.astype(np.float64)
+    energy = np.zeros_like(grey)
+    energy[:, 1:] += np.diff(grey, axis=1) ** 2
+    energy[1:, :] += np.diff(grey, axis=0) ** 2
+    table = np.pad(energy.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+    top, left = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(top), int(left)
+
+
+def zoomed_crops(names: list[str], columns: list[tuple[str, Path]], out: Path) -> None:
+    """Per test image: the HR image with the zoomed region outlined, then the same region
+    (a quarter of the side, where the HR has most detail) from every column, enlarged with
+    nearest-neighbour. The last column is the HR truth; LR crops are scaled to match."""
+    fig, axes = plt.subplots(len(names), len(columns) + 1, figsize=(2.2 * (len(columns) + 1), 2.3 * len(names)), squeeze=False)
+    for row, name in enumerate(names):
+        truth = _load(Path(columns[-1][1]) / name)
+        size = max(8, min(truth.shape[:2]) // 4)
+        top, left = detailed_region(truth, size)
+        axis = axes[row][0]
+        axis.imshow(truth)
+        axis.add_patch(matplotlib.patches.Rectangle((left - 0.5, top - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
+        axis.set_ylabel(Path(name).stem, fontsize=7)
+        if row == 0:
+            axis.set_title("region (HR)", fontsize=10)
+        for col, (title, folder) in enumerate(columns, start=1):
+            image = _load(Path(folder) / name)
+            ratio = image.shape[0] / truth.shape[0]
+            y, x, side = int(round(top * ratio)), int(round(left * ratio)), max(1, int(round(size * ratio)))
+            axes[row][col].imshow(image[y:y + side, x:x + side], interpolation="nearest")
+            if row == 0:
+                axes[row][col].set_title(title, fontsize=10)
+        for axis in axes[row]:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def diversity_strip(rows: list[tuple[str, Path, list[Path], Path]], out: Path) -> None:
+    """Per input: its LR, several SR samples of it (one seed each), their per-pixel standard
+    deviation (where the samples disagree), and the HR truth. ``rows``: (method title, LR
+    file, sample files, HR file)."""
+    if not rows:
+        return _placeholder("no stochastic method in this comparison", out)
+    width = max(len(samples) for _, _, samples, _ in rows) + 3
+    fig, axes = plt.subplots(len(rows), width, figsize=(2.2 * width, 2.4 * len(rows)), squeeze=False)
+    for axis_row, (title, lr, samples, hr) in zip(axes, rows):
+        images = [_load(path) for path in samples]
+        spread = np.stack(images).astype(np.float64).std(axis=0).mean(axis=-1)
+        panels = [("LR (input)", _load(lr))] + [(f"{title}, seed {k + 1}", image) for k, image in enumerate(images)]
+        panels += [("std over seeds", spread), ("HR (truth)", _load(hr))]
+        for axis in axis_row:
+            axis.set_axis_off()
+        for axis, (label, image) in zip(axis_row, panels):
+            axis.imshow(image, interpolation="nearest", cmap="magma" if image.ndim == 2 else None)
+            axis.set_title(label, fontsize=9)
+            axis.set_axis_on()
+            axis.set_xticks([])
+            axis.set_yticks([])
+        axis_row[0].set_ylabel(Path(hr).stem, fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

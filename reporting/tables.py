@@ -1,17 +1,58 @@
-"""Per-method summary tables from the per-image metric CSVs."""
+"""Per-method summary tables from the per-image metric CSVs, with 95% bootstrap intervals
+of the per-image metrics, and each metric's label, unit and direction."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 METRIC_COLUMNS = ["psnr", "ssim", "consistency", "fid", "kid", "is", "lpips"]
 SUMMARY_COLUMNS = ["method", "n_images"] + METRIC_COLUMNS + ["protocol"]
 # Metrics computed per image (averaged here) versus per set (FID, KID, IS: one value).
 PER_IMAGE_METRICS = ["psnr", "ssim", "consistency", "lpips"]
+# name -> (label, unit, higher is better)
+METRICS = {
+    "psnr": ("PSNR", "dB", True),
+    "ssim": ("SSIM", "", True),
+    "consistency": ("Consistency", "MSE ×1e-5", False),
+    "fid": ("FID", "", False),
+    "kid": ("KID", "", False),
+    "is": ("IS", "", True),
+    "lpips": ("LPIPS", "", False),
+    "consistency_reference_images": ("Consistency on the reference images", "MSE ×1e-5", False),
+    "seconds_per_image": ("Time", "s per image", False),
+}
+LOWER_IS_BETTER = {name for name, (_, _, higher) in METRICS.items() if not higher}
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+def header(metric: str) -> str:
+    """'PSNR (dB) ↑': the label, the unit, and an arrow towards the better values."""
+    if metric not in METRICS:
+        return metric.replace("_", " ")
+    label, unit, higher = METRICS[metric]
+    return f"{label}{f' ({unit})' if unit else ''} {'↑' if higher else '↓'}"
+
+
+def bootstrap_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean (images resampled with replacement;
+    Efron & Tibshirani 1993, ch. 13), seeded so a report is reproducible."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def summarise(per_image: pd.DataFrame, set_metrics: dict[str, dict], protocol: str, by: list[str] | None = None) -> pd.DataFrame:
     """One row per method (and per ``by`` group): image count, mean of each per-image
-    metric, the set-level metrics, and the protocol. Missing metrics stay empty."""
+    metric, the set-level metrics, and the protocol; without ``by``, also each per-image
+    metric's 95% interval (``<metric>_ci_low``, ``<metric>_ci_high``). Missing metrics
+    stay empty."""
     keys = ["method"] + (by or [])
     present = [c for c in PER_IMAGE_METRICS if c in per_image.columns]
     table = per_image.groupby(keys, sort=False).agg(n_images=("name", "size"), **{c: (c, "mean") for c in present})
@@ -20,4 +61,10 @@ def summarise(per_image: pd.DataFrame, set_metrics: dict[str, dict], protocol: s
         if column not in table.columns:
             table[column] = [set_metrics.get(m, {}).get(column) for m in table["method"]] if not by else None
     table["protocol"] = protocol
-    return table[keys + SUMMARY_COLUMNS[1:]]
+    table = table[keys + SUMMARY_COLUMNS[1:]]
+    if by:
+        return table
+    for column in present:
+        intervals = [bootstrap_interval(per_image.loc[per_image["method"] == m, column]) for m in table["method"]]
+        table[f"{column}_ci_low"], table[f"{column}_ci_high"] = [i[0] for i in intervals], [i[1] for i in intervals]
+    return table

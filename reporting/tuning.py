@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from reporting.tables import header
+
 COLUMNS = ["sampler", "schedule", "steps", "psnr", "ssim", "lpips", "consistency", "consistency_reference_images", "seconds_per_image"]
 
 
@@ -36,12 +38,16 @@ def tuning_section(tuning: dict[str, tuple[pd.DataFrame, dict]], criterion: dict
         marks = {}
         for variant, index in chosen.items():
             marks.setdefault(index, []).append(variant)
-        head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in COLUMNS) + "<th>chosen by</th>"
-        rows = []
+        head = "<thead><tr>" + "".join(f"<th>{html.escape(header(c))}</th>" for c in COLUMNS) + "<th>chosen by</th></tr></thead>"
+        rows = {}
         for index, row in table.iterrows():
             label = "reference" if row["reference"] else ", ".join(marks.get(index, []))
             style = " style='font-weight:bold'" if index in marks or row["reference"] else ""
             cells = "".join(f"<td>{html.escape(str(row[c])) if c in ('sampler', 'schedule', 'steps') else format_value(row[c], c)}</td>" for c in COLUMNS)
-            rows.append(f"<tr{style}>{cells}<td>{html.escape(label)}</td></tr>")
-        parts.append(f"<h3>{html.escape(method)}</h3><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            rows[index] = f"<tr{style}>{cells}<td>{html.escape(label)}</td></tr>"
+        chosen_rows = "".join(rows[i] for i in table.index if table.loc[i, "reference"] or i in marks)
+        parts.append(
+            f"<h3>{html.escape(method)}: the reference and the chosen schedules</h3><table>{head}<tbody>{chosen_rows}</tbody></table>"
+            f"<details><summary>Every point of the grid ({len(table) - 1} points)</summary><table>{head}<tbody>{''.join(rows.values())}</tbody></table></details>"
+        )
     return "".join(parts)

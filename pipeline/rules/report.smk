@@ -1,3 +1,14 @@
+# Outputs in `snakemake --report report.html`: file -> category (caption: ../report/<stem>.rst).
+IN_SNAKEMAKE_REPORT = {"metrics.csv": "Results", "grid.png": "Images", "zoom.png": "Images", "diversity.png": "Images", "loss.png": "Training", "tuning.png": "Sampling"}
+
+
+def report_output(name):
+    path = str(layout.report_file("{preset}", name))
+    if name not in IN_SNAKEMAKE_REPORT:
+        return path
+    return report(path, caption=f"../report/{Path(name).stem}.rst", category=IN_SNAKEMAKE_REPORT[name])
+
+
 rule report:
     input:
         str(layout.data_dir("{preset}")),
@@ -6,10 +17,11 @@ rule report:
         lambda w: [str(layout.set_metrics_file(w.preset, m)) for m in METHODS],
         lambda w: [str(layout.loss_file(w.preset, m)) for m in TRAINED_METHODS],
         lambda w: [str(layout.tune_table(w.preset, m)) for m in TUNED_METHODS],
+        lambda w: [str(layout.diversity_dir(w.preset, m)) for m in DIVERSE_METHODS],
         code_deps.REPORT_CODE,
         str(layout.PAPER_TABLES_DIR),
     output:
-        [str(layout.report_file("{preset}", name)) for name in layout.REPORT_FILES],
+        [report_output(name) for name in layout.REPORT_FILES],
     log:
         str(layout.log_file("{preset}", "report")),
     benchmark:

@@ -4,7 +4,7 @@ rule tune:
         str(layout.model_file("{preset}", "{method}")),
         lambda w: code_deps.tuning_code(w.method),
     output:
-        str(layout.tune_table("{preset}", "{method}")),
+        report(str(layout.tune_table("{preset}", "{method}")), caption="../report/tune_table.rst", category="Sampling"),
         str(layout.tune_choices_file("{preset}", "{method}")),
     log:
         str(layout.log_file("{preset}", "tune", "{method}")),

@@ -1,0 +1,133 @@
+"""Where a report's numbers come from: the code (git commit, uncommitted changes), the
+config (hash and full text), the packages, the machine, each stage's wall time and peak
+memory (Snakemake's ``benchmark:`` files), and checksums of the dataset splits."""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import html
+import json
+import os
+import platform
+import shutil
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+
+PACKAGES = ("sr3-bench", "torch", "torchvision", "torch-fidelity", "lpips", "scikit-image", "numpy", "pandas", "pillow", "matplotlib", "snakemake", "dvc")
+
+
+def _run(command: list[str]) -> str | None:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_state() -> dict:
+    """{commit, dirty}: dirty when tracked files differ from the commit (untracked files,
+    such as the run's outputs, do not count)."""
+    commit = _run(["git", "rev-parse", "--short", "HEAD"])
+    changes = _run(["git", "status", "--porcelain", "--untracked-files=no"])
+    return {"commit": commit or "unknown (not a git checkout)", "dirty": bool(changes) if changes is not None else None}
+
+
+def config_hash(preset: dict) -> str:
+    """sha256 of the preset's resolved config as sorted JSON (first 16 hex digits)."""
+    return hashlib.sha256(json.dumps(preset, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]) if shutil.which("nvidia-smi") else None
+    return {"cpu": cpu, "cores usable": str(usable), "gpu": gpus.replace("\n", "; ") if gpus else "none detected", "system": platform.platform()}
+
+
+def stage_times(folder: Path) -> pd.DataFrame:
+    """stage, wall seconds, peak RSS (MiB) from Snakemake's ``<stage>.benchmark.tsv`` files
+    (columns ``s`` and ``max_rss``); empty under DVC, which writes none."""
+    rows = []
+    for path in sorted(Path(folder).glob("*.benchmark.tsv")):
+        table = pd.read_csv(path, sep="\t")
+        if len(table):
+            rss = pd.to_numeric(table["max_rss"].iloc[-1], errors="coerce")
+            rows.append({"stage": path.name.removesuffix(".benchmark.tsv"), "seconds": float(table["s"].iloc[-1]), "peak_rss_mib": None if pd.isna(rss) else float(rss)})
+    return pd.DataFrame(rows, columns=["stage", "seconds", "peak_rss_mib"])
+
+
+def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
+    """split -> {images, sha256}: a digest over the split's image names and the sha256 of
+    each HR and LR image (from prepare's manifest), so two runs on the same data agree."""
+    manifest = json.loads(Path(manifest_file).read_text())
+    checksums = {}
+    for split in ("train", "val", "test"):
+        rows = sorted(manifest.get(split, []), key=lambda row: row["name"])
+        digest = hashlib.sha256("".join(f"{r['name']}:{r.get('hr_sha256')}:{r.get('lr_sha256')};" for r in rows).encode()).hexdigest()
+        checksums[split] = {"images": len(rows), "sha256": digest[:16]}
+    return checksums
+
+
+def provenance(preset: dict, threads: dict, benchmarks: Path, manifest_file: Path) -> dict:
+    """Everything the report's provenance section prints, also written as provenance.json."""
+    return {
+        "description": preset.get("description", ""),
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "git": git_state(),
+        "config_sha256": config_hash(preset),
+        "packages": package_versions(),
+        "machine": machine(),
+        "threads": threads,
+        "stages": stage_times(benchmarks).to_dict(orient="records"),
+        "datasets": dataset_checksums(manifest_file),
+    }
+
+
+def provenance_section(record: dict) -> str:
+    git = record["git"]
+    dirty = {True: "<b>with uncommitted changes</b> to tracked files", False: "clean", None: "state unknown"}[git["dirty"]]
+    packages = ", ".join(f"{html.escape(name)} {html.escape(v)}" for name, v in record["packages"].items())
+    machine = "; ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in record["machine"].items())
+    threads = ", ".join(f"{html.escape(stage)} {count}" for stage, count in record["threads"].items())
+    stages = record["stages"]
+    if stages:
+        memory = lambda mib: "&ndash;" if mib is None else f"{mib:.0f}"  # noqa: E731
+        rows = "".join(f"<tr><td>{html.escape(s['stage'])}</td><td>{s['seconds']:.1f}</td><td>{memory(s['peak_rss_mib'])}</td></tr>" for s in stages)
+        total = sum(s["seconds"] for s in stages)
+        timing = (
+            f"<table><thead><tr><th>stage</th><th>wall time (s)</th><th>peak memory (MiB, RSS)</th></tr></thead><tbody>{rows}"
+            f"<tr><td><b>sum</b></td><td><b>{total:.1f}</b></td><td></td></tr></tbody></table>"
+            "<p class='cite'>From Snakemake's benchmark files (logs/&lt;preset&gt;/*.benchmark.tsv), the last run of each stage; "
+            "stages that ran in parallel overlap, so the sum exceeds the wall time of the whole run. This report's own stage is not included.</p>"
+        )
+    else:
+        timing = "<p>No stage timings: Snakemake writes them (its <code>benchmark:</code> files); this run did not leave any (DVC writes none).</p>"
+    datasets = "".join(f"<tr><td>{html.escape(split)}</td><td>{v['images']}</td><td><code>{v['sha256']}</code></td></tr>" for split, v in record["datasets"].items())
+    return f"""<h2>Provenance</h2>
+<ul>
+<li>Generated {html.escape(record['generated'])} from commit <code>{html.escape(git['commit'])}</code>, {dirty}.</li>
+<li>Config hash (sha256 of the preset's resolved config): <code>{record['config_sha256']}</code>; the full config is below.</li>
+<li>Packages: {packages}.</li>
+<li>Machine (of this report stage): {machine}. Threads per stage: {threads}.</li>
+</ul>
+<h3>Wall time and peak memory per stage</h3>
+{timing}
+<h3>Dataset checksums</h3>
+<table><thead><tr><th>split</th><th>images</th><th>sha256 of names and image hashes</th></tr></thead><tbody>{datasets}</tbody></table>
+<p>Per-image values: <a href="per_image.csv">per_image.csv</a>; summary: <a href="metrics.csv">metrics.csv</a>; this section as <a href="provenance.json">provenance.json</a>.</p>"""
