@@ -138,8 +138,8 @@ def render(params: dict) -> str:
         "plots": [{str(report("metrics.csv")): {"x": "psnr", "y": "method", "template": "bar_horizontal"}}],  # horizontal bars: the value on x
     }
     stages["front_page"] = {
-        "cmd": "sr3bench front-page --log logs/front_page.log",
-        "deps": [str(report("metrics.csv")), str(report("provenance.json")), "reporting/front_page.py"],
+        "cmd": f"sr3bench front-page --log {layout.FRONT_PAGE_LOG}",
+        "deps": [str(report("metrics.csv")), str(report("provenance.json")), *code_deps.FRONT_PAGE_CODE],
         "outs": [uncached(layout.FRONT_PAGE), uncached(layout.ALL_PRESETS_CSV)],
     }
     return HEADER + yaml.safe_dump({"stages": stages, "plots": plots(trained, tuned)}, sort_keys=False, width=200)

@@ -142,6 +142,7 @@ def report_file(preset: str, name: str) -> Path:
 PAPER_TABLES_DIR = Path("reports") / "paper"
 FRONT_PAGE = Path("reports") / "index.html"  # every preset that has a report
 ALL_PRESETS_CSV = Path("reports") / "all_presets.csv"  # their metrics.csv tables, one file
+FRONT_PAGE_LOG = Path("logs") / "front_page.log"
 
 
 def fidelity_cache_dir(preset: str) -> Path:

@@ -34,6 +34,7 @@ def tiny_params() -> dict:
     for method in ("sr3", "regression"):
         demo["training"][method].update(steps=150, batch_size=4, patch_size=16, checkpoint_every=25, log_every=25)
     demo["diffusion"]["inference_schedule"] = {"steps": 200, "beta_start": 1e-4, "beta_end": 0.02}
+    demo["diversity"] = {"images": 1, "seeds": 2}
     demo["sampling"]["batch_size"] = 1
     return params
 

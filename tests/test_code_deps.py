@@ -41,7 +41,7 @@ def import_closure(files: list[str]) -> set[str]:
 
 
 def tracked_code() -> dict[str, list[str]]:
-    stages = {"download": code_deps.DOWNLOAD_CODE, "prepare": code_deps.PREPARE_CODE, "evaluate": code_deps.EVALUATE_CODE, "report": code_deps.REPORT_CODE}
+    stages = {"download": code_deps.DOWNLOAD_CODE, "prepare": code_deps.PREPARE_CODE, "evaluate": code_deps.EVALUATE_CODE, "report": code_deps.REPORT_CODE, "front page": code_deps.FRONT_PAGE_CODE}
     for entry in registry.ENTRIES:
         stages[f"sample_{entry.name}"] = code_deps.sampling_code(entry.name)
         if entry.trained:

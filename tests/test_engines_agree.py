@@ -55,10 +55,12 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
     resolved = config.resolve({**committed_params(), "preset": preset})
     methods, downloads = resolved["methods"], resolved["presets"][preset]["dataset"]["downloads"]
     tuned = {layout.base_method(m) for m in registry.tuned_variants(resolved["presets"][preset], methods)}
-    assert len(from_snakemake) == len(downloads) + 2 + len(registry.trained_methods(methods)) + len(tuned) + 2 * len(methods)
+    diverse = registry.diverse_methods(resolved["presets"][preset], methods)
+    stages = len(downloads) + 3 + len(registry.trained_methods(methods)) + len(tuned) + len(diverse) + 2 * len(methods)  # + prepare, report, front page
+    assert len(from_snakemake) == stages
     assert {f"sr3bench download --dataset {name}" for name in downloads} <= {c.split(" --log")[0] for c in from_snakemake}
     assert set(from_snakemake) == set(from_dvc)
-    assert all(f"--preset {preset}" in command for command in from_dvc if not command.startswith("sr3bench download"))
+    assert all(f"--preset {preset}" in command for command in from_dvc if not command.startswith(("sr3bench download", "sr3bench front-page")))
     for command, inputs in from_snakemake.items():
         assert inputs == from_dvc[command], command
 

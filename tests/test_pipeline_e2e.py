@@ -1,10 +1,14 @@
 """End-to-end: a small version of the demo preset through the real Snakemake pipeline, in a
 temporary copy of the project (the full demo is `make run`; DVC runs the tiny preset in
 tests/test_engine_rerun.py)."""
+import json
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
+
+from PIL import Image
 
 from projects import run, small_demo_params
 
@@ -62,4 +66,41 @@ def test_a_changed_tune_grid_retunes_and_resamples_only_the_tuned_variant(snakem
         "sr3bench sample --preset demo --method sr3@tuned10",
         "sr3bench evaluate --preset demo --method sr3@tuned10",
         "sr3bench report --preset demo",
+        "sr3bench front-page --log logs/front_page.log",
     }, jobs
+
+
+def test_the_report_shows_diversity_provenance_and_the_front_page_lists_it(snakemake_project):
+    wanted = small_demo_params()["presets"]["demo"]["diversity"]
+    samples = sorted((snakemake_project / "samples" / "demo" / "diversity" / "sr3").glob("*.png"))
+    assert len(samples) == wanted["images"] * wanted["seeds"]
+    first = [np.asarray(Image.open(path), np.int16) for path in samples[: wanted["seeds"]]]
+    assert all(np.abs(first[0] - other).mean() > 0.5 for other in first[1:])  # other seeds, other details
+    report = snakemake_project / "reports" / "demo"
+    record = json.loads((report / "provenance.json").read_text())
+    stages = {row["stage"] for row in record["stages"]}
+    assert {"prepare", "train_sr3", "tune_sr3", "sample_sr3", "diversity_sr3", "evaluate_sr3"} <= stages
+    assert record["datasets"]["test"]["images"] == len(list((snakemake_project / "data/demo/test/hr").iterdir()))
+    assert record["packages"]["torch"] != "not installed" and record["git"]["commit"]
+    combined = pd.read_csv(snakemake_project / "reports" / "all_presets.csv")
+    assert set(combined["preset"]) == {"demo"} and len(combined) == len(small_demo_params()["presets"]["demo"]["methods"])
+    assert "href='demo/index.html'" in (snakemake_project / "reports" / "index.html").read_text()
+
+
+def test_logs_hold_progress_lines_without_carriage_returns_and_every_stage_is_timed(snakemake_project):
+    logs = snakemake_project / "logs" / "demo"
+    for log in logs.glob("*.log"):
+        assert "\r" not in log.read_text(), log
+    steps = small_demo_params()["presets"]["demo"]["training"]["sr3"]["steps"]
+    assert f"train: {steps}/{steps} (100%)" in (logs / "train_sr3.log").read_text()
+    timed = {path.name.removesuffix(".benchmark.tsv") for path in logs.glob("*.benchmark.tsv")}
+    assert {"prepare", "train_sr3", "train_regression", "tune_sr3", "diversity_sr3", "sample_bicubic", "evaluate_sr3", "report"} <= timed
+
+
+def test_snakemake_report_holds_the_tables_and_figures_with_captions(snakemake_project, tmp_path):
+    run([sys.executable, "-m", "snakemake", "--report", str(tmp_path / "report.html")], snakemake_project)
+    page = (tmp_path / "report.html").read_text()
+    for caption in ("bootstrap intervals", "gradient energy", "several seeds of the same input", "against network evaluations"):
+        assert caption in page, caption
+    for category in ("Results", "Images", "Training", "Sampling"):
+        assert category in page

@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import REPO
 from reporting.build import build_report
 from reporting.paper import load_tables
-from reporting.tables import SUMMARY_COLUMNS
+from reporting.tables import SUMMARY_COLUMNS, bootstrap_interval, header
 
 NAMES = ["a.png", "b.png", "c.png"]
 PROTOCOL = {
@@ -61,7 +61,10 @@ def build(tmp_path, inputs, preset=None):
 def test_tables_hold_the_means_and_the_protocol_from_the_sidecars(tmp_path, inputs):
     out = build(tmp_path, inputs)
     metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns) == SUMMARY_COLUMNS
+    assert list(metrics.columns)[: len(SUMMARY_COLUMNS)] == SUMMARY_COLUMNS
+    assert {"psnr_ci_low", "psnr_ci_high", "lpips_ci_low", "lpips_ci_high"} <= set(metrics.columns)
+    sr3 = metrics.set_index("method").loc["sr3"]
+    assert 21.0 <= sr3["psnr_ci_low"] < 24.0 < sr3["psnr_ci_high"] <= 28.0  # inside the per-image range, around the mean
     assert metrics.set_index("method").loc["sr3", "psnr"] == pytest.approx(24.0)
     assert (metrics["protocol"] == PROTOCOL["description"]).all()
     assert metrics["is"].isna().all() and (metrics["n_images"] == 3).all()
@@ -108,7 +111,7 @@ def test_the_page_sets_the_reproduced_numbers_beside_the_papers_table(tmp_path, 
     build_report("test", preset, titles={"bicubic": "Bicubic", "sr3": "SR3"}, paper_tables=REPO / "reports" / "paper", out=out, scale_here=scale, **inputs)
     page = (out / "index.html").read_text()
     assert "Beside the paper: Table 1" in page and "not comparable" in page
-    assert "<td>SR3</td><td>psnr</td><td>24.00</td><td>23.04</td><td>+0.96</td>" in page  # here, paper, here - paper
+    assert "<td>SR3</td><td>PSNR (dB) ↑</td><td>24.00</td><td>23.04</td><td>+0.96</td>" in page  # here, paper, here - paper
     assert "176 pairs" in page and "550M" in page and "1.05M" in page  # the two runs' scale side by side
 
 
@@ -140,3 +143,83 @@ def test_full_disk_while_writing_the_report_names_it_and_keeps_the_previous_repo
         build(tmp_path, inputs)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-new
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_columns_carry_units_and_the_direction_of_better():
+    assert header("psnr") == "PSNR (dB) ↑" and header("lpips") == "LPIPS ↓" and header("consistency").endswith("↓")
+
+
+def test_the_bootstrap_interval_covers_the_mean_with_the_expected_width():
+    values = np.random.default_rng(1).normal(0.0, 1.0, 400)
+    low, high = bootstrap_interval(values)
+    assert low < values.mean() < high and low < 0.0 < high
+    assert high - low == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.25)  # the normal interval of the mean
+    assert bootstrap_interval(values) == (low, high)  # seeded: the same report twice
+
+
+def test_the_zoom_takes_the_most_detailed_region():
+    from reporting.figures import detailed_region
+
+    picture = np.full((40, 40, 3), 128, np.uint8)
+    picture[20:30, 4:14] = np.random.default_rng(0).integers(0, 255, (10, 10, 3))
+    top, left = detailed_region(picture, 10)
+    assert abs(top - 20) <= 1 and abs(left - 4) <= 1
+
+
+def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, monkeypatch):
+    from reporting.provenance import provenance
+
+    diversity = tmp_path / "diversity" / "sr3"
+    for name in NAMES[:2]:
+        for seed in (1, 2, 3):
+            image(diversity / f"{name[:-4]}_seed{seed}.png", 16, 60 * seed)
+    benchmarks = tmp_path / "logs"
+    benchmarks.mkdir()
+    (benchmarks / "train_sr3.benchmark.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t321.0\n")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"test": [{"name": n, "hr_sha256": "h" + n, "lr_sha256": "l" + n} for n in NAMES]}))
+    monkeypatch.chdir(tmp_path)  # not a git checkout: the commit is unknown, not an error
+    preset = {"description": "p", "dataset": {"lr_source": "downsample"}, "diversity": {"images": 2, "seeds": 3}, "training": {"sr3": {"steps": 7}},
+              "diffusion": {"training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}}
+    record = provenance(preset, {"train": 8}, benchmarks, manifest)
+    out = tmp_path / "report"
+    build_report("test", preset, titles={"bicubic": "Bicubic", "sr3": "SR3"}, paper_tables=REPO / "reports" / "paper", out=out, diversity={"sr3": diversity}, provenance_record=record, **inputs)
+    page = (out / "index.html").read_text()
+    for figure in ("zoom.png", "diversity.png"):
+        assert f'src="{figure}"' in page and Image.open(out / figure).size[0] > 200
+    assert "train_sr3" in page and "12.5" in page and "321" in page  # the stage's wall time and peak memory
+    assert "torch " in page and "not a git checkout" in page and record["config_sha256"] in page
+    assert record["datasets"]["test"]["images"] == 3 and "val" in record["datasets"]
+    assert json.loads((out / "provenance.json").read_text())["datasets"] == record["datasets"]
+
+
+def test_dataset_checksums_change_with_any_image():
+    from reporting.provenance import dataset_checksums
+
+    def checksum(tmp, hr_of_b):
+        rows = [{"name": "a.png", "hr_sha256": "1", "lr_sha256": "2"}, {"name": "b.png", "hr_sha256": hr_of_b, "lr_sha256": "4"}]
+        tmp.write_text(json.dumps({"test": rows}))
+        return dataset_checksums(tmp)["test"]["sha256"]
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "manifest.json"
+        assert checksum(path, "3") == checksum(path, "3") != checksum(path, "5")
+
+
+def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
+    from reporting.front_page import build_front_page
+
+    for preset, psnr in (("demo", 27.6), ("faces16_128_small", 23.1)):
+        folder = tmp_path / "reports" / preset
+        folder.mkdir(parents=True)
+        pd.DataFrame([{"method": "bicubic", "n_images": 3, "psnr": psnr, "ssim": 0.8, "consistency": 1.0, "fid": 10.0, "lpips": 0.3}]).to_csv(folder / "metrics.csv", index=False)
+        (folder / "provenance.json").write_text(json.dumps({"description": f"about {preset}", "generated": "today", "git": {"commit": "abc1234"}}))
+    (tmp_path / "reports" / "paper").mkdir()  # the paper's tables are no preset
+    build_front_page(tmp_path / "reports", tmp_path / "reports" / "index.html", tmp_path / "reports" / "all_presets.csv")
+    combined = pd.read_csv(tmp_path / "reports" / "all_presets.csv")
+    assert list(combined["preset"]) == ["demo", "faces16_128_small"] and list(combined["psnr"]) == [27.6, 23.1]
+    page = (tmp_path / "reports" / "index.html").read_text()
+    assert "href='demo/index.html'" in page and "href='faces16_128_small/index.html'" in page and "about faces16_128_small" in page and "23.10" in page

@@ -1,13 +1,13 @@
 rule front_page:
     input:
         lambda w: [str(layout.report_file(PRESET, name)) for name in ("metrics.csv", "provenance.json")],
-        "reporting/front_page.py",
+        code_deps.FRONT_PAGE_CODE,
     output:
         str(layout.FRONT_PAGE),
         str(layout.ALL_PRESETS_CSV),
     log:
-        "logs/front_page.log",
+        str(layout.FRONT_PAGE_LOG),
     benchmark:
-        "logs/front_page.benchmark.tsv"
+        str(layout.FRONT_PAGE_LOG.with_suffix(".benchmark.tsv"))
     shell:
         "sr3bench front-page --log {log}"

@@ -1,0 +1,63 @@
+"""Issue 13, DVC side: after a Snakemake run, `dvc commit` adopts its outputs (nothing to
+re-run), and the declared metrics and plots work: `dvc metrics show/diff`, `dvc plots
+show/diff`."""
+import json
+import shutil
+import sys
+
+import pytest
+
+from projects import run, small_demo_params
+
+pytestmark = pytest.mark.slow
+
+
+def dvc(project, *arguments):
+    return run([sys.executable, "-m", "dvc", *arguments], project)
+
+
+@pytest.fixture(scope="module")
+def adopted(small_demo_project, tmp_path_factory):
+    """A copy of the small demo run, put under git and DVC, its outputs committed to DVC."""
+    project = shutil.copytree(small_demo_project, tmp_path_factory.mktemp("dvc") / "project", symlinks=True)
+    run([sys.executable, "-m", "pipeline.cli", "dvc-yaml"], project)
+    run(["git", "init", "-q"], project)
+    dvc(project, "init", "-q")
+    dvc(project, "config", "core.analytics", "false")
+    dvc(project, "commit", "--force")
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "a Snakemake run, adopted by DVC"], project)
+    return project
+
+
+def test_dvc_commit_adopts_a_snakemake_run_without_rerunning_anything(adopted):
+    assert "Data and pipelines are up to date" in dvc(adopted, "status").stdout
+    plan = dvc(adopted, "repro", "--dry")
+    assert "Running stage" not in plan.stdout + plan.stderr
+
+
+def test_dvc_metrics_show_and_diff(adopted):
+    shown = json.loads(dvc(adopted, "metrics", "show", "--json").stdout)
+    values = shown["workspace"]["data"]["reports/demo/metrics.json"]["data"]
+    assert set(values) == set(small_demo_params()["presets"]["demo"]["methods"]) and values["bicubic"]["psnr"] > 20
+    path = adopted / "reports" / "demo" / "metrics.json"
+    original = path.read_text()
+    try:
+        changed = json.loads(original)
+        changed["bicubic"]["psnr"] += 1.0  # as a re-run with other settings would
+        path.write_text(json.dumps(changed))
+        difference = json.loads(dvc(adopted, "metrics", "diff", "--json").stdout)
+        assert difference["reports/demo/metrics.json"]["bicubic.psnr"]["diff"] == pytest.approx(1.0)
+    finally:
+        path.write_text(original)
+
+
+def test_dvc_plots_show_the_losses_and_the_quality_against_steps(adopted, tmp_path):
+    plots = json.loads(dvc(adopted, "plots", "show", "--json").stdout)["data"]
+    assert {"regression: training loss", "sr3: training loss", "sr3: quality against network evaluations", "reports/demo/metrics.csv"} <= set(plots)
+    for name, renders in plots.items():
+        assert renders[0]["content"]["data"]["values"], name  # every plot has points
+    dvc(adopted, "plots", "show", "--out", str(tmp_path / "plots"))
+    assert (tmp_path / "plots" / "index.html").stat().st_size > 1000
+    dvc(adopted, "plots", "diff", "HEAD", "--out", str(tmp_path / "diff"))
+    assert (tmp_path / "diff" / "index.html").exists()
