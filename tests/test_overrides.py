@@ -45,7 +45,13 @@ def test_snakemake_nested_config_value_is_read_as_yaml(tmp_path):
 
 def test_dvc_exp_run_set_param_reaches_the_job(tmp_path):
     project = dvc_project(tmp_path / "project", tiny_params(), commit=True)
-    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "presets.demo.training.regression.steps=12", "train_regression"], project)
+    run([sys.executable, "-m", "dvc", "exp", "run", "-n", "steps12", "-S", "presets.demo.training.regression.steps=12", "train_regression"], project)
     assert last_step(project) == 12
-    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "presets.demo.training.regression.steps=16", "train_regression"], project)
+    run([sys.executable, "-m", "dvc", "exp", "run", "-n", "steps16", "-S", "presets.demo.training.regression.steps=16", "train_regression"], project)
     assert last_step(project) == 16
+    # the README's comparison of two settings: dvc exp show lists both with their values
+    shown = run([sys.executable, "-m", "dvc", "exp", "show", "--csv", "--only-changed"], project).stdout
+    rows = {line.split(",")[0]: line for line in shown.splitlines()}
+    assert "steps12" in rows and "steps16" in rows and ",12" in rows["steps12"] and ",16" in rows["steps16"], shown
+    difference = run([sys.executable, "-m", "dvc", "exp", "diff", "steps12", "steps16"], project).stdout
+    assert "presets.demo.training.regression.steps" in difference and "12" in difference and "16" in difference

@@ -223,3 +223,20 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
     assert list(combined["preset"]) == ["demo", "faces16_128_small"] and list(combined["psnr"]) == [27.6, 23.1]
     page = (tmp_path / "reports" / "index.html").read_text()
     assert "href='demo/index.html'" in page and "href='faces16_128_small/index.html'" in page and "about faces16_128_small" in page and "23.10" in page
+
+
+def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
+    from reporting.readme_table import update_readme
+
+    out = build(tmp_path, inputs)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:test -->\n| stale | 27.75 |\n<!-- /results:test -->\nafter\n")
+    update_readme(readme, "test", out / "metrics.csv", {"sr3": "SR3", "bicubic": "Bicubic"})
+    text = readme.read_text()
+    assert "27.75" not in text and text.startswith("intro\n") and text.endswith("after\n")
+    assert "| SR3 | 24.00 | 0.5000 | 1.00 | 100.0 | 0.200 |" in text and "| PSNR (dB) ↑ |" in text
+    update_readme(readme, "test", out / "metrics.csv", {"sr3": "SR3", "bicubic": "Bicubic"})
+    assert readme.read_text() == text  # regenerating changes nothing
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="no <!-- results:test -->"):
+        update_readme(readme, "test", out / "metrics.csv", {})
