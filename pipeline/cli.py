@@ -1,11 +1,16 @@
 """``sr3bench``: one subcommand per pipeline stage, called identically by Snakemake and DVC.
 
-    sr3bench download --dataset ffhq
-    sr3bench prepare  --preset demo
-    sr3bench train    --preset demo --method sr3
-    sr3bench sample   --preset demo --method sr3
-    sr3bench evaluate --preset demo --method sr3
-    sr3bench report   --preset demo
+    sr3bench download  --dataset ffhq
+    sr3bench prepare   --preset demo
+    sr3bench train     --preset demo --method sr3
+    sr3bench tune      --preset demo --method sr3
+    sr3bench sample    --preset demo --method sr3
+    sr3bench diversity --preset demo --method sr3
+    sr3bench evaluate  --preset demo --method sr3
+    sr3bench report    --preset demo
+    sr3bench front-page
+
+and tools: ``provision-weights``, ``dvc-yaml``, ``readme-table``, ``list-presets``, ``--version``.
 """
 from __future__ import annotations
 

@@ -61,3 +61,19 @@ def test_dvc_plots_show_the_losses_and_the_quality_against_steps(adopted, tmp_pa
     assert (tmp_path / "plots" / "index.html").stat().st_size > 1000
     dvc(adopted, "plots", "diff", "HEAD", "--out", str(tmp_path / "diff"))
     assert (tmp_path / "diff" / "index.html").exists()
+
+
+def test_a_local_folder_remote_round_trips_the_data_and_models(adopted, tmp_path):
+    """Issue 12, DVC remote: `dvc push` to a folder remote, then a clone without the cache
+    or the outputs gets the same bytes back with `dvc pull` (S3 and others: the same
+    commands with another URL)."""
+    dvc(adopted, "remote", "add", "--local", "-f", "shared", str(tmp_path / "remote"))
+    dvc(adopted, "push", "-r", "shared")
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(adopted), str(clone)], tmp_path)
+    dvc(clone, "remote", "add", "--local", "-f", "shared", str(tmp_path / "remote"))
+    assert not (clone / "models" / "demo" / "sr3" / "model.pt").exists()
+    dvc(clone, "pull", "-r", "shared")
+    for path in ("models/demo/sr3/model.pt", "models/demo/regression/model.pt", "data/demo/manifest.json", "reports/demo/metrics.json"):
+        assert (clone / path).read_bytes() == (adopted / path).read_bytes(), path
+    assert "Data and pipelines are up to date" in dvc(clone, "status").stdout
