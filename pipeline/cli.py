@@ -182,6 +182,20 @@ def command_readme_table(args) -> int:
     return 0
 
 
+def command_benchmark(args) -> int:
+    from sr3.throughput import run_benchmark
+
+    result = run_benchmark(args.device, set_threads(args.threads), args.steps, args.evaluations, precisions=args.precisions)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"SR3 reference config (16->64, 32 channels x 1,2,4,8, attention 16x16, batch 16, Adam, EMA) on {result['cpu']} ({args.device}, {result['threads']} threads):")
+    for precision in args.precisions:
+        print(f"  {precision}: train {result[f'train_img_per_s_{precision}']:.1f} images/s ({result[f'train_s_per_step_{precision}']:.3f} s/step, peak RSS {result[f'train_peak_rss_mib_{precision}']} MiB); "
+              f"sampling {result[f'sample_s_per_evaluation_{precision}']:.3f} s per network evaluation of 16 (peak RSS {result[f'sample_peak_rss_mib_{precision}']} MiB)")
+    return 0
+
+
 def command_list_presets(args) -> int:
     """One line per preset of the params file: name, scale, sizes, methods, description."""
     raw = config.read_params(args.params)
@@ -246,6 +260,13 @@ def parser() -> argparse.ArgumentParser:
     readme = sub.add_parser("readme-table", help="rewrite the README's result table of a preset from its reports/<preset>/metrics.csv (between <!-- results:<preset> --> markers)")
     readme.add_argument("--preset", default="demo")
     readme.add_argument("--readme", default="README.md")
+    bench = sub.add_parser("benchmark", help="SR3 training images/s and sampling s per network evaluation at a fixed reference config, fp32 and bf16, with peak memory")
+    bench.add_argument("--json", action="store_true", help="print one JSON object (train_img_per_s_fp32, ...)")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda")
+    bench.add_argument("--threads", type=int, default=cpu_count(), help="torch threads (default: every usable core)")
+    bench.add_argument("--steps", type=int, default=20, help="timed training steps per precision (after 3 warm-up steps)")
+    bench.add_argument("--evaluations", type=int, default=20, help="timed network evaluations per precision")
+    bench.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"], help="(bf16 on a CPU without native bf16 support, AVX2 only, is many times slower)")
     presets = sub.add_parser("list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for")
     presets.add_argument("--params", default="params.yaml")
     for action in sub._choices_actions:  # `sr3bench <command> --help` opens with the same line
@@ -294,6 +315,9 @@ def main(argv=None) -> int:
     if args.command == "front-page":
         setup_logging(args.log)
         return command_front_page(args)
+    if args.command == "benchmark":
+        setup_logging(None)
+        return command_benchmark(args)
     if args.command == "readme-table":
         setup_logging(None)
         try:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.machine import cpu_name
+
 PACKAGES = ("sr3-bench", "torch", "torchvision", "torch-fidelity", "lpips", "scikit-image", "numpy", "pandas", "pillow", "matplotlib", "snakemake", "dvc")
 
 
@@ -50,11 +52,7 @@ def package_versions() -> dict[str, str]:
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpus = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]) if shutil.which("nvidia-smi") else None
     return {"cpu": cpu, "cores usable": str(usable), "gpu": gpus.replace("\n", "; ") if gpus else "none detected", "system": platform.platform()}

@@ -1,0 +1,16 @@
+"""`sr3bench benchmark --json` prints one JSON object with the figures issue 12 names."""
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_the_benchmark_prints_one_json_object_with_throughput_and_memory():
+    command = [sys.executable, "-m", "pipeline.cli", "benchmark", "--json", "--steps", "1", "--evaluations", "1", "--precisions", "fp32", "--threads", "1"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout)
+    assert figures["train_img_per_s_fp32"] > 0 and figures["sample_s_per_evaluation_fp32"] > 0
+    assert figures["train_peak_rss_mib_fp32"] > 100 and figures["reference"]["model"]["channel_multipliers"] == [1, 2, 4, 8]
+    assert figures["reference"]["batch_size"] == 16 and figures["cpu"]
