@@ -177,7 +177,10 @@ def command_readme_table(args) -> int:
             titles[method] = registry.title(method)
         except registry.UnknownMethodError:
             titles[method] = method
-    update_readme(Path(args.readme), args.preset, metrics_csv, titles)
+    from reporting.provenance import stage_times
+
+    logs = layout.log_file(args.preset, "report").parent
+    update_readme(Path(args.readme), args.preset, metrics_csv, titles, stage_times(logs), f"{logs}/*.benchmark.tsv")
     log.info("wrote the %s table of %s from %s", args.preset, args.readme, metrics_csv)
     return 0
 
@@ -185,7 +188,7 @@ def command_readme_table(args) -> int:
 def command_benchmark(args) -> int:
     from sr3.throughput import run_benchmark
 
-    result = run_benchmark(args.device, set_threads(args.threads), args.steps, args.evaluations, precisions=args.precisions)
+    result = run_benchmark(args.device, set_threads(args.threads), args.steps, args.evaluations, args.warmup, args.precisions)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -266,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=cpu_count(), help="torch threads (default: every usable core)")
     bench.add_argument("--steps", type=int, default=20, help="timed training steps per precision (after 3 warm-up steps)")
     bench.add_argument("--evaluations", type=int, default=20, help="timed network evaluations per precision")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, caches)")
     bench.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"], help="(bf16 on a CPU without native bf16 support, AVX2 only, is many times slower)")
     presets = sub.add_parser("list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for")
     presets.add_argument("--params", default="params.yaml")

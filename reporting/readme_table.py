@@ -1,6 +1,8 @@
-"""The README's result table, regenerated from a run rather than typed: a Markdown table
-of ``reports/<preset>/metrics.csv`` replaces what lies between
-``<!-- results:<preset> -->`` and ``<!-- /results:<preset> -->`` in the README
+"""The README's result and timing tables, regenerated from a run rather than typed: a
+Markdown table of ``reports/<preset>/metrics.csv`` replaces what lies between
+``<!-- results:<preset> -->`` and ``<!-- /results:<preset> -->`` in the README, and one of
+the run's stage times (Snakemake's benchmark files) what lies between
+``<!-- timings:<preset> -->`` and its end marker, where the README has one
 (``sr3bench readme-table --preset demo``, or ``make readme`` after ``make run``)."""
 from __future__ import annotations
 
@@ -25,9 +27,24 @@ def markdown_table(metrics: pd.DataFrame, titles: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, preset: str, table: str, source: str) -> str:
-    """``text`` with the block of ``preset`` replaced; an error when the markers are missing."""
-    start, end = f"<!-- results:{preset} -->", f"<!-- /results:{preset} -->"
+def timings_table(stages: pd.DataFrame) -> str:
+    """Wall time and peak RSS per stage, and their sum (``provenance.stage_times``)."""
+    lines = ["| stage | wall time | peak RSS |", "|---|---|---|"]
+    for _, row in stages.iterrows():
+        rss = "" if pd.isna(row["peak_rss_mib"]) else f"{row['peak_rss_mib']:.0f} MiB"
+        lines.append(f"| {row['stage']} | {_duration(row['seconds'])} | {rss} |")
+    lines.append(f"| sum of the stages | {_duration(stages['seconds'].sum())} | |")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
+
+
+def replace_block(text: str, preset: str, table: str, source: str, kind: str = "results") -> str:
+    """``text`` with the ``kind`` block of ``preset`` replaced; an error when the markers are missing."""
+    start, end = f"<!-- {kind}:{preset} -->", f"<!-- /{kind}:{preset} -->"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
         raise ValueError(f"the README has no {start} ... {end} block to fill; add the two lines where the table goes")
@@ -35,6 +52,10 @@ def replace_block(text: str, preset: str, table: str, source: str) -> str:
     return pattern.sub(lambda _: block, text, count=1)
 
 
-def update_readme(readme: Path, preset: str, metrics_csv: Path, titles: dict[str, str]) -> None:
-    table = markdown_table(pd.read_csv(metrics_csv), titles)
-    Path(readme).write_text(replace_block(Path(readme).read_text(), preset, table, str(metrics_csv)))
+def update_readme(readme: Path, preset: str, metrics_csv: Path, titles: dict[str, str], stages: pd.DataFrame | None = None, stages_source: str = "") -> None:
+    """Fill the results block, and the timings block where the README has one and ``stages``
+    (stage, seconds, peak_rss_mib) is not empty."""
+    text = replace_block(Path(readme).read_text(), preset, markdown_table(pd.read_csv(metrics_csv), titles), str(metrics_csv))
+    if stages is not None and len(stages) and f"<!-- timings:{preset} -->" in text:
+        text = replace_block(text, preset, timings_table(stages), stages_source, kind="timings")
+    Path(readme).write_text(text)

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO
 
-PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "core", "pipeline", "sr3", "baselines", "metrics", "reporting", "reports"]
+PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "core", "pipeline", "sr3", "baselines", "metrics", "reporting", "reports/paper"]  # not the checkout's own reports
 BIN = Path(sys.executable).parent
 
 
@@ -65,7 +65,7 @@ def make_project(root: Path, params: dict) -> Path:
     for name in PROJECT_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "demo", "benchmarks", "*.egg-info"))
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(source, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

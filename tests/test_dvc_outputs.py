@@ -38,7 +38,8 @@ def test_dvc_commit_adopts_a_snakemake_run_without_rerunning_anything(adopted):
 
 def test_dvc_metrics_show_and_diff(adopted):
     shown = json.loads(dvc(adopted, "metrics", "show", "--json").stdout)
-    values = shown["workspace"]["data"]["reports/demo/metrics.json"]["data"]
+    (workspace,) = shown.values()  # one revision: the workspace (DVC 3 names it "")
+    values = workspace["data"]["reports/demo/metrics.json"]["data"]
     assert set(values) == set(small_demo_params()["presets"]["demo"]["methods"]) and values["bicubic"]["psnr"] > 20
     path = adopted / "reports" / "demo" / "metrics.json"
     original = path.read_text()

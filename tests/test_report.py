@@ -237,6 +237,11 @@ def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
     assert "| SR3 | 24.00 | 0.5000 | 1.00 | 100.0 | 0.200 |" in text and "| PSNR (dB) ↑ |" in text
     update_readme(readme, "test", out / "metrics.csv", {"sr3": "SR3", "bicubic": "Bicubic"})
     assert readme.read_text() == text  # regenerating changes nothing
+    timed = "<!-- timings:test -->\n<!-- /timings:test -->\n"
+    readme.write_text(text + timed)
+    stages = pd.DataFrame([{"stage": "train_sr3", "seconds": 754.0, "peak_rss_mib": 980.0}, {"stage": "report", "seconds": 9.5, "peak_rss_mib": None}])
+    update_readme(readme, "test", out / "metrics.csv", {}, stages, "logs/test/*.benchmark.tsv")
+    assert "| train_sr3 | 12 min 34 s | 980 MiB |" in readme.read_text() and "| sum of the stages | 12 min 44 s | |" in readme.read_text()
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no <!-- results:test -->"):
         update_readme(readme, "test", out / "metrics.csv", {})

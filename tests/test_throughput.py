@@ -7,7 +7,7 @@ from conftest import REPO
 
 
 def test_the_benchmark_prints_one_json_object_with_throughput_and_memory():
-    command = [sys.executable, "-m", "pipeline.cli", "benchmark", "--json", "--steps", "1", "--evaluations", "1", "--precisions", "fp32", "--threads", "1"]
+    command = [sys.executable, "-m", "pipeline.cli", "benchmark", "--json", "--steps", "1", "--evaluations", "1", "--warmup", "0", "--precisions", "fp32", "--threads", "2"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout)
