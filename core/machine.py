@@ -1,6 +1,8 @@
-"""The machine a figure was measured on, in words (CPU model, as `lscpu` names it)."""
+"""The machine a figure was measured on: the CPU model (as `lscpu` names it) and the
+cores this process may use."""
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -13,3 +15,8 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (its affinity mask, where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -17,17 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
+from core.machine import cpu_count
 from pipeline import config, layout, registry
 
 log = logging.getLogger("sr3bench")
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def set_threads(requested: int) -> int:
@@ -329,17 +325,10 @@ def main(argv=None) -> int:
         except ValueError as error:
             log.error("%s", error)
             return 1
-    if args.command == "list-presets":
+    if args.command in ("list-presets", "dvc-yaml"):  # read the params file, no preset stage
         setup_logging(None)
         try:
-            return command_list_presets(args)
-        except config.ConfigError as error:
-            log.error("%s", error)
-            return 2
-    if args.command == "dvc-yaml":
-        setup_logging(None)
-        try:
-            return command_dvc_yaml(args)
+            return {"list-presets": command_list_presets, "dvc-yaml": command_dvc_yaml}[args.command](args)
         except config.ConfigError as error:
             log.error("%s", error)
             return 2

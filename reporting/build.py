@@ -17,11 +17,10 @@ from reporting import comparison, figures, paper
 from reporting.provenance import provenance_section
 from reporting.tuning import load_tuning, tuning_section
 from sr3.schedule_spec import describe
-from reporting.tables import METRIC_COLUMNS, header, summarise
+from reporting.tables import DIGITS, METRIC_COLUMNS, header, summarise
 
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient
-DIGITS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "kid": 4, "is": 2, "lpips": 4, "consistency_reference_images": 2, "seconds_per_image": 2}  # printed decimals per column
 
 
 def _format(value, column: str) -> str:

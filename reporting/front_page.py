@@ -10,10 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from core.atomic import atomic_path
-from reporting.tables import header
+from reporting.tables import DIGITS, header
 
 HEADLINE = ["psnr", "ssim", "consistency", "fid", "lpips"]
-DIGITS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "lpips": 4}
 
 
 def collect(reports: Path) -> pd.DataFrame:

@@ -7,7 +7,6 @@ import datetime
 import hashlib
 import html
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.machine import cpu_name
+from core.machine import cpu_count, cpu_name
 
 PACKAGES = ("sr3-bench", "torch", "torchvision", "torch-fidelity", "lpips", "scikit-image", "numpy", "pandas", "pillow", "matplotlib", "snakemake", "dvc")
 
@@ -53,7 +52,7 @@ def package_versions() -> dict[str, str]:
 
 def machine() -> dict[str, str]:
     cpu = cpu_name()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = cpu_count()
     gpus = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]) if shutil.which("nvidia-smi") else None
     return {"cpu": cpu, "cores usable": str(usable), "gpu": gpus.replace("\n", "; ") if gpus else "none detected", "system": platform.platform()}
 

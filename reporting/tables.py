@@ -21,6 +21,8 @@ METRICS = {
     "consistency_reference_images": ("Consistency on the reference images", "MSE ×1e-5", False),
     "seconds_per_image": ("Time", "s per image", False),
 }
+# printed decimals per column (report tables, the front page)
+DIGITS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "kid": 4, "is": 2, "lpips": 4, "consistency_reference_images": 2, "seconds_per_image": 2}
 LOWER_IS_BETTER = {name for name, (_, _, higher) in METRICS.items() if not higher}
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
