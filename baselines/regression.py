@@ -21,8 +21,9 @@ def predict_hr(model, upsampled_lr: torch.Tensor) -> torch.Tensor:
     return upsampled_lr + model(upsampled_lr)
 
 
-def regression_loss(model, upsampled_lr, hr, generator):
-    """loss_fn(model, upsampled_lr, hr, generator) for the shared Trainer (generator unused)."""
+def regression_loss(model, upsampled_lr, hr, generator, rows=None, batch_size=None):
+    """loss_fn(model, upsampled_lr, hr, generator, rows, batch_size) for the shared Trainer;
+    it draws no randomness, so the generator and the rows' place in the batch are unused."""
     return F.mse_loss(predict_hr(model, upsampled_lr), hr)
 
 

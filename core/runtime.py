@@ -1,10 +1,12 @@
-"""Where and how a stage computes: device, precision and process rank.
+"""Where and how a stage computes: device, precision, memory layout and process rank.
 
-Today's path is one process in fp32 on the CPU (or one CUDA device); the fields are the
-seams the scale-out work fills in (bf16/fp16, torchrun ranks). ``RANK`` and
-``WORLD_SIZE`` are the variables torchrun sets."""
+``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` are the variables torchrun sets; without them
+the process is rank 0 of 1 and runs the same code path. None of these settings changes
+what a stage computes beyond float rounding, so neither engine tracks them (see
+``pipeline/stage_params.py``); the report's provenance records them."""
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -15,41 +17,92 @@ class RuntimeSettingError(RuntimeError):
     """A runtime setting this machine or this version cannot honour."""
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
     precision: str = "fp32"
     rank: int = 0
     world_size: int = 1
+    channels_last: bool = False
+    gradient_checkpointing: bool = False
+    data_workers: int = 0
+
+    def __post_init__(self):
+        if not 0 <= self.rank < self.world_size:
+            raise RuntimeSettingError(f"RANK={self.rank} is not one of the WORLD_SIZE={self.world_size} ranks: start the processes with torchrun")
 
     @property
     def writes_files(self) -> bool:
         """Only rank 0 writes checkpoints, models and logs."""
         return self.rank == 0
 
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
 
-def resolve_device(setting: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``auto`` (CUDA when present) as a torch device."""
+    def autocast(self):
+        """Mixed precision around a forward pass (and its loss): bf16 or fp16 autocast on
+        the CPU or CUDA; nothing in fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+
+    def layout(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` in the memory format the model computes in."""
+        return tensor.contiguous(memory_format=torch.channels_last) if self.channels_last and tensor.dim() == 4 else tensor
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.gradient_checkpointing:
+            if not hasattr(model, "gradient_checkpointing"):
+                raise RuntimeSettingError(f"runtime.gradient_checkpointing: {type(model).__name__} does not support it")
+            model.gradient_checkpointing = True
+        return model
+
+
+def resolve_device(setting: str, local_rank: int = 0) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when present) as a torch device; under torchrun
+    each process on a node takes the GPU of its ``LOCAL_RANK``."""
     if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeSettingError("runtime.device is cuda but torch sees no CUDA device; set it to cpu or auto")
+        setting = "cuda" if torch.cuda.is_available() else "cpu"
+    if setting == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeSettingError("runtime.device is cuda but torch sees no CUDA device; set it to cpu or auto")
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeSettingError(f"LOCAL_RANK={local_rank} but this node has {torch.cuda.device_count()} GPUs: start at most that many processes per node")
+        return torch.device("cuda", local_rank)
     return torch.device(setting)
 
 
 def runtime_from_config(runtime_config: dict, environ=os.environ) -> Runtime:
     """The runtime of this process from the preset's ``runtime`` section and torchrun's variables."""
     rank, world_size = int(environ.get("RANK", 0)), int(environ.get("WORLD_SIZE", 1))
-    if world_size != 1:
-        raise RuntimeSettingError(f"WORLD_SIZE={world_size}: distributed training is not supported yet; run one process (no torchrun)")
-    if runtime_config["precision"] != "fp32":
-        raise RuntimeSettingError(f"runtime.precision {runtime_config['precision']!r} is not supported yet; use fp32")
-    return Runtime(resolve_device(runtime_config["device"]), runtime_config["precision"], rank, world_size)
+    device = resolve_device(runtime_config["device"], int(environ.get("LOCAL_RANK", 0)))
+    precision = runtime_config["precision"]
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise RuntimeSettingError(f"runtime.precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16 or fp32")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = runtime_config.get("tf32", True)
+        torch.backends.cudnn.allow_tf32 = runtime_config.get("tf32", True)
+    return Runtime(
+        device, precision, rank, world_size,
+        channels_last=runtime_config.get("channels_last", False),
+        gradient_checkpointing=runtime_config.get("gradient_checkpointing", False),
+        data_workers=runtime_config.get("data_workers", 0),
+    )
 
 
 def sampling_model(implementation, path, settings: dict) -> torch.nn.Module:
-    """A method's trained model, loaded onto the preset's device and compiled when
-    ``sampling.compile`` asks (``torch.compile``: the first batch pays the compilation;
-    benchmarks/sampling.py measures it)."""
+    """A method's trained model, loaded onto the preset's device (in channels_last when
+    ``sampling.channels_last`` asks) and compiled when ``sampling.compile`` asks
+    (``torch.compile``: the first batch pays the compilation; benchmarks/sampling.py
+    measures it)."""
     model = implementation.load_model(path).to(runtime_from_config(settings["runtime"]).device)
+    if settings["sampling"].get("channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
     return torch.compile(model) if settings["sampling"]["compile"] else model

@@ -167,6 +167,12 @@ def check_preset(name: str, preset: dict) -> None:
     for method, training in preset["training"].items():
         if training["keep"] == "best_val_psnr" and not has_val:
             raise ConfigError(f"{where}.training.{method}.keep: best_val_psnr needs a validation split (dataset val_images, val_folders, val_from_train or image_split.val)")
+        parts = preset["runtime"]["processes"] * training["gradient_accumulation"]
+        if training["batch_size"] % parts:
+            raise ConfigError(
+                f"{where}.training.{method}.batch_size: {training['batch_size']} (the global batch) must divide by runtime.processes "
+                f"x gradient_accumulation = {parts}: each process computes batch_size / {parts} images per micro-batch"
+            )
 
 
 def check_schedules(where: str, preset: dict) -> None:

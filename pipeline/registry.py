@@ -14,7 +14,7 @@ A method module provides::
         the batch done); model: the trained model, or None for an untrained method
     # trained methods only:
     build_model(settings) -> torch.nn.Module        (initialised from torch's global RNG)
-    training_loss(settings) -> loss_fn(model, upsampled_lr, hr, generator)
+    training_loss(settings) -> loss_fn(model, upsampled_lr, hr, generator, rows, batch_size)
     save_model_file(path, model, settings)  and  load_model(path) -> model in eval mode
 
 Adding a method is one module and one line in ``ENTRIES``; listing it under ``methods:``

@@ -36,13 +36,19 @@ def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str)
     return gamma.sqrt() * output + (1 - gamma).sqrt() * noisy
 
 
-def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: torch.Generator, norm: str, parametrization: str):
+def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: torch.Generator, norm: str, parametrization: str, rows: slice | None = None, batch_size: int | None = None):
     """SR3 objective (Eq. 6): E || f(x, y_t, gamma) - eps ||_p with continuous gamma.
 
     With the ``v`` parametrisation the same norm is taken between v_hat and v, the
-    target of Salimans & Ho (their loss weighting)."""
-    noise_level = schedules.sample_training_noise_levels(training_schedule, hr.shape[0], generator).to(hr.device)
-    noise = torch.randn(hr.shape, generator=generator).to(hr.device)
+    target of Salimans & Ho (their loss weighting).
+
+    ``hr`` may be the ``rows`` of a global batch of ``batch_size`` (a data-parallel rank's
+    share, a micro-batch): the noise is drawn for the whole batch and these rows taken,
+    so that the pieces of a batch see the noise one process would draw for all of it."""
+    batch_size = batch_size or hr.shape[0]
+    rows = rows or slice(0, batch_size)
+    noise_level = schedules.sample_training_noise_levels(training_schedule, batch_size, generator)[rows].to(hr.device)
+    noise = torch.randn((batch_size, *hr.shape[1:]), generator=generator)[rows].to(hr.device)
     predicted = model(torch.cat([upsampled_lr, noisy_image(hr, noise_level, noise)], dim=1), noise_level)
     target = noise
     if parametrization == "v":

@@ -23,15 +23,15 @@ def save_model_file(path, model, settings: dict) -> None:
 
 
 def training_loss(settings: dict):
-    """loss_fn(model, upsampled_lr, hr, generator) for the shared Trainer."""
+    """loss_fn(model, upsampled_lr, hr, generator, rows, batch_size) for the shared Trainer."""
     config = settings["diffusion"]
     return partial(
         _loss, training_schedule=config["training_schedule"], norm=config["loss"], parametrization=config["parametrization"]
     )
 
 
-def _loss(model, upsampled_lr, hr, generator, training_schedule, norm, parametrization):
-    return diffusion.training_loss(model, upsampled_lr, hr, training_schedule, generator, norm, parametrization)
+def _loss(model, upsampled_lr, hr, generator, rows=None, batch_size=None, *, training_schedule, norm, parametrization):
+    return diffusion.training_loss(model, upsampled_lr, hr, training_schedule, generator, norm, parametrization, rows, batch_size)
 
 
 def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict, progress) -> list:

@@ -2,6 +2,7 @@
 atomic checkpoints with everything needed to resume bit-for-bit, and a loss log."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import logging
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from core.progress import progress
 
+from core import distributed
 from core.atomic import atomic_path
+from core.progress import progress
 from core.runtime import Runtime
-from sr3.data import PatchSampler
+from sr3.data import PatchSampler, Prefetcher
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,18 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 class Trainer:
-    """Runs ``steps`` optimisation steps of ``loss_fn(model, upsampled_lr, hr, generator)``.
+    """Runs ``steps`` optimisation steps of ``loss_fn(model, upsampled_lr, hr, generator,
+    rows=, batch_size=)``.
 
     ``checkpoint_path`` lives outside the stage's declared outputs, so that neither
     Snakemake nor DVC deletes it when a run fails; a re-run resumes from it.
     Randomness comes from explicit generators (the sampler's for the data order, the
     trainer's for the noise, both seeded from ``seed``); ``runtime`` says where the model
-    computes and which process writes (rank 0).
+    computes, in which precision, and which process writes (rank 0).
+
+    ``settings["batch_size"]`` is the global batch (the paper's 256): under torchrun each
+    of the ``world_size`` ranks computes its share, in ``gradient_accumulation``
+    micro-batches, and every rank resumes from the same checkpoint.
 
     With ``validate`` (a function of the EMA model giving its validation PSNR) and
     ``settings["keep"] == "best_val_psnr"``, the EMA weights are scored every
@@ -62,10 +69,15 @@ class Trainer:
 
     def __init__(self, model, loss_fn: Callable, sampler: PatchSampler, settings: dict, seed: int, checkpoint_path: Path, fingerprint: str, runtime: Runtime | None = None, validate: Callable | None = None):
         self.runtime = runtime or Runtime(torch.device("cpu"))
-        self.model, self.loss_fn, self.sampler, self.settings = model.to(self.runtime.device), loss_fn, sampler, settings
+        distributed.start(self.runtime)
+        self.model, self.loss_fn, self.sampler, self.settings = self.runtime.prepare_model(model), loss_fn, sampler, settings
         self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
+        self.network = distributed.wrap(self.model, self.runtime)  # what the loss calls: DDP on several ranks
+        self.micro_batches = distributed.rows_of_rank(settings["batch_size"], self.runtime, settings.get("gradient_accumulation", 1))
+        self.rank_rows = slice(self.micro_batches[0].start, self.micro_batches[-1].stop)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings["learning_rate"])
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(settings["warmup_steps"]))
+        self.grad_scaler = torch.amp.GradScaler(self.runtime.device.type, enabled=self.runtime.precision == "fp16")
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
         self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
         self.step, self.loss_history, self.validation_history = 0, [], []  # [(step, loss)], [(step, PSNR)]
@@ -74,6 +86,7 @@ class Trainer:
             raise ValueError("training.keep is best_val_psnr but no validation split was given")
         self.best = None  # {"step", "psnr", "ema_model"} of the best validated weights
         self.running = (0.0, 0)  # loss sum and count since the last log line
+        self.sampler_state = None  # the data order after the last batch used
         self._stop_signal = None
 
     def state(self) -> dict:
@@ -85,8 +98,10 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
             "noise_generator": self.noise_generator.get_state(),
-            "sampler": self.sampler.state_dict(),
+            "sampler": self.sampler_state or self.sampler.state_dict(),
+            "grad_scaler": self.grad_scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.runtime.device) if self.runtime.device.type == "cuda" else None,
             "loss_history": self.loss_history,
             "validation_history": self.validation_history,
             "running": self.running,
@@ -119,6 +134,10 @@ class Trainer:
         self.noise_generator.set_state(state["noise_generator"])
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("grad_scaler"):
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
+        if state.get("cuda_rng") is not None and self.runtime.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.runtime.device)
         self.step, self.loss_history, self.running = state["step"], state["loss_history"], tuple(state["running"])
         self.best = state.get("best")
         self.validation_history = state.get("validation_history", [])
@@ -131,26 +150,14 @@ class Trainer:
     def run(self) -> list[tuple[int, float]]:
         settings = self.settings
         self.resume()
+        self.sampler_state = self.sampler.state_dict()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         running, count = self.running
         try:
-            with progress(total=settings["steps"], initial=self.step, desc="train", mininterval=2, disable=not self.runtime.writes_files) as bar:
+            with self._batches() as next_batch, progress(total=settings["steps"], initial=self.step, desc="train", mininterval=2, disable=not self.runtime.writes_files) as bar:
                 while self.step < settings["steps"]:
-                    upsampled_lr, hr = (t.to(self.runtime.device, non_blocking=True) for t in self.sampler())
-                    loss = self.loss_fn(self.model, upsampled_lr, hr, self.noise_generator)
-                    if not math.isfinite(loss.item()):
-                        kept = (
-                            f"the last good checkpoint ({self.checkpoint_path}) is kept" if self.checkpoint_path.exists()
-                            else f"no checkpoint had been written yet (the first comes at step {settings['checkpoint_every']})"
-                        )
-                        raise NonFiniteLossError(f"loss became {loss.item()} at step {self.step + 1}; {kept}: lower the learning rate and re-run")
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    self.lr_scheduler.step()
-                    update_ema(self.ema_model, self.model, settings["ema_decay"])
-                    self.step += 1
-                    running, count = running + loss.item(), count + 1
+                    loss = self._optimisation_step(*next_batch())
+                    running, count = running + loss, count + 1
                     self.running = (running, count)
                     if self.step % settings["log_every"] == 0 or self.step == settings["steps"]:
                         self.loss_history.append((self.step, running / count))
@@ -160,7 +167,7 @@ class Trainer:
                         running, count = 0.0, 0
                         self.running = (running, count)
                     bar.update(1)
-                    if self.validate and (self.step % settings["validate_every"] == 0 or self.step == settings["steps"]):
+                    if self.validate and self.runtime.writes_files and (self.step % settings["validate_every"] == 0 or self.step == settings["steps"]):
                         self.score_on_validation()
                     if self.step % settings["checkpoint_every"] == 0 or self._stop_signal:
                         self.save_checkpoint()
@@ -171,6 +178,56 @@ class Trainer:
                 signal.signal(s, handler)
         self.save_checkpoint()
         return self.loss_history
+
+    @contextlib.contextmanager
+    def _batches(self):
+        """A function giving this rank's rows of the next global batch, read ahead by
+        ``runtime.data_workers`` batches in a background thread when that is above 0."""
+        pin = self.runtime.device.type == "cuda"
+        if self.runtime.data_workers:
+            with Prefetcher(self.sampler, self.rank_rows, self.runtime.data_workers, pin) as prefetcher:
+                def next_batch():
+                    batch, self.sampler_state = prefetcher.next()
+                    return batch
+                yield next_batch
+        else:
+            def next_batch():
+                batch = self.sampler(self.rank_rows)
+                self.sampler_state = self.sampler.state_dict()
+                return tuple(t.pin_memory() for t in batch) if pin else batch
+            yield next_batch
+
+    def _optimisation_step(self, upsampled_lr: torch.Tensor, hr: torch.Tensor) -> float:
+        """One step on the global batch: this rank's micro-batches, each a forward and a
+        backward pass (gradients summed, synchronised over ranks at the last one), then
+        Adam and EMA. Every micro-batch draws the whole batch's noise from the same
+        generator state and keeps its rows, so the step equals one process's on the
+        whole batch. Returns the batch's mean loss over all ranks."""
+        self.optimizer.zero_grad(set_to_none=True)
+        start, offset = self.noise_generator.get_state(), self.rank_rows.start
+        total = torch.zeros((), device=self.runtime.device)
+        for k, rows in enumerate(self.micro_batches):
+            self.noise_generator.set_state(start)
+            local = slice(rows.start - offset, rows.stop - offset)
+            inputs = (self.runtime.layout(t[local].to(self.runtime.device, non_blocking=True)) for t in (upsampled_lr, hr))
+            with distributed.without_gradient_sync(self.network, k < len(self.micro_batches) - 1):
+                with self.runtime.autocast():
+                    loss = self.loss_fn(self.network, *inputs, self.noise_generator, rows=rows, batch_size=self.settings["batch_size"])
+                self.grad_scaler.scale(loss / len(self.micro_batches)).backward()
+            total += loss.detach().float()
+        mean_loss = distributed.mean_over_ranks(total.item() / len(self.micro_batches), self.runtime)
+        if not math.isfinite(mean_loss):
+            kept = (
+                f"the last good checkpoint ({self.checkpoint_path}) is kept" if self.checkpoint_path.exists()
+                else f"no checkpoint had been written yet (the first comes at step {self.settings['checkpoint_every']})"
+            )
+            raise NonFiniteLossError(f"loss became {mean_loss} at step {self.step + 1}; {kept}: lower the learning rate and re-run")
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+        self.lr_scheduler.step()
+        update_ema(self.ema_model, self.model, self.settings["ema_decay"])
+        self.step += 1
+        return mean_loss
 
     def score_on_validation(self) -> None:
         was_training = self.ema_model.training

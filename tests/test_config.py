@@ -55,7 +55,7 @@ def test_defaults_come_from_the_schema_and_are_filled_in(params):
     demo(params)["training"]["sr3"].pop("warmup_steps", None)
     resolved = config.resolve(params)
     preset = resolved["presets"]["demo"]
-    assert preset["runtime"] == {"device": "cpu", "precision": "fp32"}
+    assert preset["runtime"] == {"device": "cpu", "precision": "fp32", "channels_last": False, "gradient_checkpointing": False, "tf32": True, "data_workers": 0, "processes": 1}
     assert preset["training"]["sr3"]["warmup_steps"] == 0
     assert preset["dataset"]["val_from_train"] == 0 and preset["diffusion"]["sampler"] == "ancestral_posterior"
     assert resolved["threads"]["tune"] == 8
@@ -145,3 +145,12 @@ def test_the_cli_refuses_a_float_size_before_anything_runs(params, tmp_path):
     assert result.returncode == 2
     assert "presets.demo.dataset.hr_size: 64.0 is not of type 'integer'" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_the_global_batch_must_divide_over_processes_and_micro_batches(params):
+    demo(params)["runtime"]["processes"] = 2
+    demo(params)["training"]["sr3"].update(batch_size=12, gradient_accumulation=4)
+    with pytest.raises(config.ConfigError, match=r"training.sr3.batch_size: 12 \(the global batch\) must divide by runtime.processes x gradient_accumulation = 8"):
+        config.validate(params)
+    demo(params)["training"]["sr3"]["batch_size"] = 16
+    config.validate(params)

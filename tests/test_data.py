@@ -1,5 +1,5 @@
-"""Training data read from disk by index, and the trainer's runtime seams (device,
-precision, rank)."""
+"""Training data read from disk by index, and the trainer's device and rank seams
+(precision, layout and data-parallel training: test_runtime.py, test_distributed.py)."""
 import json
 
 import numpy as np
@@ -64,18 +64,6 @@ def test_a_damaged_item_is_an_error_naming_it_never_another_image(split):
         reader[3]
 
 
-@pytest.mark.parametrize(
-    "runtime, environ, message",
-    [
-        (dict(RUNTIME, precision="bf16"), {}, "precision 'bf16' is not supported yet"),
-        (RUNTIME, {"WORLD_SIZE": "2", "RANK": "1"}, "WORLD_SIZE=2: distributed training is not supported yet"),
-    ],
-)
-def test_runtime_settings_that_cannot_be_honoured_are_refused(runtime, environ, message):
-    with pytest.raises(RuntimeSettingError, match=message):
-        runtime_from_config(runtime, environ)
-
-
 def test_cuda_without_a_gpu_is_refused_and_auto_falls_back_to_the_cpu():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -84,18 +72,25 @@ def test_cuda_without_a_gpu_is_refused_and_auto_falls_back_to_the_cpu():
     assert runtime_from_config(dict(RUNTIME, device="auto"), {}).device == torch.device("cpu")
 
 
-def test_only_rank_zero_writes_checkpoints(split, tmp_path):
+def test_only_rank_zero_writes_checkpoints(split, tmp_path, monkeypatch):
+    """Each rank of two run alone (no process group: the gradient averaging is
+    test_distributed.py's): only rank 0 leaves a checkpoint."""
+    from core import distributed
     from sr3.unet import UNet
 
-    settings = {"steps": 2, "batch_size": 2, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1, "log_every": 1, "keep": "last"}
-    sampler = PatchSampler(PairDataset(split, 4), 8, 2, seed=0)
+    monkeypatch.setattr(distributed, "start", lambda runtime: None)
+    monkeypatch.setattr(distributed, "wrap", lambda model, runtime: model)
+    monkeypatch.setattr(distributed, "mean_over_ranks", lambda value, runtime: value)
 
-    def loss(model, upsampled_lr, hr, generator):
+    settings = {"steps": 2, "batch_size": 4, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1, "log_every": 1, "keep": "last"}
+    sampler = PatchSampler(PairDataset(split, 4), 8, 4, seed=0)
+
+    def loss(model, upsampled_lr, hr, generator, **_):
         return (model(upsampled_lr) - hr).pow(2).mean()
 
     for rank in (1, 0):
         model = UNet(3, 3, 8, (1,), 1, (), 0.0, 8, noise_conditioned=False)
-        Trainer(model, loss, sampler, settings, 0, tmp_path / f"rank{rank}.pt", "seams", Runtime(torch.device("cpu"), rank=rank)).run()
+        Trainer(model, loss, sampler, settings, 0, tmp_path / f"rank{rank}.pt", "seams", Runtime(torch.device("cpu"), rank=rank, world_size=2)).run()
     assert not (tmp_path / "rank1.pt").exists() and (tmp_path / "rank0.pt").exists()
 
 
