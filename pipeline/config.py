@@ -16,6 +16,7 @@ import copy
 import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -262,6 +263,14 @@ def write_resolved(params: dict, root: Path = Path(".")) -> Path:
 
 
 PARAMS_FILE = "params.yaml"
+# The environment variable through which the Snakefile hands its jobs the resolved config's
+# file, when overrides make it differ from params.yaml (pipeline/rule_settings.py).
+RESOLVED_PARAMS_VARIABLE = "SR3BENCH_RESOLVED_PARAMS"
+
+
+def default_params_file(environ=os.environ) -> str:
+    """The CLI's --params: the file a Snakemake job was handed, else params.yaml."""
+    return environ.get(RESOLVED_PARAMS_VARIABLE, PARAMS_FILE)
 
 
 def option_for_resolved(resolved: dict, params_file: Path | str = PARAMS_FILE) -> str:

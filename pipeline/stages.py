@@ -47,7 +47,7 @@ def run_train(preset_name: str, preset: dict, method: str) -> None:
     torch.manual_seed(preset["seed"])  # the model's initial weights
     model = implementation.build_model(preset)
     dataset = PairDataset(layout.shard_dir(preset_name, "train"), preset["dataset"]["scale"])
-    log.info("training %s on %d pairs of %dx%d (%s, %s)", method, len(dataset), *dataset.image_size, runtime.device, runtime.precision)
+    log.info("training %s on %d pairs of %dx%d (%s, %s, %d process(es))", method, len(dataset), *dataset.image_size, runtime.device, runtime.precision, runtime.world_size)
     sampler = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], preset["seed"])
     training_diffusion = {key: value for key, value in preset["diffusion"].items() if key not in ("inference_schedule", "sampler")}
     fingerprint = digest([preset["model"], settings, training_diffusion, preset["dataset"], preset["seed"], method, code_fingerprint(training_code(method))])

@@ -1,5 +1,6 @@
 """Data-parallel training: two torchrun processes on the gloo backend train as one process
 on the same global batch, with gradient accumulation and a resume in between."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,32 @@ def test_each_rank_takes_its_block_of_the_global_batch_in_micro_batches():
     assert rows_of_rank(8, Runtime(cpu), 1) == [slice(0, 8)]
     with pytest.raises(ValueError, match="batch_size 6 .* not divisible by 2 processes x 2 gradient_accumulation"):
         rows_of_rank(6, Runtime(cpu, rank=0, world_size=2), 2)
+
+
+def test_the_train_stage_starts_torchrun_itself_and_trains_what_one_process_trains(tmp_path):
+    """``runtime.processes: 2`` makes ``sr3bench train`` relaunch itself under torchrun;
+    its model equals the one-process model, and the log has rank 0's lines only."""
+    import yaml
+
+    from projects import make_project, run, tiny_params
+
+    params = tiny_params()
+    demo = params["presets"]["demo"]
+    demo["training"]["sr3"].update(steps=20, checkpoint_every=10, log_every=5)
+    project = make_project(tmp_path / "project", params)
+    cli = [sys.executable, "-m", "pipeline.cli"]
+    run([*cli, "prepare", "--preset", "demo"], project)
+    trained = {}
+    for processes in (2, 1):
+        demo["runtime"]["processes"] = processes
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        for folder in ("checkpoints", "models"):
+            shutil.rmtree(project / folder, ignore_errors=True)
+        log = project / f"train{processes}.log"
+        run([*cli, "train", "--preset", "demo", "--method", "sr3", "--threads", "2", "--log", str(log)], project)
+        trained[processes] = torch.load(project / "models/demo/sr3/model.pt")["state_dict"]
+        lines = log.read_text()
+        assert lines.count("step 20 loss") == 1
+    assert "starting them with torch.distributed.run" in (project / "train2.log").read_text()
+    for key, value in trained[1].items():
+        assert torch.allclose(value, trained[2][key], rtol=0, atol=WEIGHT_TOLERANCE), key

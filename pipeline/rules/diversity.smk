@@ -10,7 +10,11 @@ rule diversity:
     benchmark:
         str(layout.benchmark_file("{preset}", "diversity", "{method}"))
     params:
-        config=lambda w: stage_config(w, "diversity"),
+        config=lambda w: rule_settings.stage_config(config, w, "diversity"),
     threads: config["threads"]["diversity"]
+    resources:
+        **rule_settings.resources(config, "diversity"),
+    conda:
+        ENV_FILE
     shell:
-        "sr3bench diversity --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"
+        "sr3bench diversity --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log}"

@@ -9,5 +9,9 @@ rule download:
         str(layout.download_log_file("{dataset}").with_suffix(".benchmark.tsv"))
     params:
         config=lambda w: config["datasets"].get(w.dataset, {}),
+    resources:
+        **rule_settings.resources(config, "download"),
+    conda:
+        ENV_FILE
     shell:
-        "sr3bench download --dataset {wildcards.dataset} --log {log} {PARAMS_OPTION}"
+        "sr3bench download --dataset {wildcards.dataset} --log {log}"

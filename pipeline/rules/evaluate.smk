@@ -11,7 +11,11 @@ rule evaluate:
     benchmark:
         str(layout.benchmark_file("{preset}", "evaluate", "{method}"))
     params:
-        config=lambda w: stage_config(w, "evaluate"),
+        config=lambda w: rule_settings.stage_config(config, w, "evaluate"),
     threads: config["threads"]["evaluate"]
+    resources:
+        **rule_settings.resources(config, "evaluate"),
+    conda:
+        ENV_FILE
     shell:
-        "sr3bench evaluate --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"
+        "sr3bench evaluate --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log}"

@@ -9,5 +9,9 @@ rule front_page:
         str(layout.FRONT_PAGE_LOG),
     benchmark:
         str(layout.FRONT_PAGE_LOG.with_suffix(".benchmark.tsv"))
+    resources:
+        **rule_settings.resources(config, "front_page"),
+    conda:
+        ENV_FILE
     shell:
         "sr3bench front-page --log {log}"

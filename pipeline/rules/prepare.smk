@@ -1,11 +1,6 @@
-def prepare_inputs(wildcards):
-    downloads = config["presets"][wildcards.preset]["dataset"]["downloads"]
-    return [*code_deps.PREPARE_CODE, *[str(layout.download_dir(name)) for name in downloads]]
-
-
 rule prepare:
     input:
-        prepare_inputs,
+        lambda w: rule_settings.prepare_inputs(config, w),
     output:
         directory(str(layout.data_dir("{preset}"))),
     log:
@@ -13,7 +8,11 @@ rule prepare:
     benchmark:
         str(layout.benchmark_file("{preset}", "prepare"))
     params:
-        config=lambda w: stage_config(w, "prepare"),
+        config=lambda w: rule_settings.stage_config(config, w, "prepare"),
     threads: config["threads"]["prepare"]
+    resources:
+        **rule_settings.resources(config, "prepare"),
+    conda:
+        ENV_FILE
     shell:
-        "sr3bench prepare --preset {wildcards.preset} --threads {threads} --log {log} {PARAMS_OPTION}"
+        "sr3bench prepare --preset {wildcards.preset} --threads {threads} --log {log}"

@@ -1,14 +1,3 @@
-# Outputs in `snakemake --report report.html`: file -> category (caption: ../report/<stem>.rst).
-IN_SNAKEMAKE_REPORT = {"metrics.csv": "Results", "grid.png": "Images", "zoom.png": "Images", "diversity.png": "Images", "loss.png": "Training", "tuning.png": "Sampling"}
-
-
-def report_output(name):
-    path = str(layout.report_file("{preset}", name))
-    if name not in IN_SNAKEMAKE_REPORT:
-        return path
-    return report(path, caption=f"../report/{Path(name).stem}.rst", category=IN_SNAKEMAKE_REPORT[name])
-
-
 rule report:
     input:
         str(layout.data_dir("{preset}")),
@@ -21,13 +10,22 @@ rule report:
         code_deps.REPORT_CODE,
         str(layout.PAPER_TABLES_DIR),
     output:
-        [report_output(name) for name in layout.REPORT_FILES],
+        [
+            report(str(layout.report_file("{preset}", name)), caption=f"../report/{Path(name).stem}.rst", category=rule_settings.IN_SNAKEMAKE_REPORT[name])
+            if name in rule_settings.IN_SNAKEMAKE_REPORT
+            else str(layout.report_file("{preset}", name))
+            for name in layout.REPORT_FILES
+        ],
     log:
         str(layout.log_file("{preset}", "report")),
     benchmark:
         str(layout.benchmark_file("{preset}", "report"))
     params:
-        config=lambda w: stage_config(w, "report"),
+        config=lambda w: rule_settings.stage_config(config, w, "report"),
     threads: config["threads"]["report"]
+    resources:
+        **rule_settings.resources(config, "report"),
+    conda:
+        ENV_FILE
     shell:
-        "sr3bench report --preset {wildcards.preset} --threads {threads} --log {log} {PARAMS_OPTION}"
+        "sr3bench report --preset {wildcards.preset} --threads {threads} --log {log}"

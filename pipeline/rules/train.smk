@@ -12,7 +12,11 @@ rule train:
     wildcard_constraints:
         method="|".join(TRAINED_METHODS),
     params:
-        config=lambda w: stage_config(w, "train"),
+        config=lambda w: rule_settings.stage_config(config, w, "train"),
     threads: config["threads"]["train"]
+    resources:
+        **rule_settings.resources(config, "train"),
+    conda:
+        ENV_FILE
     shell:
-        "sr3bench train --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"
+        "sr3bench train --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log}"

@@ -11,7 +11,11 @@ rule tune:
     benchmark:
         str(layout.benchmark_file("{preset}", "tune", "{method}"))
     params:
-        config=lambda w: stage_config(w, "tune"),
+        config=lambda w: rule_settings.stage_config(config, w, "tune"),
     threads: config["threads"]["tune"]
+    resources:
+        **rule_settings.resources(config, "tune"),
+    conda:
+        ENV_FILE
     shell:
-        "sr3bench tune --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log} {PARAMS_OPTION}"
+        "sr3bench tune --preset {wildcards.preset} --method {wildcards.method} --threads {threads} --log {log}"
