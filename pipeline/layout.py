@@ -98,6 +98,11 @@ def samples_dir(preset: str, method: str) -> Path:
     return Path("samples") / preset / method
 
 
+def sample_shard_dir(preset: str, method: str, index: int, count: int) -> Path:
+    """Shard ``index`` (from 0) of ``count`` of a method's samples, before the merge."""
+    return Path("samples") / preset / "shards" / method / f"{index}-of-{count}"
+
+
 def diversity_dir(preset: str, method: str) -> Path:
     """Several seeds of the first test images (<stem>_seed<k>.png), for the report."""
     return Path("samples") / preset / "diversity" / method

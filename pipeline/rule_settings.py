@@ -47,10 +47,14 @@ def prepare_inputs(config: dict, wildcards) -> list[str]:
     return [*code_deps.PREPARE_CODE, *[str(layout.download_dir(name)) for name in downloads]]
 
 
-def sample_inputs(tuned_variants: list[str], wildcards) -> list[str]:
+def sample_inputs(config: dict, tuned_variants: list[str], wildcards, shard: bool = False) -> list[str]:
+    """What sampling a method needs; for the merge (sampling.shards above 1), its shards."""
     inputs = [str(layout.data_dir(wildcards.preset)), *code_deps.sampling_code(wildcards.method)]
     if registry.entry(wildcards.method).trained:
         inputs.append(str(layout.model_file(wildcards.preset, wildcards.method)))
     if wildcards.method in tuned_variants:
         inputs.append(str(layout.tune_choices_file(wildcards.preset, layout.base_method(wildcards.method))))
+    shards = config["presets"][wildcards.preset]["sampling"]["shards"]
+    if not shard and shards > 1:
+        inputs += [str(layout.sample_shard_dir(wildcards.preset, wildcards.method, index, shards)) for index in range(shards)]
     return inputs

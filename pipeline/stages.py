@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from core.atomic import atomic_folder, atomic_path
 from core.images import list_images, read_image, write_png
@@ -79,11 +81,11 @@ def validation_psnr(preset_name: str, preset: dict, implementation):
     return validate
 
 
-def _batches_by_shape(names: list[str], lr_images: dict, batch_size: int):
+def _batches_by_shape(names: list[str], sizes: dict, batch_size: int):
     """Consecutive runs of same-sized images, at most ``batch_size`` long."""
     batch = []
     for name in names:
-        if batch and (len(batch) == batch_size or lr_images[batch[0]].shape != lr_images[name].shape):
+        if batch and (len(batch) == batch_size or sizes[batch[0]] != sizes[name]):
             yield batch
             batch = []
         batch.append(name)
@@ -95,7 +97,7 @@ def sample_work_dir(preset_name: str, settings: dict, method: str) -> Path:
     """Where samples accumulate while a stage runs: outside the declared outputs (which
     Snakemake deletes when a job fails), keyed by everything the samples depend on (model
     file, test set, diffusion settings, seed, sampling code), so a re-run after an
-    interruption samples only the missing images."""
+    interruption samples only the missing images. Shards of one method share it."""
     model = layout.model_file(preset_name, method)
     model_hash = hashlib.sha256(model.read_bytes()).hexdigest()[:12] if registry.entry(method).trained else "none"
     manifest = layout.manifest_file(preset_name).read_bytes()
@@ -104,41 +106,120 @@ def sample_work_dir(preset_name: str, settings: dict, method: str) -> Path:
     return layout.sample_cache_dir(preset_name, method) / key
 
 
-def publish(work: Path, out: Path, names: list[str]) -> None:
-    """Copy the finished samples to the stage output, renamed into place when complete."""
+def publish(files: dict[str, Path], out: Path, link: bool = False) -> None:
+    """Copy (or hard-link, where the filesystem allows) ``{name: source}`` into the stage
+    output, which is renamed into place when complete."""
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in names:
-        shutil.copy2(work / name, staging / name)
+    for name, source in files.items():
+        try:
+            if not link:
+                raise OSError
+            os.link(source, staging / name)
+        except OSError:  # not asked for, or across filesystems
+            shutil.copy2(source, staging / name)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
 
 
-def run_sample(preset_name: str, preset: dict, method: str) -> None:
-    """One SR PNG per test image. Each image is a shard, written atomically to the work
-    folder; a re-run after an interruption samples only the missing ones. The work folder
-    is removed once its images are published."""
+def test_names(preset_name: str) -> list[str]:
+    return [p.name for p in list_images(layout.split_dir(preset_name, "test", "lr"))]
+
+
+def sampling_batches(preset_name: str, names: list[str], batch_size: int) -> list[list[str]]:
+    """The batches a method samples ``names`` in: runs of equal-sized LR images (sizes
+    read from the PNG headers), at most ``batch_size`` long."""
+    lr_folder = layout.split_dir(preset_name, "test", "lr")
+    sizes = {}
+    for name in names:
+        with Image.open(lr_folder / name) as image:
+            sizes[name] = image.size
+    return list(_batches_by_shape(names, sizes, batch_size))
+
+
+def shard_names(batches: list[list[str]], index: int, count: int) -> list[str]:
+    """The test images of shard ``index`` of ``count``: every count-th batch of the whole
+    set's batches, so that each image is sampled in the batch one worker would put it in
+    (equal bytes, whatever the sharding) and the shards get equal work."""
+    return [name for batch in batches[index::count] for name in batch]
+
+
+def run_sample(preset_name: str, preset: dict, method: str, shard: tuple[int, int] | None = None) -> None:
+    """One SR PNG per test image. Each image is written atomically to the work folder; a
+    re-run after an interruption samples only the missing ones.
+
+    With ``sampling.shards`` N above 1, ``shard`` (i, N) samples shard i alone into
+    ``samples/<preset>/shards/<method>/i-of-N`` (N workers: Snakemake jobs, cluster
+    nodes); without it, the shards not yet there are sampled here and then merged into
+    the method's samples. The work folder is removed once the samples are published."""
     settings = registry.apply_variant(preset, method, read_choices(preset_name, method))
     work = sample_work_dir(preset_name, settings, method)
-    names = [p.name for p in list_images(layout.split_dir(preset_name, "test", "lr"))]
-    sample_missing(preset_name, settings, method, work, names)
-    publish(work, layout.samples_dir(preset_name, method), names)
-    shutil.rmtree(layout.sample_cache_dir(preset_name, method))  # published; older keys are stale too
+    names = test_names(preset_name)
+    count = settings["sampling"]["shards"]
+    if shard is not None:
+        index, given = shard
+        if given != count or not 0 <= index < count:
+            raise ValueError(f"--shard {index}/{given}: this preset has sampling.shards {count}, so the shards are 0/{count} ... {count - 1}/{count}")
+    if count == 1:
+        sample_missing(preset_name, settings, method, work, names, names)
+        publish({name: work / name for name in names}, layout.samples_dir(preset_name, method))
+    else:
+        batches = sampling_batches(preset_name, names, settings["sampling"]["batch_size"])
+        for index in [shard[0]] if shard else range(count):
+            out = layout.sample_shard_dir(preset_name, method, index, count)
+            if shard or _shard_key(out) != work.name:  # absent, or sampled with another model or config
+                members = shard_names(batches, index, count)
+                sample_missing(preset_name, settings, method, work, names, members)
+                publish({name: work / name for name in members}, out)
+                (out / SHARD_KEY).write_text(work.name)
+        if shard:
+            return  # the merge (sr3bench sample without --shard) removes the work folder
+        merge_shards(preset_name, method, names, count, work.name)
+    shutil.rmtree(layout.sample_cache_dir(preset_name, method), ignore_errors=True)  # published; older keys are stale too
 
 
-def sample_missing(preset_name: str, settings: dict, method: str, out: Path, names: list[str]) -> None:
-    """Super-resolve the test images not yet in ``out``, in batches of equal size."""
+SHARD_KEY = ".sampling-key"  # in a shard folder: the work folder's key (model, test set, settings, code) it was sampled under
+
+
+def _shard_key(folder: Path) -> str | None:
+    return (folder / SHARD_KEY).read_text() if (folder / SHARD_KEY).exists() else None
+
+
+def merge_shards(preset_name: str, method: str, names: list[str], count: int, key: str) -> None:
+    """The method's samples from its ``count`` shard folders, which must hold each test
+    image exactly once, all sampled under ``key`` (hard links where the filesystem
+    allows: no second copy)."""
+    owner = {}
+    for index in range(count):
+        folder = layout.sample_shard_dir(preset_name, method, index, count)
+        if _shard_key(folder) != key:
+            raise ValueError(f"{folder} was sampled with another model or sampling config: sample it again (sr3bench sample --shard {index}/{count})")
+        for path in list_images(folder):
+            if path.name in owner:
+                raise ValueError(f"{path.name} is in shards {owner[path.name].name} and {index}-of-{count}: remove {folder.parent} and sample again")
+            owner[path.name] = folder
+    missing = sorted(set(names) - set(owner))
+    if missing:
+        raise ValueError(f"the shards of {method} lack {len(missing)} test images ({', '.join(missing[:3])} ...): sample the missing shards (sr3bench sample --shard I/{count})")
+    publish({name: owner[name] / name for name in names}, layout.samples_dir(preset_name, method), link=True)
+    log.info("%s: merged %d shards (%d images)", method, count, len(names))
+
+
+def sample_missing(preset_name: str, settings: dict, method: str, out: Path, names: list[str], members: list[str]) -> None:
+    """Super-resolve the images of ``members`` not yet in ``out``, in batches of equal
+    size; ``names`` (the whole test set, in order) gives each image its seed."""
     implementation = registry.load(method)
     scale = settings["dataset"]["scale"]
-    todo = [name for name in names if not (out / name).exists()]
-    log.info("%s: %d test images, %d to sample", method, len(names), len(todo))
-    model = sampling_model(implementation, layout.model_file(preset_name, method), settings) if registry.entry(method).trained else None
+    todo = [name for name in members if not (out / name).exists()]
+    log.info("%s: %d test images, %d to sample", method, len(members), len(todo))
+    model = sampling_model(implementation, layout.model_file(preset_name, method), settings) if registry.entry(method).trained and todo else None
     lr_folder = layout.split_dir(preset_name, "test", "lr")
     lr_images = {name: read_image(lr_folder / name) for name in todo}
     index_of = {name: index for index, name in enumerate(names)}
+    sizes = {name: image.shape for name, image in lr_images.items()}
     with progress(total=len(todo), desc=f"sample {method}", mininterval=2, bar_format="{l_bar}{bar}| {n:.1f}/{total} images [{elapsed}<{remaining}]") as bar:
-        for batch in _batches_by_shape(todo, lr_images, settings["sampling"]["batch_size"]):
+        for batch in _batches_by_shape(todo, sizes, settings["sampling"]["batch_size"]):
             seeds = [numpy_seed(settings["seed"], index_of[name]) for name in batch]
             images = implementation.super_resolve(
                 model, [lr_images[name] for name in batch], scale, seeds, settings, lambda fraction: bar.update(fraction * len(batch))

@@ -1,0 +1,104 @@
+"""Sharded sampling: N workers each sample every N-th batch of the test images into a
+shard folder, and the merge gives the bytes one worker writes, for every method."""
+import filecmp
+import shutil
+import sys
+
+import pytest
+import yaml
+
+from pipeline.stages import shard_names
+from projects import run
+
+CLI = [sys.executable, "-m", "pipeline.cli"]
+
+
+def test_shards_take_every_nth_batch_whole():
+    batches = [["a", "b"], ["c", "d"], ["e"], ["f", "g"]]
+    assert [shard_names(batches, index, 3) for index in range(3)] == [["a", "b", "f", "g"], ["c", "d"], ["e"]]
+
+
+def set_sampling(project, **values) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["presets"]["demo"]["sampling"].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def sampled_project(small_demo_project, tmp_path):
+    """A copy of the small demo run (trained models, 3 test images), sampled in batches of 2."""
+    project = tmp_path / "project"
+    shutil.copytree(small_demo_project, project, ignore=shutil.ignore_patterns(".snakemake", "reports", "results"))
+    set_sampling(project, batch_size=2)
+    return project
+
+
+@pytest.mark.parametrize("method", ["bicubic", "regression", "sr3"])
+def test_merged_shards_equal_one_worker_byte_for_byte(sampled_project, method):
+    project = sampled_project
+    samples = project / "samples/demo" / method
+    run([*CLI, "sample", "--preset", "demo", "--method", method], project)
+    one_worker = project / f"one-worker-{method}"
+    samples.rename(one_worker)
+
+    set_sampling(project, batch_size=2, shards=2)  # batches [img0, img1] and [img2]: one each
+    for index in (1, 0):
+        run([*CLI, "sample", "--preset", "demo", "--method", method, "--shard", f"{index}/2"], project)
+    shard_files = [sorted(p.name for p in (project / f"samples/demo/shards/{method}/{i}-of-2").glob("*.png")) for i in range(2)]
+    assert [len(files) for files in shard_files] == [2, 1]
+    run([*CLI, "sample", "--preset", "demo", "--method", method], project)  # the merge
+
+    names = sorted(p.name for p in one_worker.iterdir())
+    assert sorted(p.name for p in samples.iterdir()) == names and len(names) == 3
+    match, mismatch, errors = filecmp.cmpfiles(one_worker, samples, names, shallow=False)
+    assert match == names, (mismatch, errors)
+
+
+def test_a_shard_of_another_count_is_refused(sampled_project):
+    project = sampled_project
+    set_sampling(project, batch_size=2, shards=2)
+    wrong = subprocess_run([*CLI, "sample", "--preset", "demo", "--method", "bicubic", "--shard", "0/3"], project)
+    assert wrong.returncode != 0 and "this preset has sampling.shards 2" in wrong.stderr
+
+
+def subprocess_run(command, cwd):
+    import subprocess
+
+    from projects import environment
+
+    return subprocess.run(command, cwd=cwd, env=environment(cwd), capture_output=True, text=True)
+
+
+def test_snakemake_runs_one_job_per_shard_then_the_merge(sampled_project):
+    project = sampled_project
+    set_sampling(project, batch_size=2, shards=2)
+    shutil.rmtree(project / "samples/demo/bicubic")
+    result = run([sys.executable, "-m", "snakemake", "--cores", "2", "samples/demo/bicubic"], project)
+    output = result.stdout + result.stderr
+    assert output.count("rule sample_shard:") == 2 and "rule sample:" in output
+    assert len(list((project / "samples/demo/bicubic").glob("*.png"))) == 3
+
+
+def test_the_merge_refuses_a_missing_or_doubled_image(tmp_path, monkeypatch):
+    import numpy as np
+
+    from core.images import write_png
+    from pipeline import layout
+    from pipeline.stages import SHARD_KEY, merge_shards
+
+    monkeypatch.chdir(tmp_path)
+    image = np.zeros((4, 4, 3), np.uint8)
+    for index, names in enumerate([["a.png"], ["c.png"]]):
+        folder = layout.sample_shard_dir("demo", "bicubic", index, 2)
+        folder.mkdir(parents=True)
+        for name in names:
+            write_png(image, folder / name)
+        (folder / SHARD_KEY).write_text("key")
+    with pytest.raises(ValueError, match=r"the shards of bicubic lack 1 test images \(b.png"):
+        merge_shards("demo", "bicubic", ["a.png", "b.png", "c.png"], 2, "key")
+    with pytest.raises(ValueError, match="0-of-2 was sampled with another model or sampling config"):
+        merge_shards("demo", "bicubic", ["a.png", "c.png"], 2, "another key")
+    write_png(image, layout.sample_shard_dir("demo", "bicubic", 1, 2) / "a.png")
+    with pytest.raises(ValueError, match="a.png is in shards 0-of-2 and 1-of-2"):
+        merge_shards("demo", "bicubic", ["a.png", "c.png"], 2, "key")
+    assert not layout.samples_dir("demo", "bicubic").exists()  # nothing half-merged
