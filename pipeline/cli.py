@@ -216,7 +216,8 @@ def command_benchmark(args) -> int:
         return 0
     print(f"SR3 reference config (16->64, 32 channels x 1,2,4,8, attention 16x16, batch 16, Adam, EMA) on {result['cpu']} ({args.device}, {result['threads']} threads):")
     for precision in args.precisions:
-        print(f"  {precision}: train {result[f'train_img_per_s_{precision}']:.1f} images/s ({result[f'train_s_per_step_{precision}']:.3f} s/step, peak RSS {result[f'train_peak_rss_mib_{precision}']} MiB); "
+        print(f"  {precision}: train {result[f'train_img_per_s_{precision}']:.1f} images/s ({result[f'train_s_per_step_{precision}']:.3f} s/step of {result['train_gflop_per_step']} GFLOP: "
+              f"{result[f'train_gflop_per_s_{precision}']} GFLOP/s, peak RSS {result[f'train_peak_rss_mib_{precision}']} MiB); "
               f"sampling {result[f'sample_s_per_evaluation_{precision}']:.3f} s per network evaluation of 16 (peak RSS {result[f'sample_peak_rss_mib_{precision}']} MiB)")
     return 0
 

@@ -95,6 +95,18 @@ def measure_sampling(job: dict) -> dict:
     return {"s_per_evaluation": seconds / job["evaluations"], "peak_rss_mib": _peak_rss_mib()}
 
 
+def training_step_gflop() -> float:
+    """Floating-point operations of one reference training step (forward and backward,
+    counted by torch's FlopCounterMode: convolutions and matrix products), in GFLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_unet(REFERENCE_MODEL, HR_SIZE, noise_conditioned=True)
+    upsampled, hr = _batch(torch.device("cpu"), torch.Generator().manual_seed(0))
+    with FlopCounterMode(display=False) as counter:
+        diffusion.training_loss(model, upsampled, hr, SCHEDULE, torch.Generator().manual_seed(0), "l1", "v").backward()
+    return counter.get_total_flops() / 1e9
+
+
 def _in_fresh_process(function, job: dict) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(function, (job,))
@@ -102,11 +114,13 @@ def _in_fresh_process(function, job: dict) -> dict:
 
 def run_benchmark(device: str = "cpu", threads: int = 2, steps: int = 20, evaluations: int = 20, warmup: int = 3, precisions=PRECISIONS) -> dict:
     """One flat JSON object: ``train_img_per_s_<precision>``, ``sample_s_per_evaluation_<precision>``,
-    peak RSS of each, and the reference config and machine they were measured on."""
+    peak RSS of each, the arithmetic rate reached (``train_gflop_per_s_<precision>``, from
+    the step's counted ``train_gflop_per_step``), and the reference config and machine."""
     result = {
         "reference": {"model": REFERENCE_MODEL, "hr_size": HR_SIZE, "scale": SCALE, "batch_size": BATCH, "optimizer": "Adam", "ema": True},
         "device": device, "threads": threads, "torch": torch.__version__, "cpu": cpu_name(),
         "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+        "train_gflop_per_step": round(training_step_gflop(), 1),
     }
     for precision in precisions:
         job = {"device": device, "threads": threads, "precision": precision, "steps": steps, "evaluations": evaluations, "warmup": warmup}
@@ -114,6 +128,7 @@ def run_benchmark(device: str = "cpu", threads: int = 2, steps: int = 20, evalua
         sampling = _in_fresh_process(measure_sampling, job)
         result[f"train_img_per_s_{precision}"] = round(training["img_per_s"], 2)
         result[f"train_s_per_step_{precision}"] = round(training["s_per_step"], 4)
+        result[f"train_gflop_per_s_{precision}"] = round(result["train_gflop_per_step"] / training["s_per_step"], 1)
         result[f"train_final_loss_{precision}"] = round(training["final_loss"], 4)
         result[f"train_peak_rss_mib_{precision}"] = round(training["peak_rss_mib"])
         result[f"sample_s_per_evaluation_{precision}"] = round(sampling["s_per_evaluation"], 4)

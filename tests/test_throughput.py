@@ -14,3 +14,16 @@ def test_the_benchmark_prints_one_json_object_with_throughput_and_memory():
     assert figures["train_img_per_s_fp32"] > 0 and figures["sample_s_per_evaluation_fp32"] > 0
     assert figures["train_peak_rss_mib_fp32"] > 100 and figures["reference"]["model"]["channel_multipliers"] == [1, 2, 4, 8]
     assert figures["reference"]["batch_size"] == 16 and figures["cpu"]
+    assert 150 < figures["train_gflop_per_step"] < 250 and figures["train_gflop_per_s_fp32"] > 0  # forward 63 GFLOP, backward twice that
+
+
+def test_the_gpu_check_runs_its_path_on_the_cpu_and_fails_clearly_without_cuda():
+    import torch
+
+    script = [sys.executable, "benchmarks/gpu_check.py"]
+    dry = subprocess.run([*script, "--device", "cpu", "--models", "demo", "--steps", "1", "--precision", "bf16"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "demo: 1.0M parameters; train" in dry.stdout and "s per network evaluation" in dry.stdout
+    if not torch.cuda.is_available():
+        missing = subprocess.run(script, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert missing.returncode == 1 and "torch sees no CUDA device" in missing.stderr

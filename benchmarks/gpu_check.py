@@ -1,0 +1,125 @@
+"""The CUDA path, checked on a GPU machine before a long run: for the demo's SR3 model and
+a paper-size one, a few training steps through the real Trainer (bf16 autocast,
+channels_last, a checkpoint written and resumed on the GPU), then sampling; prints
+images/s, seconds per network evaluation and peak GPU memory, and exits non-zero when any
+of it fails or gives a non-finite number.
+
+    python benchmarks/gpu_check.py                          # CUDA, bf16, demo + faces16_128
+    python benchmarks/gpu_check.py --precision fp16 --paper imagenet64_256 --batch 4
+    python benchmarks/gpu_check.py --device cpu --models demo --steps 2   # the same code on the CPU
+
+Synthetic images stand in for data (no dataset needed); the models and the noise schedule
+are the presets' own."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.runtime import Runtime  # noqa: E402
+from pipeline import config  # noqa: E402
+from sr3 import diffusion, method  # noqa: E402
+from sr3.data import PatchSampler  # noqa: E402
+from sr3.training import Trainer  # noqa: E402
+
+
+def synthetic_pairs(size: int, count: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    hr = torch.rand(count, 3, size, size, generator=generator) * 2 - 1
+    return list(zip(torch.nn.functional.avg_pool2d(hr, 3, 1, 1), hr))
+
+
+def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: int) -> dict:
+    """Train ``steps`` steps (after one step and a resume from its checkpoint), then sample."""
+    size = preset["training"]["sr3"]["patch_size"]
+    settings = dict(preset["training"]["sr3"], batch_size=batch, gradient_accumulation=1, checkpoint_every=10**9, log_every=1, keep="last", warmup_steps=0)
+    torch.manual_seed(0)
+    model = method.build_model(preset)
+    parameters = sum(p.numel() for p in model.parameters())
+    loss_fn = method.training_loss(preset)
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = Path(folder) / "checkpoint.pt"
+        Trainer(model, loss_fn, PatchSampler(synthetic_pairs(size), size, batch, 0), dict(settings, steps=1), 0, checkpoint, name, runtime).run()
+        if runtime.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(runtime.device)
+        torch.manual_seed(0)
+        trainer = Trainer(method.build_model(preset), loss_fn, PatchSampler(synthetic_pairs(size), size, batch, 0), dict(settings, steps=1 + steps), 0, checkpoint, name, runtime)
+        synchronise(runtime)
+        started = time.perf_counter()
+        losses = trainer.run()
+        synchronise(runtime)
+        train_seconds = time.perf_counter() - started
+        if trainer.step != 1 + steps:
+            raise RuntimeError(f"{name}: the resumed trainer ended at step {trainer.step}, not {1 + steps}")
+    result = {"model": name, "parameters_m": parameters / 1e6, "train_img_per_s": steps * batch / train_seconds, "final_loss": losses[-1][1]}
+    result["train_peak_gpu_mib"] = peak_memory_mib(runtime)
+    model = trainer.ema_model.eval()
+    schedule = dict(preset["diffusion"]["inference_schedule"], steps=4)
+    upsampled = runtime.layout(torch.stack([lr for lr, _ in synthetic_pairs(size, batch)]).to(runtime.device))
+    if runtime.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(runtime.device)
+    with runtime.autocast():
+        diffusion.sample(model, upsampled, dict(schedule, steps=1), list(range(batch)), None, preset["diffusion"]["parametrization"])  # warm-up
+        synchronise(runtime)
+        started = time.perf_counter()
+        sr = diffusion.sample(model, upsampled, schedule, list(range(batch)), None, preset["diffusion"]["parametrization"])
+        synchronise(runtime)
+    result["sample_s_per_evaluation"] = (time.perf_counter() - started) / schedule["steps"]
+    result["sample_peak_gpu_mib"] = peak_memory_mib(runtime)
+    if not (math.isfinite(result["final_loss"]) and torch.isfinite(sr).all()):
+        raise RuntimeError(f"{name}: non-finite loss ({result['final_loss']}) or samples in {runtime.precision}")
+    return result
+
+
+def synchronise(runtime: Runtime) -> None:
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize(runtime.device)
+
+
+def peak_memory_mib(runtime: Runtime) -> float | None:
+    return torch.cuda.max_memory_allocated(runtime.device) / 2**20 if runtime.device.type == "cuda" else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (the same code, for a dry run)")
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--paper", default="faces16_128", help="the paper-size preset whose model is checked")
+    parser.add_argument("--models", nargs="+", default=["demo", "paper"], choices=["demo", "paper"])
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps of each model")
+    parser.add_argument("--batch", type=int, default=8, help="the paper-size model's batch (the demo's is 16)")
+    parser.add_argument("--no-checkpointing", action="store_true", help="train the paper-size model without gradient checkpointing")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: torch sees no CUDA device (torch.cuda.is_available() is False): install a CUDA build of torch or run on a GPU machine", file=sys.stderr)
+        return 1
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}, {args.precision}")
+    failures = 0
+    for which in args.models:
+        preset_name = "demo" if which == "demo" else args.paper
+        _, preset, _ = config.load("params.yaml", preset_name)
+        runtime = Runtime(device, args.precision, channels_last=True, gradient_checkpointing=which == "paper" and not args.no_checkpointing)
+        try:
+            result = check_model(preset_name, preset, runtime, 16 if which == "demo" else args.batch, args.steps)
+        except Exception as error:  # any failure of the path is the finding: report it, go on, exit non-zero
+            print(f"FAILED {preset_name}: {type(error).__name__}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        memory = lambda key: f", peak {result[key]:.0f} MiB" if result[key] is not None else ""  # noqa: E731
+        print(
+            f"{preset_name}: {result['parameters_m']:.1f}M parameters; train {result['train_img_per_s']:.2f} images/s{memory('train_peak_gpu_mib')}, "
+            f"final loss {result['final_loss']:.4f}; sampling {result['sample_s_per_evaluation']:.4f} s per network evaluation{memory('sample_peak_gpu_mib')}"
+        )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
