@@ -25,7 +25,6 @@ DIFFUSION = {"training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end":
 
 
 def main(out: Path, steps: int, accumulation: int) -> None:
-    torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(0)
     hr = torch.nn.functional.interpolate(torch.rand(6, 3, 4, 4, generator=generator) * 2 - 1, size=16, mode="bilinear", align_corners=False)
     upsampled = torch.nn.functional.avg_pool2d(hr, 4).repeat_interleave(4, -1).repeat_interleave(4, -2)
@@ -43,4 +42,5 @@ def main(out: Path, steps: int, accumulation: int) -> None:
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(1)  # two ranks on two cores
     main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

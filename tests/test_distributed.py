@@ -50,9 +50,12 @@ def test_two_gloo_processes_with_accumulation_and_a_resume_train_as_one_process(
 
 
 def test_gradient_accumulation_in_one_process_equals_the_whole_batch(tmp_path):
-    whole = train(tmp_path / "whole", steps=4)
-    accumulated = train(tmp_path / "accumulated", steps=4, accumulation=4)
-    assert_same_training(whole, accumulated)
+    import ddp_training_run
+
+    for name, accumulation in (("whole", 1), ("accumulated", 4)):
+        (tmp_path / name).mkdir()
+        ddp_training_run.main(tmp_path / name, 4, accumulation)  # in this process: no torchrun here
+    assert_same_training(torch.load(tmp_path / "whole/result.pt"), torch.load(tmp_path / "accumulated/result.pt"))
 
 
 def test_each_rank_takes_its_block_of_the_global_batch_in_micro_batches():

@@ -33,20 +33,30 @@ def sampled_project(small_demo_project, tmp_path):
     return project
 
 
+def sample(project, method: str, shard=None) -> None:
+    """``sr3bench sample`` in this process (the stage function; the CLI costs seconds of imports)."""
+    from pipeline import config
+    from pipeline.stages import run_sample
+
+    preset_name, preset, _ = config.load(project / "params.yaml")
+    run_sample(preset_name, preset, method, shard)
+
+
 @pytest.mark.parametrize("method", ["bicubic", "regression", "sr3"])
-def test_merged_shards_equal_one_worker_byte_for_byte(sampled_project, method):
+def test_merged_shards_equal_one_worker_byte_for_byte(sampled_project, method, monkeypatch):
     project = sampled_project
+    monkeypatch.chdir(project)
     samples = project / "samples/demo" / method
-    run([*CLI, "sample", "--preset", "demo", "--method", method], project)
+    sample(project, method)
     one_worker = project / f"one-worker-{method}"
     samples.rename(one_worker)
 
     set_sampling(project, batch_size=2, shards=2)  # batches [img0, img1] and [img2]: one each
     for index in (1, 0):
-        run([*CLI, "sample", "--preset", "demo", "--method", method, "--shard", f"{index}/2"], project)
+        sample(project, method, (index, 2))
     shard_files = [sorted(p.name for p in (project / f"samples/demo/shards/{method}/{i}-of-2").glob("*.png")) for i in range(2)]
     assert [len(files) for files in shard_files] == [2, 1]
-    run([*CLI, "sample", "--preset", "demo", "--method", method], project)  # the merge
+    sample(project, method)  # the merge
 
     names = sorted(p.name for p in one_worker.iterdir())
     assert sorted(p.name for p in samples.iterdir()) == names and len(names) == 3
