@@ -46,6 +46,16 @@ def mean_over_ranks(value: float, runtime: Runtime) -> float:
     return float(tensor.item()) / runtime.world_size
 
 
+def any_rank(flag: bool, runtime: Runtime) -> bool:
+    """Whether ``flag`` holds on any rank: a stop signal that reached one rank a step
+    before the others stops them all at the same step (none waits forever for the others)."""
+    if not runtime.distributed:
+        return flag
+    tensor = torch.tensor([1.0 if flag else 0.0], device=runtime.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 def rows_of_rank(global_batch: int, runtime: Runtime, accumulation: int) -> list[slice]:
     """This rank's micro-batches as slices of the global batch: rank r takes the r-th of
     ``world_size`` equal blocks and splits it into ``accumulation`` equal micro-batches."""

@@ -169,10 +169,11 @@ class Trainer:
                     bar.update(1)
                     if self.validate and self.runtime.writes_files and (self.step % settings["validate_every"] == 0 or self.step == settings["steps"]):
                         self.score_on_validation()
-                    if self.step % settings["checkpoint_every"] == 0 or self._stop_signal:
+                    stopping = distributed.any_rank(self._stop_signal is not None, self.runtime)
+                    if self.step % settings["checkpoint_every"] == 0 or stopping:
                         self.save_checkpoint()
-                    if self._stop_signal:
-                        raise KeyboardInterrupt(f"stopped by signal {self._stop_signal} at step {self.step}; checkpoint saved")
+                    if stopping:
+                        raise KeyboardInterrupt(f"stopped by signal {self._stop_signal or 'on another rank'} at step {self.step}; checkpoint saved")
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)

@@ -85,7 +85,6 @@ def test_a_plain_run_rebuilds_declared_outputs_that_went_missing(uninterrupted, 
         (project / name).unlink()
     plan = planned_jobs(project)
     assert "sr3bench evaluate --preset demo --method sr3" in plan and "sr3bench train" not in plan
-    run(SNAKEMAKE, project)
-    same_results(project, uninterrupted)
-    shutil.rmtree(project / "models/demo/sr3")  # planned, not run: retraining is what the kill tests above check
+    # planned, not run: re-running stages to equal results is what the kill tests above check
+    shutil.rmtree(project / "models/demo/sr3")
     assert "sr3bench train --preset demo --method sr3" in planned_jobs(project)
