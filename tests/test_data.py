@@ -81,6 +81,7 @@ def test_only_rank_zero_writes_checkpoints(split, tmp_path, monkeypatch):
     monkeypatch.setattr(distributed, "start", lambda runtime: None)
     monkeypatch.setattr(distributed, "wrap", lambda model, runtime: model)
     monkeypatch.setattr(distributed, "mean_over_ranks", lambda value, runtime: value)
+    monkeypatch.setattr(distributed, "any_rank", lambda flag, runtime: flag)
 
     settings = {"steps": 2, "batch_size": 4, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1, "log_every": 1, "keep": "last"}
     sampler = PatchSampler(PairDataset(split, 4), 8, 4, seed=0)
