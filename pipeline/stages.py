@@ -113,12 +113,13 @@ def publish(files: dict[str, Path], out: Path, link: bool = False) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for name, source in files.items():
-        try:
-            if not link:
-                raise OSError
-            os.link(source, staging / name)
-        except OSError:  # not asked for, or across filesystems
-            shutil.copy2(source, staging / name)
+        if link:
+            try:
+                os.link(source, staging / name)
+                continue
+            except OSError:  # across filesystems: copy instead
+                pass
+        shutil.copy2(source, staging / name)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
 
@@ -235,7 +236,7 @@ def run_diversity(preset_name: str, preset: dict, method: str) -> None:
     count, seeds = preset["diversity"]["images"], preset["diversity"]["seeds"]
     implementation = registry.load(method)
     model = sampling_model(implementation, layout.model_file(preset_name, method), preset)
-    names = [p.name for p in list_images(layout.split_dir(preset_name, "test", "lr"))][:count]
+    names = test_names(preset_name)[:count]
     out = layout.diversity_dir(preset_name, method)
     with atomic_folder(out) as staging, progress(total=len(names), desc=f"diversity {method}", mininterval=2) as bar:
         for index, name in enumerate(names):
