@@ -43,8 +43,11 @@ run: install weights
 run-dvc: install weights
 	dvc repro
 
+# Two pytest-xdist workers: one runs the pipeline subprocesses of a slow test while the other
+# computes (tests/conftest.py keeps each file's tests, and the small demo's users, together).
+TEST_WORKERS ?= 2
 test: install weights
-	python -m pytest -q
+	python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # After `make run`: the README's demo table from reports/demo/metrics.csv.
 readme: install

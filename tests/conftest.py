@@ -15,6 +15,18 @@ def sr_benchmarks() -> Path:
     return root
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers):
+    the tests of one file stay on one worker, so that each module fixture (a pipeline
+    run, a trained model) is built once, and so do all the users of the session's small
+    demo run, wherever their file. Without xdist the marks do nothing."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            group = "small-demo" if "small_demo_project" in item.fixturenames else item.path.name
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def small_demo_project(tmp_path_factory) -> Path:
     """A copy of the project run through Snakemake with the small demo preset (a few
