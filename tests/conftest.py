@@ -27,6 +27,18 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist groups by appending ``@group`` to the node ids a worker collects, which
+    pytest 9.2 ignores (pytest-dev/pytest-xdist#1386): every worker would then silently
+    build the small demo. Stop instead, saying why."""
+    if node.config.getvalue("dist") == "loadgroup" and any("@" not in nodeid for nodeid in ids):
+        pytest.exit(
+            f"pytest-xdist did not group the tests (pytest {pytest.__version__}; see pytest-dev/pytest-xdist#1386): "
+            "install 'pytest<9.2' (pip install -e '.[test]'), or run them in one process: make test TEST_WORKERS=0",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
 @pytest.fixture(scope="session")
 def small_demo_project(tmp_path_factory) -> Path:
     """A copy of the project run through Snakemake with the small demo preset (a few
