@@ -15,6 +15,20 @@ def sr_benchmarks() -> Path:
     return root
 
 
+def pytest_configure(config):
+    """An xdist worker runs on cores of its own (its share of this process's), and so do
+    the pipeline stages it starts, which take their thread count from the affinity mask
+    (core/machine.py): two workers sharing two cores with two threads each would spend
+    their time waiting on each other's OpenMP threads."""
+    worker = getattr(config, "workerinput", None)
+    if worker is None or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    share = cores[int(worker["workerid"].removeprefix("gw")) :: int(worker["workercount"])] or cores
+    os.sched_setaffinity(0, share)
+    os.environ["OMP_NUM_THREADS"] = str(len(share))  # read when torch is first imported
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers):
