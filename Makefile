@@ -43,8 +43,8 @@ run: install weights
 run-dvc: install weights
 	dvc repro
 
-# Two pytest-xdist workers: one runs the pipeline subprocesses of a slow test while the other
-# computes (tests/conftest.py keeps each file's tests, and the small demo's users, together).
+# Two pytest-xdist workers, each on its own share of the cores (tests/conftest.py, which also
+# keeps each file's tests, and the small demo's users, on one worker). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: install weights
 	python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
