@@ -1,4 +1,4 @@
-"""`sr3bench benchmark --json` prints one JSON object with the figures issue 12 names."""
+"""The benchmarks: `sr3bench benchmark --json` (the figures issue 12 names), benchmarks/gpu_check.py on the CPU, benchmarks/loss_curves.py."""
 import json
 import subprocess
 import sys
@@ -27,3 +27,17 @@ def test_the_gpu_check_runs_its_path_on_the_cpu_and_fails_clearly_without_cuda()
     if not torch.cuda.is_available():
         missing = subprocess.run(script, cwd=REPO, capture_output=True, text=True, timeout=600)
         assert missing.returncode == 1 and "torch sees no CUDA device" in missing.stderr
+
+
+def test_loss_curves_compare_runs_by_the_mean_of_their_last_tenth(tmp_path):
+    steps = range(25, 1001, 25)
+    (tmp_path / "a.csv").write_text("step,loss\n" + "".join(f"{s},{1.0 if s <= 900 else 0.1}\n" for s in steps))
+    (tmp_path / "b.csv").write_text("step,loss\n" + "".join(f"{s},{1.0 if s <= 900 else 0.2}\n" for s in steps))
+    out = tmp_path / "curves.png"
+    result = subprocess.run([sys.executable, "benchmarks/loss_curves.py", f"fp32={tmp_path / 'a.csv'}", f"bf16={tmp_path / 'b.csv'}", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:3]}
+    assert float(rows["fp32"][2]) == 0.1 and float(rows["bf16"][2]) == 0.2  # steps above 900 only
+    assert rows["bf16"][3] == "100.0%" and out.stat().st_size > 1000
+    bad = subprocess.run([sys.executable, "benchmarks/loss_curves.py", str(tmp_path / "a.csv")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "LABEL=path/to/loss.csv" in bad.stderr
