@@ -1,18 +1,24 @@
 """The CUDA path, checked on a GPU machine before a long run: for the demo's SR3 model and
-a paper-size one, a few training steps through the real Trainer (bf16 autocast,
-channels_last, a checkpoint written and resumed on the GPU), then sampling; prints
-images/s, seconds per network evaluation and peak GPU memory, and exits non-zero when any
-of it fails or gives a non-finite number.
+a paper-size one, training through the real Trainer (bf16 autocast, channels_last, a
+checkpoint written and resumed on the GPU), then sampling; prints images/s and seconds
+per optimisation step (one batch, data loading left out), seconds per network evaluation
+and peak GPU memory of each, and exits non-zero when any of it fails or gives a
+non-finite number.
 
     python benchmarks/gpu_check.py                          # CUDA, bf16, demo + faces16_128
-    python benchmarks/gpu_check.py --precision fp16 --paper imagenet64_256 --batch 4
+    python benchmarks/gpu_check.py --paper imagenet64_256 --models paper --precision fp32
     python benchmarks/gpu_check.py --device cpu --models demo --steps 2   # the same code on the CPU
+
+The paper-size model trains at its preset's batch per GPU (the global batch over
+runtime.processes and gradient_accumulation) with its preset's gradient checkpointing,
+unless --batch or --checkpointing say otherwise.
 
 Synthetic images stand in for data (no dataset needed); the models and the noise schedule
 are the presets' own."""
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import sys
 import tempfile
@@ -23,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.runtime import Runtime  # noqa: E402
+from core.runtime import Runtime, runtime_from_config  # noqa: E402
 from pipeline import config  # noqa: E402
 from sr3 import diffusion, method  # noqa: E402
 from sr3.data import PatchSampler  # noqa: E402
@@ -50,6 +56,7 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = Path(folder) / "checkpoint.pt"
         Trainer(model, loss_fn, PatchSampler(synthetic_pairs(size), size, batch, 0), dict(settings, steps=1), 0, checkpoint, name, runtime).run()
+        del model  # the first trainer's weights: not part of what the peaks below measure
         torch.manual_seed(0)
         trainer = Trainer(method.build_model(preset), loss_fn, PatchSampler(synthetic_pairs(size), size, batch, 0), dict(settings, steps=2), 0, checkpoint, name, runtime)
         trainer.run()
@@ -69,9 +76,12 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
     result = {"model": name, "parameters_m": parameters / 1e6, "train_img_per_s": steps * batch / train_seconds, "train_s_per_step": train_seconds / steps, "final_loss": loss}
     result["train_peak_gpu_mib"] = peak_memory_mib(runtime)
     model = trainer.ema_model.eval()
+    del trainer, batch_tensors  # sampling's peak: the EMA model and its activations only
+    gc.collect()
     schedule = dict(preset["diffusion"]["inference_schedule"], steps=4)
     upsampled = runtime.layout(torch.stack([lr for lr, _ in synthetic_pairs(size, batch)]).to(runtime.device))
     if runtime.device.type == "cuda":
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(runtime.device)
     with runtime.autocast():
         diffusion.sample(model, upsampled, dict(schedule, steps=1), list(range(batch)), None, preset["diffusion"]["parametrization"])  # warm-up
@@ -95,16 +105,25 @@ def peak_memory_mib(runtime: Runtime) -> float | None:
     return torch.cuda.max_memory_allocated(runtime.device) / 2**20 if runtime.device.type == "cuda" else None
 
 
+def paper_batch(preset: dict) -> int:
+    """The images one GPU computes at once in the preset: its global batch over the
+    processes and the micro-batches of each."""
+    training, runtime = preset["training"]["sr3"], preset["runtime"]
+    return training["batch_size"] // (runtime["processes"] * training["gradient_accumulation"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (the same code, for a dry run)")
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--paper", default="faces16_128", help="the paper-size preset whose model is checked")
     parser.add_argument("--models", nargs="+", default=["demo", "paper"], choices=["demo", "paper"])
-    parser.add_argument("--steps", type=int, default=10, help="timed training steps of each model")
-    parser.add_argument("--batch", type=int, default=8, help="the paper-size model's batch (the demo's is 16)")
-    parser.add_argument("--no-checkpointing", action="store_true", help="train the paper-size model without gradient checkpointing")
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps of each model (at least 1)")
+    parser.add_argument("--batch", type=int, help="the paper-size model's batch (default: its preset's per GPU; the demo's is 16)")
+    parser.add_argument("--checkpointing", choices=["preset", "on", "off"], default="preset", help="the paper-size model's gradient checkpointing (default: its preset's runtime.gradient_checkpointing)")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: torch sees no CUDA device (torch.cuda.is_available() is False): install a CUDA build of torch or run on a GPU machine", file=sys.stderr)
         return 1
@@ -114,9 +133,11 @@ def main() -> int:
     for which in args.models:
         preset_name = "demo" if which == "demo" else args.paper
         _, preset, _ = config.load("params.yaml", preset_name)
-        runtime = Runtime(device, args.precision, channels_last=True, gradient_checkpointing=which == "paper" and not args.no_checkpointing)
+        checkpointing = which == "paper" and {"preset": preset["runtime"]["gradient_checkpointing"], "on": True, "off": False}[args.checkpointing]
+        # as a stage builds it (TF32 on CUDA as runtime.tf32 says, by default on)
+        runtime = runtime_from_config(dict(preset["runtime"], device=args.device, precision=args.precision, channels_last=True, gradient_checkpointing=checkpointing, processes=1))
         try:
-            batch = 16 if which == "demo" else args.batch
+            batch = 16 if which == "demo" else args.batch or paper_batch(preset)
             result = check_model(preset_name, preset, runtime, batch, args.steps)
         except Exception as error:  # any failure of the path is the finding: report it, go on, exit non-zero
             print(f"FAILED {preset_name}: {type(error).__name__}: {error}", file=sys.stderr)
@@ -124,7 +145,7 @@ def main() -> int:
             continue
         memory = lambda key: f", peak {result[key]:.0f} MiB" if result[key] is not None else ""  # noqa: E731
         print(
-            f"{preset_name}: {result['parameters_m']:.1f}M parameters; train {result['train_img_per_s']:.2f} images/s ({result['train_s_per_step']:.3f} s per step of {batch}){memory('train_peak_gpu_mib')}, "
+            f"{preset_name}: {result['parameters_m']:.1f}M parameters{', gradient checkpointing' if checkpointing else ''}; train {result['train_img_per_s']:.2f} images/s ({result['train_s_per_step']:.3f} s per step of {batch}){memory('train_peak_gpu_mib')}, "
             f"final loss {result['final_loss']:.4f}; sampling {result['sample_s_per_evaluation']:.4f} s per network evaluation{memory('sample_peak_gpu_mib')}"
         )
     return 1 if failures else 0

@@ -23,7 +23,7 @@ def test_the_gpu_check_runs_its_path_on_the_cpu_and_fails_clearly_without_cuda()
     script = [sys.executable, "benchmarks/gpu_check.py"]
     dry = subprocess.run([*script, "--device", "cpu", "--models", "demo", "--steps", "1", "--precision", "bf16"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert "demo: 1.0M parameters; train" in dry.stdout and "s per network evaluation" in dry.stdout
+    assert "demo: 1.0M parameters; train" in dry.stdout and "s per step of 16" in dry.stdout and "s per network evaluation" in dry.stdout
     if not torch.cuda.is_available():
         missing = subprocess.run(script, cwd=REPO, capture_output=True, text=True, timeout=600)
         assert missing.returncode == 1 and "torch sees no CUDA device" in missing.stderr
