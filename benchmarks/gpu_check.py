@@ -135,7 +135,7 @@ def main() -> int:
         _, preset, _ = config.load("params.yaml", preset_name)
         checkpointing = which == "paper" and {"preset": preset["runtime"]["gradient_checkpointing"], "on": True, "off": False}[args.checkpointing]
         # as a stage builds it (TF32 on CUDA as runtime.tf32 says, by default on)
-        runtime = runtime_from_config(dict(preset["runtime"], device=args.device, precision=args.precision, channels_last=True, gradient_checkpointing=checkpointing, processes=1))
+        runtime = runtime_from_config(dict(preset["runtime"], device=args.device, precision=args.precision, channels_last=True, gradient_checkpointing=checkpointing))
         try:
             batch = 16 if which == "demo" else args.batch or paper_batch(preset)
             result = check_model(preset_name, preset, runtime, batch, args.steps)
