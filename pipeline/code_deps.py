@@ -10,29 +10,29 @@ from pathlib import Path
 
 from pipeline import registry
 
-IMAGE_CODE = ["core/images.py", "core/resize.py"]
-DOWNLOAD_CODE = ["pipeline/download_stage.py", "pipeline/datasets.py", "core/download.py", "core/images.py", "core/resize.py"]
-PREPARE_CODE = ["pipeline/prepare.py", "core/image_check.py", "core/images.py", "core/resize.py", "core/shards.py"]
-TRAINER_CODE = ["sr3/training.py", "sr3/data.py", "core/shards.py", "core/runtime.py", "core/distributed.py", *IMAGE_CODE]
+IMAGE_CODE = ["sr3bench/core/images.py", "sr3bench/core/resize.py"]
+DOWNLOAD_CODE = ["pipeline/download_stage.py", "pipeline/datasets.py", "sr3bench/core/download.py", "sr3bench/core/images.py", "sr3bench/core/resize.py"]
+PREPARE_CODE = ["pipeline/prepare.py", "sr3bench/core/image_check.py", "sr3bench/core/images.py", "sr3bench/core/resize.py", "sr3bench/core/shards.py"]
+TRAINER_CODE = ["sr3/training.py", "sr3/data.py", "sr3bench/core/shards.py", "sr3bench/core/runtime.py", "sr3bench/core/distributed.py", *IMAGE_CODE]
 EVALUATE_CODE = [
-    "metrics/evaluate.py",
-    "metrics/psnr_ssim.py",
-    "metrics/protocol.py",
-    "metrics/consistency.py",
-    "metrics/fid_kid_is.py",
-    "metrics/lpips_metric.py",
-    "metrics/weights.py",
-    "core/images.py",
-    "core/resize.py",
+    "sr3bench/metrics/evaluate.py",
+    "sr3bench/metrics/psnr_ssim.py",
+    "sr3bench/metrics/protocol.py",
+    "sr3bench/metrics/consistency.py",
+    "sr3bench/metrics/fid_kid_is.py",
+    "sr3bench/metrics/lpips_metric.py",
+    "sr3bench/metrics/weights.py",
+    "sr3bench/core/images.py",
+    "sr3bench/core/resize.py",
 ]
-TUNE_CODE = ["pipeline/tune_stage.py", *EVALUATE_CODE, "sr3/schedule_spec.py", "core/seeds.py", "core/runtime.py"]
-REPORT_CODE = ["reporting/build.py", "reporting/figures.py", "reporting/tables.py", "reporting/paper.py", "reporting/comparison.py", "reporting/tuning.py", "reporting/provenance.py", "core/machine.py", "sr3/schedule_spec.py"]
-FRONT_PAGE_CODE = ["reporting/front_page.py", "reporting/tables.py"]
+TUNE_CODE = ["pipeline/tune_stage.py", *EVALUATE_CODE, "sr3/schedule_spec.py", "sr3bench/core/seeds.py", "sr3bench/core/runtime.py"]
+REPORT_CODE = ["sr3bench/reporting/build.py", "sr3bench/reporting/figures.py", "sr3bench/reporting/tables.py", "sr3bench/reporting/paper.py", "sr3bench/reporting/comparison.py", "sr3bench/reporting/tuning.py", "sr3bench/reporting/provenance.py", "sr3bench/core/machine.py", "sr3/schedule_spec.py"]
+FRONT_PAGE_CODE = ["sr3bench/reporting/front_page.py", "sr3bench/reporting/tables.py"]
 # Imported by stage code but left untracked: they decide where and how files are written,
 # never what is in them (tests/test_code_deps.py checks every other import is tracked).
 UNTRACKED_CODE = {
-    "core/atomic.py": "atomic writes",
-    "core/progress.py": "progress lines",
+    "sr3bench/core/atomic.py": "atomic writes",
+    "sr3bench/core/progress.py": "progress lines",
     "pipeline/layout.py": "paths",
     # the tune stage's orchestration, like pipeline/stages.py: config, registry, code lists
     "pipeline/config.py": "orchestration",
@@ -51,7 +51,7 @@ def training_code(method: str) -> list[str]:
 
 
 def sampling_code(method: str) -> list[str]:
-    return _unique(IMAGE_CODE + ["core/runtime.py"] + list(registry.entry(method).code))
+    return _unique(IMAGE_CODE + ["sr3bench/core/runtime.py"] + list(registry.entry(method).code))
 
 
 def tuning_code(method: str) -> list[str]:

@@ -251,7 +251,7 @@ def digest(value) -> str:
 def write_resolved(params: dict, root: Path = Path(".")) -> Path:
     """Write resolved params to ``cache/params/<digest>.yaml`` (once; the name is the
     content's hash) and return the path relative to ``root``."""
-    from core.atomic import atomic_path
+    from sr3bench.core.atomic import atomic_path
 
     relative = layout.resolved_params_file(digest(params))
     path = Path(root) / relative

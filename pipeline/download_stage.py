@@ -16,11 +16,11 @@ import os
 import shutil
 from pathlib import Path
 
-from core.progress import progress
+from sr3bench.core.progress import progress
 
-from core.atomic import atomic_path
-from core.download import DownloadError, fetch, md5_of, unpack
-from core.images import IMAGE_SUFFIXES, list_images_recursive
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.download import DownloadError, fetch, md5_of, unpack
+from sr3bench.core.images import IMAGE_SUFFIXES, list_images_recursive
 from pipeline import datasets, layout
 
 log = logging.getLogger(__name__)

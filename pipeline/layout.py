@@ -57,7 +57,7 @@ def split_dir(preset: str, split: str, kind: str | None = None) -> Path:
 
 
 def shard_folder(data_root: Path, split: str) -> Path:
-    """The shards of a split's pairs (the training split is stored so, core/shards.py)."""
+    """The shards of a split's pairs (the training split is stored so, sr3bench/core/shards.py)."""
     return split_under(data_root, split) / "shards"
 
 

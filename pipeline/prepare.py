@@ -2,7 +2,7 @@
 
 Layout written under ``data/<preset>/``::
 
-    train/shards/shard-*.tar, index.json   training pairs, streamed by index (core/shards.py)
+    train/shards/shard-*.tar, index.json   training pairs, streamed by index (sr3bench/core/shards.py)
     val/{hr,lr}/*.png  test/{hr,lr}/*.png  whole images, read by sampling and evaluation
     manifest.json                          every item of every split with its sha256
 
@@ -20,7 +20,7 @@ How an HR image is made from a source image (``dataset.fit``):
   counted in the manifest), the rest cropped to their largest central square and shrunk
   to ``hr_size`` by area interpolation (the paper's ImageNet preprocessing, Sec. 4).
 
-LR images are made by ``core.resize.downsample`` (MATLAB-compatible bicubic, antialiased)
+LR images are made by ``sr3bench.core.resize.downsample`` (MATLAB-compatible bicubic, antialiased)
 unless a folder dataset provides them (``lr_source: provided``). Two source images with
 one file stem in a split are refused: they would be written to one name.
 """
@@ -32,13 +32,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from core.progress import progress
+from sr3bench.core.progress import progress
 
-from core.image_check import BadImageError, load_dataset_image
-from core.atomic import atomic_path
-from core.images import list_images, list_images_recursive, write_png
-from core.resize import area_resize, downsample, imresize
-from core.shards import ShardWriter
+from sr3bench.core.image_check import BadImageError, load_dataset_image
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.images import list_images, list_images_recursive, write_png
+from sr3bench.core.resize import area_resize, downsample, imresize
+from sr3bench.core.shards import ShardWriter
 from pipeline import layout
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ def prepare(preset: dict, out: Path) -> None:
 
     lr_maker = provided_lr if dataset["lr_source"] == "provided" else None
     manifest = {
-        "downsampling": "MATLAB-compatible bicubic imresize (a = -0.5, antialiased), core/resize.py",
+        "downsampling": "MATLAB-compatible bicubic imresize (a = -0.5, antialiased), sr3bench/core/resize.py",
         "fit": dataset["fit"],
         "lr_source": dataset["lr_source"],
         "scale": dataset["scale"],

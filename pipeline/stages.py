@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from core.atomic import atomic_folder, atomic_path
-from core.images import list_images, read_image, write_png
-from core.progress import progress
-from core.runtime import runtime_from_config, sampling_model
-from core.seeds import numpy_seed
+from sr3bench.core.atomic import atomic_folder, atomic_path
+from sr3bench.core.images import list_images, read_image, write_png
+from sr3bench.core.progress import progress
+from sr3bench.core.runtime import runtime_from_config, sampling_model
+from sr3bench.core.seeds import numpy_seed
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, sampling_code, training_code
 from pipeline.config import digest
@@ -64,7 +64,7 @@ def run_train(preset_name: str, preset: dict, method: str) -> None:
 def validation_psnr(preset_name: str, preset: dict, implementation):
     """A function of a model: its mean PSNR on the validation split, under the preset's
     protocol, each image super-resolved alone (seeded like the test images)."""
-    from metrics.psnr_ssim import psnr
+    from sr3bench.metrics.psnr_ssim import psnr
 
     hr_folder, lr_folder = layout.split_dir(preset_name, "val", "hr"), layout.split_dir(preset_name, "val", "lr")
     names = [p.name for p in list_images(hr_folder)]
@@ -255,7 +255,7 @@ DIVERSITY_STREAM = 7  # a seed part that keeps the diversity samples apart from 
 def run_evaluate(preset_name: str, preset: dict, method: str, weights_dir=None) -> None:
     """Per-image metrics (CSV) and set metrics with the protocol they were computed under
     (the JSON sidecar, which the report prints)."""
-    from metrics.evaluate import evaluate_method, evaluate_set
+    from sr3bench.metrics.evaluate import evaluate_method, evaluate_set
 
     samples, hr_dir = layout.samples_dir(preset_name, method), layout.split_dir(preset_name, "test", "hr")
     manifest = json.loads(layout.manifest_file(preset_name).read_text())
@@ -299,8 +299,8 @@ def run_scale(preset_name: str, preset: dict, methods: list[str]) -> dict:
 
 
 def run_report(preset_name: str, preset: dict, methods: list[str], threads: dict) -> None:
-    from reporting.build import build_report
-    from reporting.provenance import provenance
+    from sr3bench.reporting.build import build_report
+    from sr3bench.reporting.provenance import provenance
 
     build_report(
         preset_name,

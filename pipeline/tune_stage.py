@@ -24,12 +24,12 @@ import time
 
 import numpy as np
 import pandas as pd
-from core.progress import progress
+from sr3bench.core.progress import progress
 
-from core.atomic import atomic_path
-from core.images import list_images, read_image
-from core.runtime import sampling_model
-from core.seeds import numpy_seed
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.images import list_images, read_image
+from sr3bench.core.runtime import sampling_model
+from sr3bench.core.seeds import numpy_seed
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, tuning_code
 from pipeline.config import digest
@@ -76,7 +76,7 @@ class PointSampler:
     """Samples and scores validation images at one grid point, with a cache per point."""
 
     def __init__(self, preset_name: str, preset: dict, method: str, weights_dir=None):
-        from metrics.evaluate import image_metrics
+        from sr3bench.metrics.evaluate import image_metrics
 
         self.image_metrics, self.weights_dir = image_metrics, weights_dir
         self.preset, self.method = preset, method

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
-from core.images import to_tensor, upsampled_tensor
-from core.shards import ShardReader
+from sr3bench.core.images import to_tensor, upsampled_tensor
+from sr3bench.core.shards import ShardReader
 
 
 class PairDataset:
     """The (bicubic-upsampled LR, HR) pairs of a prepared training split, stored as shards
-    (``core.shards``) and read by index when first asked for, so that a split need not
+    (``sr3bench.core.shards``) and read by index when first asked for, so that a split need not
     fit in memory. Items are float32 (3, H, W) tensors in [-1, 1]; all HR images of a
     training split have one size.
 

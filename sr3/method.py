@@ -6,7 +6,7 @@ from functools import partial
 
 import torch
 
-from core.images import to_uint8, upsampled_tensor
+from sr3bench.core.images import to_uint8, upsampled_tensor
 from sr3 import diffusion
 from sr3.model_file import build_unet, load_model, save_model
 from sr3.unet import padded_to_depth

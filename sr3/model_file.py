@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from core.atomic import atomic_path
+from sr3bench.core.atomic import atomic_path
 from sr3.unet import UNet
 
 

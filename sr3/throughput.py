@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from core.machine import cpu_name
+from sr3bench.core.machine import cpu_name
 from sr3 import diffusion
 from sr3.model_file import build_unet
 from sr3.training import update_ema

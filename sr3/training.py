@@ -13,10 +13,10 @@ from typing import Callable
 
 import torch
 
-from core import distributed
-from core.atomic import atomic_path
-from core.progress import progress
-from core.runtime import Runtime
+from sr3bench.core import distributed
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.progress import progress
+from sr3bench.core.runtime import Runtime
 from sr3.data import PatchSampler, Prefetcher
 
 log = logging.getLogger(__name__)

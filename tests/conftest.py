@@ -18,7 +18,7 @@ def sr_benchmarks() -> Path:
 def pytest_configure(config):
     """An xdist worker runs on cores of its own (its share of this process's), and so do
     the pipeline stages it starts, which take their thread count from the affinity mask
-    (core/machine.py): two workers sharing two cores with two threads each would spend
+    (sr3bench/core/machine.py): two workers sharing two cores with two threads each would spend
     their time waiting on each other's OpenMP threads."""
     worker = getattr(config, "workerinput", None)
     if worker is None or not hasattr(os, "sched_setaffinity"):

@@ -14,7 +14,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.runtime import runtime_from_config  # noqa: E402
+from sr3bench.core.runtime import runtime_from_config  # noqa: E402
 from sr3.data import PatchSampler  # noqa: E402
 from sr3.method import training_loss  # noqa: E402
 from sr3.training import Trainer  # noqa: E402

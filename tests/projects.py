@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO
 
-PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "envs", "core", "pipeline", "sr3", "baselines", "metrics", "reporting", "reports/paper"]  # not the checkout's own reports
+PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "envs", "sr3bench", "pipeline", "sr3", "baselines", "reports/paper"]  # not the checkout's own reports
 BIN = Path(sys.executable).parent
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.image_check import BadImageError, load_dataset_image
+from sr3bench.core.image_check import BadImageError, load_dataset_image
 from pipeline.config import with_defaults
 from pipeline.prepare import dataset_sources, prepare
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO
 from pipeline import code_deps, registry
 
-PROJECT_PACKAGES = {"core", "pipeline", "sr3", "baselines", "metrics", "reporting"}
+PROJECT_PACKAGES = {"sr3bench", "pipeline", "sr3", "baselines"}
 
 
 def imported_project_files(path: str) -> set[str]:
@@ -59,5 +59,5 @@ def test_every_module_a_stage_imports_is_tracked(stage):
 
 
 def test_the_check_sees_an_untracked_import():
-    assert "reporting/comparison.py" in import_closure(["reporting/build.py"])
+    assert "sr3bench/reporting/comparison.py" in import_closure(["sr3bench/reporting/build.py"])
     assert "sr3/unet.py" in import_closure(["baselines/regression.py"])

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.images import to_tensor
-from core.resize import downsample, upsample
-from core.runtime import Runtime, RuntimeSettingError, runtime_from_config
-from core.shards import DamagedShardError, ShardReader, ShardWriter
+from sr3bench.core.images import to_tensor
+from sr3bench.core.resize import downsample, upsample
+from sr3bench.core.runtime import Runtime, RuntimeSettingError, runtime_from_config
+from sr3bench.core.shards import DamagedShardError, ShardReader, ShardWriter
 from sr3.data import PairDataset, PatchSampler
 from sr3.training import Trainer
 
@@ -75,7 +75,7 @@ def test_cuda_without_a_gpu_is_refused_and_auto_falls_back_to_the_cpu():
 def test_only_rank_zero_writes_checkpoints(split, tmp_path, monkeypatch):
     """Each rank of two run alone (no process group: the gradient averaging is
     test_distributed.py's): only rank 0 leaves a checkpoint."""
-    from core import distributed
+    from sr3bench.core import distributed
     from sr3.unet import UNet
 
     monkeypatch.setattr(distributed, "start", lambda runtime: None)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.distributed import rows_of_rank
-from core.runtime import Runtime
+from sr3bench.core.distributed import rows_of_rank
+from sr3bench.core.runtime import Runtime
 
 SCRIPT = Path(__file__).parent / "ddp_training_run.py"
 

@@ -1,4 +1,4 @@
-"""core.download against a real HTTP server on 127.0.0.1 (a thread in this process):
+"""sr3bench.core.download against a real HTTP server on 127.0.0.1 (a thread in this process):
 resume after a cut, servers that ignore Range, checksum and HTTP errors, no network,
 and atomic, safe unpacking of tar and zip archives."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.download import DownloadError, fetch, md5_of, unpack
+from sr3bench.core.download import DownloadError, fetch, md5_of, unpack
 from local_http import http_server  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.fault
@@ -87,7 +87,7 @@ def test_server_ignoring_range_restarts_from_zero(server, tmp_path, caplog):
     dest, part = tmp_path / "data.bin", tmp_path / "data.bin.part"
     part.write_bytes(b"x" * 50_000)
     server.ignore_range = True
-    with caplog.at_level(logging.WARNING, logger="core.download"):
+    with caplog.at_level(logging.WARNING, logger="sr3bench.core.download"):
         _fetch(server, dest)
     assert server.requests == [("/data.bin", "bytes=50000-")]
     assert dest.read_bytes() == BODY

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from core.download import DownloadError
+from sr3bench.core.download import DownloadError
 from local_http import http_server  # noqa: F401  (a fixture)
 from pipeline import datasets
 from pipeline.download_stage import SOURCE_FILE, run_download

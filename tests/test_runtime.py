@@ -4,7 +4,7 @@ Each keeps training what it was (equal weights, or a loss that falls) and resume
 import pytest
 import torch
 
-from core.runtime import Runtime, runtime_from_config
+from sr3bench.core.runtime import Runtime, runtime_from_config
 from sr3.data import PatchSampler
 from sr3.method import training_loss
 from sr3.training import Trainer

@@ -92,7 +92,7 @@ def test_snakemake_runs_one_job_per_shard_then_the_merge(sampled_project):
 def test_the_merge_refuses_a_missing_or_doubled_image(tmp_path, monkeypatch):
     import numpy as np
 
-    from core.images import write_png
+    from sr3bench.core.images import write_png
     from pipeline import layout
     from pipeline.stages import SHARD_KEY, merge_shards
 

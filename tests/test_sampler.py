@@ -78,7 +78,7 @@ def test_a_real_unets_samples_hold_to_one_grey_level_across_batch_sizes():
     """The noise is per image, but the convolution kernels a batch size selects round in
     their last bits differently: batched and one-at-a-time samples may differ by one grey
     level in a few pixels (README, "Faults and bad input"), never more."""
-    from core.images import to_uint8
+    from sr3bench.core.images import to_uint8
     from projects import tiny_params
     from sr3.model_file import build_unet
 
@@ -97,7 +97,7 @@ def test_a_real_unets_samples_hold_to_one_grey_level_across_batch_sizes():
 def test_sampling_compile_reaches_the_model(tmp_path, monkeypatch):
     """sampling.compile wraps the loaded model in torch.compile (recorded here, not run:
     compiling takes a minute); off, the model is used as loaded."""
-    from core.runtime import sampling_model
+    from sr3bench.core.runtime import sampling_model
     from projects import tiny_params
     from sr3 import method as sr3_method
 

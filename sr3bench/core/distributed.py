@@ -13,7 +13,7 @@ import contextlib
 import torch
 import torch.distributed as dist
 
-from core.runtime import Runtime
+from sr3bench.core.runtime import Runtime
 
 
 def start(runtime: Runtime) -> None:

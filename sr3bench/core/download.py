@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from core.progress import progress as progress_bar
+from sr3bench.core.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metrics.weights import (
+from sr3bench.metrics.weights import (
     DOWNLOAD_ERRORS,
     WeightsUnavailableError,
     default_weights_dir,

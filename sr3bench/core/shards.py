@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.atomic import atomic_path
+from sr3bench.core.atomic import atomic_path
 
 INDEX_NAME = "index.json"
 KINDS = ("hr", "lr")

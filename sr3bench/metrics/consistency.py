@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.resize import downsample
+from sr3bench.core.resize import downsample
 
 UNIT = 1e-5
 

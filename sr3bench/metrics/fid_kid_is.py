@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from metrics.weights import resolve_inception_weights
+from sr3bench.metrics.weights import resolve_inception_weights
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg")  # torch-fidelity's default samples_find_ext

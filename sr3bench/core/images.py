@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.atomic import atomic_path
-from core.resize import upsample
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.resize import upsample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.atomic import atomic_path
-from reporting.tables import DIGITS, header
+from sr3bench.core.atomic import atomic_path
+from sr3bench.reporting.tables import DIGITS, header
 
 HEADLINE = ["psnr", "ssim", "consistency", "fid", "lpips"]
 

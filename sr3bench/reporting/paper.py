@@ -15,7 +15,7 @@ def load_tables(folder: Path) -> list[dict]:
     """[{"title", "citation", "columns", "rows": {method: {column: value}}}] in file-name order."""
     tables = []
     for path in sorted(Path(folder).glob("*.csv")):
-        if path.name == "scale.csv":  # the runs' scale (reporting/comparison.py), not a results table
+        if path.name == "scale.csv":  # the runs' scale (sr3bench/reporting/comparison.py), not a results table
             continue
         frame = pd.read_csv(path)
         missing = [c for c in ("title", "method", "citation") if c not in frame.columns]

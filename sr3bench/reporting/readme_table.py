@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reporting.tables import header
+from sr3bench.reporting.tables import header
 
 COLUMNS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 1, "lpips": 3}  # column -> printed decimals
 

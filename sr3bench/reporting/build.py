@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.atomic import atomic_folder
-from reporting import comparison, figures, paper
-from reporting.provenance import provenance_section
-from reporting.tuning import load_tuning, tuning_section
+from sr3bench.core.atomic import atomic_folder
+from sr3bench.reporting import comparison, figures, paper
+from sr3bench.reporting.provenance import provenance_section
+from sr3bench.reporting.tuning import load_tuning, tuning_section
 from sr3.schedule_spec import describe
-from reporting.tables import DIGITS, METRIC_COLUMNS, header, summarise
+from sr3bench.reporting.tables import DIGITS, METRIC_COLUMNS, header, summarise
 
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient

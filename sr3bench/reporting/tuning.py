@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reporting.tables import header
+from sr3bench.reporting.tables import header
 
 COLUMNS = ["sampler", "schedule", "steps", "psnr", "ssim", "lpips", "consistency", "consistency_reference_images", "seconds_per_image"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reporting.tables import LOWER_IS_BETTER
+from sr3bench.reporting.tables import LOWER_IS_BETTER
 
 SCALE_FILE = "scale.csv"
 SCALE_ROWS = [

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from core.progress import progress
+from sr3bench.core.progress import progress
 
-from metrics.consistency import consistency
-from metrics.fid_kid_is import set_metrics
-from metrics.lpips_metric import lpips_per_image
-from metrics.protocol import describe
-from metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
-from core.images import list_images, read_image
+from sr3bench.metrics.consistency import consistency
+from sr3bench.metrics.fid_kid_is import set_metrics
+from sr3bench.metrics.lpips_metric import lpips_per_image
+from sr3bench.metrics.protocol import describe
+from sr3bench.metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
+from sr3bench.core.images import list_images, read_image
 
 PER_IMAGE_COLUMNS = ["method", "name", "group", "psnr", "ssim", "consistency", "lpips"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.machine import cpu_count, cpu_name
+from sr3bench.core.machine import cpu_count, cpu_name
 
 PACKAGES = ("sr3-bench", "torch", "torchvision", "torch-fidelity", "lpips", "scikit-image", "numpy", "pandas", "pillow", "matplotlib", "snakemake", "dvc")
 

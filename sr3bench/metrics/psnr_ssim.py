@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from metrics.protocol import metric_arrays
+from sr3bench.metrics.protocol import metric_arrays
 
 DATA_RANGE = 255.0
 SSIM_SETTINGS = "Gaussian window sigma 1.5, K1 = 0.01, K2 = 0.03, population covariance, data range 255 (Wang et al. 2004)"
