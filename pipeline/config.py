@@ -33,8 +33,25 @@ SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 @functools.lru_cache(maxsize=1)
 def _schema() -> dict:
-    """The schema, read once per process (validators copy defaults out; none writes to it)."""
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The schema, read once per process (validators copy defaults out; none writes to it),
+    completed from the declarations it depends on: a ``threads`` and a ``resources`` key
+    for each stage of the stage table, and each trained method's own training settings
+    (the shared ones plus its registry entry's ``settings_schema``)."""
+    from pipeline.stage_table import PRESET_STAGE_SETTINGS
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    threads = schema["properties"]["threads"]
+    threads["properties"] = {key: {"$ref": "#/$defs/stage_threads"} for key in PRESET_STAGE_SETTINGS}
+    threads["required"] = list(PRESET_STAGE_SETTINGS)
+    preset = schema["$defs"]["preset"]["properties"]
+    preset["resources"]["properties"] = {key: {"$ref": "#/$defs/resources", "default": {}} for key in PRESET_STAGE_SETTINGS}
+    shared = schema["$defs"]["training"]
+    preset["training"]["properties"] = {
+        entry.name: {**shared, "properties": {**shared["properties"], **entry.settings_schema}}
+        for entry in registry.ENTRIES
+        if entry.trained and entry.settings_schema
+    }
+    return schema
 
 
 class ConfigError(ValueError):
@@ -114,14 +131,20 @@ def validate(params: dict) -> None:
 
 
 def check_methods(methods: list[str], preset: dict, preset_name: str) -> None:
-    """Every compared method is registered, and every variant is defined by the preset."""
+    """Every compared method is registered, every variant is defined by the preset, and
+    every trained method has its training settings."""
     for method in methods:
         try:
-            registry.entry(method)
+            entry = registry.entry(method)
             if variant_name(method) and variant_name(method) not in preset["variants"]:
                 raise registry.UnknownMethodError(f"{method!r}: variant {variant_name(method)!r} is not defined under variants of this preset")
         except registry.UnknownMethodError as error:
             raise ConfigError(f"params: methods: {error} (preset {preset_name})") from error
+        if entry.trained and entry.name not in preset["training"]:
+            raise ConfigError(
+                f"params: presets.{preset_name}.training.{entry.name}: missing; {method} is trained, so it needs its "
+                f"training settings (steps, batch_size, patch_size, learning_rate, ema_decay, checkpoint_every, log_every)"
+            )
 
 
 def check_preset(name: str, preset: dict) -> None:

@@ -1,5 +1,5 @@
 """The registered datasets: where each comes from, how it is checked and how it is laid out
-under ``downloads/<name>/`` for the prepare stage (``pipeline/download_stage.py`` runs it).
+under ``downloads/<name>/`` for the prepare stage (``pipeline/stages/download.py`` runs it).
 
 Every dataset can come from a local folder or archive instead of its publisher
 (``datasets.<name>.local`` in params.yaml) or from a mirror (``datasets.<name>.mirror``, a
@@ -27,7 +27,7 @@ class DatasetEntry:
     licence: str
     access: str  # "download" (fetched when no local copy is given) or "manual"
     files: tuple[RemoteFile, ...]
-    arrangement: str  # how the files become downloads/<name>/ (pipeline/download_stage.py)
+    arrangement: str  # how the files become downloads/<name>/ (pipeline/stages/download.py)
     layout: str  # what downloads/<name>/ holds afterwards
     how_to_get: str = ""
     options: dict = field(default_factory=dict)
@@ -108,7 +108,7 @@ ENTRIES = (
 REGISTRY = {entry.name: entry for entry in ENTRIES}
 
 
-class UnknownDatasetError(KeyError):
+class UnknownDatasetError(ValueError):
     def __str__(self) -> str:
         return self.args[0]
 

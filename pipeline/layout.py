@@ -21,6 +21,7 @@ trained model of its base method.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 SPLITS = ("train", "val", "test")
@@ -180,3 +181,75 @@ def download_log_file(dataset: str) -> Path:
 
 def benchmark_file(preset: str, stage: str, method: str | None = None) -> Path:
     return log_file(preset, stage, method).with_suffix(".benchmark.tsv")
+
+
+@dataclass(frozen=True)
+class PresetPaths:
+    """Every path of one preset, its name bound once: ``paths.split("test", "lr")``,
+    ``paths.model("sr3")``. What stage functions get instead of a bare preset name."""
+
+    preset: str
+
+    @property
+    def data(self) -> Path:
+        return data_dir(self.preset)
+
+    def split(self, split: str, kind: str | None = None) -> Path:
+        return split_dir(self.preset, split, kind)
+
+    def shards(self, split: str) -> Path:
+        return shard_dir(self.preset, split)
+
+    @property
+    def manifest(self) -> Path:
+        return manifest_file(self.preset)
+
+    def model(self, method: str) -> Path:
+        return model_file(self.preset, method)
+
+    def loss(self, method: str) -> Path:
+        return loss_file(self.preset, method)
+
+    def checkpoint(self, method: str) -> Path:
+        return checkpoint_file(self.preset, method)
+
+    def samples(self, method: str) -> Path:
+        return samples_dir(self.preset, method)
+
+    def sample_shard(self, method: str, index: int, count: int) -> Path:
+        return sample_shard_dir(self.preset, method, index, count)
+
+    def sample_cache(self, method: str) -> Path:
+        return sample_cache_dir(self.preset, method)
+
+    def diversity(self, method: str) -> Path:
+        return diversity_dir(self.preset, method)
+
+    def results(self, method: str) -> Path:
+        return results_file(self.preset, method)
+
+    def set_metrics(self, method: str) -> Path:
+        return set_metrics_file(self.preset, method)
+
+    def tune_table(self, method: str) -> Path:
+        return tune_table(self.preset, method)
+
+    def tune_choices(self, method: str) -> Path:
+        return tune_choices_file(self.preset, method)
+
+    def tune_cache(self, method: str) -> Path:
+        return tune_cache_dir(self.preset, method)
+
+    @property
+    def fidelity_cache(self) -> Path:
+        return fidelity_cache_dir(self.preset)
+
+    @property
+    def report_dir(self) -> Path:
+        return report_dir(self.preset)
+
+    def report(self, name: str) -> Path:
+        return report_file(self.preset, name)
+
+    def log(self, stage: str, method: str | None = None) -> Path:
+        return log_file(self.preset, stage, method)

@@ -1,10 +1,10 @@
 """The compared methods: one entry per method, the one list that the CLI, the Snakemake
 rules, the generated ``dvc.yaml`` and the report take their methods from.
 
-An entry names the module that implements the method and the source files the engines
-track for it. Entries are plain data, so reading the registry imports neither torch nor
-the methods (the Snakefile reads it at every start); a stage imports the module of the
-one method it runs (``load``).
+An entry names the module that implements the method; the code the engines track for it
+is that module's import closure (``pipeline/code_deps.py``). Entries are plain data, so
+reading the registry imports neither torch nor the methods (the Snakefile reads it at
+every start); a stage imports the module of the one method it runs (``load``).
 
 A method module provides::
 
@@ -18,7 +18,10 @@ A method module provides::
     save_model_file(path, model, settings)  and  load_model(path) -> model in eval mode
 
 Adding a method is one module and one line in ``ENTRIES``; listing it under ``methods:``
-in params.yaml (and running ``sr3bench dvc-yaml`` for DVC) makes the engines run it.
+in params.yaml (and running ``sr3bench dvc-yaml`` for DVC) makes the engines run it. A
+trained method's settings are its own section, ``presets.<preset>.training.<method>``
+(the schema's ``training`` settings, plus the keys of the entry's ``settings_schema``):
+no edit of the schema file.
 
 A *variant* ``<method>@<name>`` samples a trained method with other sampling settings
 (``presets.<preset>.variants.<name>``, e.g. another inference schedule); it has its own
@@ -27,29 +30,26 @@ samples and results and reuses the base method's model.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 
 from pipeline.layout import VARIANT_SEPARATOR, base_method, variant_name
-
-UNET_CODE = ("sr3/unet.py", "sr3/architecture.py", "sr3/model_file.py")
-DIFFUSION_CODE = ("sr3/diffusion.py", "sr3/schedule.py", "sr3/schedule_spec.py", "sr3/method.py")
-
 
 @dataclass(frozen=True)
 class MethodEntry:
     name: str
     module: str  # implements the method protocol (module docstring)
     trained: bool
-    code: tuple[str, ...]  # the method's own source files, tracked by both engines
     title: str  # as the report prints it
     stochastic: bool = False  # its samples depend on the seed: the report shows several
+    # JSON schema properties of settings the method adds to the shared training settings
+    settings_schema: dict = field(default_factory=dict)
 
 
 ENTRIES = (
-    MethodEntry("bicubic", "baselines.bicubic", trained=False, code=("baselines/bicubic.py",), title="Bicubic"),
-    MethodEntry("regression", "baselines.regression", trained=True, code=("baselines/regression.py", *UNET_CODE), title="Regression"),
-    MethodEntry("sr3", "sr3.method", trained=True, code=(*DIFFUSION_CODE, *UNET_CODE), title="SR3", stochastic=True),
+    MethodEntry("bicubic", "baselines.bicubic", trained=False, title="Bicubic"),
+    MethodEntry("regression", "baselines.regression", trained=True, title="Regression"),
+    MethodEntry("sr3", "sr3.method", trained=True, title="SR3", stochastic=True),
 )
 REGISTRY = {entry.name: entry for entry in ENTRIES}
 
@@ -85,6 +85,11 @@ def diverse_methods(preset: dict, methods: list[str]) -> list[str]:
     if not preset["diversity"]["images"]:
         return []
     return list(dict.fromkeys(base_method(m) for m in methods if entry(m).stochastic))
+
+
+def method_settings(preset: dict, method: str) -> dict:
+    """A trained method's own settings: ``training.<base method>`` of the preset."""
+    return preset["training"][base_method(method)]
 
 
 def title(method: str) -> str:

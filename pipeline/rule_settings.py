@@ -1,19 +1,16 @@
-"""What the Snakefile's rules compute from the config: each stage's tracked values, its
-inputs, and its cluster resources. Kept out of the rule files so that they hold rules
-only (``snakemake --lint``)."""
+"""What the Snakefile's generated rules compute from the config and the stage table: each
+rule's inputs, tracked values, threads, cluster resources and wildcard constraints, and
+the outputs of the run. Kept out of the Snakefile so that it holds rules only."""
 from __future__ import annotations
 
 import os
+import re
 
-from pipeline import code_deps, layout, registry
 from pipeline.config import RESOLVED_PARAMS_VARIABLE
-from pipeline.stage_params import param_values, stage_params
+from pipeline.stage_table import METHOD_FAN_OUTS, STAGES, Plan, Stage, param_values, stage_keys
 
-# Outputs in `snakemake --report report.html`: file -> category (caption: pipeline/report/<stem>.rst).
-IN_SNAKEMAKE_REPORT = {"metrics.csv": "Results", "grid.png": "Images", "zoom.png": "Images", "diversity.png": "Images", "loss.png": "Training", "tuning.png": "Sampling"}
-
-# Rules without a preset: a dataset download can take a day (ImageNet's 150 GB).
-UNPRESET_RESOURCES = {"download": {"gpus": 0, "mem_mb": 4000, "runtime": 1440}, "front_page": {"gpus": 0, "mem_mb": 2000, "runtime": 10}}
+# Stages without a preset: a dataset download can take a day (ImageNet's 150 GB).
+UNPRESET_RESOURCES = {"dataset": {"gpus": 0, "mem_mb": 4000, "runtime": 1440}, "project": {"gpus": 0, "mem_mb": 2000, "runtime": 10}}
 
 
 def publish_params_option(option: str, environ=os.environ) -> None:
@@ -26,35 +23,80 @@ def publish_params_option(option: str, environ=os.environ) -> None:
         environ.pop(RESOLVED_PARAMS_VARIABLE, None)
 
 
-def stage_config(config: dict, wildcards, stage: str) -> dict:
+def member_pattern(stage: Stage) -> str | None:
+    if stage.fan_out == "dataset":
+        return "{dataset}"
+    return "{method}" if stage.fan_out in METHOD_FAN_OUTS else None
+
+
+def preset_pattern(stage: Stage, active_preset: str) -> str:
+    """The front page is of the run's preset; every other stage's preset is a wildcard."""
+    return active_preset if stage.fan_out == "project" else "{preset}"
+
+
+def command(stage: Stage):
+    """The rule's command, but its threads and log, as a params function. Snakemake runs a
+    rule's ``shell:`` text when the job runs, after the Snakefile's loop over the stages
+    has moved on, so each rule's text is the same, ``{params.command} --threads {threads}
+    --log {log}``, and its command is bound here (threads stay out of the tracked params:
+    another --cores is no reason to re-run)."""
+    def of(wildcards) -> str:
+        shard = f"{wildcards.shard}/{wildcards.shards}" if stage.fan_out == "shard" else None
+        return stage.command(wildcards.get("preset"), member_of(wildcards), shard)
+
+    return of
+
+
+def member_of(wildcards) -> str | None:
+    return wildcards.get("method") or wildcards.get("dataset")
+
+
+def inputs(stage: Stage, plan: Plan, active_preset: str):
+    """The rule's input function: the stage's files and its code."""
+    def of(wildcards) -> list[str]:
+        member = member_of(wildcards)
+        preset = wildcards.get("preset", active_preset)
+        return [*stage.inputs(preset, member, plan), *stage.code(member)]
+
+    return of
+
+
+def tracked_values(config: dict, stage: Stage):
     """The config values the stage's result depends on (the keys dvc.yaml tracks too)."""
-    return param_values(config, stage_params(stage, wildcards.preset, wildcards.get("method")))
+    return lambda wildcards: param_values(config, stage_keys(stage, wildcards.get("preset"), member_of(wildcards)))
 
 
-def resources(config: dict, stage: str) -> dict:
+def threads(config: dict, stage: Stage) -> int:
+    return config["threads"][stage.settings_key] if stage.per_preset else 1
+
+
+def resources(config: dict, stage: Stage) -> dict:
     """A rule's ``resources:`` from ``presets.<preset>.resources.<stage>``: ``gpu`` (the
     name the SLURM executor plugin turns into --gpus), ``mem_mb`` and ``runtime`` (minutes)."""
     def value(key):
-        if stage in UNPRESET_RESOURCES:
-            return lambda wildcards: UNPRESET_RESOURCES[stage][key]
-        return lambda wildcards: config["presets"][wildcards.preset]["resources"][stage][key]
+        if not stage.per_preset:
+            return lambda wildcards: UNPRESET_RESOURCES[stage.fan_out][key]
+        return lambda wildcards: config["presets"][wildcards.preset]["resources"][stage.settings_key][key]
 
     return {"gpu": value("gpus"), "mem_mb": value("mem_mb"), "runtime": value("runtime")}
 
 
-def prepare_inputs(config: dict, wildcards) -> list[str]:
-    downloads = config["presets"][wildcards.preset]["dataset"]["downloads"]
-    return [*code_deps.PREPARE_CODE, *[str(layout.download_dir(name)) for name in downloads]]
+def wildcard_constraints(stage: Stage, plan: Plan) -> dict:
+    """A method rule matches only its fan-out's methods (train: the trained ones)."""
+    constraints = {}
+    if stage.fan_out in METHOD_FAN_OUTS:
+        constraints["method"] = "|".join(re.escape(m) for m in plan.members(stage.fan_out))
+    if stage.fan_out == "shard":
+        constraints.update(shard=r"\d+", shards=r"\d+")
+    return constraints
 
 
-def sample_inputs(config: dict, tuned_variants: list[str], wildcards, shard: bool = False) -> list[str]:
-    """What sampling a method needs; for the merge (sampling.shards above 1), its shards."""
-    inputs = [str(layout.data_dir(wildcards.preset)), *code_deps.sampling_code(wildcards.method)]
-    if registry.entry(wildcards.method).trained:
-        inputs.append(str(layout.model_file(wildcards.preset, wildcards.method)))
-    if wildcards.method in tuned_variants:
-        inputs.append(str(layout.tune_choices_file(wildcards.preset, layout.base_method(wildcards.method))))
-    shards = config["presets"][wildcards.preset]["sampling"]["shards"]
-    if not shard and shards > 1:
-        inputs += [str(layout.sample_shard_dir(wildcards.preset, wildcards.method, index, shards)) for index in range(shards)]
-    return inputs
+def run_outputs(plan: Plan, preset: str) -> list[str]:
+    """Every declared output of the run (shards aside, which the merge consumes)."""
+    return [
+        path
+        for stage in STAGES
+        if stage.fan_out != "shard"
+        for member in plan.members(stage.fan_out)
+        for path in stage.output_paths(preset, member)
+    ]

@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 from conftest import REPO
-from pipeline.cli import COMMANDS, parser
+from pipeline.cli import parser
+from pipeline.stage_table import STAGES
 
 
 def sr3bench(*arguments) -> subprocess.CompletedProcess:
@@ -14,7 +15,7 @@ def sr3bench(*arguments) -> subprocess.CompletedProcess:
 def test_help_describes_every_subcommand():
     subcommands = parser()._subparsers._group_actions[0]
     described = {action.dest: action.help for action in subcommands._choices_actions}
-    assert set(described) == set(subcommands.choices) and set(COMMANDS) <= set(described)
+    assert set(described) == set(subcommands.choices) and {stage.subcommand for stage in STAGES} <= set(described)
     assert all(text and len(text) > 20 for text in described.values()), described
     for name in subcommands.choices:
         result = sr3bench(name, "--help")

@@ -22,7 +22,7 @@ from PIL import Image
 from sr3bench.core.download import DownloadError
 from local_http import http_server  # noqa: F401  (a fixture)
 from pipeline import datasets
-from pipeline.download_stage import SOURCE_FILE, run_download
+from pipeline.stages.download import SOURCE_FILE, run_download
 from projects import committed_params
 
 

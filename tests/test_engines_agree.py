@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from pipeline import code_deps, config, layout, registry
+from pipeline import config, layout, registry
 from pipeline.dvc_yaml import render, stage_name
+from pipeline.stage_table import BY_NAME
 from projects import committed_params, dvc_project, run
 
 PRESETS = sorted(committed_params()["presets"])
@@ -58,7 +59,7 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
     diverse = registry.diverse_methods(resolved["presets"][preset], methods)
     stages = len(downloads) + 3 + len(registry.trained_methods(methods)) + len(tuned) + len(diverse) + 2 * len(methods)  # + prepare, report, front page
     assert len(from_snakemake) == stages
-    assert {f"sr3bench download --dataset {name}" for name in downloads} <= {c.split(" --log")[0] for c in from_snakemake}
+    assert {f"sr3bench download --dataset {name}" for name in downloads} <= {c.split(" --threads")[0] for c in from_snakemake}
     assert set(from_snakemake) == set(from_dvc)
     assert all(f"--preset {preset}" in command for command in from_dvc if not command.startswith(("sr3bench download", "sr3bench front-page")))
     for command, inputs in from_snakemake.items():
@@ -79,19 +80,20 @@ def test_every_stage_tracks_the_code_that_checkpoints_and_sample_caches_are_keye
 
     resolved = config.resolve(committed_params())
     for method in resolved["methods"]:
-        assert code(stage_name("sample", method)) == set(code_deps.sampling_code(method))
+        assert code(stage_name("sample", method)) == set(BY_NAME["sample"].code(method))
         if registry.entry(method).trained and not layout.variant_name(method):
-            assert code(f"train_{method}") == set(code_deps.training_code(method))
+            assert code(f"train_{method}") == set(BY_NAME["train"].code(method))
     for variant in registry.tuned_variants(resolved["presets"][resolved["preset"]], resolved["methods"]):
-        assert code(stage_name("tune", layout.base_method(variant))) == set(code_deps.tuning_code(layout.base_method(variant)))
+        base = layout.base_method(variant)
+        assert code(stage_name("tune", base)) == set(BY_NAME["tune"].code(base))
     tracked = {d for stage in stages.values() for d in stage["deps"] if d.endswith(".py")}
     assert all((REPO / name).is_file() for name in tracked)
 
 
-def test_stage_code_is_the_method_files_plus_the_shared_stage_code():
+def test_a_method_stage_tracks_the_method_module_and_the_stage_module():
     for entry in registry.ENTRIES:
-        assert set(entry.code) <= set(code_deps.sampling_code(entry.name))
-        assert re.sub(r"\.", "/", entry.module) + ".py" in entry.code, f"{entry.name}: its module must be among its code files"
+        sampling = BY_NAME["sample"].code(entry.name)
+        assert re.sub(r"\.", "/", entry.module) + ".py" in sampling and "pipeline/stages/sample.py" in sampling
 
 
 def test_the_psnr_bar_plot_puts_the_value_on_the_quantitative_axis():

@@ -192,8 +192,10 @@ def test_code_changes_change_the_checkpoint_and_sample_cache_keys(tmp_path, meth
     import shutil
 
     from conftest import REPO
-    from pipeline.code_deps import code_fingerprint, sampling_code, training_code
+    from pipeline.code_deps import code_fingerprint
+    from pipeline.stage_table import BY_NAME
 
+    training_code, sampling_code = BY_NAME["train"].code, BY_NAME["sample"].code
     files = sorted(set(training_code(method)) | set(sampling_code(method)))
     assert edited in files
     for name in files:

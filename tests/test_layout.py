@@ -9,7 +9,7 @@ from pipeline import layout
 
 OWNED = "data|models|checkpoints|samples|results|reports|cache|logs|train|val|test|hr|lr"
 HAND_BUILT = re.compile(rf'/ "({OWNED})"|"({OWNED})/|Path\("({OWNED})"\)')
-SOURCES = ["Snakefile", "pipeline/rules/*.smk", "pipeline/*.py", "sr3bench/core/*.py", "sr3/*.py", "baselines/*.py", "sr3bench/metrics/*.py", "sr3bench/reporting/*.py"]
+SOURCES = ["Snakefile", "pipeline/*.py", "pipeline/stages/*.py", "sr3bench/core/*.py", "sr3/*.py", "baselines/*.py", "sr3bench/metrics/*.py", "sr3bench/reporting/*.py"]
 
 
 def test_no_module_but_the_layout_builds_a_pipeline_path():

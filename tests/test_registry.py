@@ -19,7 +19,7 @@ def super_resolve(model, lr_images, scale, seeds, settings, progress):
     progress(1.0)
     return images
 '''
-NEAREST_ENTRY = '    MethodEntry("nearest", "baselines.nearest", trained=False, code=("baselines/nearest.py",), title="Nearest neighbour"),\n'
+NEAREST_ENTRY = '    MethodEntry("nearest", "baselines.nearest", trained=False, title="Nearest neighbour"),\n'
 
 
 def add_nearest_method(project):

@@ -234,7 +234,7 @@ def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
     update_readme(readme, "test", out / "metrics.csv", {"sr3": "SR3", "bicubic": "Bicubic"})
     text = readme.read_text()
     assert "27.75" not in text and text.startswith("intro\n") and text.endswith("after\n")
-    assert "| SR3 | 24.00 | 0.5000 | 1.00 | 100.0 | 0.200 |" in text and "| PSNR (dB) ↑ |" in text
+    assert "| SR3 | 24.00 | 0.5000 | 1.00 | 100.00 | 0.200 |" in text and "| PSNR (dB) ↑ |" in text
     update_readme(readme, "test", out / "metrics.csv", {"sr3": "SR3", "bicubic": "Bicubic"})
     assert readme.read_text() == text  # regenerating changes nothing
     timed = "<!-- timings:test -->\n<!-- /timings:test -->\n"

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from pipeline.stages import shard_names
+from pipeline.stages.sample import shard_names
 from projects import run
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
@@ -36,10 +36,11 @@ def sampled_project(small_demo_project, tmp_path):
 def sample(project, method: str, shard=None) -> None:
     """``sr3bench sample`` in this process (the stage function; the CLI costs seconds of imports)."""
     from pipeline import config
-    from pipeline.stages import run_sample
+    from pipeline.stage_table import Job
+    from pipeline.stages.sample import run
 
-    preset_name, preset, _ = config.load(project / "params.yaml")
-    run_sample(preset_name, preset, method, shard)
+    preset_name, _, params = config.load(project / "params.yaml")
+    run(Job(params, preset_name, method, shard=shard))
 
 
 @pytest.mark.parametrize("method", ["bicubic", "regression", "sr3"])
@@ -94,7 +95,7 @@ def test_the_merge_refuses_a_missing_or_doubled_image(tmp_path, monkeypatch):
 
     from sr3bench.core.images import write_png
     from pipeline import layout
-    from pipeline.stages import SHARD_KEY, merge_shards
+    from pipeline.stages.sample import SHARD_KEY, merge_shards
 
     monkeypatch.chdir(tmp_path)
     image = np.zeros((4, 4, 3), np.uint8)
@@ -105,10 +106,10 @@ def test_the_merge_refuses_a_missing_or_doubled_image(tmp_path, monkeypatch):
             write_png(image, folder / name)
         (folder / SHARD_KEY).write_text("key")
     with pytest.raises(ValueError, match=r"the shards of bicubic lack 1 test images \(b.png"):
-        merge_shards("demo", "bicubic", ["a.png", "b.png", "c.png"], 2, "key")
+        merge_shards(layout.PresetPaths("demo"), "bicubic", ["a.png", "b.png", "c.png"], 2, "key")
     with pytest.raises(ValueError, match="0-of-2 was sampled with another model or sampling config"):
-        merge_shards("demo", "bicubic", ["a.png", "c.png"], 2, "another key")
+        merge_shards(layout.PresetPaths("demo"), "bicubic", ["a.png", "c.png"], 2, "another key")
     write_png(image, layout.sample_shard_dir("demo", "bicubic", 1, 2) / "a.png")
     with pytest.raises(ValueError, match="a.png is in shards 0-of-2 and 1-of-2"):
-        merge_shards("demo", "bicubic", ["a.png", "c.png"], 2, "key")
+        merge_shards(layout.PresetPaths("demo"), "bicubic", ["a.png", "c.png"], 2, "key")
     assert not layout.samples_dir("demo", "bicubic").exists()  # nothing half-merged

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.tune_stage import central_pair, choose, grid
+from pipeline.stages.tune import central_pair, choose, grid
 from projects import run
 
 TUNE = {"samplers": ["ddim", "dpmpp_2m"], "steps": [8, 4], "schedules": [{"shape": "cosine"}, {"shape": "linear", "beta_start": 1e-3, "beta_end": 0.8}], "images": 2, "reference_images": 1, "select": {"metric": "lpips", "max_consistency_ratio": 1.1}}

@@ -3,7 +3,7 @@
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` are the variables torchrun sets; without them
 the process is rank 0 of 1 and runs the same code path. None of these settings changes
 what a stage computes beyond float rounding, so neither engine tracks them (see
-``pipeline/stage_params.py``); the report's provenance records them."""
+``pipeline/stage_table.py``); the report's provenance records them."""
 from __future__ import annotations
 
 import contextlib

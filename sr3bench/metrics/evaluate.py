@@ -10,14 +10,18 @@ import numpy as np
 import pandas as pd
 from sr3bench.core.progress import progress
 
+# Imported here, not resolved from the metric table's "module:function" names, so that the
+# stage's tracked code (its import closure, pipeline/code_deps.py) includes them;
+# tests/test_metric_table.py checks that the table names these same functions.
 from sr3bench.metrics.consistency import consistency
 from sr3bench.metrics.fid_kid_is import set_metrics
 from sr3bench.metrics.lpips_metric import lpips_per_image
 from sr3bench.metrics.protocol import describe
 from sr3bench.metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
+from sr3bench.metrics.table import names
 from sr3bench.core.images import list_images, read_image
 
-PER_IMAGE_COLUMNS = ["method", "name", "group", "psnr", "ssim", "consistency", "lpips"]
+PER_IMAGE_COLUMNS = ["method", "name", "group", *names(per="image")]
 
 
 def package_version(name: str) -> str:

@@ -17,7 +17,8 @@ from sr3bench.reporting import comparison, figures, paper
 from sr3bench.reporting.provenance import provenance_section
 from sr3bench.reporting.tuning import load_tuning, tuning_section
 from sr3.schedule_spec import describe
-from sr3bench.reporting.tables import DIGITS, METRIC_COLUMNS, header, summarise
+from sr3bench.metrics.table import find, header
+from sr3bench.reporting.tables import METRIC_COLUMNS, PER_IMAGE_METRICS, summarise
 
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient
@@ -26,8 +27,8 @@ FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is r
 def _format(value, column: str) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "&ndash;"
-    digits = DIGITS.get(column)
-    return f"{value:.{digits}f}" if digits is not None and isinstance(value, (int, float)) else html.escape(str(value))
+    metric = find(column)
+    return metric.format(value) if metric and isinstance(value, (int, float)) else html.escape(str(value))
 
 
 def _cell(row, column: str) -> str:
@@ -65,7 +66,13 @@ def unavailable_notes(set_metrics: dict[str, dict]) -> dict[str, str]:
     for method, values in set_metrics.items():
         for metric, reason in values.get("unavailable", {}).items():
             reasons.setdefault((metric, reason), []).append(method)
-    return {f"{metric.upper()} ({', '.join(methods)})": reason for (metric, reason), methods in reasons.items()}
+    return {f"{_label(metric)} ({', '.join(methods)})": reason for (metric, reason), methods in reasons.items()}
+
+
+def _label(column: str) -> str:
+    """How the text names a column: the metric's label ('IS'), else the column in capitals."""
+    metric = find(column)
+    return metric.label if metric else column.upper()
 
 
 def read_protocol(set_metrics: dict[str, dict]) -> dict:
@@ -121,11 +128,11 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
 
 
 def _difference(value, column: str) -> str:
-    """A signed difference with the metric's digits."""
+    """A signed difference with the metric's digits (3 for a column the metric table lacks)."""
     if value is None:
         return "&ndash;"
-    digits = DIGITS.get(column, 3)
-    return f"{value:+.{digits}f}"
+    metric = find(column)
+    return metric.format(value, signed=True) if metric else f"{value:+.3f}"
 
 
 def beside_the_paper(preset: dict, summary: pd.DataFrame, tables: list[dict], paper_scale: dict | None, scale_here: dict, titles: dict) -> str:
@@ -141,7 +148,7 @@ def beside_the_paper(preset: dict, summary: pd.DataFrame, tables: list[dict], pa
         for r in rows
     )
     checks = "".join(
-        f"<li>{html.escape(c['metric'].upper())}: {html.escape(titles.get(c['better'], c['better']))} better than "
+        f"<li>{html.escape(_label(c['metric']))}: {html.escape(titles.get(c['better'], c['better']))} better than "
         f"{html.escape(titles.get(c['worse'], c['worse']))} in the paper; here: <b>{'holds' if c['holds'] else 'does not hold'}</b></li>"
         for c in comparison.orderings(table, summary)
     )
@@ -212,7 +219,7 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
 {beside}
 {"<p>Metrics left empty, and why:</p><ul>" + missing + "</ul>" if missing else ""}
 <h3>Per test group</h3>
-{html_table(by_group, ['method', 'group', 'n_images', 'psnr', 'ssim', 'consistency'] + (['lpips'] if by_group['lpips'].notna().any() else []))}
+{html_table(by_group, ['method', 'group', 'n_images'] + [c for c in PER_IMAGE_METRICS if by_group[c].notna().any()])}
 <h2>Protocol</h2>
 <ul>
 <li>Scale x{protocol['scale']}; LR images {'provided by the dataset' if dataset['lr_source'] == 'provided' else 'made from the HR images'} with a MATLAB-compatible bicubic <code>imresize</code> (cubic kernel a = -0.5, antialiased).

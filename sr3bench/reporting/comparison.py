@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sr3bench.reporting.tables import LOWER_IS_BETTER
+from sr3bench.metrics.table import by_name
 
 SCALE_FILE = "scale.csv"
 SCALE_ROWS = [
@@ -49,7 +49,7 @@ def orderings(paper_table: dict, summary: pd.DataFrame) -> list[dict]:
             ours = here.loc[first].get(metric), here.loc[second].get(metric)
             if None in paper or any(v is None or pd.isna(v) for v in ours) or paper[0] == paper[1]:
                 continue
-            lower = metric in LOWER_IS_BETTER
+            lower = not by_name(metric).higher_is_better
             better, worse = (first, second) if (paper[0] < paper[1]) == lower else (second, first)
             ours_better = here.loc[better][metric] < here.loc[worse][metric] if lower else here.loc[better][metric] > here.loc[worse][metric]
             checks.append({"metric": metric, "better": better, "worse": worse, "holds": bool(ours_better)})

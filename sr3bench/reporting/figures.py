@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from sr3bench.metrics.table import by_name  # noqa: E402
+
 
 def _load(path: Path) -> np.ndarray:
     with Image.open(path) as image:
@@ -136,14 +138,22 @@ def loss_curves(curves: dict[str, Path], out: Path) -> None:
             scores = table.dropna(subset=["val_psnr"])
             twin = axis.twinx()
             twin.plot(scores["step"], scores["val_psnr"], "o-", color="tab:orange", markersize=3, label="validation PSNR")
-            twin.set_ylabel("validation PSNR (dB)", color="tab:orange")
+            psnr = by_name("psnr")
+            twin.set_ylabel(f"validation {psnr.label} ({psnr.unit})", color="tab:orange")
             axis.set_title(f"{method}: training loss and validation PSNR", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
 
-TUNING_PANELS = (("psnr", "PSNR (dB, higher is better)"), ("lpips", "LPIPS (lower is better)"), ("consistency", "consistency (lower is better)"))
+TUNING_PANELS = ("psnr", "lpips", "consistency")
+
+
+def panel_title(metric: str) -> str:
+    """'PSNR (dB, higher is better)': a metric's label, unit and direction, for a figure."""
+    column = by_name(metric)
+    unit = f"{column.unit}, " if column.unit else ""
+    return f"{column.label} ({unit}{'higher' if column.higher_is_better else 'lower'} is better)"
 
 
 def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> None:
@@ -160,7 +170,7 @@ def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> No
         points = table[~table["reference"]]
         colours = {sampler: f"C{index}" for index, sampler in enumerate(dict.fromkeys(points["sampler"]))}
         styles = {schedule: style for schedule, style in zip(dict.fromkeys(points["schedule"]), ("-", ":", "-.", (0, (5, 2))))}
-        for axis, (metric, label) in zip(row_axes, TUNING_PANELS):
+        for axis, metric in zip(row_axes, TUNING_PANELS):
             for (sampler, schedule), line in points.groupby(["sampler", "schedule"], sort=False):
                 axis.plot(line["network_evaluations"], line[metric], marker="o", markersize=3, color=colours[sampler], linestyle=styles.get(schedule, "-"), label=f"{sampler}, {schedule}")
             axis.axhline(reference[metric], color="black", linestyle="--", linewidth=1, label=f"reference: ancestral, {int(reference['steps'])} steps")
@@ -168,7 +178,8 @@ def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> No
                 axis.plot(table.loc[index, "network_evaluations"], table.loc[index, metric], marker="*", markersize=14, color="black", linestyle="none")
                 axis.annotate(variant, (table.loc[index, "network_evaluations"], table.loc[index, metric]), textcoords="offset points", xytext=(6, 6), fontsize=8)
             values = pd.concat([points[metric], pd.Series([reference[metric]])])
-            low, high = (values.quantile(0.25), values.max()) if metric == "psnr" else (values.min(), values.quantile(0.75))
+            higher = by_name(metric).higher_is_better
+            low, high = (values.quantile(0.25), values.max()) if higher else (values.min(), values.quantile(0.75))
             margin = 0.15 * (high - low) or 0.01 * abs(high) or 0.01
             axis.set_ylim(low - margin, high + margin)  # the best three quarters of the points: the choice is among them
             axis.set_xscale("log")
@@ -176,7 +187,7 @@ def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> No
             axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
             axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             axis.set_xlabel("network evaluations per image")
-            axis.set_title(f"{method}: {label}", fontsize=10)
+            axis.set_title(f"{method}: {panel_title(metric)}", fontsize=10)
             axis.grid(alpha=0.3)
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
     fig.tight_layout(rect=(0, 0.16 / len(tables), 1, 1))  # room for the legend below the panels

@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from sr3bench.core.atomic import atomic_path
-from sr3bench.reporting.tables import DIGITS, header
-
-HEADLINE = ["psnr", "ssim", "consistency", "fid", "lpips"]
+from sr3bench.metrics.table import format_value, header
+from sr3bench.reporting.tables import HEADLINE
 
 
 def collect(reports: Path) -> pd.DataFrame:
@@ -26,7 +25,7 @@ def collect(reports: Path) -> pd.DataFrame:
 
 
 def _value(value, metric: str) -> str:
-    return "&ndash;" if pd.isna(value) else f"{value:.{DIGITS[metric]}f}"
+    return "&ndash;" if pd.isna(value) else format_value(metric, value)
 
 
 def render(combined: pd.DataFrame, reports: Path) -> str:

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from sr3bench.reporting.tables import header
-
-COLUMNS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 1, "lpips": 3}  # column -> printed decimals
+from sr3bench.metrics.table import by_name, format_value, header
+from sr3bench.reporting.tables import HEADLINE
 
 
 def markdown_table(metrics: pd.DataFrame, titles: dict[str, str]) -> str:
-    """One row per method: the means, and the PSNR's 95% bootstrap interval."""
-    head = "| method | " + " | ".join(header(c) for c in COLUMNS) + " | PSNR 95% interval |"
-    lines = [head, "|---" * (len(COLUMNS) + 2) + "|"]
+    """One row per method: the headline means, and the PSNR's 95% bootstrap interval."""
+    head = "| method | " + " | ".join(header(c) for c in HEADLINE) + f" | {by_name('psnr').label} 95% interval |"
+    lines = [head, "|---" * (len(HEADLINE) + 2) + "|"]
     for _, row in metrics.iterrows():
-        values = ["" if pd.isna(row.get(c)) else f"{row[c]:.{d}f}" for c, d in COLUMNS.items()]
-        interval = f"{row['psnr_ci_low']:.2f} to {row['psnr_ci_high']:.2f}" if "psnr_ci_low" in row and not pd.isna(row["psnr_ci_low"]) else ""
+        values = ["" if pd.isna(row.get(c)) else format_value(c, row[c]) for c in HEADLINE]
+        interval = ""
+        if "psnr_ci_low" in row and not pd.isna(row["psnr_ci_low"]):
+            interval = f"{format_value('psnr', row['psnr_ci_low'])} to {format_value('psnr', row['psnr_ci_high'])}"
         lines.append(f"| {titles.get(row['method'], row['method'])} | " + " | ".join(values) + f" | {interval} |")
     return "\n".join(lines)
 

@@ -1,39 +1,21 @@
 """Per-method summary tables from the per-image metric CSVs, with 95% bootstrap intervals
-of the per-image metrics, and each metric's label, unit and direction."""
+of the per-image metrics; labels, units, directions and decimals come from
+``sr3bench.metrics.table``."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-METRIC_COLUMNS = ["psnr", "ssim", "consistency", "fid", "kid", "is", "lpips"]
+from sr3bench.metrics.table import header, names  # noqa: F401 (header: the report's column headers)
+
+METRIC_COLUMNS = names()
 SUMMARY_COLUMNS = ["method", "n_images"] + METRIC_COLUMNS + ["protocol"]
 # Metrics computed per image (averaged here) versus per set (FID, KID, IS: one value).
-PER_IMAGE_METRICS = ["psnr", "ssim", "consistency", "lpips"]
-# name -> (label, unit, higher is better)
-METRICS = {
-    "psnr": ("PSNR", "dB", True),
-    "ssim": ("SSIM", "", True),
-    "consistency": ("Consistency", "MSE ×1e-5", False),
-    "fid": ("FID", "", False),
-    "kid": ("KID", "", False),
-    "is": ("IS", "", True),
-    "lpips": ("LPIPS", "", False),
-    "consistency_reference_images": ("Consistency on the reference images", "MSE ×1e-5", False),
-    "seconds_per_image": ("Time", "s per image", False),
-}
-# printed decimals per column (report tables, the front page)
-DIGITS = {"psnr": 2, "ssim": 4, "consistency": 2, "fid": 2, "kid": 4, "is": 2, "lpips": 4, "consistency_reference_images": 2, "seconds_per_image": 2}
-LOWER_IS_BETTER = {name for name, (_, _, higher) in METRICS.items() if not higher}
+PER_IMAGE_METRICS = names(per="image")
+# The metrics the README table and the front page show.
+HEADLINE = ["psnr", "ssim", "consistency", "fid", "lpips"]
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
-
-
-def header(metric: str) -> str:
-    """'PSNR (dB) ↑': the label, the unit, and an arrow towards the better values."""
-    if metric not in METRICS:
-        return metric.replace("_", " ")
-    label, unit, higher = METRICS[metric]
-    return f"{label}{f' ({unit})' if unit else ''} {'↑' if higher else '↓'}"
 
 
 def bootstrap_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:

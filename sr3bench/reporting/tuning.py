@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sr3bench.reporting.tables import header
+from sr3bench.metrics.table import TUNE_COLUMNS, by_name, header, names
 
-COLUMNS = ["sampler", "schedule", "steps", "psnr", "ssim", "lpips", "consistency", "consistency_reference_images", "seconds_per_image"]
+POINT_COLUMNS = ["sampler", "schedule", "steps"]  # printed as they are
+COLUMNS = POINT_COLUMNS + names(per="image") + [column.name for column in TUNE_COLUMNS]
 
 
 def load_tuning(tables: dict[str, Path]) -> dict[str, tuple[pd.DataFrame, dict]]:
@@ -31,7 +32,7 @@ def tuning_section(tuning: dict[str, tuple[pd.DataFrame, dict]], criterion: dict
         f"<p>Each point samples the first {images} validation images; the reference (SR3's ancestral sampler over the whole training "
         f"schedule) samples the first {reference_images}. A tuned variant takes, among the points within its step budget whose "
         f"consistency on those {reference_images} images is at most {criterion['max_consistency_ratio']:g}x the reference's, "
-        f"the best {html.escape(criterion['metric'].upper())}. The test split is never used here.</p>",
+        f"the best {html.escape(by_name(criterion['metric']).label)}. The test split is never used here.</p>",
         '<img src="tuning.png" alt="quality against network evaluations">',
     ]
     for method, (table, chosen) in tuning.items():
@@ -43,7 +44,9 @@ def tuning_section(tuning: dict[str, tuple[pd.DataFrame, dict]], criterion: dict
         for index, row in table.iterrows():
             label = "reference" if row["reference"] else ", ".join(marks.get(index, []))
             style = " style='font-weight:bold'" if index in marks or row["reference"] else ""
-            cells = "".join(f"<td>{html.escape(str(row[c])) if c in ('sampler', 'schedule', 'steps') else format_value(row[c], c)}</td>" for c in COLUMNS)
+            cells = "".join(
+                f"<td>{html.escape(str(row[c])) if c in POINT_COLUMNS else format_value(row[c], c)}</td>" for c in COLUMNS
+            )
             rows[index] = f"<tr{style}>{cells}<td>{html.escape(label)}</td></tr>"
         chosen_rows = "".join(rows[i] for i in table.index if table.loc[i, "reference"] or i in marks)
         parts.append(

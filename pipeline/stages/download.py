@@ -210,3 +210,7 @@ def run_download(name: str, settings: dict) -> None:
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     log.info("%s: %d files in %s", name, record["files"], out)
+
+
+def run(job) -> None:
+    run_download(job.dataset, job.params["datasets"].get(job.dataset, {}))

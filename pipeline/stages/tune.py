@@ -31,14 +31,15 @@ from sr3bench.core.images import list_images, read_image
 from sr3bench.core.runtime import sampling_model
 from sr3bench.core.seeds import numpy_seed
 from pipeline import layout, registry
-from pipeline.code_deps import code_fingerprint, tuning_code
+from pipeline.code_deps import code_fingerprint, stage_code
 from pipeline.config import digest
 from sr3.schedule_spec import describe
+from sr3bench.metrics.table import TUNE_COLUMNS, by_name, format_value, names
 
 log = logging.getLogger(__name__)
-METRICS = ("psnr", "ssim", "lpips", "consistency")
-BETTER = {"psnr": "max", "ssim": "max", "lpips": "min"}
-COLUMNS = ["sampler", "steps", "schedule", "reference", "network_evaluations", *METRICS, "consistency_reference_images", "seconds_per_image"]
+METRICS = names(per="image")  # each point's mean of the per-image metrics evaluate computes
+POINT_COLUMNS = ["sampler", "steps", "schedule", "reference", "network_evaluations"]
+COLUMNS = [*POINT_COLUMNS, *METRICS, *(column.name for column in TUNE_COLUMNS)]
 
 
 def grid(tune: dict) -> list[dict]:
@@ -68,22 +69,22 @@ def choose(table: pd.DataFrame, max_steps: int, select: dict) -> tuple[pd.Series
     if allowed.empty:
         return rows.loc[rows["consistency_reference_images"].idxmin()], False
     metric = select["metric"]
-    best = allowed[metric].idxmax() if BETTER[metric] == "max" else allowed[metric].idxmin()
+    best = allowed[metric].idxmax() if by_name(metric).higher_is_better else allowed[metric].idxmin()
     return allowed.loc[best], True
 
 
 class PointSampler:
     """Samples and scores validation images at one grid point, with a cache per point."""
 
-    def __init__(self, preset_name: str, preset: dict, method: str, weights_dir=None):
+    def __init__(self, paths: layout.PresetPaths, preset: dict, method: str, weights_dir=None):
         from sr3bench.metrics.evaluate import image_metrics
 
         self.image_metrics, self.weights_dir = image_metrics, weights_dir
         self.preset, self.method = preset, method
         self.implementation = registry.load(method)
-        model_file = layout.model_file(preset_name, method)
+        model_file = paths.model(method)
         self.model = sampling_model(self.implementation, model_file, preset)
-        hr_folder, lr_folder = layout.split_dir(preset_name, "val", "hr"), layout.split_dir(preset_name, "val", "lr")
+        hr_folder, lr_folder = paths.split("val", "hr"), paths.split("val", "lr")
         names = [p.name for p in list_images(hr_folder)][: preset["tune"]["images"]]
         if not names:
             raise FileNotFoundError(f"{hr_folder} holds no validation images; the tune stage samples the validation split")
@@ -93,10 +94,10 @@ class PointSampler:
         self.hr = [hr for hr, _ in pairs]
         self.lr_as_stored = [lr for _, lr in pairs]  # scored as evaluate scores it
         self.lr = [lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=-1) for lr in self.lr_as_stored]  # the model's input
-        self.cache = layout.tune_cache_dir(preset_name, method)
+        self.cache = paths.tune_cache(method)
         images = hashlib.sha256(b"".join((hr_folder / n).read_bytes() + (lr_folder / n).read_bytes() for n in names)).hexdigest()
         model = hashlib.sha256(model_file.read_bytes()).hexdigest()
-        self.key_parts = [model, images, preset["seed"], preset["protocol"], preset["diffusion"]["parametrization"], preset["sampling"], crop, code_fingerprint(tuning_code(method))]
+        self.key_parts = [model, images, preset["seed"], preset["protocol"], preset["diffusion"]["parametrization"], preset["sampling"], crop, code_fingerprint(stage_code(__name__, method))]
 
     def scores(self, point: dict, count: int) -> list[dict]:
         """Per-image metrics of the first ``count`` images, and seconds per image."""
@@ -148,11 +149,11 @@ def table_row(point: dict, scores: list[dict], reference_count: int, is_referenc
     }
 
 
-def run_tune(preset_name: str, preset: dict, method: str, variants: list[str], weights_dir=None) -> None:
+def run_tune(paths: layout.PresetPaths, preset: dict, method: str, variants: list[str], weights_dir=None) -> None:
     """Sample the grid on the validation split and write the table and the choices of
     ``variants`` (the tuned variants of ``method`` among the compared methods)."""
     tune = preset["tune"]
-    points = PointSampler(preset_name, preset, method, weights_dir)
+    points = PointSampler(paths, preset, method, weights_dir)
     reference_count = min(tune["reference_images"], len(points.names))
     log.info("tune %s: %d grid points on %d validation images; reference on %d", method, len(grid(tune)), len(points.names), reference_count)
     reference = reference_point(preset)
@@ -169,21 +170,26 @@ def run_tune(preset_name: str, preset: dict, method: str, variants: list[str], w
         point = grid(tune)[row.name - 1]
         choices[layout.variant_name(variant)] = {**point, "met_criterion": met, "row": int(row.name)}
         log.info("%s: %s %s, %d steps%s", variant, point["sampler"], row["schedule"], row["steps"], "" if met else " (no point met the consistency bound: the most consistent one)")
-    layout.tune_table(preset_name, method).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(layout.tune_table(preset_name, method)) as temporary:
+    paths.tune_table(method).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(paths.tune_table(method)) as temporary:
         table.to_csv(temporary, index=False)
     record = {"criterion": tune["select"], "reference": reference, "validation_images": points.names, "choices": choices}
-    with atomic_path(layout.tune_choices_file(preset_name, method)) as temporary:
+    with atomic_path(paths.tune_choices(method)) as temporary:
         temporary.write_text(json.dumps(record, indent=1))
 
 
 def _summary(row: dict) -> str:
-    return ", ".join(f"{metric} {row[metric]:.4g}" for metric in METRICS) + f", {row['seconds_per_image']:.2f} s/image"
+    scores = ", ".join(f"{metric} {format_value(metric, row[metric])}" for metric in METRICS)
+    return f"{scores}, {format_value('seconds_per_image', row['seconds_per_image'])} s/image"
 
 
-def read_choices(preset_name: str, method: str) -> dict | None:
-    """{variant: {sampler, inference_schedule}} from the tune stage, or None before it ran."""
-    path = layout.tune_choices_file(preset_name, layout.base_method(method))
-    if not path.exists():
-        return None
-    return {name: {key: choice[key] for key in ("sampler", "inference_schedule")} for name, choice in json.loads(path.read_text())["choices"].items()}
+def run(job) -> None:
+    """The tune stage of ``job.method``, for its tuned variants among the compared methods."""
+    preset, method = job.preset, job.method
+    variants = [m for m in registry.tuned_variants(preset, job.methods) if layout.base_method(m) == method]
+    if not preset["tune"] or not variants:
+        raise ValueError(
+            f"nothing to tune for {method}: list a tuned variant ({method}@<name> with variants.<name>.tuned) "
+            f"in methods, and a tune grid under presets.{job.preset_name}.tune"
+        )
+    run_tune(job.paths, preset, method, variants, job.weights_dir)

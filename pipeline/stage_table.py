@@ -1,0 +1,366 @@
+"""The pipeline's stages, declared once. The Snakefile generates its rules from this table
+(one ``rule`` per entry, in a loop), ``sr3bench dvc-yaml`` generates dvc.yaml from it, the
+CLI makes one subcommand per entry, and the code each stage tracks is the import closure
+of its module. Adding a stage is its module in ``pipeline/stages/`` (with ``run(job)``),
+one entry here and its tests.
+
+An entry says:
+- ``fan_out``: what one job of the stage is for: one preset (``preset``), each compared
+  method (``method``), each trained, tuned or stochastic base method (``trained``,
+  ``tuned``, ``diverse``), each dataset a preset downloads (``dataset``), each shard of
+  a method's samples (``shard``: Snakemake only; DVC samples the shards in one job), or
+  the whole project (``project``);
+- ``outputs`` and ``inputs``: paths from ``pipeline/layout.py`` (patterns such as
+  ``{preset}`` for Snakemake, ``${preset}`` for DVC);
+- ``params``: the config keys under ``presets.<preset>`` its results depend on (both
+  engines re-run the stage when one changes; ``runtime`` and ``threads`` say where and
+  how fast a stage computes, not what, and are tracked by neither);
+- ``module``: whose ``run(job)`` the CLI calls; ``method_code``: whether the stage also
+  runs the method's module (its code is tracked too).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pipeline import layout, registry
+from pipeline.code_deps import stage_code
+
+FAN_OUTS = ("project", "dataset", "preset", "method", "trained", "tuned", "diverse", "shard")
+METHOD_FAN_OUTS = ("method", "trained", "tuned", "diverse", "shard")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one preset's run compares: the members each fan-out iterates over."""
+
+    methods: tuple[str, ...]
+    downloads: tuple[str, ...]
+    shards: int
+    preset: dict = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, params: dict, preset_name: str) -> Plan:
+        preset = params["presets"][preset_name]
+        methods = tuple(params["methods"])
+        return cls(methods, tuple(preset["dataset"]["downloads"]), preset["sampling"]["shards"], preset)
+
+    @property
+    def trained(self) -> list[str]:
+        return registry.trained_methods(list(self.methods))
+
+    @property
+    def tuned(self) -> list[str]:
+        return registry.tuned_methods(self.preset, list(self.methods))
+
+    @property
+    def tuned_variants(self) -> list[str]:
+        return registry.tuned_variants(self.preset, list(self.methods))
+
+    @property
+    def diverse(self) -> list[str]:
+        return registry.diverse_methods(self.preset, list(self.methods))
+
+    def members(self, fan_out: str) -> list:
+        """The methods (or datasets) a fan-out makes one job each for; [None] for one job."""
+        return {
+            "project": [None],
+            "preset": [None],
+            "dataset": list(self.downloads),
+            "method": list(self.methods),
+            "shard": list(self.methods),
+            "trained": self.trained,
+            "tuned": self.tuned,
+            "diverse": self.diverse,
+        }[fan_out]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One declared output: ``path(preset, member)`` from the layout."""
+
+    path: Callable[[str, str | None], Path]
+    directory: bool = False
+    dvc: str = "outs"  # outs | uncached (written by every run, not cached) | metrics | plots
+    dvc_plot: dict | None = None  # the plot's x/y/template, for dvc: plots
+    snakemake_report: tuple[str, str] | None = None  # in `snakemake --report`: (category, pipeline/report/<caption>.rst)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    summary: str  # the CLI's help line
+    module: str
+    fan_out: str
+    outputs: tuple[Output, ...]
+    inputs: Callable[[str, str | None, Plan], list[str]] = lambda preset, member, plan: []
+    params: Callable[[str | None], list[str]] = lambda member: []
+    method_code: bool = False
+    cli_name: str = ""  # the CLI subcommand (default: the name, with - for _)
+    threads_key: str = ""  # threads.<key> and resources.<key> (default: the name)
+
+    @property
+    def subcommand(self) -> str:
+        return self.cli_name or self.name.replace("_", "-")
+
+    @property
+    def settings_key(self) -> str:
+        return self.threads_key or self.name
+
+    @property
+    def per_preset(self) -> bool:
+        return self.fan_out not in ("project", "dataset")
+
+    def code(self, member: str | None = None) -> list[str]:
+        return stage_code(self.module, member if self.method_code else None)
+
+    def output_paths(self, preset: str, member: str | None) -> list[str]:
+        return [str(output.path(preset, member)) for output in self.outputs]
+
+    def log(self, preset: str, member: str | None) -> Path:
+        if self.fan_out == "dataset":
+            return layout.download_log_file(member)
+        if self.fan_out == "project":
+            return layout.FRONT_PAGE_LOG
+        if self.fan_out == "shard":
+            return layout.log_file(preset, "sample-{shard}-of-{shards}", member)
+        return layout.log_file(preset, self.name, member)
+
+    def command(self, preset: str | None, member: str | None, shard: str | None = None) -> str:
+        """A job's command without its ``--threads`` and ``--log``, which every stage takes
+        last; ``preset`` and ``member`` may be patterns (``${preset}``); ``shard`` is "I/N"."""
+        if self.fan_out == "dataset":
+            return f"sr3bench {self.subcommand} --dataset {member}"
+        if self.fan_out == "project":
+            return f"sr3bench {self.subcommand}"
+        method = f" --method {member}" if self.fan_out in METHOD_FAN_OUTS else ""
+        return f"sr3bench {self.subcommand} --preset {preset}{method}" + (f" --shard {shard}" if shard else "")
+
+    def entry_function(self) -> Callable:
+        return importlib.import_module(self.module).run
+
+
+def _data(preset, member, plan) -> list[str]:
+    return [str(layout.data_dir(preset))]
+
+
+def _data_and_model(preset, member, plan) -> list[str]:
+    return [str(layout.data_dir(preset)), str(layout.model_file(preset, member))]
+
+
+def _prepare_inputs(preset, member, plan) -> list[str]:
+    return [str(layout.download_dir(name)) for name in plan.downloads]
+
+
+def _sample_inputs(preset, method, plan, shard: bool = False) -> list[str]:
+    """What sampling a method needs; for the merge (sampling.shards above 1), its shards."""
+    inputs = [str(layout.data_dir(preset))]
+    if registry.entry(method).trained:
+        inputs.append(str(layout.model_file(preset, method)))
+    if method in plan.tuned_variants:
+        inputs.append(str(layout.tune_choices_file(preset, layout.base_method(method))))
+    if not shard and plan.shards > 1:
+        inputs += [str(layout.sample_shard_dir(preset, method, index, plan.shards)) for index in range(plan.shards)]
+    return inputs
+
+
+def _sample_params(method) -> list[str]:
+    keys = ["diffusion", "sampling"]
+    if registry.entry(method).trained:
+        keys.append("seed")
+    if layout.variant_name(method):
+        keys.append(f"variants.{layout.variant_name(method)}")
+    return keys
+
+
+def _report_inputs(preset, member, plan) -> list[str]:
+    return [
+        str(layout.data_dir(preset)),
+        *[str(layout.samples_dir(preset, m)) for m in plan.methods],
+        *[str(layout.results_file(preset, m)) for m in plan.methods],
+        *[str(layout.set_metrics_file(preset, m)) for m in plan.methods],
+        *[str(layout.loss_file(preset, m)) for m in plan.trained],
+        *[str(layout.tune_table(preset, m)) for m in plan.tuned],
+        *[str(layout.diversity_dir(preset, m)) for m in plan.diverse],
+        str(layout.PAPER_TABLES_DIR),
+    ]
+
+
+REPORT_OUTPUT_KINDS = {
+    "index.html": {"dvc": "uncached"},
+    "provenance.json": {"dvc": "uncached"},
+    "metrics.json": {"dvc": "metrics"},
+    # horizontal bars: the value on x
+    "metrics.csv": {"dvc": "plots", "dvc_plot": {"x": "psnr", "y": "method", "template": "bar_horizontal"}},
+}
+IN_SNAKEMAKE_REPORT = {
+    "metrics.csv": "Results", "grid.png": "Images", "zoom.png": "Images",
+    "diversity.png": "Images", "loss.png": "Training", "tuning.png": "Sampling",
+}
+
+
+def _report_output(name: str) -> Output:
+    return Output(
+        lambda preset, member, name=name: layout.report_file(preset, name),
+        snakemake_report=(IN_SNAKEMAKE_REPORT[name], Path(name).stem) if name in IN_SNAKEMAKE_REPORT else None,
+        **REPORT_OUTPUT_KINDS.get(name, {}),
+    )
+
+
+STAGES = (
+    Stage(
+        "download",
+        "fetch a registered dataset (pipeline/datasets.py), or take it from datasets.<name>.local",
+        "pipeline.stages.download",
+        "dataset",
+        (Output(lambda preset, dataset: layout.download_dir(dataset), directory=True),),
+    ),
+    Stage(
+        "prepare",
+        "lay out a preset's train/val/test splits from its downloads (data/<preset>/)",
+        "pipeline.stages.prepare",
+        "preset",
+        (Output(lambda preset, member: layout.data_dir(preset), directory=True),),
+        inputs=_prepare_inputs,
+        params=lambda member: ["dataset", "seed"],
+    ),
+    Stage(
+        "train",
+        "train one method of a preset (models/<preset>/<method>/model.pt and loss.csv); resumes from its checkpoint",
+        "pipeline.stages.train",
+        "trained",
+        (Output(layout.model_file), Output(layout.loss_file)),
+        inputs=_data,
+        # not diffusion.inference_schedule: sampling settings never retrain a model
+        params=lambda method: [
+            "model", f"training.{method}", "diffusion.training_schedule", "diffusion.loss",
+            "diffusion.parametrization", "seed",
+        ],
+        method_code=True,
+    ),
+    Stage(
+        "tune",
+        "search inference schedules on the validation split (results/<preset>/tune/<method>.csv and .json)",
+        "pipeline.stages.tune",
+        "tuned",
+        (Output(layout.tune_table, snakemake_report=("Sampling", "tune_table")), Output(layout.tune_choices_file)),
+        inputs=_data_and_model,
+        params=lambda method: ["tune", "variants", "diffusion", "sampling", "protocol", "seed"],
+        method_code=True,
+    ),
+    Stage(
+        "sample",
+        "super-resolve the test images with one method (samples/<preset>/<method>/); resumes",
+        "pipeline.stages.sample",
+        "method",
+        (Output(layout.samples_dir, directory=True),),
+        inputs=_sample_inputs,
+        params=_sample_params,
+        method_code=True,
+    ),
+    # With sampling.shards N above 1: N jobs (cluster nodes) each sample every N-th batch
+    # of the test images; the sample stage then merges them.
+    Stage(
+        "sample_shard",
+        "sample one shard of a method's test images (sr3bench sample --shard I/N)",
+        "pipeline.stages.sample",
+        "shard",
+        (Output(lambda preset, method: layout.sample_shard_dir(preset, method, "{shard}", "{shards}"), directory=True),),
+        inputs=lambda preset, method, plan: _sample_inputs(preset, method, plan, shard=True),
+        params=_sample_params,
+        method_code=True,
+        cli_name="sample",
+        threads_key="sample",
+    ),
+    Stage(
+        "diversity",
+        "sample the first test images with several seeds, for the report's diversity figure "
+        "(samples/<preset>/diversity/<method>/)",
+        "pipeline.stages.diversity",
+        "diverse",
+        (Output(layout.diversity_dir, directory=True),),
+        inputs=_data_and_model,
+        params=lambda method: ["diversity", "diffusion", "sampling", "seed"],
+        method_code=True,
+    ),
+    Stage(
+        "evaluate",
+        "PSNR, SSIM, consistency, LPIPS per image and FID, KID, IS per set for one method (results/<preset>/)",
+        "pipeline.stages.evaluate",
+        "method",
+        (Output(layout.results_file), Output(layout.set_metrics_file)),
+        inputs=lambda preset, method, plan: [str(layout.data_dir(preset)), str(layout.samples_dir(preset, method))],
+        params=lambda method: ["protocol"],
+    ),
+    Stage(
+        "report",
+        "write reports/<preset>/: index.html, metrics CSV/JSON, figures and provenance",
+        "pipeline.stages.report",
+        "preset",
+        tuple(_report_output(name) for name in layout.REPORT_FILES),
+        inputs=_report_inputs,
+        params=lambda member: ["diffusion", "training", "model", "paper"],
+    ),
+    Stage(
+        "front_page",
+        "write reports/index.html (every preset with a report, its headline numbers) and reports/all_presets.csv",
+        "pipeline.stages.front_page",
+        "project",
+        (Output(lambda preset, member: layout.FRONT_PAGE, dvc="uncached"),
+         Output(lambda preset, member: layout.ALL_PRESETS_CSV, dvc="uncached")),
+        inputs=lambda preset, member, plan: [
+            str(layout.report_file(preset, "metrics.csv")), str(layout.report_file(preset, "provenance.json")),
+        ],
+    ),
+)
+BY_NAME = {stage.name: stage for stage in STAGES}
+assert all(stage.fan_out in FAN_OUTS for stage in STAGES)
+
+# The jobs' settings that are not results: threads and cluster resources per stage.
+PRESET_STAGE_SETTINGS = tuple(dict.fromkeys(s.settings_key for s in STAGES if s.per_preset))
+
+
+def stage_keys(stage: Stage, preset: str, member: str | None) -> list[str]:
+    """Dotted keys of params.yaml a job's results depend on (``presets.<preset>.seed``)."""
+    if stage.fan_out == "dataset":
+        return ["datasets"]
+    dotted = [f"presets.{preset}.{key}" for key in stage.params(member)]
+    return ["methods", *dotted] if stage.name == "report" else dotted
+
+
+def param_values(params: dict, keys: list[str]) -> dict:
+    """{key: value} of dotted keys in resolved params (what a Snakemake rule declares)."""
+    values = {}
+    for key in keys:
+        node = params
+        for part in key.split("."):
+            node = node[part]
+        values[key] = node
+    return values
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a stage's ``run`` gets: the resolved config, its preset's name, settings and
+    paths, and the member of the fan-out it is for."""
+
+    params: dict
+    preset_name: str | None
+    method: str | None = None
+    dataset: str | None = None
+    shard: tuple[int, int] | None = None
+    weights_dir: str | None = None
+
+    @property
+    def preset(self) -> dict:
+        return self.params["presets"][self.preset_name]
+
+    @property
+    def paths(self) -> layout.PresetPaths:
+        return layout.PresetPaths(self.preset_name)
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.params["methods"])

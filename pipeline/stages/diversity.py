@@ -1,0 +1,39 @@
+"""The diversity stage: several samples of the first test images, with seeds other than
+the sample stage's, for the report's diversity figure."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pipeline import registry
+from pipeline.stages.sample import test_names
+from sr3bench.core.atomic import atomic_folder
+from sr3bench.core.images import read_image, write_png
+from sr3bench.core.progress import progress
+from sr3bench.core.runtime import sampling_model
+from sr3bench.core.seeds import numpy_seed
+
+log = logging.getLogger(__name__)
+
+DIVERSITY_STREAM = 7  # a seed part that keeps the diversity samples apart from the test samples
+
+
+def run(job) -> None:
+    """``diversity.seeds`` samples of each of the first ``diversity.images`` test images,
+    as <stem>_seed<k>.png."""
+    preset, paths, method = job.preset, job.paths, job.method
+    count, seeds = preset["diversity"]["images"], preset["diversity"]["seeds"]
+    implementation = registry.load(method)
+    model = sampling_model(implementation, paths.model(method), preset)
+    names = test_names(paths)[:count]
+    out = paths.diversity(method)
+    with atomic_folder(out) as staging, progress(total=len(names), desc=f"diversity {method}", mininterval=2) as bar:
+        for index, name in enumerate(names):
+            lr = read_image(paths.split("test", "lr") / name)
+            batch_seeds = [numpy_seed(preset["seed"], index, DIVERSITY_STREAM, k) for k in range(seeds)]
+            scale = preset["dataset"]["scale"]
+            images = implementation.super_resolve(model, [lr] * seeds, scale, batch_seeds, preset, lambda fraction: None)
+            for k, image in enumerate(images, start=1):
+                write_png(image, staging / f"{Path(name).stem}_seed{k}.png")
+            bar.update(1)
+    log.info("%s: %d seeds of %d test images in %s", method, seeds, len(names), out)

@@ -1,0 +1,31 @@
+"""The evaluate stage: per-image metrics (CSV) and set metrics with the protocol they were
+computed under (the JSON sidecar, which the report prints)."""
+from __future__ import annotations
+
+import json
+import logging
+
+from sr3bench.core.atomic import atomic_path
+from sr3bench.metrics.evaluate import evaluate_method, evaluate_set
+
+log = logging.getLogger(__name__)
+
+
+def run(job) -> None:
+    preset, paths, method = job.preset, job.paths, job.method
+    samples, hr_dir, lr_dir = paths.samples(method), paths.split("test", "hr"), paths.split("test", "lr")
+    manifest = json.loads(paths.manifest.read_text())
+    groups = {row["name"]: row["group"] for row in manifest["test"]}
+    protocol, scale = preset["protocol"], preset["dataset"]["scale"]
+    table, protocol = evaluate_method(method, hr_dir, lr_dir, samples, groups, protocol, scale, job.weights_dir)
+    set_level = evaluate_set(samples, hr_dir, paths.fidelity_cache, job.weights_dir)
+    out = paths.results(method)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(paths.set_metrics(method)) as temporary:
+        temporary.write_text(json.dumps({**set_level, "protocol": protocol}, indent=1))
+    with atomic_path(out) as temporary:
+        table.to_csv(temporary, index=False)
+    log.info(
+        "%s: PSNR %.3f dB, SSIM %.4f, LPIPS %.4f, FID %.2f over %d images",
+        method, table["psnr"].mean(), table["ssim"].mean(), table["lpips"].mean(), set_level["fid"], len(table),
+    )

@@ -1,0 +1,101 @@
+"""The train stage: one trained method's model file and loss curve, resumable from its
+checkpoint; with ``runtime.processes`` above 1, the ranks of a torchrun (DDP)."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import torch
+
+from pipeline import layout, registry
+from pipeline.code_deps import code_fingerprint, stage_code
+from pipeline.config import digest
+from sr3bench.core.images import list_images, read_image
+from sr3bench.core.runtime import runtime_from_config
+from sr3bench.core.seeds import numpy_seed
+
+log = logging.getLogger(__name__)
+
+
+def run(job) -> None:
+    processes = job.preset["runtime"]["processes"]
+    if processes > 1 and "WORLD_SIZE" not in os.environ:
+        train_with_torchrun(processes)
+    else:
+        train(job)
+
+
+def train_with_torchrun(processes: int) -> None:
+    """Run this same command as ``torchrun --standalone --nproc_per_node N``, in this
+    process: each rank trains its share of the batch (DDP), rank 0 writes the log,
+    checkpoint and model. torchrun passes a SIGTERM from Snakemake or SLURM on to the
+    ranks, which checkpoint and stop. (The arguments are set after torchrun's parser,
+    which would take this command's --log for an abbreviation of its own options.)"""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed import run as torchrun
+
+    options = torchrun.parse_args(["--standalone", f"--nproc_per_node={processes}", "-m", "pipeline.cli"])
+    options.training_script_args = sys.argv[1:]
+    log.info("runtime.processes is %d: starting them with torch.distributed.run (torchrun) --standalone", processes)
+    try:
+        torchrun.run(options)
+    except ChildFailedError as error:
+        failure = error.get_first_failure()[1].message
+        raise RuntimeError(f"a torchrun rank failed ({failure}); rank 0's messages are above") from None
+
+
+def train(job) -> None:
+    from sr3.data import PairDataset, PatchSampler
+    from sr3.training import Trainer, write_loss_csv
+
+    method, preset, paths = job.method, job.preset, job.paths
+    entry = registry.entry(method)
+    if not entry.trained or layout.variant_name(method):
+        trained = [e.name for e in registry.ENTRIES if e.trained]
+        raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(trained)}")
+    implementation = registry.load(method)
+    settings = registry.method_settings(preset, method)
+    runtime = runtime_from_config(preset["runtime"])
+    torch.manual_seed(preset["seed"])  # the model's initial weights
+    model = implementation.build_model(preset)
+    dataset = PairDataset(paths.shards("train"), preset["dataset"]["scale"])
+    log.info(
+        "training %s on %d pairs of %dx%d (%s, %s, %d process(es))",
+        method, len(dataset), *dataset.image_size, runtime.device, runtime.precision, runtime.world_size,
+    )
+    sampler = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], preset["seed"])
+    training_diffusion = {k: v for k, v in preset["diffusion"].items() if k not in ("inference_schedule", "sampler")}
+    code = code_fingerprint(stage_code(__name__, method))
+    fingerprint = digest([preset["model"], settings, training_diffusion, preset["dataset"], preset["seed"], method, code])
+    validate = validation_psnr(job, implementation) if settings["keep"] == "best_val_psnr" else None
+    trainer = Trainer(
+        model, implementation.training_loss(preset), sampler, settings, preset["seed"],
+        paths.checkpoint(method), fingerprint, runtime, validate,
+    )
+    history = trainer.run()
+    if runtime.writes_files:
+        implementation.save_model_file(paths.model(method), trainer.final_model().cpu(), preset)
+        write_loss_csv(history, paths.loss(method), trainer.validation_history)
+
+
+def validation_psnr(job, implementation):
+    """A function of a model: its mean PSNR on the validation split, under the preset's
+    protocol, each image super-resolved alone (seeded like the test images)."""
+    from sr3bench.metrics.psnr_ssim import psnr
+
+    preset = job.preset
+    hr_folder, lr_folder = job.paths.split("val", "hr"), job.paths.split("val", "lr")
+    names = [p.name for p in list_images(hr_folder)]
+    pairs = [(read_image(hr_folder / n), read_image(lr_folder / n)) for n in names]
+    protocol, scale = preset["protocol"], preset["dataset"]["scale"]
+
+    def validate(model) -> float:
+        values = []
+        for index, (hr, lr) in enumerate(pairs):
+            seeds = [numpy_seed(preset["seed"], index)]
+            (sr,) = implementation.super_resolve(model, [lr], scale, seeds, preset, lambda fraction: None)
+            values.append(psnr(sr, hr, protocol["color"], protocol["border_crop"]))
+        return sum(values) / len(values)
+
+    return validate
