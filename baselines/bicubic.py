@@ -1,5 +1,6 @@
 """The bicubic baseline: MATLAB-compatible bicubic upsampling of the LR image (the
 protocol of ``pipeline/registry.py``; untrained)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,14 +5,15 @@ protocol of ``pipeline/registry.py``).
 The output is the HR image estimate itself; it is parametrised as the upsampled input
 plus the UNet's output (a global residual connection, as in VDSR, Kim et al. 2016), which
 makes the short CPU trainings of small presets start from bicubic instead of from zero."""
+
 from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
 
-from sr3bench.core.images import to_uint8, upsampled_tensor
 from sr3.model_file import build_unet, load_model, save_model
 from sr3.unet import padded_to_depth
+from sr3bench.core.images import to_uint8, upsampled_tensor
 
 __all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
 
@@ -32,7 +33,9 @@ def build_model(settings: dict) -> torch.nn.Module:
 
 
 def save_model_file(path, model, settings: dict) -> None:
-    save_model(path, model, settings["model"], settings["training"]["regression"]["patch_size"], noise_conditioned=False)
+    save_model(
+        path, model, settings["model"], settings["training"]["regression"]["patch_size"], noise_conditioned=False
+    )
 
 
 def training_loss(settings: dict):

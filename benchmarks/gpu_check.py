@@ -15,6 +15,7 @@ unless --batch or --checkpointing say otherwise.
 
 Synthetic images stand in for data (no dataset needed); the models and the noise schedule
 are the presets' own."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,11 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sr3bench.core.runtime import Runtime, runtime_from_config  # noqa: E402
 from pipeline import config  # noqa: E402
 from sr3 import diffusion, method  # noqa: E402
 from sr3.data import PatchSampler  # noqa: E402
 from sr3.training import Trainer  # noqa: E402
+from sr3bench.core.runtime import Runtime, runtime_from_config  # noqa: E402
 
 
 def synthetic_pairs(size: int, count: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -48,17 +49,43 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
     checkpoint's reading and writing: for a 550M-parameter model that is gigabytes (the
     weights, their EMA and Adam's moments), which would swamp a few steps."""
     size = preset["training"]["sr3"]["patch_size"]
-    settings = dict(preset["training"]["sr3"], batch_size=batch, gradient_accumulation=1, checkpoint_every=10**9, log_every=1, keep="last", warmup_steps=0)
+    settings = dict(
+        preset["training"]["sr3"],
+        batch_size=batch,
+        gradient_accumulation=1,
+        checkpoint_every=10**9,
+        log_every=1,
+        keep="last",
+        warmup_steps=0,
+    )
     torch.manual_seed(0)
     model = method.build_model(preset)
     parameters = sum(p.numel() for p in model.parameters())
     loss_fn = method.training_loss(preset)
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = Path(folder) / "checkpoint.pt"
-        Trainer(model, loss_fn, PatchSampler(synthetic_pairs(size), size, batch, 0), dict(settings, steps=1), 0, checkpoint, name, runtime).run()
+        Trainer(
+            model,
+            loss_fn,
+            PatchSampler(synthetic_pairs(size), size, batch, 0),
+            dict(settings, steps=1),
+            0,
+            checkpoint,
+            name,
+            runtime,
+        ).run()
         del model  # the first trainer's weights: not part of what the peaks below measure
         torch.manual_seed(0)
-        trainer = Trainer(method.build_model(preset), loss_fn, PatchSampler(synthetic_pairs(size), size, batch, 0), dict(settings, steps=2), 0, checkpoint, name, runtime)
+        trainer = Trainer(
+            method.build_model(preset),
+            loss_fn,
+            PatchSampler(synthetic_pairs(size), size, batch, 0),
+            dict(settings, steps=2),
+            0,
+            checkpoint,
+            name,
+            runtime,
+        )
         trainer.run()
         if trainer.step != 2:
             raise RuntimeError(f"{name}: the resumed trainer ended at step {trainer.step}, not 2")
@@ -73,7 +100,13 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
         loss = trainer._optimisation_step(*batch_tensors)
     synchronise(runtime)
     train_seconds = time.perf_counter() - started
-    result = {"model": name, "parameters_m": parameters / 1e6, "train_img_per_s": steps * batch / train_seconds, "train_s_per_step": train_seconds / steps, "final_loss": loss}
+    result = {
+        "model": name,
+        "parameters_m": parameters / 1e6,
+        "train_img_per_s": steps * batch / train_seconds,
+        "train_s_per_step": train_seconds / steps,
+        "final_loss": loss,
+    }
     result["train_peak_gpu_mib"] = peak_memory_mib(runtime)
     model = trainer.ema_model.eval()
     del trainer, batch_tensors  # sampling's peak: the EMA model and its activations only
@@ -84,10 +117,14 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(runtime.device)
     with runtime.autocast():
-        diffusion.sample(model, upsampled, dict(schedule, steps=1), list(range(batch)), None, preset["diffusion"]["parametrization"])  # warm-up
+        diffusion.sample(
+            model, upsampled, dict(schedule, steps=1), list(range(batch)), None, preset["diffusion"]["parametrization"]
+        )  # warm-up
         synchronise(runtime)
         started = time.perf_counter()
-        sr = diffusion.sample(model, upsampled, schedule, list(range(batch)), None, preset["diffusion"]["parametrization"])
+        sr = diffusion.sample(
+            model, upsampled, schedule, list(range(batch)), None, preset["diffusion"]["parametrization"]
+        )
         synchronise(runtime)
     result["sample_s_per_evaluation"] = (time.perf_counter() - started) / schedule["steps"]
     result["sample_peak_gpu_mib"] = peak_memory_mib(runtime)
@@ -119,23 +156,46 @@ def main() -> int:
     parser.add_argument("--paper", default="faces16_128", help="the paper-size preset whose model is checked")
     parser.add_argument("--models", nargs="+", default=["demo", "paper"], choices=["demo", "paper"])
     parser.add_argument("--steps", type=int, default=10, help="timed training steps of each model (at least 1)")
-    parser.add_argument("--batch", type=int, help="the paper-size model's batch (default: its preset's per GPU; the demo's is 16)")
-    parser.add_argument("--checkpointing", choices=["preset", "on", "off"], default="preset", help="the paper-size model's gradient checkpointing (default: its preset's runtime.gradient_checkpointing)")
+    parser.add_argument(
+        "--batch", type=int, help="the paper-size model's batch (default: its preset's per GPU; the demo's is 16)"
+    )
+    parser.add_argument(
+        "--checkpointing",
+        choices=["preset", "on", "off"],
+        default="preset",
+        help="the paper-size model's gradient checkpointing (default: its preset's runtime.gradient_checkpointing)",
+    )
     args = parser.parse_args()
     if args.steps < 1:
         parser.error("--steps must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("gpu_check: torch sees no CUDA device (torch.cuda.is_available() is False): install a CUDA build of torch or run on a GPU machine", file=sys.stderr)
+        print(
+            "gpu_check: torch sees no CUDA device (torch.cuda.is_available() is False): install a CUDA build of torch or run on a GPU machine",
+            file=sys.stderr,
+        )
         return 1
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}, {args.precision}")
+    print(
+        f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}, {args.precision}"
+    )
     failures = 0
     for which in args.models:
         preset_name = "demo" if which == "demo" else args.paper
         _, preset, _ = config.load("params.yaml", preset_name)
-        checkpointing = which == "paper" and {"preset": preset["runtime"]["gradient_checkpointing"], "on": True, "off": False}[args.checkpointing]
+        checkpointing = (
+            which == "paper"
+            and {"preset": preset["runtime"]["gradient_checkpointing"], "on": True, "off": False}[args.checkpointing]
+        )
         # as a stage builds it (TF32 on CUDA as runtime.tf32 says, by default on)
-        runtime = runtime_from_config(dict(preset["runtime"], device=args.device, precision=args.precision, channels_last=True, gradient_checkpointing=checkpointing))
+        runtime = runtime_from_config(
+            dict(
+                preset["runtime"],
+                device=args.device,
+                precision=args.precision,
+                channels_last=True,
+                gradient_checkpointing=checkpointing,
+            )
+        )
         try:
             batch = 16 if which == "demo" else args.batch or paper_batch(preset)
             result = check_model(preset_name, preset, runtime, batch, args.steps)

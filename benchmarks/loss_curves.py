@@ -7,6 +7,7 @@ tenth of its steps and its difference from the first run's.
 Each file is a trainer's ``loss.csv`` (``models/<preset>/<method>/loss.csv``: step, loss).
 SR3's loss is noisy step to step (each step draws its own noise levels), so the curves
 are running means over ``--window`` logged points and the runs compare by their tails."""
+
 from __future__ import annotations
 
 import argparse

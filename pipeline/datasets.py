@@ -7,6 +7,7 @@ base URL to which the file names are appended): that is how an air-gapped cluste
 Checksums are the publishers' (EDSR's benchmark.tar, the DIV2K zips, NVlabs'
 ``download_ffhq.py`` metadata, ImageNet's archives), checked before a file counts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,7 +36,12 @@ class DatasetEntry:
 
 EDSR = "https://cv.snu.ac.kr/research/EDSR/"
 DIV2K = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
-FFHQ_METADATA = RemoteFile("ffhq-dataset-v2.json", "https://drive.google.com/uc?id=16N0RV4fHI6joBuKbQAoG34V_cQk7vxSA", "425ae20f06a4da1d4dc0f46d40ba5fd6", 267_793_842)
+FFHQ_METADATA = RemoteFile(
+    "ffhq-dataset-v2.json",
+    "https://drive.google.com/uc?id=16N0RV4fHI6joBuKbQAoG34V_cQk7vxSA",
+    "425ae20f06a4da1d4dc0f46d40ba5fd6",
+    267_793_842,
+)
 
 ENTRIES = (
     DatasetEntry(
@@ -54,10 +60,20 @@ ENTRIES = (
         licence="academic research only (DIV2K terms)",
         access="download",
         files=(
-            RemoteFile("DIV2K_train_HR.zip", DIV2K + "DIV2K_train_HR.zip", "bdc2d9338d4e574fe81bf7d158758658", 3_530_603_713),
+            RemoteFile(
+                "DIV2K_train_HR.zip", DIV2K + "DIV2K_train_HR.zip", "bdc2d9338d4e574fe81bf7d158758658", 3_530_603_713
+            ),
             RemoteFile("DIV2K_valid_HR.zip", DIV2K + "DIV2K_valid_HR.zip", "9fcdda83005c5e5997799b69f955ff88"),
-            RemoteFile("DIV2K_train_LR_bicubic_X4.zip", DIV2K + "DIV2K_train_LR_bicubic_X4.zip", "76c43ec4155851901ebbe8339846d93d"),
-            RemoteFile("DIV2K_valid_LR_bicubic_X4.zip", DIV2K + "DIV2K_valid_LR_bicubic_X4.zip", "21962de700c8d368c6ff83314480eff0"),
+            RemoteFile(
+                "DIV2K_train_LR_bicubic_X4.zip",
+                DIV2K + "DIV2K_train_LR_bicubic_X4.zip",
+                "76c43ec4155851901ebbe8339846d93d",
+            ),
+            RemoteFile(
+                "DIV2K_valid_LR_bicubic_X4.zip",
+                DIV2K + "DIV2K_valid_LR_bicubic_X4.zip",
+                "21962de700c8d368c6ff83314480eff0",
+            ),
         ),
         arrangement="sr_sets",
         layout="DIV2K_train/ and DIV2K_valid/, each with HR/ and LR_bicubic_x4/ (same file names)",
@@ -94,8 +110,16 @@ ENTRIES = (
         licence="ImageNet terms of access: non-commercial research and education; registration required",
         access="manual",
         files=(
-            RemoteFile("ILSVRC2012_img_train.tar", "https://image-net.org/data/ILSVRC/2012/ILSVRC2012_img_train.tar", "1d675b47d978889d74fa0da5fadfb00e"),
-            RemoteFile("ILSVRC2012_img_val.tar", "https://image-net.org/data/ILSVRC/2012/ILSVRC2012_img_val.tar", "29b22e2961454d5413ddabcf34fc5622"),
+            RemoteFile(
+                "ILSVRC2012_img_train.tar",
+                "https://image-net.org/data/ILSVRC/2012/ILSVRC2012_img_train.tar",
+                "1d675b47d978889d74fa0da5fadfb00e",
+            ),
+            RemoteFile(
+                "ILSVRC2012_img_val.tar",
+                "https://image-net.org/data/ILSVRC/2012/ILSVRC2012_img_val.tar",
+                "29b22e2961454d5413ddabcf34fc5622",
+            ),
         ),
         arrangement="imagenet",
         layout="<wnid>/<image>.JPEG under train/, <image>.JPEG under val/",

@@ -5,6 +5,7 @@ the two engines cannot drift.
 
 DVC interpolates ``${preset}`` and ``${threads.*}`` from params.yaml when it runs
 (``dvc exp run -S preset=NAME`` picks another preset)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -75,13 +76,17 @@ def plots(plan: Plan) -> list[dict]:
     definitions = []
     for method in plan.trained:  # one plot each: their losses differ in kind and scale
         loss = str(layout.loss_file(PRESET, method))
-        definitions.append({f"{method}: training loss": {"x": "step", "y": {loss: "loss"}, "title": f"{method} training loss"}})
+        definitions.append(
+            {f"{method}: training loss": {"x": "step", "y": {loss: "loss"}, "title": f"{method} training loss"}}
+        )
     for method in plan.tuned:
-        definitions.append({
-            f"{method}: quality against network evaluations": {
-                "x": "network_evaluations",
-                "y": {str(layout.tune_table(PRESET, method)): ["psnr", "lpips", "consistency"]},
-                "title": f"{method} on the validation split",
+        definitions.append(
+            {
+                f"{method}: quality against network evaluations": {
+                    "x": "network_evaluations",
+                    "y": {str(layout.tune_table(PRESET, method)): ["psnr", "lpips", "consistency"]},
+                    "title": f"{method} on the validation split",
+                }
             }
-        })
+        )
     return definitions

@@ -19,6 +19,7 @@ Arguments may be Snakemake wildcards ("{preset}"), so the rules take their patte
 here too. A method name is ``<method>`` or ``<method>@<variant>``; a variant reuses the
 trained model of its base method.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -134,7 +135,19 @@ def tune_cache_dir(preset: str, method: str) -> Path:
     return Path("cache") / preset / "tune" / method
 
 
-REPORT_FILES = ("index.html", "metrics.csv", "per_image.csv", "metrics_by_group.csv", "metrics.json", "grid.png", "zoom.png", "diversity.png", "loss.png", "tuning.png", "provenance.json")
+REPORT_FILES = (
+    "index.html",
+    "metrics.csv",
+    "per_image.csv",
+    "metrics_by_group.csv",
+    "metrics.json",
+    "grid.png",
+    "zoom.png",
+    "diversity.png",
+    "loss.png",
+    "tuning.png",
+    "provenance.json",
+)
 
 
 def report_dir(preset: str) -> Path:

@@ -24,6 +24,7 @@ LR images are made by ``sr3bench.core.resize.downsample`` (MATLAB-compatible bic
 unless a folder dataset provides them (``lr_source: provided``). Two source images with
 one file stem in a split are refused: they would be written to one name.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,14 +33,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from sr3bench.core.progress import progress
 
-from sr3bench.core.image_check import BadImageError, load_dataset_image
+from pipeline import layout
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.image_check import BadImageError, load_dataset_image
 from sr3bench.core.images import list_images, list_images_recursive, write_png
+from sr3bench.core.progress import progress
 from sr3bench.core.resize import area_resize, downsample, imresize
 from sr3bench.core.shards import ShardWriter
-from pipeline import layout
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +110,15 @@ def square_crop_area(image: np.ndarray, size: int) -> np.ndarray:
 def resized_square(image: np.ndarray, size: int, path: Path) -> np.ndarray:
     height, width = image.shape[:2]
     if height != width:
-        raise BadImageError(f"{path}: {height}x{width} is not square; dataset.fit 'resize' expects aligned square images (use 'square_crop_area')")
+        raise BadImageError(
+            f"{path}: {height}x{width} is not square; dataset.fit 'resize' expects aligned square images (use 'square_crop_area')"
+        )
     return image if height == size else imresize(image, (size, size))
 
 
-def hr_pieces(image: np.ndarray, split: str, stem: str, group: str, dataset: dict, rng, path: Path) -> list[tuple[str, np.ndarray]]:
+def hr_pieces(
+    image: np.ndarray, split: str, stem: str, group: str, dataset: dict, rng, path: Path
+) -> list[tuple[str, np.ndarray]]:
     """The HR images one source image gives in a split, with their file names."""
     size, fit = dataset["hr_size"], dataset["fit"]
     if fit == "resize":
@@ -122,15 +127,27 @@ def hr_pieces(image: np.ndarray, split: str, stem: str, group: str, dataset: dic
         return [(f"{group}_{stem}.png", square_crop_area(image, size))]
     crops = dataset["train_crops_per_image" if split == "train" else "test_crops_per_image"]
     if crops == 0:
-        return [(f"{group}_{stem}.png", crop_to_multiple(center_crop(image, dataset["test_center_crop"]), dataset["scale"]))]
-    return [(f"{group}_{stem}_{index:03d}.png", crop) for index, crop in enumerate(random_crops(image, size, crops, rng))]
+        return [
+            (f"{group}_{stem}.png", crop_to_multiple(center_crop(image, dataset["test_center_crop"]), dataset["scale"]))
+        ]
+    return [
+        (f"{group}_{stem}_{index:03d}.png", crop) for index, crop in enumerate(random_crops(image, size, crops, rng))
+    ]
 
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dict, out: Path, rng, provided_lr=None, items_per_shard: int = 4096):
+def prepare_split(
+    sources: list[tuple[str, str, Path]],
+    split: str,
+    dataset: dict,
+    out: Path,
+    rng,
+    provided_lr=None,
+    items_per_shard: int = 4096,
+):
     """Make the HR/LR pairs of a split and write each as it is made (training split:
     shards, in the order of the sources; the others: PNG folders), so that a split of
     any size passes through memory one image at a time. Returns the manifest rows and
@@ -144,7 +161,13 @@ def prepare_split(sources: list[tuple[str, str, Path]], split: str, dataset: dic
         image = shrink(load_dataset_image(path, min_size=minimum, keep_grey=whole), dataset["source_downscale"])
         if dataset["fit"] == "square_crop_area" and min(image.shape[:2]) < dataset["hr_size"]:
             dropped += 1
-            log.info("%s: %s is %dx%d, below %d: dropped (square_crop_area)", split, path, *image.shape[:2], dataset["hr_size"])
+            log.info(
+                "%s: %s is %dx%d, below %d: dropped (square_crop_area)",
+                split,
+                path,
+                *image.shape[:2],
+                dataset["hr_size"],
+            )
             continue
         for name, hr in hr_pieces(image, split, stem, group, dataset, rng, path):
             if writer is None:
@@ -199,7 +222,9 @@ def split_by_image(root: Path, counts: dict, seed: int) -> dict[str, list]:
     images = list_images_recursive(root)
     needed = counts["test"] + counts["val"] + 1
     if len(images) < needed:
-        raise FileNotFoundError(f"{root} holds {len(images)} images; dataset.image_split needs at least {needed} (test {counts['test']}, val {counts['val']}, and training images)")
+        raise FileNotFoundError(
+            f"{root} holds {len(images)} images; dataset.image_split needs at least {needed} (test {counts['test']}, val {counts['val']}, and training images)"
+        )
     order = np.random.default_rng(seed).permutation(len(images))
     chosen = [images[i] for i in order]
     test, val, train = chosen[: counts["test"]], chosen[counts["test"] : needed - 1], chosen[needed - 1 :]
@@ -243,7 +268,9 @@ def dataset_sources(dataset: dict, seed: int = 0) -> dict[str, list]:
 def hold_out(sources: list, count: int, seed: int) -> tuple[list, list]:
     """(kept, held out): ``count`` sources chosen by a seeded permutation, order kept."""
     if count >= len(sources):
-        raise ValueError(f"dataset.val_from_train: {count} of {len(sources)} training images would leave none to train on")
+        raise ValueError(
+            f"dataset.val_from_train: {count} of {len(sources)} training images would leave none to train on"
+        )
     chosen = set(np.random.default_rng(seed).permutation(len(sources))[:count].tolist())
     return [s for i, s in enumerate(sources) if i not in chosen], [s for i, s in enumerate(sources) if i in chosen]
 
@@ -255,7 +282,9 @@ def _set_folders(root: Path, folders: list[str], split: str) -> list:
     for folder in folders:
         hr_folder = root / folder / "HR" if (root / folder / "HR").is_dir() else root / folder
         if not hr_folder.is_dir():
-            raise FileNotFoundError(f"{split} folder {root / folder} not found (expected <root>/<set>/HR/ or <root>/<set>/ with the HR images)")
+            raise FileNotFoundError(
+                f"{split} folder {root / folder} not found (expected <root>/<set>/HR/ or <root>/<set>/ with the HR images)"
+            )
         images = list_images(hr_folder)
         if not images:
             raise FileNotFoundError(f"{split} folder {hr_folder} holds no images (png, jpg ...)")
@@ -287,6 +316,8 @@ def prepare(preset: dict, out: Path) -> None:
     }
     order = ["train", "test"] + (["val"] if sources["val"] else [])  # val last: the other splits' crops do not move
     for split in order:
-        manifest[split], manifest["dropped"][split] = prepare_split(sources[split], split, dataset, out, rng, None if split == "train" else lr_maker)
+        manifest[split], manifest["dropped"][split] = prepare_split(
+            sources[split], split, dataset, out, rng, None if split == "train" else lr_maker
+        )
     with atomic_path(out / layout.MANIFEST_NAME) as temporary:
         temporary.write_text(json.dumps(manifest, indent=1))

@@ -27,6 +27,7 @@ A *variant* ``<method>@<name>`` samples a trained method with other sampling set
 (``presets.<preset>.variants.<name>``, e.g. another inference schedule); it has its own
 samples and results and reuses the base method's model.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from pipeline.layout import VARIANT_SEPARATOR, base_method, variant_name
+
 
 @dataclass(frozen=True)
 class MethodEntry:
@@ -64,7 +66,9 @@ def entry(method: str) -> MethodEntry:
     if base not in REGISTRY:
         raise UnknownMethodError(f"unknown method {base!r}; registered methods: {', '.join(REGISTRY)}")
     if variant_name(method) is not None and not REGISTRY[base].trained:
-        raise UnknownMethodError(f"{method!r}: variants ({VARIANT_SEPARATOR}name) are of trained methods only; {base} is not trained")
+        raise UnknownMethodError(
+            f"{method!r}: variants ({VARIANT_SEPARATOR}name) are of trained methods only; {base} is not trained"
+        )
     return REGISTRY[base]
 
 
@@ -109,7 +113,9 @@ def apply_variant(preset: dict, method: str, tuned: dict | None = None) -> dict:
         raise UnknownMethodError(f"{method!r}: variant {variant!r} is not defined under variants of this preset")
     if "tuned" in overrides:
         if tuned is None or variant not in tuned:
-            raise UnknownMethodError(f"{method!r} takes the schedule chosen by the tune stage; run `sr3bench tune --method {base_method(method)}` first")
+            raise UnknownMethodError(
+                f"{method!r} takes the schedule chosen by the tune stage; run `sr3bench tune --method {base_method(method)}` first"
+            )
         overrides = {**overrides, **tuned[variant]}
     settings = {**preset, "diffusion": dict(preset["diffusion"]), "sampling": dict(preset["sampling"])}
     settings["diffusion"]["inference_schedule"] = overrides["inference_schedule"]

@@ -1,6 +1,7 @@
 """What the Snakefile's generated rules compute from the config and the stage table: each
 rule's inputs, tracked values, threads, cluster resources and wildcard constraints, and
 the outputs of the run. Kept out of the Snakefile so that it holds rules only."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,10 @@ from pipeline.config import RESOLVED_PARAMS_VARIABLE
 from pipeline.stage_table import METHOD_FAN_OUTS, STAGES, Plan, Stage, param_values, stage_keys
 
 # Stages without a preset: a dataset download can take a day (ImageNet's 150 GB).
-UNPRESET_RESOURCES = {"dataset": {"gpus": 0, "mem_mb": 4000, "runtime": 1440}, "project": {"gpus": 0, "mem_mb": 2000, "runtime": 10}}
+UNPRESET_RESOURCES = {
+    "dataset": {"gpus": 0, "mem_mb": 4000, "runtime": 1440},
+    "project": {"gpus": 0, "mem_mb": 2000, "runtime": 10},
+}
 
 
 def publish_params_option(option: str, environ=os.environ) -> None:
@@ -40,6 +44,7 @@ def command(stage: Stage):
     has moved on, so each rule's text is the same, ``{params.command} --threads {threads}
     --log {log}``, and its command is bound here (threads stay out of the tracked params:
     another --cores is no reason to re-run)."""
+
     def of(wildcards) -> str:
         shard = f"{wildcards.shard}/{wildcards.shards}" if stage.fan_out == "shard" else None
         return stage.command(wildcards.get("preset"), member_of(wildcards), shard)
@@ -53,6 +58,7 @@ def member_of(wildcards) -> str | None:
 
 def inputs(stage: Stage, plan: Plan, active_preset: str):
     """The rule's input function: the stage's files and its code."""
+
     def of(wildcards) -> list[str]:
         member = member_of(wildcards)
         preset = wildcards.get("preset", active_preset)
@@ -73,6 +79,7 @@ def threads(config: dict, stage: Stage) -> int:
 def resources(config: dict, stage: Stage) -> dict:
     """A rule's ``resources:`` from ``presets.<preset>.resources.<stage>``: ``gpu`` (the
     name the SLURM executor plugin turns into --gpus), ``mem_mb`` and ``runtime`` (minutes)."""
+
     def value(key):
         if not stage.per_preset:
             return lambda wildcards: UNPRESET_RESOURCES[stage.fan_out][key]

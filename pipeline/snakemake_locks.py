@@ -12,6 +12,7 @@ Snakemake offers no API to release another run's locks from inside a workflow (o
 tests/test_faults.py and holds for the versions in ``TESTED_SNAKEMAKE`` (pyproject.toml
 pins the same range); with any other version the locks are left alone, with a warning.
 """
+
 from __future__ import annotations
 
 import json
@@ -96,7 +97,9 @@ def clear_stale_locks(workdir: Path = Path(".")) -> bool:
     if not records or not all(_is_gone(record) for record in records):
         return False
     if not snakemake_version_is_tested():
-        log.warning("stale Snakemake locks found, but this Snakemake version is not one whose lock layout is tested; run `snakemake --unlock`")
+        log.warning(
+            "stale Snakemake locks found, but this Snakemake version is not one whose lock layout is tested; run `snakemake --unlock`"
+        )
         return False
     pids = ", ".join(str(record["pid"]) for record in records)
     log.warning("removing stale Snakemake locks left by killed run(s) (pid %s); unfinished jobs are re-run", pids)

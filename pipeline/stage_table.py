@@ -18,6 +18,7 @@ An entry says:
 - ``module``: whose ``run(job)`` the CLI calls; ``method_code``: whether the stage also
   runs the method's module (its code is tracked too).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -85,7 +86,9 @@ class Output:
     directory: bool = False
     dvc: str = "outs"  # outs | uncached (written by every run, not cached) | metrics | plots
     dvc_plot: dict | None = None  # the plot's x/y/template, for dvc: plots
-    snakemake_report: tuple[str, str] | None = None  # in `snakemake --report`: (category, pipeline/report/<caption>.rst)
+    snakemake_report: tuple[str, str] | None = (
+        None  # in `snakemake --report`: (category, pipeline/report/<caption>.rst)
+    )
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,12 @@ REPORT_OUTPUT_KINDS = {
     "metrics.csv": {"dvc": "plots", "dvc_plot": {"x": "psnr", "y": "method", "template": "bar_horizontal"}},
 }
 IN_SNAKEMAKE_REPORT = {
-    "metrics.csv": "Results", "grid.png": "Images", "zoom.png": "Images",
-    "diversity.png": "Images", "loss.png": "Training", "tuning.png": "Sampling",
+    "metrics.csv": "Results",
+    "grid.png": "Images",
+    "zoom.png": "Images",
+    "diversity.png": "Images",
+    "loss.png": "Training",
+    "tuning.png": "Sampling",
 }
 
 
@@ -235,8 +242,12 @@ STAGES = (
         inputs=_data,
         # not diffusion.inference_schedule: sampling settings never retrain a model
         params=lambda method: [
-            "model", f"training.{method}", "diffusion.training_schedule", "diffusion.loss",
-            "diffusion.parametrization", "seed",
+            "model",
+            f"training.{method}",
+            "diffusion.training_schedule",
+            "diffusion.loss",
+            "diffusion.parametrization",
+            "seed",
         ],
         method_code=True,
     ),
@@ -267,7 +278,11 @@ STAGES = (
         "sample one shard of a method's test images (sr3bench sample --shard I/N)",
         "pipeline.stages.sample",
         "shard",
-        (Output(lambda preset, method: layout.sample_shard_dir(preset, method, "{shard}", "{shards}"), directory=True),),
+        (
+            Output(
+                lambda preset, method: layout.sample_shard_dir(preset, method, "{shard}", "{shards}"), directory=True
+            ),
+        ),
         inputs=lambda preset, method, plan: _sample_inputs(preset, method, plan, shard=True),
         params=_sample_params,
         method_code=True,
@@ -308,10 +323,13 @@ STAGES = (
         "write reports/index.html (every preset with a report, its headline numbers) and reports/all_presets.csv",
         "pipeline.stages.front_page",
         "project",
-        (Output(lambda preset, member: layout.FRONT_PAGE, dvc="uncached"),
-         Output(lambda preset, member: layout.ALL_PRESETS_CSV, dvc="uncached")),
+        (
+            Output(lambda preset, member: layout.FRONT_PAGE, dvc="uncached"),
+            Output(lambda preset, member: layout.ALL_PRESETS_CSV, dvc="uncached"),
+        ),
         inputs=lambda preset, member, plan: [
-            str(layout.report_file(preset, "metrics.csv")), str(layout.report_file(preset, "provenance.json")),
+            str(layout.report_file(preset, "metrics.csv")),
+            str(layout.report_file(preset, "provenance.json")),
         ],
     ),
 )

@@ -1,5 +1,6 @@
 """The UNet's shape rules without torch, so that a config is checked before anything runs
 (the Snakefile validates at every start and should not import torch to do it)."""
+
 from __future__ import annotations
 
 
@@ -31,7 +32,9 @@ def normalised_channel_counts(base_channels: int, channel_multipliers, res_block
 
 def unet_config_problems(model_config: dict) -> list[str]:
     """Why the UNet cannot be built from ``model_config`` (empty when it can)."""
-    counts = normalised_channel_counts(model_config["base_channels"], model_config["channel_multipliers"], model_config["res_blocks"])
+    counts = normalised_channel_counts(
+        model_config["base_channels"], model_config["channel_multipliers"], model_config["res_blocks"]
+    )
     bad = sorted({c for c in counts if c % norm_groups(c)})
     return [
         f"a group norm over {c} channels would have {norm_groups(c)} groups, which do not divide it "

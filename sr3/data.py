@@ -1,4 +1,5 @@
 """Training pairs read from disk by index, and the random patches drawn from them."""
+
 from __future__ import annotations
 
 import queue
@@ -45,7 +46,9 @@ class PairDataset:
         """Pair ``index`` decoded from its shard."""
         hr, lr = self.reader[index]
         if hr.shape[:2] != self.image_size:
-            raise ValueError(f"training pair {self.reader.name(index)!r} is {hr.shape[:2]}, the split's images are {self.image_size}; re-run prepare")
+            raise ValueError(
+                f"training pair {self.reader.name(index)!r} is {hr.shape[:2]}, the split's images are {self.image_size}; re-run prepare"
+            )
         return upsampled_tensor([lr], self.scale)[0], to_tensor([hr])[0]
 
 
@@ -74,7 +77,9 @@ class PatchSampler:
         flips = torch.rand(self.batch_size, generator=self.generator) < 0.5
         rows = rows or slice(None)
         lr_patches, hr_patches = [], []
-        for i, top, left, flip in zip(index[rows].tolist(), tops[rows].tolist(), lefts[rows].tolist(), flips[rows].tolist()):
+        for i, top, left, flip in zip(
+            index[rows].tolist(), tops[rows].tolist(), lefts[rows].tolist(), flips[rows].tolist()
+        ):
             upsampled_lr, hr = self.dataset[i]
             window = (slice(None), slice(top, top + size), slice(left, left + size))
             lr_patch, hr_patch = upsampled_lr[window], hr[window]

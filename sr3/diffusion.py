@@ -3,6 +3,7 @@
 Images are in [-1, 1]. The model f(concat(x, y_t), gamma) predicts the noise eps in
 y_t = sqrt(gamma) y_0 + sqrt(1 - gamma) eps, where x is the bicubic-upsampled LR image.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,17 @@ def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str)
     return gamma.sqrt() * output + (1 - gamma).sqrt() * noisy
 
 
-def training_loss(model, upsampled_lr, hr, training_schedule: dict, generator: torch.Generator, norm: str, parametrization: str, rows: slice | None = None, batch_size: int | None = None):
+def training_loss(
+    model,
+    upsampled_lr,
+    hr,
+    training_schedule: dict,
+    generator: torch.Generator,
+    norm: str,
+    parametrization: str,
+    rows: slice | None = None,
+    batch_size: int | None = None,
+):
     """SR3 objective (Eq. 6): E || f(x, y_t, gamma) - eps ||_p with continuous gamma.
 
     With the ``v`` parametrisation the same norm is taken between v_hat and v, the
@@ -75,7 +86,15 @@ DEFAULT_SAMPLER = "ancestral_posterior"  # the schema's default too
 
 
 @torch.inference_mode()
-def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: list[int], progress, parametrization: str, sampler: str = DEFAULT_SAMPLER) -> torch.Tensor:
+def sample(
+    model,
+    upsampled_lr: torch.Tensor,
+    inference_schedule: dict,
+    seeds: list[int],
+    progress,
+    parametrization: str,
+    sampler: str = DEFAULT_SAMPLER,
+) -> torch.Tensor:
     """SR images from y_T ~ N(0, I), one network evaluation per step of the inference schedule.
 
     Every sampler predicts y_0 from the noise estimate and clips it to [-1, 1]; the last
@@ -106,7 +125,11 @@ def sample(model, upsampled_lr: torch.Tensor, inference_schedule: dict, seeds: l
         eps = predict_noise(model, upsampled_lr, y, level, parametrization)
         predicted_clean = ((y - (1 - gamma_t).sqrt() * eps) / gamma_t.sqrt()).clamp(-1, 1)
         if t == 1:
-            y = _posterior_mean(predicted_clean, y, gamma_t, gamma_prev, beta_t) if sampler.startswith("ancestral") else predicted_clean
+            y = (
+                _posterior_mean(predicted_clean, y, gamma_t, gamma_prev, beta_t)
+                if sampler.startswith("ancestral")
+                else predicted_clean
+            )
         elif sampler == "ddim":
             eps = (y - gamma_t.sqrt() * predicted_clean) / (1 - gamma_t).sqrt()
             y = float(gamma_prev.sqrt()) * predicted_clean + float((1 - gamma_prev).sqrt()) * eps

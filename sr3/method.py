@@ -1,15 +1,16 @@
 """SR3 as a compared method (the protocol of ``pipeline/registry.py``): the noise-conditioned
 UNet, trained by noise regression, sampled ancestrally from its EMA weights."""
+
 from __future__ import annotations
 
 from functools import partial
 
 import torch
 
-from sr3bench.core.images import to_uint8, upsampled_tensor
 from sr3 import diffusion
 from sr3.model_file import build_unet, load_model, save_model
 from sr3.unet import padded_to_depth
+from sr3bench.core.images import to_uint8, upsampled_tensor
 
 __all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
 
@@ -26,12 +27,17 @@ def training_loss(settings: dict):
     """loss_fn(model, upsampled_lr, hr, generator, rows, batch_size) for the shared Trainer."""
     config = settings["diffusion"]
     return partial(
-        _loss, training_schedule=config["training_schedule"], norm=config["loss"], parametrization=config["parametrization"]
+        _loss,
+        training_schedule=config["training_schedule"],
+        norm=config["loss"],
+        parametrization=config["parametrization"],
     )
 
 
 def _loss(model, upsampled_lr, hr, generator, rows=None, batch_size=None, *, training_schedule, norm, parametrization):
-    return diffusion.training_loss(model, upsampled_lr, hr, training_schedule, generator, norm, parametrization, rows, batch_size)
+    return diffusion.training_loss(
+        model, upsampled_lr, hr, training_schedule, generator, norm, parametrization, rows, batch_size
+    )
 
 
 def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict, progress) -> list:
@@ -41,5 +47,7 @@ def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict
     config = settings["diffusion"]
     schedule, sampler = config["inference_schedule"], config.get("sampler", diffusion.DEFAULT_SAMPLER)
     steps = schedule["steps"]
-    sr = diffusion.sample(model, upsampled, schedule, seeds, lambda: progress(1 / steps), config["parametrization"], sampler)
+    sr = diffusion.sample(
+        model, upsampled, schedule, seeds, lambda: progress(1 / steps), config["parametrization"], sampler
+    )
     return list(to_uint8(sr[..., :height, :width]))

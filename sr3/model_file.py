@@ -1,12 +1,13 @@
 """Building the UNet from the config, and the trained-model file (EMA weights + how to rebuild)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from sr3bench.core.atomic import atomic_path
 from sr3.unet import UNet
+from sr3bench.core.atomic import atomic_path
 
 
 def build_unet(model_config: dict, image_size: int, noise_conditioned: bool) -> UNet:
@@ -25,7 +26,9 @@ def build_unet(model_config: dict, image_size: int, noise_conditioned: bool) -> 
     )
 
 
-def save_model(path: Path, model: torch.nn.Module, model_config: dict, image_size: int, noise_conditioned: bool) -> None:
+def save_model(
+    path: Path, model: torch.nn.Module, model_config: dict, image_size: int, noise_conditioned: bool
+) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {

@@ -12,6 +12,7 @@ SR3 (Saharia et al. 2021, Sec. 2.4) writes the forward process with
 (T = 2000 in the paper) and inference its own short one, which can have any shape since
 the network is conditioned on gamma itself.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ def betas(schedule: dict) -> torch.Tensor:
         t = torch.arange(steps + 1, dtype=torch.float64) / steps
         f = torch.cos((t + COSINE_OFFSET) / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
         return (1 - f[1:] / f[:-1]).clamp(max=0.999)
-    sigma = torch.logspace(math.log10(schedule["sigma_min"]), math.log10(schedule["sigma_max"]), steps, dtype=torch.float64)
+    sigma = torch.logspace(
+        math.log10(schedule["sigma_min"]), math.log10(schedule["sigma_max"]), steps, dtype=torch.float64
+    )
     gamma = torch.cat([torch.ones(1, dtype=torch.float64), 1 / (1 + sigma**2)])
     return 1 - gamma[1:] / gamma[:-1]
 

@@ -1,5 +1,6 @@
 """What a noise schedule's values must be, without torch (the config check imports it;
 sr3/schedule.py computes the schedules)."""
+
 from __future__ import annotations
 
 SHAPES = ("linear", "cosine", "geometric")
@@ -16,7 +17,9 @@ def schedule_problem(schedule: dict) -> str | None:
     missing = [key for key in SHAPE_KEYS[shape] if key not in schedule]
     extra = [key for key in schedule if key not in ("steps", "shape", *SHAPE_KEYS[shape])]
     if missing or extra:
-        return f"a {shape} schedule takes steps and {', '.join(SHAPE_KEYS[shape]) or 'nothing else'}" + (f" (missing {', '.join(missing)})" if missing else f" (not {', '.join(extra)})")
+        return f"a {shape} schedule takes steps and {', '.join(SHAPE_KEYS[shape]) or 'nothing else'}" + (
+            f" (missing {', '.join(missing)})" if missing else f" (not {', '.join(extra)})"
+        )
     if shape == "linear" and not 0 < schedule["beta_start"] <= schedule["beta_end"] < 1:
         return f"need 0 < beta_start <= beta_end < 1, got {schedule['beta_start']} and {schedule['beta_end']}"
     if shape == "geometric" and not 0 < schedule["sigma_min"] < schedule["sigma_max"]:

@@ -7,6 +7,7 @@ Adam, EMA, SR3's loss (v-parametrised L1 over a 2000-step linear schedule). Each
 measurement runs in a fresh process (its peak RSS is its own): a few warm-up steps, then
 timed steps. Precisions: fp32, and bf16 autocast (CPU or CUDA).
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -16,12 +17,18 @@ import time
 
 import torch
 
-from sr3bench.core.machine import cpu_name
 from sr3 import diffusion
 from sr3.model_file import build_unet
 from sr3.training import update_ema
+from sr3bench.core.machine import cpu_name
 
-REFERENCE_MODEL = {"base_channels": 32, "channel_multipliers": [1, 2, 4, 8], "res_blocks": 1, "attention_resolutions": [16], "dropout": 0.0}
+REFERENCE_MODEL = {
+    "base_channels": 32,
+    "channel_multipliers": [1, 2, 4, 8],
+    "res_blocks": 1,
+    "attention_resolutions": [16],
+    "dropout": 0.0,
+}
 HR_SIZE, SCALE, BATCH = 64, 4, 16
 SCHEDULE = {"steps": 2000, "beta_start": 1e-6, "beta_end": 0.01}
 PRECISIONS = ("fp32", "bf16")
@@ -73,7 +80,12 @@ def measure_training(job: dict) -> dict:
         losses.append(loss.item())
     _synchronise(device)
     seconds = time.perf_counter() - started
-    return {"img_per_s": job["steps"] * BATCH / seconds, "s_per_step": seconds / job["steps"], "final_loss": losses[-1], "peak_rss_mib": _peak_rss_mib()}
+    return {
+        "img_per_s": job["steps"] * BATCH / seconds,
+        "s_per_step": seconds / job["steps"],
+        "final_loss": losses[-1],
+        "peak_rss_mib": _peak_rss_mib(),
+    }
 
 
 def measure_sampling(job: dict) -> dict:
@@ -112,18 +124,42 @@ def _in_fresh_process(function, job: dict) -> dict:
         return pool.apply(function, (job,))
 
 
-def run_benchmark(device: str = "cpu", threads: int = 2, steps: int = 20, evaluations: int = 20, warmup: int = 3, precisions=PRECISIONS) -> dict:
+def run_benchmark(
+    device: str = "cpu",
+    threads: int = 2,
+    steps: int = 20,
+    evaluations: int = 20,
+    warmup: int = 3,
+    precisions=PRECISIONS,
+) -> dict:
     """One flat JSON object: ``train_img_per_s_<precision>``, ``sample_s_per_evaluation_<precision>``,
     peak RSS of each, the arithmetic rate reached (``train_gflop_per_s_<precision>``, from
     the step's counted ``train_gflop_per_step``), and the reference config and machine."""
     result = {
-        "reference": {"model": REFERENCE_MODEL, "hr_size": HR_SIZE, "scale": SCALE, "batch_size": BATCH, "optimizer": "Adam", "ema": True},
-        "device": device, "threads": threads, "torch": torch.__version__, "cpu": cpu_name(),
+        "reference": {
+            "model": REFERENCE_MODEL,
+            "hr_size": HR_SIZE,
+            "scale": SCALE,
+            "batch_size": BATCH,
+            "optimizer": "Adam",
+            "ema": True,
+        },
+        "device": device,
+        "threads": threads,
+        "torch": torch.__version__,
+        "cpu": cpu_name(),
         "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
         "train_gflop_per_step": round(training_step_gflop(), 1),
     }
     for precision in precisions:
-        job = {"device": device, "threads": threads, "precision": precision, "steps": steps, "evaluations": evaluations, "warmup": warmup}
+        job = {
+            "device": device,
+            "threads": threads,
+            "precision": precision,
+            "steps": steps,
+            "evaluations": evaluations,
+            "warmup": warmup,
+        }
         training = _in_fresh_process(measure_training, job)
         sampling = _in_fresh_process(measure_sampling, job)
         result[f"train_img_per_s_{precision}"] = round(training["img_per_s"], 2)

@@ -1,5 +1,6 @@
 """The training loop shared by SR3 and the regression baseline: Adam, EMA weights,
 atomic checkpoints with everything needed to resume bit-for-bit, and a loss log."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,11 +14,11 @@ from typing import Callable
 
 import torch
 
+from sr3.data import PatchSampler, Prefetcher
 from sr3bench.core import distributed
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.progress import progress
 from sr3bench.core.runtime import Runtime
-from sr3.data import PatchSampler, Prefetcher
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,31 @@ class Trainer:
     ones (the regression baseline's selection, SR3 Sec. 4).
     """
 
-    def __init__(self, model, loss_fn: Callable, sampler: PatchSampler, settings: dict, seed: int, checkpoint_path: Path, fingerprint: str, runtime: Runtime | None = None, validate: Callable | None = None):
+    def __init__(
+        self,
+        model,
+        loss_fn: Callable,
+        sampler: PatchSampler,
+        settings: dict,
+        seed: int,
+        checkpoint_path: Path,
+        fingerprint: str,
+        runtime: Runtime | None = None,
+        validate: Callable | None = None,
+    ):
         self.runtime = runtime or Runtime(torch.device("cpu"))
         distributed.start(self.runtime)
-        self.model, self.loss_fn, self.sampler, self.settings = self.runtime.prepare_model(model), loss_fn, sampler, settings
+        self.model, self.loss_fn, self.sampler, self.settings = (
+            self.runtime.prepare_model(model),
+            loss_fn,
+            sampler,
+            settings,
+        )
         self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
         self.network = distributed.wrap(self.model, self.runtime)  # what the loss calls: DDP on several ranks
-        self.micro_batches = distributed.rows_of_rank(settings["batch_size"], self.runtime, settings.get("gradient_accumulation", 1))
+        self.micro_batches = distributed.rows_of_rank(
+            settings["batch_size"], self.runtime, settings.get("gradient_accumulation", 1)
+        )
         self.rank_rows = slice(self.micro_batches[0].start, self.micro_batches[-1].stop)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings["learning_rate"])
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(settings["warmup_steps"]))
@@ -112,7 +131,9 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         try:
-            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)  # states load onto the model's device
+            state = torch.load(
+                self.checkpoint_path, map_location="cpu", weights_only=False
+            )  # states load onto the model's device
         except Exception as error:  # unpickling raises many types; all mean the same here
             reason = " ".join(str(error).splitlines()[:2])[:300]
             raise CheckpointError(
@@ -125,7 +146,9 @@ class Trainer:
                 return False
             kept = self.checkpoint_path.with_name(f"{self.checkpoint_path.stem}.{state.get('fingerprint')}.pt")
             self.checkpoint_path.rename(kept)
-            log.warning("checkpoint %s was made with another config; kept as %s, starting afresh", self.checkpoint_path, kept)
+            log.warning(
+                "checkpoint %s was made with another config; kept as %s, starting afresh", self.checkpoint_path, kept
+            )
             return False
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema_model"])
@@ -154,7 +177,16 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         running, count = self.running
         try:
-            with self._batches() as next_batch, progress(total=settings["steps"], initial=self.step, desc="train", mininterval=2, disable=not self.runtime.writes_files) as bar:
+            with (
+                self._batches() as next_batch,
+                progress(
+                    total=settings["steps"],
+                    initial=self.step,
+                    desc="train",
+                    mininterval=2,
+                    disable=not self.runtime.writes_files,
+                ) as bar,
+            ):
                 while self.step < settings["steps"]:
                     loss = self._optimisation_step(*next_batch())
                     running, count = running + loss, count + 1
@@ -167,13 +199,19 @@ class Trainer:
                         running, count = 0.0, 0
                         self.running = (running, count)
                     bar.update(1)
-                    if self.validate and self.runtime.writes_files and (self.step % settings["validate_every"] == 0 or self.step == settings["steps"]):
+                    if (
+                        self.validate
+                        and self.runtime.writes_files
+                        and (self.step % settings["validate_every"] == 0 or self.step == settings["steps"])
+                    ):
                         self.score_on_validation()
                     stopping = distributed.any_rank(self._stop_signal is not None, self.runtime)
                     if self.step % settings["checkpoint_every"] == 0 or stopping:
                         self.save_checkpoint()
                     if stopping:
-                        raise KeyboardInterrupt(f"stopped by signal {self._stop_signal or 'on another rank'} at step {self.step}; checkpoint saved")
+                        raise KeyboardInterrupt(
+                            f"stopped by signal {self._stop_signal or 'on another rank'} at step {self.step}; checkpoint saved"
+                        )
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -187,15 +225,19 @@ class Trainer:
         pin = self.runtime.device.type == "cuda"
         if self.runtime.data_workers:
             with Prefetcher(self.sampler, self.rank_rows, self.runtime.data_workers, pin) as prefetcher:
+
                 def next_batch():
                     batch, self.sampler_state = prefetcher.next()
                     return batch
+
                 yield next_batch
         else:
+
             def next_batch():
                 batch = self.sampler(self.rank_rows)
                 self.sampler_state = self.sampler.state_dict()
                 return tuple(t.pin_memory() for t in batch) if pin else batch
+
             yield next_batch
 
     def _optimisation_step(self, upsampled_lr: torch.Tensor, hr: torch.Tensor) -> float:
@@ -210,19 +252,26 @@ class Trainer:
         for k, rows in enumerate(self.micro_batches):
             self.noise_generator.set_state(start)
             local = slice(rows.start - offset, rows.stop - offset)
-            inputs = (self.runtime.layout(t[local].to(self.runtime.device, non_blocking=True)) for t in (upsampled_lr, hr))
+            inputs = (
+                self.runtime.layout(t[local].to(self.runtime.device, non_blocking=True)) for t in (upsampled_lr, hr)
+            )
             with distributed.without_gradient_sync(self.network, k < len(self.micro_batches) - 1):
                 with self.runtime.autocast():
-                    loss = self.loss_fn(self.network, *inputs, self.noise_generator, rows=rows, batch_size=self.settings["batch_size"])
+                    loss = self.loss_fn(
+                        self.network, *inputs, self.noise_generator, rows=rows, batch_size=self.settings["batch_size"]
+                    )
                 self.grad_scaler.scale(loss / len(self.micro_batches)).backward()
             total += loss.detach().float()
         mean_loss = distributed.mean_over_ranks(total.item() / len(self.micro_batches), self.runtime)
         if not math.isfinite(mean_loss):
             kept = (
-                f"the last good checkpoint ({self.checkpoint_path}) is kept" if self.checkpoint_path.exists()
+                f"the last good checkpoint ({self.checkpoint_path}) is kept"
+                if self.checkpoint_path.exists()
                 else f"no checkpoint had been written yet (the first comes at step {self.settings['checkpoint_every']})"
             )
-            raise NonFiniteLossError(f"loss became {mean_loss} at step {self.step + 1}; {kept}: lower the learning rate and re-run")
+            raise NonFiniteLossError(
+                f"loss became {mean_loss} at step {self.step + 1}; {kept}: lower the learning rate and re-run"
+            )
         self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
         self.lr_scheduler.step()
@@ -252,7 +301,9 @@ class Trainer:
             save_checkpoint(self.checkpoint_path, self.state())
 
 
-def write_loss_csv(history: list[tuple[int, float]], path: Path, validation: list[tuple[int, float]] | None = None) -> None:
+def write_loss_csv(
+    history: list[tuple[int, float]], path: Path, validation: list[tuple[int, float]] | None = None
+) -> None:
     """step,loss rows; with a validation history, a val_psnr column too (empty at the
     steps where the model was not validated, and rows for validated steps with no loss)."""
     losses, scores = dict(history), dict(validation or [])

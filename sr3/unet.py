@@ -2,6 +2,7 @@
 conditioning on the continuous noise level gamma (Saharia et al. 2021, Sec. 3 and App. A;
 Ho et al. 2020 for the block design). It knows nothing of schedules: it maps
 (channels-concatenated input, gamma) to an image-shaped output."""
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ class ResidualBlock(nn.Module):
     With ``skip_rescale`` the sum is divided by sqrt(2), which keeps its variance from
     growing with depth (SR3 App. A, after BigGAN and Song et al. 2021)."""
 
-    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int | None, dropout: float, skip_rescale: bool = False):
+    def __init__(
+        self, in_channels: int, out_channels: int, embedding_dim: int | None, dropout: float, skip_rescale: bool = False
+    ):
         super().__init__()
         self.output_scale = 1 / math.sqrt(2) if skip_rescale else 1.0
         self.norm1 = group_norm(in_channels)
@@ -127,14 +130,19 @@ class UNet(nn.Module):
                 resolution //= 2
         attend = resolution in attention_resolutions
         self.middle = nn.ModuleList(
-            [Stage(channels, channels, embedding_dim, dropout, attend, skip_rescale), Stage(channels, channels, embedding_dim, dropout, False, skip_rescale)]
+            [
+                Stage(channels, channels, embedding_dim, dropout, attend, skip_rescale),
+                Stage(channels, channels, embedding_dim, dropout, False, skip_rescale),
+            ]
         )
         self.up_stages, self.upsamplers = nn.ModuleList(), nn.ModuleList()
         for level, multiplier in reversed(list(enumerate(channel_multipliers))):
             for _ in range(res_blocks + 1):
                 out = base_channels * multiplier
                 attend = resolution in attention_resolutions
-                self.up_stages.append(Stage(channels + skip_channels.pop(), out, embedding_dim, dropout, attend, skip_rescale))
+                self.up_stages.append(
+                    Stage(channels + skip_channels.pop(), out, embedding_dim, dropout, attend, skip_rescale)
+                )
                 channels = out
             first = level == 0
             self.upsamplers.append(nn.Identity() if first else nn.Conv2d(channels, channels, 3, padding=1))
@@ -173,7 +181,6 @@ class UNet(nn.Module):
             if level > 0:
                 h = self.upsamplers[index](F.interpolate(h, scale_factor=2, mode="nearest"))
         return self.output(h)
-
 
     def _run(self, stage: Stage, h: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
         """A stage, its activations kept for backward, or (gradient checkpointing, for

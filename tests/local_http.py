@@ -2,6 +2,7 @@
 it serves ``server.files`` (path -> bytes), honours ``Range: bytes=N-`` unless
 ``server.ignore_range``, can cut a body short (``server.cut_after``) and records every
 request's path and Range header (``server.requests``)."""
+
 from __future__ import annotations
 
 import http.server
@@ -45,7 +46,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if server.cut_after is None:
             self.wfile.write(sent)
             return
-        self.wfile.write(sent[:server.cut_after])
+        self.wfile.write(sent[: server.cut_after])
         self.wfile.flush()
         self.close_connection = True
         self.connection.shutdown(socket.SHUT_RDWR)

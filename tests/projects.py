@@ -1,5 +1,6 @@
 """Throw-away copies of the project, with small presets, for tests that run the real
 pipeline (its CLI, Snakemake or DVC) in a temporary folder."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,19 @@ import time
 from pathlib import Path
 
 import yaml
-
 from conftest import REPO
 
-PROJECT_FILES = ["Snakefile", "dvc.yaml", "profiles", "envs", "sr3bench", "pipeline", "sr3", "baselines", "reports/paper"]  # not the checkout's own reports
+PROJECT_FILES = [
+    "Snakefile",
+    "dvc.yaml",
+    "profiles",
+    "envs",
+    "sr3bench",
+    "pipeline",
+    "sr3",
+    "baselines",
+    "reports/paper",
+]  # not the checkout's own reports
 BIN = Path(sys.executable).parent
 
 
@@ -29,7 +39,14 @@ def tiny_params() -> dict:
     params = committed_params()
     demo = params["presets"]["demo"]
     demo.update(methods=None, tune=None, variants={})  # the top-level methods; no tune stage
-    demo["dataset"].update(train_images=["astronaut", "ihc"], val_images=[], test_images=["chelsea"], hr_size=32, train_crops_per_image=8, test_crops_per_image=3)
+    demo["dataset"].update(
+        train_images=["astronaut", "ihc"],
+        val_images=[],
+        test_images=["chelsea"],
+        hr_size=32,
+        train_crops_per_image=8,
+        test_crops_per_image=3,
+    )
     demo["model"].update(base_channels=8, channel_multipliers=[1, 2])
     for method in ("sr3", "regression"):
         demo["training"][method].update(steps=150, batch_size=4, patch_size=16, checkpoint_every=25, log_every=25)
@@ -50,7 +67,11 @@ def small_demo_params() -> dict:
     demo = params["presets"]["demo"]
     demo["methods"] = ["bicubic", "regression", "sr3", "sr3@tuned10"]
     demo["variants"] = {"tuned10": {"tuned": {"max_steps": 10}}}
-    demo["tune"].update(samplers=["ancestral_posterior", "ddim"], steps=[5, 10], schedules=[{"shape": "linear", "beta_start": 1e-3, "beta_end": 0.8}])
+    demo["tune"].update(
+        samplers=["ancestral_posterior", "ddim"],
+        steps=[5, 10],
+        schedules=[{"shape": "linear", "beta_start": 1e-3, "beta_end": 0.8}],
+    )
     demo["dataset"].update(train_crops_per_image=48, test_center_crop=96)
     demo["model"].update(base_channels=16)
     demo["training"]["regression"].update(steps=350, learning_rate=2e-3)
@@ -102,7 +123,9 @@ def dvc_project(root: Path, params: dict, commit: bool = False) -> Path:
 def start(command: list[str], cwd: Path, log: Path | None = None) -> subprocess.Popen:
     """Run ``command`` in the background, in a process group of its own (an engine and its jobs)."""
     output = open(log, "w") if log else subprocess.DEVNULL
-    return subprocess.Popen(command, cwd=cwd, env=environment(cwd), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=cwd, env=environment(cwd), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def kill_when(process: subprocess.Popen, condition, timeout: float = 300, signal_number=signal.SIGKILL) -> None:

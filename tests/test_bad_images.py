@@ -1,11 +1,12 @@
 """Each odd or broken dataset file is converted by a documented rule or refused with its path."""
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from sr3bench.core.image_check import BadImageError, load_dataset_image
 from pipeline.config import with_defaults
 from pipeline.prepare import dataset_sources, prepare
+from sr3bench.core.image_check import BadImageError, load_dataset_image
 
 pytestmark = pytest.mark.fault
 RNG = np.random.default_rng(0)
@@ -98,7 +99,10 @@ def test_too_small_images_are_named(tmp_path):
 
 def folder_dataset(**values) -> dict:
     """A folder dataset section with the schema's defaults, as the stages receive it."""
-    return with_defaults({"source": "folder", "hr_size": 16, "scale": 4, "lr_source": "downsample", **values}, "#/$defs/preset/properties/dataset")
+    return with_defaults(
+        {"source": "folder", "hr_size": 16, "scale": 4, "lr_source": "downsample", **values},
+        "#/$defs/preset/properties/dataset",
+    )
 
 
 def test_an_empty_test_folder_is_reported(tmp_path):
@@ -121,10 +125,15 @@ def benchmark_folder(root, lr_size):
     if lr_size:
         (root / "SetX" / "LR_bicubic_x4").mkdir()
         save(root / "SetX" / "LR_bicubic_x4" / "baby.png", rgb(lr_size))
-    return folder_dataset(root=str(root), test_folders=["SetX"], lr_folder="LR_bicubic_x4", lr_source="provided", hr_size=16)
+    return folder_dataset(
+        root=str(root), test_folders=["SetX"], lr_folder="LR_bicubic_x4", lr_source="provided", hr_size=16
+    )
 
 
-@pytest.mark.parametrize("lr_size, message", [(None, "provided LR image .*not found"), (6, r"provided LR image is \(6, 6\), expected \(8, 8\)")])
+@pytest.mark.parametrize(
+    "lr_size, message",
+    [(None, "provided LR image .*not found"), (6, r"provided LR image is \(6, 6\), expected \(8, 8\)")],
+)
 def test_a_missing_or_mis_sized_provided_lr_image_is_named(tmp_path, lr_size, message):
     dataset = benchmark_folder(tmp_path / "sets", lr_size)
     with pytest.raises((FileNotFoundError, ValueError), match=message) as error:
@@ -138,7 +147,9 @@ def test_a_test_image_too_large_to_sample_whole_is_refused_at_prepare(tmp_path):
     (tmp_path / "SetX" / "HR").mkdir(parents=True)
     save(tmp_path / "SetX" / "HR" / "huge.png", rgb(64))
     dataset = folder_dataset(root=str(tmp_path), test_folders=["SetX"], hr_size=16, max_test_pixels=48 * 48)
-    with pytest.raises(BadImageError, match=r"huge.png: the test image would be 64x64 .*dataset.max_test_pixels.*test_center_crop"):
+    with pytest.raises(
+        BadImageError, match=r"huge.png: the test image would be 64x64 .*dataset.max_test_pixels.*test_center_crop"
+    ):
         prepare({"dataset": dataset, "seed": 0}, tmp_path / "out")
     dataset["test_center_crop"] = 48
     prepare({"dataset": dataset, "seed": 0}, tmp_path / "out")  # the fix the message gives

@@ -1,9 +1,11 @@
 """The command line as a user meets it: --help says what every subcommand does, --version,
 and list-presets."""
+
 import subprocess
 import sys
 
 from conftest import REPO
+
 from pipeline.cli import parser
 from pipeline.stage_table import STAGES
 

@@ -3,9 +3,10 @@ method's module, for stages that run a method), less a short list of orchestrati
 editing any other module a stage runs re-runs it under both engines, and keys its
 checkpoints and sampling work. (Issue 14: an untracked module is code the pipeline runs
 without tracking it; the report's comparison module was one.)"""
-import pytest
 
+import pytest
 from conftest import REPO
+
 from pipeline import code_deps, registry
 from pipeline.stage_table import STAGES
 
@@ -37,7 +38,9 @@ def test_every_tracked_file_exists_and_no_orchestration_file_is_tracked(stage):
 def test_a_stage_tracks_its_own_code_only():
     """A report edit re-runs no training, a metric edit no sampling, an SR3 edit no bicubic."""
     code = tracked_code()
-    assert not [f for f in code["train_sr3"] if f.startswith("sr3bench/reporting/") or f.endswith("metrics/evaluate.py")]
+    assert not [
+        f for f in code["train_sr3"] if f.startswith("sr3bench/reporting/") or f.endswith("metrics/evaluate.py")
+    ]
     assert "sr3/training.py" not in code["evaluate"] and "sr3/training.py" not in code["report"]
     assert not [f for f in code["sample_bicubic"] if f.startswith("sr3/")]
     assert "sr3/diffusion.py" in code["sample_sr3"] and "sr3/diffusion.py" not in code["sample_regression"]

@@ -2,9 +2,9 @@ import copy
 
 import pytest
 import yaml
+from conftest import REPO
 
 from pipeline import config
-from conftest import REPO
 
 
 @pytest.fixture
@@ -25,11 +25,19 @@ def test_committed_params_are_valid(params):
     "change, key, hint",
     [
         (lambda p: demo(p)["dataset"].__setitem__("scale", "four"), "presets.demo.dataset.scale", "integer"),
-        (lambda p: demo(p)["dataset"].__setitem__("hr_size", 64.0), "presets.demo.dataset.hr_size", "64.0 is not of type 'integer'"),
+        (
+            lambda p: demo(p)["dataset"].__setitem__("hr_size", 64.0),
+            "presets.demo.dataset.hr_size",
+            "64.0 is not of type 'integer'",
+        ),
         (lambda p: demo(p)["dataset"].__setitem__("colour", 1), "presets.demo.dataset", "allowed keys"),
         (lambda p: demo(p)["protocol"].__setitem__("color", "lab"), "presets.demo.protocol.color", "allowed: rgb, y"),
         (lambda p: demo(p)["dataset"].__setitem__("scale", 3), "presets.demo.dataset.scale", "does not divide"),
-        (lambda p: demo(p)["diffusion"]["inference_schedule"].__setitem__("steps", 0), "inference_schedule.steps", "minimum"),
+        (
+            lambda p: demo(p)["diffusion"]["inference_schedule"].__setitem__("steps", 0),
+            "inference_schedule.steps",
+            "minimum",
+        ),
         (lambda p: demo(p)["training"]["sr3"].__setitem__("patch_size", 30), "training.sr3.patch_size", "divisible"),
         (lambda p: p.__setitem__("preset", "nope"), "preset", "allowed: demo"),
         (lambda p: demo(p)["dataset"].__setitem__("test_images", ["astronaut"]), "presets.demo.dataset", "both"),
@@ -46,7 +54,9 @@ def test_bad_values_name_the_key(params, change, key, hint):
 @pytest.mark.fault
 def test_a_unet_that_cannot_be_built_is_refused_before_anything_runs(params):
     demo(params)["model"]["base_channels"] = 30  # group norms of 30, 60 channels: 7 and 15 groups
-    with pytest.raises(config.ConfigError, match="presets.demo.model: a group norm over 30 channels would have 7 groups"):
+    with pytest.raises(
+        config.ConfigError, match="presets.demo.model: a group norm over 30 channels would have 7 groups"
+    ):
         config.validate(params)
 
 
@@ -55,7 +65,15 @@ def test_defaults_come_from_the_schema_and_are_filled_in(params):
     demo(params)["training"]["sr3"].pop("warmup_steps", None)
     resolved = config.resolve(params)
     preset = resolved["presets"]["demo"]
-    assert preset["runtime"] == {"device": "cpu", "precision": "fp32", "channels_last": False, "gradient_checkpointing": False, "tf32": True, "data_workers": 0, "processes": 1}
+    assert preset["runtime"] == {
+        "device": "cpu",
+        "precision": "fp32",
+        "channels_last": False,
+        "gradient_checkpointing": False,
+        "tf32": True,
+        "data_workers": 0,
+        "processes": 1,
+    }
     assert preset["training"]["sr3"]["warmup_steps"] == 0
     assert preset["dataset"]["val_from_train"] == 0 and preset["diffusion"]["sampler"] == "ancestral_posterior"
     assert resolved["threads"]["tune"] == 8
@@ -81,7 +99,9 @@ def test_methods_and_variants_are_checked(params):
     demo(params)["methods"] = ["bicubic", "sr3@fast"]
     with pytest.raises(config.ConfigError, match="methods: .*variant 'fast' is not defined"):
         config.validate(params)
-    demo(params)["variants"] = {"fast": {"sampler": "ddim", "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}}
+    demo(params)["variants"] = {
+        "fast": {"sampler": "ddim", "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}
+    }
     config.validate(params)
     demo(params)["methods"] = ["bicubic", "esrgan"]
     with pytest.raises(config.ConfigError, match="unknown method 'esrgan'"):
@@ -99,19 +119,38 @@ def test_a_presets_own_methods_replace_the_top_level_list(params):
 @pytest.mark.parametrize(
     "where, value, message",
     [
-        ("diffusion.inference_schedule", {"steps": 5, "shape": "cosine", "beta_start": 0.1}, r"diffusion.inference_schedule: a cosine schedule takes steps and nothing else \(not beta_start\)"),
+        (
+            "diffusion.inference_schedule",
+            {"steps": 5, "shape": "cosine", "beta_start": 0.1},
+            r"diffusion.inference_schedule: a cosine schedule takes steps and nothing else \(not beta_start\)",
+        ),
         ("diffusion.inference_schedule", {"steps": 5, "shape": "geometric", "sigma_min": 1.0}, "missing sigma_max"),
-        ("diffusion.inference_schedule", {"steps": 5, "shape": "geometric", "sigma_min": 2.0, "sigma_max": 1.0}, "sigma_min < sigma_max"),
-        ("variants.both", {"tuned": {"max_steps": 5}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}, "variants.both: give either inference_schedule"),
+        (
+            "diffusion.inference_schedule",
+            {"steps": 5, "shape": "geometric", "sigma_min": 2.0, "sigma_max": 1.0},
+            "sigma_min < sigma_max",
+        ),
+        (
+            "variants.both",
+            {"tuned": {"max_steps": 5}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}},
+            "variants.both: give either inference_schedule",
+        ),
         ("variants.neither", {"sampler": "ddim"}, "variants.neither: give either"),
-        ("tune.schedules", [{"shape": "linear", "beta_start": 0.5, "beta_end": 0.1}], r"tune.schedules\[0\]: need 0 < beta_start <= beta_end"),
+        (
+            "tune.schedules",
+            [{"shape": "linear", "beta_start": 0.5, "beta_end": 0.1}],
+            r"tune.schedules\[0\]: need 0 < beta_start <= beta_end",
+        ),
         ("dataset.val_images", [], "tune: the tune stage samples the validation split, and this preset has none"),
     ],
 )
 def test_schedules_variants_and_the_tune_grid_are_checked(params, where, value, message):
     section, key = where.split(".")
     demo(params)[section][key] = value
-    with pytest.raises(config.ConfigError, match=f"presets.demo.{message}" if message.startswith(("diffusion", "variants", "tune")) else message):
+    with pytest.raises(
+        config.ConfigError,
+        match=f"presets.demo.{message}" if message.startswith(("diffusion", "variants", "tune")) else message,
+    ):
         config.validate(params)
 
 
@@ -150,7 +189,10 @@ def test_the_cli_refuses_a_float_size_before_anything_runs(params, tmp_path):
 def test_the_global_batch_must_divide_over_processes_and_micro_batches(params):
     demo(params)["runtime"]["processes"] = 2
     demo(params)["training"]["sr3"].update(batch_size=12, gradient_accumulation=4)
-    with pytest.raises(config.ConfigError, match=r"training.sr3.batch_size: 12 \(the global batch\) must divide by runtime.processes x gradient_accumulation = 8"):
+    with pytest.raises(
+        config.ConfigError,
+        match=r"training.sr3.batch_size: 12 \(the global batch\) must divide by runtime.processes x gradient_accumulation = 8",
+    ):
         config.validate(params)
     demo(params)["training"]["sr3"]["batch_size"] = 16
     config.validate(params)

@@ -1,17 +1,18 @@
 """Training data read from disk by index, and the trainer's device and rank seams
 (precision, layout and data-parallel training: test_runtime.py, test_distributed.py)."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
 
+from sr3.data import PairDataset, PatchSampler
+from sr3.training import Trainer
 from sr3bench.core.images import to_tensor
 from sr3bench.core.resize import downsample, upsample
 from sr3bench.core.runtime import Runtime, RuntimeSettingError, runtime_from_config
 from sr3bench.core.shards import DamagedShardError, ShardReader, ShardWriter
-from sr3.data import PairDataset, PatchSampler
-from sr3.training import Trainer
 
 RUNTIME = {"device": "cpu", "precision": "fp32"}
 
@@ -60,7 +61,10 @@ def test_a_damaged_item_is_an_error_naming_it_never_another_image(split):
         shard.write(bytes([byte[0] ^ 0xFF]))
     reader = ShardReader(split)
     assert np.array_equal(reader[2][0], PAIRS[2][0])  # the shard's other item is intact
-    with pytest.raises(DamagedShardError, match=r"item '3.png' \(hr\) in .*shard-00001.tar does not match the sha256.*re-run the prepare stage"):
+    with pytest.raises(
+        DamagedShardError,
+        match=r"item '3.png' \(hr\) in .*shard-00001.tar does not match the sha256.*re-run the prepare stage",
+    ):
         reader[3]
 
 
@@ -75,15 +79,25 @@ def test_cuda_without_a_gpu_is_refused_and_auto_falls_back_to_the_cpu():
 def test_only_rank_zero_writes_checkpoints(split, tmp_path, monkeypatch):
     """Each rank of two run alone (no process group: the gradient averaging is
     test_distributed.py's): only rank 0 leaves a checkpoint."""
-    from sr3bench.core import distributed
     from sr3.unet import UNet
+    from sr3bench.core import distributed
 
     monkeypatch.setattr(distributed, "start", lambda runtime: None)
     monkeypatch.setattr(distributed, "wrap", lambda model, runtime: model)
     monkeypatch.setattr(distributed, "mean_over_ranks", lambda value, runtime: value)
     monkeypatch.setattr(distributed, "any_rank", lambda flag, runtime: flag)
 
-    settings = {"steps": 2, "batch_size": 4, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1, "log_every": 1, "keep": "last"}
+    settings = {
+        "steps": 2,
+        "batch_size": 4,
+        "patch_size": 8,
+        "learning_rate": 1e-3,
+        "warmup_steps": 0,
+        "ema_decay": 0.9,
+        "checkpoint_every": 1,
+        "log_every": 1,
+        "keep": "last",
+    }
     sampler = PatchSampler(PairDataset(split, 4), 8, 4, seed=0)
 
     def loss(model, upsampled_lr, hr, generator, **_):
@@ -91,7 +105,16 @@ def test_only_rank_zero_writes_checkpoints(split, tmp_path, monkeypatch):
 
     for rank in (1, 0):
         model = UNet(3, 3, 8, (1,), 1, (), 0.0, 8, noise_conditioned=False)
-        Trainer(model, loss, sampler, settings, 0, tmp_path / f"rank{rank}.pt", "seams", Runtime(torch.device("cpu"), rank=rank, world_size=2)).run()
+        Trainer(
+            model,
+            loss,
+            sampler,
+            settings,
+            0,
+            tmp_path / f"rank{rank}.pt",
+            "seams",
+            Runtime(torch.device("cpu"), rank=rank, world_size=2),
+        ).run()
     assert not (tmp_path / "rank1.pt").exists() and (tmp_path / "rank0.pt").exists()
 
 

@@ -1,5 +1,6 @@
 """Data-parallel training: two torchrun processes on the gloo backend train as one process
 on the same global batch, with gradient accumulation and a resume in between."""
+
 import shutil
 import subprocess
 import sys
@@ -16,8 +17,14 @@ SCRIPT = Path(__file__).parent / "ddp_training_run.py"
 
 def train(out: Path, steps: int, accumulation: int = 1, processes: int = 1) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else [sys.executable]
-    done = subprocess.run([*launcher, str(SCRIPT), str(out), str(steps), str(accumulation)], capture_output=True, text=True, timeout=300)
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+        if processes > 1
+        else [sys.executable]
+    )
+    done = subprocess.run(
+        [*launcher, str(SCRIPT), str(out), str(steps), str(accumulation)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(out / "result.pt")
 
@@ -35,7 +42,11 @@ def assert_same_training(first: dict, second: dict) -> None:
     assert torch.allclose(torch.tensor(losses), torch.tensor(other_losses), rtol=1e-5, atol=0), (losses, other_losses)
     for kind in ("weights", "ema"):
         for key, value in first[kind].items():
-            assert torch.allclose(value, second[kind][key], rtol=0, atol=WEIGHT_TOLERANCE), (kind, key, (value - second[kind][key]).abs().max())
+            assert torch.allclose(value, second[kind][key], rtol=0, atol=WEIGHT_TOLERANCE), (
+                kind,
+                key,
+                (value - second[kind][key]).abs().max(),
+            )
 
 
 def test_two_gloo_processes_with_accumulation_and_a_resume_train_as_one_process(tmp_path):
@@ -70,7 +81,6 @@ def test_the_train_stage_starts_torchrun_itself_and_trains_what_one_process_trai
     """``runtime.processes: 2`` makes ``sr3bench train`` relaunch itself under torchrun;
     its model equals the one-process model, and the log has rank 0's lines only."""
     import yaml
-
     from projects import make_project, run, tiny_params
 
     params = tiny_params()

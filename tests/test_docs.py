@@ -15,6 +15,7 @@ For README.md and every docs/*.md page:
 And: the README is at most README_MAX_LINES lines and states CI's test command, and no file
 tracked by git says which working session measured what (``session`` and a number).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,15 +38,47 @@ README_MAX_LINES = 220
 # core/, metrics/ and reporting/ are the old places of sr3bench/core/ and its siblings: a
 # page naming them names files that are gone.
 SOURCE_ROOTS = {
-    "pipeline", "sr3", "baselines", "sr3bench", "tests", "benchmarks", "docs", "profiles",
-    "envs", ".ci", ".dvc", "core", "metrics", "reporting",
+    "pipeline",
+    "sr3",
+    "baselines",
+    "sr3bench",
+    "tests",
+    "benchmarks",
+    "docs",
+    "profiles",
+    "envs",
+    ".ci",
+    ".dvc",
+    "core",
+    "metrics",
+    "reporting",
 }
 SOURCE_PREFIXES = ("reports/paper/",)
 TOP_LEVEL_FILES = {"Snakefile", "Makefile"}
 MODULE_ROOTS = {"pipeline", "sr3", "baselines", "sr3bench", "benchmarks", "core", "metrics", "reporting"}
 FILE_SUFFIXES = (
-    ".py", ".yaml", ".yml", ".toml", ".md", ".csv", ".json", ".png", ".jpg", ".jpeg", ".html",
-    ".tsv", ".smk", ".pt", ".rst", ".txt", ".tar", ".zip", ".gz", ".lock", ".log", ".JPEG",
+    ".py",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".md",
+    ".csv",
+    ".json",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".html",
+    ".tsv",
+    ".smk",
+    ".pt",
+    ".rst",
+    ".txt",
+    ".tar",
+    ".zip",
+    ".gz",
+    ".lock",
+    ".log",
+    ".JPEG",
 )
 SESSION_PATTERN = "session [0-9]"
 
@@ -134,7 +167,7 @@ def path_exists(token: str, base: Path = ROOT) -> bool:
             if not match:
                 expanded.append(p)
                 continue
-            expanded += [p[: match.start()] + choice + p[match.end():] for choice in match.group(1).split(",")]
+            expanded += [p[: match.start()] + choice + p[match.end() :] for choice in match.group(1).split(",")]
         alternatives = expanded
     for candidate in alternatives:
         if "*" in candidate or "?" in candidate:
@@ -230,7 +263,14 @@ def yaml_block_problems(schema: dict, block: str) -> list[str]:
         for depth, key in enumerate(path):
             nodes = [_resolve(schema, n) for n in nodes]
             # list items: descend into the array's item schema
-            nodes = [(_resolve(schema, n.get("items")) if isinstance(n, dict) and "items" in n and "properties" not in n else n) for n in nodes]
+            nodes = [
+                (
+                    _resolve(schema, n.get("items"))
+                    if isinstance(n, dict) and "items" in n and "properties" not in n
+                    else n
+                )
+                for n in nodes
+            ]
             nodes = [child for node in nodes for child in _children(schema, node, key)]
             if not nodes:
                 problems.append(f"YAML block: {where}.{'.'.join(path[: depth + 1])}: the schema has no such key")
@@ -276,8 +316,12 @@ def page_problems(text: str, page: Path, subcommands: set[str], targets: set[str
     for token in itertools.chain.from_iterable(tokens(span) for span in spans):
         if is_project_path(token) and not path_exists(token):
             problems.append(f"path {token}: no such file or folder")
-        elif re.fullmatch(r"[a-z_][a-z_0-9]*(\.[a-z_0-9]+)+(\(\))?", token) and token.split(".")[0] in MODULE_ROOTS \
-                and not token.endswith(FILE_SUFFIXES) and not module_exists(token):
+        elif (
+            re.fullmatch(r"[a-z_][a-z_0-9]*(\.[a-z_0-9]+)+(\(\))?", token)
+            and token.split(".")[0] in MODULE_ROOTS
+            and not token.endswith(FILE_SUFFIXES)
+            and not module_exists(token)
+        ):
             problems.append(f"module {token}: no such module")
     for block in blocks:
         for token in tokens(block):
@@ -362,11 +406,17 @@ def test_the_checks_catch_a_wrong_path_command_key_and_section(project_facts):
 
 def test_the_readme_is_short_and_states_the_ci_test_command():
     lines = README.read_text().splitlines()
-    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; at most {README_MAX_LINES}: move detail to docs/"
-    ci_commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip().startswith("make ")]
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines; at most {README_MAX_LINES}: move detail to docs/"
+    )
+    ci_commands = [
+        line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip().startswith("make ")
+    ]
     assert ci_commands, ".ci/run runs no make command"
     for command in ci_commands:
-        assert f"`{command}`" in README.read_text() or f"\n{command}" in README.read_text(), f"README.md does not state CI's command {command!r}"
+        assert f"`{command}`" in README.read_text() or f"\n{command}" in README.read_text(), (
+            f"README.md does not state CI's command {command!r}"
+        )
 
 
 def test_no_tracked_file_names_a_working_session():
@@ -376,6 +426,10 @@ def test_no_tracked_file_names_a_working_session():
     inside = subprocess.run([git, "rev-parse", "--is-inside-work-tree"], cwd=ROOT, capture_output=True, text=True)
     if inside.returncode != 0:
         pytest.skip(f"{ROOT} is not a git work tree: {inside.stderr.strip()}")
-    found = subprocess.run([git, "grep", "-n", "-i", "-I", "-E", SESSION_PATTERN], cwd=ROOT, capture_output=True, text=True)
+    found = subprocess.run(
+        [git, "grep", "-n", "-i", "-I", "-E", SESSION_PATTERN], cwd=ROOT, capture_output=True, text=True
+    )
     assert found.returncode in (0, 1), found.stderr
-    assert found.stdout == "", "tracked files name a working session (name the commit and the machine instead):\n" + found.stdout
+    assert found.stdout == "", (
+        "tracked files name a working session (name the commit and the machine instead):\n" + found.stdout
+    )

@@ -1,6 +1,7 @@
 """sr3bench.core.download against a real HTTP server on 127.0.0.1 (a thread in this process):
 resume after a cut, servers that ignore Range, checksum and HTTP errors, no network,
 and atomic, safe unpacking of tar and zip archives."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,9 +14,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from local_http import http_server  # noqa: F401  (a fixture)
 
 from sr3bench.core.download import DownloadError, fetch, md5_of, unpack
-from local_http import http_server  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.fault
 
@@ -77,8 +78,7 @@ def test_larger_than_expected_size_is_refused(server, tmp_path):
 
 def test_http_404_names_status_and_alternative(server, tmp_path):
     with pytest.raises(DownloadError) as caught:
-        fetch(f"{server.url}/missing.tar", tmp_path / "missing.tar", alternative=ALTERNATIVE,
-              timeout=5, progress=False)
+        fetch(f"{server.url}/missing.tar", tmp_path / "missing.tar", alternative=ALTERNATIVE, timeout=5, progress=False)
     assert "HTTP 404" in str(caught.value) and ALTERNATIVE in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -108,8 +108,13 @@ def test_network_unreachable(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(DownloadError) as caught:
-        fetch(f"http://127.0.0.1:{port}/data.bin", tmp_path / "data.bin", alternative=ALTERNATIVE,
-              timeout=5, progress=False)
+        fetch(
+            f"http://127.0.0.1:{port}/data.bin",
+            tmp_path / "data.bin",
+            alternative=ALTERNATIVE,
+            timeout=5,
+            progress=False,
+        )
     assert "cannot reach 127.0.0.1" in str(caught.value) and ALTERNATIVE in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 

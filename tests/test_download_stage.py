@@ -2,6 +2,7 @@
 real download, unpack and layout code; only the checksums are those of the test files),
 local copies, manual datasets and an unreachable host, each leaving either a complete
 downloads/<name>/ or nothing that looks complete."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,14 +18,13 @@ import tarfile
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
-
-from sr3bench.core.download import DownloadError
 from local_http import http_server  # noqa: F401  (a fixture)
-from pipeline import datasets
-from pipeline.stages.download import SOURCE_FILE, run_download
+from PIL import Image
 from projects import committed_params
 
+from pipeline import datasets
+from pipeline.stages.download import SOURCE_FILE, run_download
+from sr3bench.core.download import DownloadError
 
 pytestmark = pytest.mark.fault
 
@@ -51,7 +51,10 @@ def edsr_benchmark_tar() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for number, name in enumerate(("Set5", "Set14", "B100", "Urban100")):
-            for path, data in ((f"benchmark/{name}/HR/img{number}.png", png(number, 16)), (f"benchmark/{name}/LR_bicubic/X4/img{number}x4.png", png(number, 4))):
+            for path, data in (
+                (f"benchmark/{name}/HR/img{number}.png", png(number, 16)),
+                (f"benchmark/{name}/LR_bicubic/X4/img{number}x4.png", png(number, 4)),
+            ):
                 info = tarfile.TarInfo(path)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
@@ -70,7 +73,9 @@ def test_sr_benchmarks_from_a_mirror_are_checked_unpacked_and_laid_out(http_serv
     assert (out / "Set14" / "HR" / "img1.png").read_bytes() == png(1, 16)
     assert (out / "Set14" / "LR_bicubic_x4" / "img1.png").read_bytes() == png(1, 4)  # renamed to the HR name
     record = json.loads((out / SOURCE_FILE).read_text())
-    assert record["sources"] == [{"file": "benchmark.tar", "from": f"{http_server.url}/mirror/benchmark.tar", "md5": md5(archive)}]
+    assert record["sources"] == [
+        {"file": "benchmark.tar", "from": f"{http_server.url}/mirror/benchmark.tar", "md5": md5(archive)}
+    ]
     run_download("sr_benchmarks", {"mirror": f"{http_server.url}/mirror"})  # again: from the cache, no second transfer
     assert [path for path, _ in http_server.requests] == ["/mirror/benchmark.tar"]
 
@@ -90,7 +95,14 @@ def test_a_damaged_archive_leaves_nothing_that_looks_complete(http_server, tmp_p
 def ffhq_server(http_server, images):  # noqa: F811
     """A mirror with a metadata JSON listing ``images`` (index -> bytes) as thumbnails."""
     metadata = {
-        str(index): {"thumbnail": {"file_url": f"{http_server.url}/drive/{index}", "file_path": f"thumbnails128x128/00000/{index:05d}.png", "file_size": len(data), "file_md5": md5(data)}}
+        str(index): {
+            "thumbnail": {
+                "file_url": f"{http_server.url}/drive/{index}",
+                "file_path": f"thumbnails128x128/00000/{index:05d}.png",
+                "file_size": len(data),
+                "file_md5": md5(data),
+            }
+        }
         for index, data in images.items()
     }
     text = json.dumps(metadata).encode()
@@ -145,7 +157,12 @@ def test_an_unreachable_host_names_the_local_and_mirror_keys(tmp_path, monkeypat
 def test_a_manual_dataset_says_where_to_put_it_through_the_real_cli(tmp_path):
     params = committed_params()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "download", "--dataset", "imagenet"], cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "download", "--dataset", "imagenet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     for text in ("cannot be downloaded automatically", "ILSVRC2012_img_train.tar", "datasets.imagenet.local"):
         assert text in result.stderr, text

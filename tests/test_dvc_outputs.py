@@ -1,12 +1,12 @@
 """Issue 13, DVC side: after a Snakemake run, `dvc commit` adopts its outputs (nothing to
 re-run), and the declared metrics and plots work: `dvc metrics show/diff`, `dvc plots
 show/diff`."""
+
 import json
 import shutil
 import sys
 
 import pytest
-
 from projects import run, small_demo_params
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,19 @@ def adopted(small_demo_project, tmp_path_factory):
     dvc(project, "config", "core.analytics", "false")
     dvc(project, "commit", "--force")
     run(["git", "add", "-A"], project)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "a Snakemake run, adopted by DVC"], project)
+    run(
+        [
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.com",
+            "commit",
+            "-qm",
+            "a Snakemake run, adopted by DVC",
+        ],
+        project,
+    )
     return project
 
 
@@ -55,7 +67,12 @@ def test_dvc_metrics_show_and_diff(adopted):
 
 def test_dvc_plots_show_the_losses_and_the_quality_against_steps(adopted, tmp_path):
     plots = json.loads(dvc(adopted, "plots", "show", "--json").stdout)["data"]
-    assert {"regression: training loss", "sr3: training loss", "sr3: quality against network evaluations", "reports/demo/metrics.csv"} <= set(plots)
+    assert {
+        "regression: training loss",
+        "sr3: training loss",
+        "sr3: quality against network evaluations",
+        "reports/demo/metrics.csv",
+    } <= set(plots)
     for name, renders in plots.items():
         assert renders[0]["content"]["data"]["values"], name  # every plot has points
     dvc(adopted, "plots", "show", "--out", str(tmp_path / "plots"))
@@ -75,6 +92,11 @@ def test_a_local_folder_remote_round_trips_the_data_and_models(adopted, tmp_path
     dvc(clone, "remote", "add", "--local", "-f", "shared", str(tmp_path / "remote"))
     assert not (clone / "models" / "demo" / "sr3" / "model.pt").exists()
     dvc(clone, "pull", "-r", "shared")
-    for path in ("models/demo/sr3/model.pt", "models/demo/regression/model.pt", "data/demo/manifest.json", "reports/demo/metrics.json"):
+    for path in (
+        "models/demo/sr3/model.pt",
+        "models/demo/regression/model.pt",
+        "data/demo/manifest.json",
+        "reports/demo/metrics.json",
+    ):
         assert (clone / path).read_bytes() == (adopted / path).read_bytes(), path
     assert "Data and pipelines are up to date" in dvc(clone, "status").stdout

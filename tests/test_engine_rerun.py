@@ -1,10 +1,10 @@
 """Snakemake and DVC killed mid-run (SIGKILL to the engine and its jobs, like a pre-emption):
 a plain re-run redoes only the unfinished work, and the results equal an uninterrupted run's."""
+
 import sys
 
 import pytest
 import torch
-
 from projects import dvc_project, kill_when, make_project, run, start, tiny_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]

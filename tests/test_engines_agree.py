@@ -1,28 +1,31 @@
 """Snakemake and DVC must run the same stage commands, with the same code files, for every
 preset; dvc.yaml must be what the registry and params.yaml generate."""
+
 import re
 import sys
 
 import pytest
 import yaml
-
 from conftest import REPO
+from projects import committed_params, dvc_project, run
+
 from pipeline import config, layout, registry
 from pipeline.dvc_yaml import render, stage_name
 from pipeline.stage_table import BY_NAME
-from projects import committed_params, dvc_project, run
 
 PRESETS = sorted(committed_params()["presets"])
 
 
 def snakemake_jobs(project) -> dict[str, set[str]]:
     """{command: its input files} of every job of a forced dry run."""
-    result = run([sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--forceall"], project)
+    result = run(
+        [sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--forceall"], project
+    )
     jobs, inputs = {}, set()
     for line in (result.stdout + result.stderr).splitlines():
         line = line.strip().removeprefix("Shell command:").strip()
         if line.startswith("input:"):
-            inputs = {name.strip() for name in line[len("input:"):].split(",")}
+            inputs = {name.strip() for name in line[len("input:") :].split(",")}
         elif line.startswith("sr3bench "):
             jobs[line] = inputs
             inputs = set()
@@ -57,17 +60,27 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
     methods, downloads = resolved["methods"], resolved["presets"][preset]["dataset"]["downloads"]
     tuned = {layout.base_method(m) for m in registry.tuned_variants(resolved["presets"][preset], methods)}
     diverse = registry.diverse_methods(resolved["presets"][preset], methods)
-    stages = len(downloads) + 3 + len(registry.trained_methods(methods)) + len(tuned) + len(diverse) + 2 * len(methods)  # + prepare, report, front page
+    stages = (
+        len(downloads) + 3 + len(registry.trained_methods(methods)) + len(tuned) + len(diverse) + 2 * len(methods)
+    )  # + prepare, report, front page
     assert len(from_snakemake) == stages
-    assert {f"sr3bench download --dataset {name}" for name in downloads} <= {c.split(" --threads")[0] for c in from_snakemake}
+    assert {f"sr3bench download --dataset {name}" for name in downloads} <= {
+        c.split(" --threads")[0] for c in from_snakemake
+    }
     assert set(from_snakemake) == set(from_dvc)
-    assert all(f"--preset {preset}" in command for command in from_dvc if not command.startswith(("sr3bench download", "sr3bench front-page")))
+    assert all(
+        f"--preset {preset}" in command
+        for command in from_dvc
+        if not command.startswith(("sr3bench download", "sr3bench front-page"))
+    )
     for command, inputs in from_snakemake.items():
         assert inputs == from_dvc[command], command
 
 
 def test_dvc_yaml_is_generated_from_the_registry_and_params():
-    assert (REPO / "dvc.yaml").read_text() == render(config.resolve(committed_params())), "dvc.yaml is stale: run `sr3bench dvc-yaml`"
+    assert (REPO / "dvc.yaml").read_text() == render(config.resolve(committed_params())), (
+        "dvc.yaml is stale: run `sr3bench dvc-yaml`"
+    )
 
 
 def test_every_stage_tracks_the_code_that_checkpoints_and_sample_caches_are_keyed_by():

@@ -1,5 +1,6 @@
 """Faults during a run: non-finite loss, a full disk, interrupted writes, damaged files,
 stale locks of a killed Snakemake run."""
+
 import errno
 import json
 import os
@@ -16,23 +17,35 @@ from PIL import Image
 
 from pipeline import config, snakemake_locks
 from sr3 import training
-from sr3bench.core.atomic import atomic_path
 from sr3.data import PatchSampler
-from sr3bench.core.images import write_png
 from sr3.model_file import load_model, save_model
 from sr3.training import CheckpointError, NonFiniteLossError, Trainer
 from sr3.unet import UNet
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.images import write_png
 
 pytestmark = pytest.mark.fault
 
-SETTINGS = {"steps": 10, "batch_size": 2, "patch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 2, "log_every": 1, "keep": "last"}
+SETTINGS = {
+    "steps": 10,
+    "batch_size": 2,
+    "patch_size": 8,
+    "learning_rate": 1e-3,
+    "warmup_steps": 0,
+    "ema_decay": 0.9,
+    "checkpoint_every": 2,
+    "log_every": 1,
+    "keep": "last",
+}
 
 
 def trainer(tmp_path, loss_fn):
     torch.manual_seed(0)
     model = UNet(3, 3, 8, (1,), 1, (), 0.0, 8, noise_conditioned=False)
     data = torch.rand(2, 3, 8, 8) * 2 - 1
-    return Trainer(model, loss_fn, PatchSampler(list(zip(data, data)), 8, 2, 0), SETTINGS, 0, tmp_path / "last.pt", "fault-test")
+    return Trainer(
+        model, loss_fn, PatchSampler(list(zip(data, data)), 8, 2, 0), SETTINGS, 0, tmp_path / "last.pt", "fault-test"
+    )
 
 
 def loss_that_explodes_at(step_number):
@@ -58,7 +71,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 def test_a_divergence_before_the_first_checkpoint_does_not_claim_one(tmp_path):
     """Issue 14: the message named a 'last good checkpoint' that did not exist."""
     run = trainer(tmp_path, loss_that_explodes_at(1))
-    with pytest.raises(NonFiniteLossError, match=r"at step 1; no checkpoint had been written yet \(the first comes at step 2\)") as error:
+    with pytest.raises(
+        NonFiniteLossError, match=r"at step 1; no checkpoint had been written yet \(the first comes at step 2\)"
+    ) as error:
         run.run()
     assert "last good checkpoint" not in str(error.value) and not (tmp_path / "last.pt").exists()
 
@@ -107,7 +122,9 @@ def test_a_damaged_checkpoint_is_refused_with_its_path_and_kept(tmp_path):
     assert (tmp_path / "last.pt").read_bytes().startswith(b"PK")  # left for the user to inspect
 
 
-@pytest.mark.parametrize("content, message", [(None, "not found; run the training stage"), (b"\x80\x04 garbage", "cannot be read")])
+@pytest.mark.parametrize(
+    "content, message", [(None, "not found; run the training stage"), (b"\x80\x04 garbage", "cannot be read")]
+)
 def test_a_missing_or_damaged_model_file_is_named(tmp_path, content, message):
     path = tmp_path / "model.pt"
     if content is not None:
@@ -120,7 +137,13 @@ def test_a_missing_or_damaged_model_file_is_named(tmp_path, content, message):
 def test_a_model_file_of_another_architecture_is_named(tmp_path):
     model = UNet(3, 3, 8, (1,), 1, (), 0.0, 8, noise_conditioned=False)
     path = tmp_path / "model.pt"
-    save_model(path, model, {"base_channels": 8, "channel_multipliers": [1], "res_blocks": 1, "attention_resolutions": [], "dropout": 0.0}, 8, False)
+    save_model(
+        path,
+        model,
+        {"base_channels": 8, "channel_multipliers": [1], "res_blocks": 1, "attention_resolutions": [], "dropout": 0.0},
+        8,
+        False,
+    )
     payload = torch.load(path, weights_only=True)
     payload["model_config"]["base_channels"] = 16  # weights no longer fit the recorded architecture
     torch.save(payload, path)
@@ -139,7 +162,10 @@ def test_full_disk_while_writing_a_sample_leaves_no_png(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["done.png"]
 
 
-@pytest.mark.parametrize("text, message", [("preset: demo\nthreads: [1\n", "(?s)not valid YAML.*line 2"), ("- a list\n", "must hold a mapping")])
+@pytest.mark.parametrize(
+    "text, message",
+    [("preset: demo\nthreads: [1\n", "(?s)not valid YAML.*line 2"), ("- a list\n", "must hold a mapping")],
+)
 def test_a_params_file_that_is_not_yaml_or_not_a_mapping_names_the_file(tmp_path, text, message):
     path = tmp_path / "params.yaml"
     path.write_text(text)
@@ -185,13 +211,17 @@ def test_locks_that_may_belong_to_a_live_run_are_kept(tmp_path, who):
         live.wait()
 
 
-@pytest.mark.parametrize("method, edited", [("sr3", "sr3/diffusion.py"), ("regression", "baselines/regression.py"), ("sr3", "sr3/training.py")])
+@pytest.mark.parametrize(
+    "method, edited",
+    [("sr3", "sr3/diffusion.py"), ("regression", "baselines/regression.py"), ("sr3", "sr3/training.py")],
+)
 def test_code_changes_change_the_checkpoint_and_sample_cache_keys(tmp_path, method, edited):
     """The keys are hashes of the real files each stage runs: a copy of them hashes the
     same, and an edit of any one of them changes the key."""
     import shutil
 
     from conftest import REPO
+
     from pipeline.code_deps import code_fingerprint
     from pipeline.stage_table import BY_NAME
 
@@ -241,7 +271,6 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path)
     """Issue 14: the CLI caught only OSError, ValueError and RuntimeError; any other error
     a damaged file causes (here a manifest.json that is a list) printed a traceback."""
     import yaml
-
     from projects import committed_params
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(committed_params()))
@@ -255,7 +284,11 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     logged = subprocess.run(command + ["--log", "logs/evaluate.log"], cwd=tmp_path, capture_output=True, text=True)
     log_text = (tmp_path / "logs" / "evaluate.log").read_text()
-    assert logged.returncode == 1 and "Traceback" not in logged.stderr and "the traceback is in logs/evaluate.log" in logged.stderr
+    assert (
+        logged.returncode == 1
+        and "Traceback" not in logged.stderr
+        and "the traceback is in logs/evaluate.log" in logged.stderr
+    )
     assert "Traceback (most recent call last)" in log_text and "TypeError" in log_text  # the rule's log has it
 
 
@@ -265,8 +298,8 @@ def test_warnings_and_progress_reach_the_log_file_as_plain_lines(tmp_path):
     import logging
     import warnings
 
-    from sr3bench.core.progress import progress
     from pipeline.cli import setup_logging
+    from sr3bench.core.progress import progress
 
     log_file = tmp_path / "stage.log"
     try:
@@ -312,7 +345,10 @@ def test_a_truncated_metric_weights_file_is_named_and_checked_against_its_sha256
     weights._save({"w": torch.ones(1000)}, path, {"source": "test"})
     assert getattr(weights, find)(tmp_path)[0] == path  # intact: accepted
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(weights.WeightsUnavailableError, match=f"metric weights file {path} is damaged or incomplete.*provision-weights.*training checkpoints and models are not"):
+    with pytest.raises(
+        weights.WeightsUnavailableError,
+        match=f"metric weights file {path} is damaged or incomplete.*provision-weights.*training checkpoints and models are not",
+    ):
         getattr(weights, find)(tmp_path)
 
 
@@ -320,7 +356,10 @@ def test_a_truncated_fid_reference_cache_is_computed_again_not_loaded(tmp_path):
     from sr3bench.metrics.fid_kid_is import discard_damaged_cache
 
     name = "sr3bench-ref-0123456789abcdef-fidhelper"
-    intact, truncated = tmp_path / f"{name}-inception-v3-compat-stat-fid-2048.pt", tmp_path / f"{name}-inception-v3-compat-features-2048.pt"
+    intact, truncated = (
+        tmp_path / f"{name}-inception-v3-compat-stat-fid-2048.pt",
+        tmp_path / f"{name}-inception-v3-compat-features-2048.pt",
+    )
     torch.save({"mu": torch.zeros(4)}, intact)
     torch.save({"features": torch.zeros(64, 4)}, truncated)
     truncated.write_bytes(truncated.read_bytes()[:200])
@@ -356,7 +395,9 @@ def test_a_yaml_error_in_params_names_the_file_and_line_under_snakemake(tmp_path
 
     project = make_project(tmp_path / "project", committed_params())
     (project / "params.yaml").write_text("preset: demo\nmethods: [bicubic\nthreads: {}\n")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=project, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=project, capture_output=True, text=True
+    )
     assert result.returncode != 0
     assert "params file params.yaml is not valid YAML" in result.stderr + result.stdout
     assert "line 3" in result.stderr + result.stdout

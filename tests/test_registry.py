@@ -1,14 +1,15 @@
 """The method registry: adding a method is one module and one registry line, and the
 engines then sample, evaluate and report it like any other; variants are methods too."""
+
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from projects import make_project, run, tiny_params
 
 from pipeline import registry
-from projects import make_project, run, tiny_params
 
 NEAREST_MODULE = '''"""Nearest-neighbour upsampling: each LR pixel becomes a scale x scale block."""
 import numpy as np
@@ -58,7 +59,9 @@ def test_a_registered_toy_method_runs_through_sample_evaluate_and_report(tmp_pat
 
 
 def test_unknown_methods_and_variants_are_named():
-    with pytest.raises(registry.UnknownMethodError, match="unknown method 'esrgan'; registered methods: bicubic, regression, sr3"):
+    with pytest.raises(
+        registry.UnknownMethodError, match="unknown method 'esrgan'; registered methods: bicubic, regression, sr3"
+    ):
         registry.entry("esrgan")
     with pytest.raises(registry.UnknownMethodError, match="variants .* of trained methods only"):
         registry.entry("bicubic@fast")

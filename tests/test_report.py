@@ -1,22 +1,30 @@
 """The report is built from files only: per-image CSVs, their JSON sidecars (set metrics
 and the protocol they were computed under), loss logs, images and the paper's tables."""
+
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
 from sr3bench.reporting.build import build_report
 from sr3bench.reporting.paper import load_tables
 from sr3bench.reporting.tables import SUMMARY_COLUMNS, bootstrap_interval, header
 
 NAMES = ["a.png", "b.png", "c.png"]
 PROTOCOL = {
-    "color": "y", "border_crop": 4, "description": "Y channel (test marker), border crop 4 px", "scale": 4,
-    "pixels": "saved uint8 PNG images", "psnr_ssim": "scikit-image 0.0-test", "ssim_settings": "sigma 1.5 (test)",
-    "consistency": "MSE x 1e-5 (test)", "lpips": "lpips 0.0-test", "fid_kid_is": "torch-fidelity 0.0-test",
+    "color": "y",
+    "border_crop": 4,
+    "description": "Y channel (test marker), border crop 4 px",
+    "scale": 4,
+    "pixels": "saved uint8 PNG images",
+    "psnr_ssim": "scikit-image 0.0-test",
+    "ssim_settings": "sigma 1.5 (test)",
+    "consistency": "MSE x 1e-5 (test)",
+    "lpips": "lpips 0.0-test",
+    "fid_kid_is": "torch-fidelity 0.0-test",
 }
 PSNR = {"bicubic": [20.0, 22.0, 24.0], "sr3": [21.0, 23.0, 28.0]}
 
@@ -35,26 +43,51 @@ def inputs(tmp_path):
     for method, psnrs in PSNR.items():
         for name in NAMES:
             image(tmp_path / "samples" / method / name, 16, 90)
-        rows = [{"method": method, "name": n, "group": "g", "psnr": p, "ssim": 0.5, "consistency": 1.0, "lpips": 0.2} for n, p in zip(NAMES, psnrs)]
+        rows = [
+            {"method": method, "name": n, "group": "g", "psnr": p, "ssim": 0.5, "consistency": 1.0, "lpips": 0.2}
+            for n, p in zip(NAMES, psnrs)
+        ]
         results[method] = tmp_path / "results" / f"{method}.csv"
         results[method].parent.mkdir(exist_ok=True)
         pd.DataFrame(rows).to_csv(results[method], index=False)
-        sidecar = {"fid": 100.0, "kid": 0.01, "is": None, "unavailable": {"is": "no classifier head (test)"}, "n_sr": 3, "n_hr": 3, "inception_weights": "test-weights", "protocol": PROTOCOL}
+        sidecar = {
+            "fid": 100.0,
+            "kid": 0.01,
+            "is": None,
+            "unavailable": {"is": "no classifier head (test)"},
+            "n_sr": 3,
+            "n_hr": 3,
+            "inception_weights": "test-weights",
+            "protocol": PROTOCOL,
+        }
         results[method].with_suffix(".json").write_text(json.dumps(sidecar))
         samples[method] = tmp_path / "samples" / method
     loss = tmp_path / "loss.csv"
     loss.write_text("step,loss\n1,0.5\n2,0.25\n")
-    return dict(results=results, samples=samples, losses={"sr3": loss}, test_hr=tmp_path / "hr", test_lr=tmp_path / "lr")
+    return dict(
+        results=results, samples=samples, losses={"sr3": loss}, test_hr=tmp_path / "hr", test_lr=tmp_path / "lr"
+    )
 
 
 def build(tmp_path, inputs, preset=None):
     preset = preset or {
-        "description": "a test preset", "dataset": {"lr_source": "downsample"},
-        "diffusion": {"training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}},
+        "description": "a test preset",
+        "dataset": {"lr_source": "downsample"},
+        "diffusion": {
+            "training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02},
+            "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5},
+        },
         "training": {"sr3": {"steps": 7}},
     }
     out = tmp_path / "report"
-    build_report("test", preset, titles={"bicubic": "Bicubic", "sr3": "SR3"}, paper_tables=REPO / "reports" / "paper", out=out, **inputs)
+    build_report(
+        "test",
+        preset,
+        titles={"bicubic": "Bicubic", "sr3": "SR3"},
+        paper_tables=REPO / "reports" / "paper",
+        out=out,
+        **inputs,
+    )
     return out
 
 
@@ -64,7 +97,9 @@ def test_tables_hold_the_means_and_the_protocol_from_the_sidecars(tmp_path, inpu
     assert list(metrics.columns)[: len(SUMMARY_COLUMNS)] == SUMMARY_COLUMNS
     assert {"psnr_ci_low", "psnr_ci_high", "lpips_ci_low", "lpips_ci_high"} <= set(metrics.columns)
     sr3 = metrics.set_index("method").loc["sr3"]
-    assert 21.0 <= sr3["psnr_ci_low"] < 24.0 < sr3["psnr_ci_high"] <= 28.0  # inside the per-image range, around the mean
+    assert (
+        21.0 <= sr3["psnr_ci_low"] < 24.0 < sr3["psnr_ci_high"] <= 28.0
+    )  # inside the per-image range, around the mean
     assert metrics.set_index("method").loc["sr3", "psnr"] == pytest.approx(24.0)
     assert (metrics["protocol"] == PROTOCOL["description"]).all()
     assert metrics["is"].isna().all() and (metrics["n_images"] == 3).all()
@@ -74,7 +109,13 @@ def test_tables_hold_the_means_and_the_protocol_from_the_sidecars(tmp_path, inpu
 
 def test_the_page_prints_the_stored_protocol_the_paper_and_the_warnings(tmp_path, inputs):
     page = (build(tmp_path, inputs) / "index.html").read_text()
-    for text in ("Y channel (test marker)", "scikit-image 0.0-test", "torch-fidelity 0.0-test", "lpips 0.0-test", "no classifier head (test)"):
+    for text in (
+        "Y channel (test marker)",
+        "scikit-image 0.0-test",
+        "torch-fidelity 0.0-test",
+        "lpips 0.0-test",
+        "no classifier head (test)",
+    ):
         assert text in page, text
     assert "dominated by sampling noise" in page  # FID over 3 images
     assert "arXiv:2104.07636, Table 1" in page and "23.96" in page  # the paper's tables, with their source
@@ -101,25 +142,58 @@ def test_the_paper_tables_are_data_with_a_citation():
 
 def test_the_page_sets_the_reproduced_numbers_beside_the_papers_table(tmp_path, inputs):
     preset = {
-        "description": "a small faces run", "dataset": {"lr_source": "downsample"},
+        "description": "a small faces run",
+        "dataset": {"lr_source": "downsample"},
         "paper": {"table": "sr3_table1_faces", "experiment": "faces16_128", "comparable": False},
-        "diffusion": {"training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}},
+        "diffusion": {
+            "training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02},
+            "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5},
+        },
         "training": {"sr3": {"steps": 7}},
     }
-    scale = {"training_images": "176 pairs", "training_steps": "SR3 7", "batch_size": "SR3 4", "parameters": "SR3 1.05M", "inference_steps": "5", "test_images": "3"}
+    scale = {
+        "training_images": "176 pairs",
+        "training_steps": "SR3 7",
+        "batch_size": "SR3 4",
+        "parameters": "SR3 1.05M",
+        "inference_steps": "5",
+        "test_images": "3",
+    }
     out = tmp_path / "report"
-    build_report("test", preset, titles={"bicubic": "Bicubic", "sr3": "SR3"}, paper_tables=REPO / "reports" / "paper", out=out, scale_here=scale, **inputs)
+    build_report(
+        "test",
+        preset,
+        titles={"bicubic": "Bicubic", "sr3": "SR3"},
+        paper_tables=REPO / "reports" / "paper",
+        out=out,
+        scale_here=scale,
+        **inputs,
+    )
     page = (out / "index.html").read_text()
     assert "Beside the paper: Table 1" in page and "not comparable" in page
-    assert "<td>SR3</td><td>PSNR (dB) ↑</td><td>24.00</td><td>23.04</td><td>+0.96</td>" in page  # here, paper, here - paper
+    assert (
+        "<td>SR3</td><td>PSNR (dB) ↑</td><td>24.00</td><td>23.04</td><td>+0.96</td>" in page
+    )  # here, paper, here - paper
     assert "176 pairs" in page and "550M" in page and "1.05M" in page  # the two runs' scale side by side
 
 
 def test_orderings_of_the_paper_are_checked_in_each_metrics_direction():
     from sr3bench.reporting.comparison import orderings
 
-    table = {"columns": ["psnr", "consistency"], "rows": {"regression": {"psnr": 23.96, "consistency": 2.71}, "sr3": {"psnr": 23.04, "consistency": 2.68}, "PULSE": {"psnr": 16.88, "consistency": 161.1}}}
-    here = pd.DataFrame([{"method": "regression", "psnr": 22.9, "consistency": 8.1}, {"method": "sr3", "psnr": 22.0, "consistency": 28.0}])
+    table = {
+        "columns": ["psnr", "consistency"],
+        "rows": {
+            "regression": {"psnr": 23.96, "consistency": 2.71},
+            "sr3": {"psnr": 23.04, "consistency": 2.68},
+            "PULSE": {"psnr": 16.88, "consistency": 161.1},
+        },
+    }
+    here = pd.DataFrame(
+        [
+            {"method": "regression", "psnr": 22.9, "consistency": 8.1},
+            {"method": "sr3", "psnr": 22.0, "consistency": 28.0},
+        ]
+    )
     checks = {(c["metric"], c["better"]): c["holds"] for c in orderings(table, here)}
     assert checks == {("psnr", "regression"): True, ("consistency", "sr3"): False}  # lower consistency is better
 
@@ -179,11 +253,28 @@ def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"test": [{"name": n, "hr_sha256": "h" + n, "lr_sha256": "l" + n} for n in NAMES]}))
     monkeypatch.chdir(tmp_path)  # not a git checkout: the commit is unknown, not an error
-    preset = {"description": "p", "dataset": {"lr_source": "downsample"}, "diversity": {"images": 2, "seeds": 3}, "training": {"sr3": {"steps": 7}},
-              "diffusion": {"training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02}, "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5}}}
+    preset = {
+        "description": "p",
+        "dataset": {"lr_source": "downsample"},
+        "diversity": {"images": 2, "seeds": 3},
+        "training": {"sr3": {"steps": 7}},
+        "diffusion": {
+            "training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02},
+            "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5},
+        },
+    }
     record = provenance(preset, {"train": 8}, benchmarks, manifest)
     out = tmp_path / "report"
-    build_report("test", preset, titles={"bicubic": "Bicubic", "sr3": "SR3"}, paper_tables=REPO / "reports" / "paper", out=out, diversity={"sr3": diversity}, provenance_record=record, **inputs)
+    build_report(
+        "test",
+        preset,
+        titles={"bicubic": "Bicubic", "sr3": "SR3"},
+        paper_tables=REPO / "reports" / "paper",
+        out=out,
+        diversity={"sr3": diversity},
+        provenance_record=record,
+        **inputs,
+    )
     page = (out / "index.html").read_text()
     for figure in ("zoom.png", "diversity.png"):
         assert f'src="{figure}"' in page and Image.open(out / figure).size[0] > 200
@@ -197,7 +288,10 @@ def test_dataset_checksums_change_with_any_image():
     from sr3bench.reporting.provenance import dataset_checksums
 
     def checksum(tmp, hr_of_b):
-        rows = [{"name": "a.png", "hr_sha256": "1", "lr_sha256": "2"}, {"name": "b.png", "hr_sha256": hr_of_b, "lr_sha256": "4"}]
+        rows = [
+            {"name": "a.png", "hr_sha256": "1", "lr_sha256": "2"},
+            {"name": "b.png", "hr_sha256": hr_of_b, "lr_sha256": "4"},
+        ]
         tmp.write_text(json.dumps({"test": rows}))
         return dataset_checksums(tmp)["test"]["sha256"]
 
@@ -215,14 +309,35 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
     for preset, psnr in (("demo", 27.6), ("faces16_128_small", 23.1)):
         folder = tmp_path / "reports" / preset
         folder.mkdir(parents=True)
-        pd.DataFrame([{"method": "bicubic", "n_images": 3, "psnr": psnr, "ssim": 0.8, "consistency": 1.0, "fid": 10.0, "lpips": 0.3}]).to_csv(folder / "metrics.csv", index=False)
-        (folder / "provenance.json").write_text(json.dumps({"description": f"about {preset}", "generated": "today", "git": {"commit": "abc1234"}}))
+        pd.DataFrame(
+            [
+                {
+                    "method": "bicubic",
+                    "n_images": 3,
+                    "psnr": psnr,
+                    "ssim": 0.8,
+                    "consistency": 1.0,
+                    "fid": 10.0,
+                    "lpips": 0.3,
+                }
+            ]
+        ).to_csv(folder / "metrics.csv", index=False)
+        (folder / "provenance.json").write_text(
+            json.dumps({"description": f"about {preset}", "generated": "today", "git": {"commit": "abc1234"}})
+        )
     (tmp_path / "reports" / "paper").mkdir()  # the paper's tables are no preset
-    build_front_page(tmp_path / "reports", tmp_path / "reports" / "index.html", tmp_path / "reports" / "all_presets.csv")
+    build_front_page(
+        tmp_path / "reports", tmp_path / "reports" / "index.html", tmp_path / "reports" / "all_presets.csv"
+    )
     combined = pd.read_csv(tmp_path / "reports" / "all_presets.csv")
     assert list(combined["preset"]) == ["demo", "faces16_128_small"] and list(combined["psnr"]) == [27.6, 23.1]
     page = (tmp_path / "reports" / "index.html").read_text()
-    assert "href='demo/index.html'" in page and "href='faces16_128_small/index.html'" in page and "about faces16_128_small" in page and "23.10" in page
+    assert (
+        "href='demo/index.html'" in page
+        and "href='faces16_128_small/index.html'" in page
+        and "about faces16_128_small" in page
+        and "23.10" in page
+    )
 
 
 def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
@@ -239,9 +354,17 @@ def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
     assert readme.read_text() == text  # regenerating changes nothing
     timed = "<!-- timings:test -->\n<!-- /timings:test -->\n"
     readme.write_text(text + timed)
-    stages = pd.DataFrame([{"stage": "train_sr3", "seconds": 754.0, "peak_rss_mib": 980.0}, {"stage": "report", "seconds": 9.5, "peak_rss_mib": None}])
+    stages = pd.DataFrame(
+        [
+            {"stage": "train_sr3", "seconds": 754.0, "peak_rss_mib": 980.0},
+            {"stage": "report", "seconds": 9.5, "peak_rss_mib": None},
+        ]
+    )
     update_readme(readme, "test", out / "metrics.csv", {}, stages, "logs/test/*.benchmark.tsv")
-    assert "| train_sr3 | 12 min 34 s | 980 MiB |" in readme.read_text() and "| sum of the stages | 12 min 44 s | |" in readme.read_text()
+    assert (
+        "| train_sr3 | 12 min 34 s | 980 MiB |" in readme.read_text()
+        and "| sum of the stages | 12 min 44 s | |" in readme.read_text()
+    )
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no <!-- results:test -->"):
         update_readme(readme, "test", out / "metrics.csv", {})

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sr3bench.metrics.psnr_ssim import psnr, ssim
 from sr3bench.core.images import list_images
 from sr3bench.core.resize import cubic_kernel, downsample, imresize, resize_matrix, upsample
+from sr3bench.metrics.psnr_ssim import psnr, ssim
 
 PUBLISHED_BICUBIC_X4 = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)}
 
@@ -47,7 +47,11 @@ def test_bicubic_reproduces_published_benchmark_numbers(sr_benchmarks, set_name,
     psnrs, ssims = [], []
     for hr_path in list_images(sr_benchmarks / set_name / "HR"):
         hr = load(hr_path)
-        lr = load(sr_benchmarks / set_name / "LR_bicubic_x4" / hr_path.name) if lr_source == "provided" else downsample(hr, 4)
+        lr = (
+            load(sr_benchmarks / set_name / "LR_bicubic_x4" / hr_path.name)
+            if lr_source == "provided"
+            else downsample(hr, 4)
+        )
         sr = upsample(lr, 4)
         if sr.ndim == 2:
             sr = np.repeat(sr[..., None], 3, axis=-1)

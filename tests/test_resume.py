@@ -1,5 +1,6 @@
 """kill -9 (or SIGTERM) in the middle of training or sampling, re-run, and get bit-for-bit
 the result of an uninterrupted run."""
+
 import os
 import re
 import signal
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from projects import kill_when, start, tiny_params
 
 pytestmark = pytest.mark.fault
@@ -55,7 +55,14 @@ def assert_same_training(project: Path, reference: tuple[dict, str]) -> None:
 def test_training_killed_mid_run_resumes_to_identical_weights(project, reference):
     checkpoint = project / "checkpoints" / "demo" / "sr3" / "last.pt"
     process = sr3bench(project, "train", "--method", "sr3", background=True)
-    kill_when(process, lambda: checkpoint.exists() and checkpoint.stat().st_size > 0 and torch.load(checkpoint, weights_only=False)["step"] >= 75)
+    kill_when(
+        process,
+        lambda: (
+            checkpoint.exists()
+            and checkpoint.stat().st_size > 0
+            and torch.load(checkpoint, weights_only=False)["step"] >= 75
+        ),
+    )
     assert not (project / "models" / "demo" / "sr3" / "model.pt").exists()
     sr3bench(project, "train", "--method", "sr3")
     assert_same_training(project, reference)

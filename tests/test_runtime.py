@@ -1,22 +1,38 @@
 """The trainer's runtime settings: torchrun's variables, bf16 and fp16 autocast (fp16 with
 a gradient scaler), channels_last, gradient checkpointing and read-ahead data workers.
 Each keeps training what it was (equal weights, or a loss that falls) and resumes exactly."""
+
 import pytest
 import torch
 
-from sr3bench.core.runtime import Runtime, runtime_from_config
 from sr3.data import PatchSampler
 from sr3.method import training_loss
 from sr3.training import Trainer
 from sr3.unet import UNet
+from sr3bench.core.runtime import Runtime, runtime_from_config
 
-DIFFUSION = {"training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, "loss": "l1", "parametrization": "v"}
-SETTINGS = {"batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 3, "log_every": 1, "keep": "last"}
+DIFFUSION = {
+    "training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05},
+    "loss": "l1",
+    "parametrization": "v",
+}
+SETTINGS = {
+    "batch_size": 4,
+    "patch_size": 16,
+    "learning_rate": 1e-3,
+    "warmup_steps": 0,
+    "ema_decay": 0.9,
+    "checkpoint_every": 3,
+    "log_every": 1,
+    "keep": "last",
+}
 
 
 def pairs():
     generator = torch.Generator().manual_seed(0)
-    hr = torch.nn.functional.interpolate(torch.rand(6, 3, 4, 4, generator=generator) * 2 - 1, size=16, mode="bilinear", align_corners=False)
+    hr = torch.nn.functional.interpolate(
+        torch.rand(6, 3, 4, 4, generator=generator) * 2 - 1, size=16, mode="bilinear", align_corners=False
+    )
     upsampled = torch.nn.functional.avg_pool2d(hr, 4).repeat_interleave(4, -1).repeat_interleave(4, -2)
     return list(zip(upsampled, hr))
 
@@ -26,7 +42,16 @@ def trainer(checkpoint, steps, data=None, **runtime) -> Trainer:
     model = UNet(6, 3, 8, (1, 2), 1, (8,), 0.0, 16)
     settings = dict(SETTINGS, steps=steps)
     sampler = PatchSampler(data or pairs(), 16, 4, seed=0)
-    return Trainer(model, training_loss({"diffusion": DIFFUSION}), sampler, settings, 0, checkpoint, "runtime-test", Runtime(torch.device("cpu"), **runtime))
+    return Trainer(
+        model,
+        training_loss({"diffusion": DIFFUSION}),
+        sampler,
+        settings,
+        0,
+        checkpoint,
+        "runtime-test",
+        Runtime(torch.device("cpu"), **runtime),
+    )
 
 
 def weights(run: Trainer) -> dict:
@@ -34,8 +59,16 @@ def weights(run: Trainer) -> dict:
 
 
 def test_torchrun_variables_make_the_rank():
-    runtime = runtime_from_config({"device": "cpu", "precision": "bf16"}, {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"})
-    assert (runtime.rank, runtime.world_size, runtime.distributed, runtime.writes_files, runtime.precision) == (1, 2, True, False, "bf16")
+    runtime = runtime_from_config(
+        {"device": "cpu", "precision": "bf16"}, {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
+    )
+    assert (runtime.rank, runtime.world_size, runtime.distributed, runtime.writes_files, runtime.precision) == (
+        1,
+        2,
+        True,
+        False,
+        "bf16",
+    )
     assert runtime_from_config({"device": "cpu", "precision": "fp32"}, {}).writes_files
 
 
@@ -50,7 +83,10 @@ def test_mixed_precision_learns_and_resumes_exactly(tmp_path, precision):
     resumed = trainer(tmp_path / "parts.pt", 6, precision=precision)
     resumed.run()
     if precision == "fp16":
-        assert resumed.grad_scaler.is_enabled() and resumed.grad_scaler.state_dict() == uninterrupted.grad_scaler.state_dict()
+        assert (
+            resumed.grad_scaler.is_enabled()
+            and resumed.grad_scaler.state_dict() == uninterrupted.grad_scaler.state_dict()
+        )
     assert all(torch.equal(value, weights(uninterrupted)[key]) for key, value in weights(resumed).items())
 
 
@@ -60,7 +96,9 @@ def test_channels_last_and_gradient_checkpointing_train_the_same_weights(tmp_pat
     for setting in ("channels_last", "gradient_checkpointing"):
         other = trainer(tmp_path / f"{setting}.pt", 3, **{setting: True})
         other.run()
-        assert all(torch.allclose(value, weights(plain)[key], atol=1e-4) for key, value in weights(other).items()), setting
+        assert all(torch.allclose(value, weights(plain)[key], atol=1e-4) for key, value in weights(other).items()), (
+            setting
+        )
 
 
 def test_read_ahead_workers_resume_as_an_uninterrupted_run(tmp_path):

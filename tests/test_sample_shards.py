@@ -1,14 +1,15 @@
 """Sharded sampling: N workers each sample every N-th batch of the test images into a
 shard folder, and the merge gives the bytes one worker writes, for every method."""
+
 import filecmp
 import shutil
 import sys
 
 import pytest
 import yaml
+from projects import run
 
 from pipeline.stages.sample import shard_names
-from projects import run
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
 
@@ -55,7 +56,9 @@ def test_merged_shards_equal_one_worker_byte_for_byte(sampled_project, method, m
     set_sampling(project, batch_size=2, shards=2)  # batches [img0, img1] and [img2]: one each
     for index in (1, 0):
         sample(project, method, (index, 2))
-    shard_files = [sorted(p.name for p in (project / f"samples/demo/shards/{method}/{i}-of-2").glob("*.png")) for i in range(2)]
+    shard_files = [
+        sorted(p.name for p in (project / f"samples/demo/shards/{method}/{i}-of-2").glob("*.png")) for i in range(2)
+    ]
     assert [len(files) for files in shard_files] == [2, 1]
     sample(project, method)  # the merge
 
@@ -93,9 +96,9 @@ def test_snakemake_runs_one_job_per_shard_then_the_merge(sampled_project):
 def test_the_merge_refuses_a_missing_or_doubled_image(tmp_path, monkeypatch):
     import numpy as np
 
-    from sr3bench.core.images import write_png
     from pipeline import layout
     from pipeline.stages.sample import SHARD_KEY, merge_shards
+    from sr3bench.core.images import write_png
 
     monkeypatch.chdir(tmp_path)
     image = np.zeros((4, 4, 3), np.uint8)

@@ -46,14 +46,24 @@ def test_every_sampler_starts_from_seeded_noise_and_the_two_ancestral_variances_
 
 
 def test_an_unknown_sampler_is_named():
-    with pytest.raises(ValueError, match="unknown sampler 'euler'; one of ancestral, ancestral_posterior, ddim, dpmpp_2m"):
+    with pytest.raises(
+        ValueError, match="unknown sampler 'euler'; one of ancestral, ancestral_posterior, ddim, dpmpp_2m"
+    ):
         sample(oracle("v"), torch.zeros_like(HR), SCHEDULE, [0, 1], None, "v", "euler")
 
 
 @pytest.mark.parametrize("parametrization", ["eps", "v"])
 def test_exact_model_has_zero_training_loss(parametrization):
     generator = torch.Generator().manual_seed(3)
-    loss = training_loss(oracle(parametrization), torch.zeros_like(HR), HR, {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, generator, "l2", parametrization)
+    loss = training_loss(
+        oracle(parametrization),
+        torch.zeros_like(HR),
+        HR,
+        {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05},
+        generator,
+        "l2",
+        parametrization,
+    )
     assert loss < 1e-8
 
 
@@ -78,9 +88,10 @@ def test_a_real_unets_samples_hold_to_one_grey_level_across_batch_sizes():
     """The noise is per image, but the convolution kernels a batch size selects round in
     their last bits differently: batched and one-at-a-time samples may differ by one grey
     level in a few pixels (README, "Faults and bad input"), never more."""
-    from sr3bench.core.images import to_uint8
     from projects import tiny_params
+
     from sr3.model_file import build_unet
+    from sr3bench.core.images import to_uint8
 
     torch.manual_seed(0)
     model = build_unet(tiny_params()["presets"]["demo"]["model"], 32, noise_conditioned=True).eval()
@@ -97,9 +108,10 @@ def test_a_real_unets_samples_hold_to_one_grey_level_across_batch_sizes():
 def test_sampling_compile_reaches_the_model(tmp_path, monkeypatch):
     """sampling.compile wraps the loaded model in torch.compile (recorded here, not run:
     compiling takes a minute); off, the model is used as loaded."""
-    from sr3bench.core.runtime import sampling_model
     from projects import tiny_params
+
     from sr3 import method as sr3_method
+    from sr3bench.core.runtime import sampling_model
 
     settings = tiny_params()["presets"]["demo"]
     torch.manual_seed(0)

@@ -7,8 +7,22 @@ from sr3.method import training_loss as sr3_training_loss
 from sr3.training import Trainer, write_loss_csv
 from sr3.unet import UNet
 
-SETTINGS = {"steps": 60, "batch_size": 4, "patch_size": 16, "learning_rate": 1e-3, "warmup_steps": 0, "ema_decay": 0.9, "checkpoint_every": 1000, "log_every": 10, "keep": "last"}
-DIFFUSION = {"training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05}, "loss": "l2", "parametrization": "eps"}
+SETTINGS = {
+    "steps": 60,
+    "batch_size": 4,
+    "patch_size": 16,
+    "learning_rate": 1e-3,
+    "warmup_steps": 0,
+    "ema_decay": 0.9,
+    "checkpoint_every": 1000,
+    "log_every": 10,
+    "keep": "last",
+}
+DIFFUSION = {
+    "training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05},
+    "loss": "l2",
+    "parametrization": "eps",
+}
 
 
 def tiny_data():

@@ -1,5 +1,6 @@
 """The tune stage: a grid of samplers and schedules sampled on the validation split, the
 reference row, the choice under the preset's criterion, and the sample stage taking it."""
+
 import json
 import shutil
 import sys
@@ -9,11 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from pipeline.stages.tune import central_pair, choose, grid
 from projects import run
 
-TUNE = {"samplers": ["ddim", "dpmpp_2m"], "steps": [8, 4], "schedules": [{"shape": "cosine"}, {"shape": "linear", "beta_start": 1e-3, "beta_end": 0.8}], "images": 2, "reference_images": 1, "select": {"metric": "lpips", "max_consistency_ratio": 1.1}}
+from pipeline.stages.tune import central_pair, choose, grid
+
+TUNE = {
+    "samplers": ["ddim", "dpmpp_2m"],
+    "steps": [8, 4],
+    "schedules": [{"shape": "cosine"}, {"shape": "linear", "beta_start": 1e-3, "beta_end": 0.8}],
+    "images": 2,
+    "reference_images": 1,
+    "select": {"metric": "lpips", "max_consistency_ratio": 1.1},
+}
 
 
 def table(rows):
@@ -29,13 +37,15 @@ def test_the_grid_is_every_sampler_schedule_and_step_count():
 
 
 def test_the_choice_is_the_best_metric_within_the_step_budget_and_the_consistency_bound():
-    rows = table([
-        ("ancestral", 2000, True, 30.0, 0.8, 0.20, 10.0),
-        ("ddim", 5, False, 31.0, 0.8, 0.10, 12.0),  # best LPIPS, but 1.2x the reference's consistency
-        ("ddim", 10, False, 30.5, 0.8, 0.15, 10.5),
-        ("dpmpp_2m", 10, False, 30.0, 0.8, 0.18, 9.0),
-        ("ddim", 50, False, 30.0, 0.8, 0.12, 10.0),  # best allowed, but above a budget of 25
-    ])
+    rows = table(
+        [
+            ("ancestral", 2000, True, 30.0, 0.8, 0.20, 10.0),
+            ("ddim", 5, False, 31.0, 0.8, 0.10, 12.0),  # best LPIPS, but 1.2x the reference's consistency
+            ("ddim", 10, False, 30.5, 0.8, 0.15, 10.5),
+            ("dpmpp_2m", 10, False, 30.0, 0.8, 0.18, 9.0),
+            ("ddim", 50, False, 30.0, 0.8, 0.12, 10.0),  # best allowed, but above a budget of 25
+        ]
+    )
     select = {"metric": "lpips", "max_consistency_ratio": 1.1}
     assert choose(rows, 25, select)[0].name == 2 and choose(rows, 25, select)[1]
     assert choose(rows, 100, select)[0].name == 4
@@ -77,7 +87,11 @@ def test_the_tune_table_has_the_reference_and_every_point_on_the_validation_spli
     rows = pd.read_csv(project / "results/demo/tune/sr3.csv")
     assert len(rows) == 1 + len(grid(tune))
     reference = rows.iloc[0]
-    assert reference["reference"] and reference["sampler"] == "ancestral" and reference["network_evaluations"] == params["presets"]["demo"]["diffusion"]["training_schedule"]["steps"]
+    assert (
+        reference["reference"]
+        and reference["sampler"] == "ancestral"
+        and reference["network_evaluations"] == params["presets"]["demo"]["diffusion"]["training_schedule"]["steps"]
+    )
     assert not rows["reference"].iloc[1:].any()
     assert rows[["psnr", "ssim", "lpips", "consistency", "seconds_per_image"]].notna().all().all()
     record = json.loads((project / "results/demo/tune/sr3.json").read_text())
@@ -93,7 +107,10 @@ def test_the_tune_table_has_the_reference_and_every_point_on_the_validation_spli
 def test_the_tuned_variant_samples_exactly_with_the_chosen_schedule(tuned_project):
     project, params = tuned_project
     choice = json.loads((project / "results/demo/tune/sr3.json").read_text())["choices"]["tuned10"]
-    params["presets"]["demo"]["variants"]["chosen"] = {"sampler": choice["sampler"], "inference_schedule": choice["inference_schedule"]}
+    params["presets"]["demo"]["variants"]["chosen"] = {
+        "sampler": choice["sampler"],
+        "inference_schedule": choice["inference_schedule"],
+    }
     params["presets"]["demo"]["methods"].append("sr3@chosen")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sr3bench(project, "sample", "--method", "sr3@chosen")
@@ -110,5 +127,7 @@ def test_a_grown_grid_samples_only_its_new_points(tuned_project):
     params["presets"]["demo"]["tune"]["steps"] = [5, 8, 10]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sr3bench(project, "tune", "--method", "sr3")
-    assert len(set(cache.iterdir()) - before) == 2  # the two samplers at 8 steps; the rest (and the reference) were cached
+    assert (
+        len(set(cache.iterdir()) - before) == 2
+    )  # the two samplers at 8 steps; the rest (and the reference) were cached
     assert len(pd.read_csv(project / "results/demo/tune/sr3.csv")) == 1 + 2 * 3

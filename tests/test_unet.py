@@ -41,7 +41,14 @@ def test_input_size_must_fit_the_depth():
         model(torch.randn(1, 6, 15, 16), torch.tensor([0.5]))
 
 
-@pytest.mark.parametrize("config", [dict(base_channels=8, channel_multipliers=(1, 2), res_blocks=1), dict(base_channels=32, channel_multipliers=(1, 2, 2), res_blocks=2), dict(base_channels=12, channel_multipliers=(1, 3), res_blocks=1)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(base_channels=8, channel_multipliers=(1, 2), res_blocks=1),
+        dict(base_channels=32, channel_multipliers=(1, 2, 2), res_blocks=2),
+        dict(base_channels=12, channel_multipliers=(1, 3), res_blocks=1),
+    ],
+)
 def test_the_config_check_knows_every_group_norm_of_the_network(config):
     from sr3.architecture import normalised_channel_counts
 
@@ -54,7 +61,9 @@ def test_one_batch_can_be_overfitted_and_the_fit_depends_on_the_noise_level():
     """The network can learn a batch, and learns to use gamma: targets that differ only by
     the noise level are told apart."""
     torch.manual_seed(0)
-    model = UNet(6, 3, base_channels=8, channel_multipliers=(1, 2), res_blocks=1, attention_resolutions=(), image_size=8)
+    model = UNet(
+        6, 3, base_channels=8, channel_multipliers=(1, 2), res_blocks=1, attention_resolutions=(), image_size=8
+    )
     inputs = torch.randn(1, 6, 8, 8).repeat(2, 1, 1, 1)  # the same input twice
     levels = torch.tensor([0.2, 0.8])
     targets = torch.stack([torch.full((3, 8, 8), 0.5), torch.full((3, 8, 8), -0.5)])

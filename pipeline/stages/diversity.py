@@ -1,5 +1,6 @@
 """The diversity stage: several samples of the first test images, with seeds other than
 the sample stage's, for the report's diversity figure."""
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,9 @@ def run(job) -> None:
             lr = read_image(paths.split("test", "lr") / name)
             batch_seeds = [numpy_seed(preset["seed"], index, DIVERSITY_STREAM, k) for k in range(seeds)]
             scale = preset["dataset"]["scale"]
-            images = implementation.super_resolve(model, [lr] * seeds, scale, batch_seeds, preset, lambda fraction: None)
+            images = implementation.super_resolve(
+                model, [lr] * seeds, scale, batch_seeds, preset, lambda fraction: None
+            )
             for k, image in enumerate(images, start=1):
                 write_png(image, staging / f"{Path(name).stem}_seed{k}.png")
             bar.update(1)

@@ -7,6 +7,7 @@ files are hard-linked into the output (copied where links cannot be made). The o
 built under ``downloads/<name>.partial`` and renamed when complete, with a
 ``SOURCE.json`` saying where every file came from.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -16,12 +17,11 @@ import os
 import shutil
 from pathlib import Path
 
-from sr3bench.core.progress import progress
-
+from pipeline import datasets, layout
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.download import DownloadError, fetch, md5_of, unpack
 from sr3bench.core.images import IMAGE_SUFFIXES, list_images_recursive
-from pipeline import datasets, layout
+from sr3bench.core.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ class Sources:
             f"or datasets.{entry.name}.mirror to a mirror's base URL"
         )
         if self.local is not None and not self.local.exists():
-            raise FileNotFoundError(f"datasets.{entry.name}.local: {self.local} does not exist; point it at your copy of {entry.title}")
+            raise FileNotFoundError(
+                f"datasets.{entry.name}.local: {self.local} does not exist; point it at your copy of {entry.title}"
+            )
         if self.local is None and entry.access == "manual":
             raise DownloadError(
                 f"{entry.title} cannot be downloaded automatically ({entry.licence}). {entry.how_to_get}. "
@@ -73,11 +75,20 @@ class Sources:
         if local is not None:
             actual = md5_of(local)
             if actual != remote.md5:
-                raise DownloadError(f"{local}: md5 {actual} differs from the published {remote.md5}; the local copy is damaged or another version")
+                raise DownloadError(
+                    f"{local}: md5 {actual} differs from the published {remote.md5}; the local copy is damaged or another version"
+                )
             self.record.append({"file": remote.name, "from": str(local), "md5": remote.md5})
             return local
         url = f"{self.mirror.rstrip('/')}/{relative or remote.name}" if self.mirror else remote.url
-        path = fetch(url, self.cache / (relative or remote.name), remote.md5, remote.size, alternative=self.alternative, progress=relative is None)
+        path = fetch(
+            url,
+            self.cache / (relative or remote.name),
+            remote.md5,
+            remote.size,
+            alternative=self.alternative,
+            progress=relative is None,
+        )
         self.record.append({"file": relative or remote.name, "from": url, "md5": remote.md5})
         return path
 
@@ -117,9 +128,13 @@ def arrange_sr_sets(entry, sources: Sources, staging: Path) -> None:
     roots, scale = sources.roots(), entry.options["scale"]
     for name in entry.options["sets"]:
         hr = find_folder(roots, [f"{name}/HR", f"{name}_HR"])
-        lr = find_folder(roots, [f"{name}/LR_bicubic/X{scale}", f"{name}_LR_bicubic/X{scale}", f"{name}/LR_bicubic_x{scale}"])
+        lr = find_folder(
+            roots, [f"{name}/LR_bicubic/X{scale}", f"{name}_LR_bicubic/X{scale}", f"{name}/LR_bicubic_x{scale}"]
+        )
         if hr is None or lr is None:
-            raise DownloadError(f"{entry.title}: no {name} HR and x{scale} LR folders in {', '.join(map(str, roots))} (expected {entry.layout})")
+            raise DownloadError(
+                f"{entry.title}: no {name} HR and x{scale} LR folders in {', '.join(map(str, roots))} (expected {entry.layout})"
+            )
         for image in list_images_recursive(hr):
             matches = [lr / f"{image.stem}x{scale}{image.suffix}", lr / image.name]
             match = next((m for m in matches if m.exists()), None)
@@ -144,7 +159,11 @@ def arrange_ffhq(entry, sources: Sources, staging: Path) -> None:
     kind = entry.options["kind"]
     metadata_file = sources.local_file(datasets.FFHQ_METADATA.name)
     if sources.local is not None and sources.local.is_dir() and metadata_file is None:
-        log.warning("%s has no %s: FFHQ images are taken by file name, without md5 checks", sources.local, datasets.FFHQ_METADATA.name)
+        log.warning(
+            "%s has no %s: FFHQ images are taken by file name, without md5 checks",
+            sources.local,
+            datasets.FFHQ_METADATA.name,
+        )
         by_name = {p.stem: p for p in list_images_recursive(sources.local)}
         for split in ("train", "val"):
             low, high = entry.options[split]
@@ -158,11 +177,15 @@ def arrange_ffhq(entry, sources: Sources, staging: Path) -> None:
         low, high = entry.options[split]
         for index in progress(range(low, high), desc=f"ffhq {split}", mininterval=2):
             spec = metadata[str(index)][kind]
-            remote = datasets.RemoteFile(Path(spec["file_path"]).name, spec["file_url"], spec["file_md5"], spec["file_size"])
+            remote = datasets.RemoteFile(
+                Path(spec["file_path"]).name, spec["file_url"], spec["file_md5"], spec["file_size"]
+            )
             local = sources.local / spec["file_path"] if sources.local is not None and sources.local.is_dir() else None
             if local is not None and local.is_file():
                 if md5_of(local) != remote.md5:
-                    raise DownloadError(f"{local}: md5 differs from the FFHQ metadata's {remote.md5}; the local copy is damaged")
+                    raise DownloadError(
+                        f"{local}: md5 differs from the FFHQ metadata's {remote.md5}; the local copy is damaged"
+                    )
                 path = local
             else:
                 path = sources.file(remote, relative=spec["file_path"])
@@ -175,7 +198,9 @@ def arrange_imagenet(entry, sources: Sources, staging: Path) -> None:
     for split, remote in zip(("train", "val"), entry.files):
         folder = sources.unpacked(remote) or find_folder([sources.local], [split])
         if folder is None:
-            raise DownloadError(f"no ImageNet {split} images in {sources.local}: neither {remote.name} nor a {split}/ folder; {entry.how_to_get}")
+            raise DownloadError(
+                f"no ImageNet {split} images in {sources.local}: neither {remote.name} nor a {split}/ folder; {entry.how_to_get}"
+            )
         for inner in sorted(folder.glob("*.tar")):  # a class of the train archive
             classes = unpack(inner, sources.cache / "unpacked" / f"{split}-classes" / inner.stem)
             for image in list_images_recursive(classes):
@@ -184,7 +209,12 @@ def arrange_imagenet(entry, sources: Sources, staging: Path) -> None:
             link_or_copy(image, staging / split / image.relative_to(folder))
 
 
-ARRANGERS = {"sr_sets": arrange_sr_sets, "image_folder": arrange_image_folder, "ffhq": arrange_ffhq, "imagenet": arrange_imagenet}
+ARRANGERS = {
+    "sr_sets": arrange_sr_sets,
+    "image_folder": arrange_image_folder,
+    "ffhq": arrange_ffhq,
+    "imagenet": arrange_imagenet,
+}
 
 
 def run_download(name: str, settings: dict) -> None:

@@ -1,5 +1,6 @@
 """The evaluate stage: per-image metrics (CSV) and set metrics with the protocol they were
 computed under (the JSON sidecar, which the report prints)."""
+
 from __future__ import annotations
 
 import json
@@ -27,5 +28,10 @@ def run(job) -> None:
         table.to_csv(temporary, index=False)
     log.info(
         "%s: PSNR %.3f dB, SSIM %.4f, LPIPS %.4f, FID %.2f over %d images",
-        method, table["psnr"].mean(), table["ssim"].mean(), table["lpips"].mean(), set_level["fid"], len(table),
+        method,
+        table["psnr"].mean(),
+        table["ssim"].mean(),
+        table["lpips"].mean(),
+        set_level["fid"],
+        len(table),
     )

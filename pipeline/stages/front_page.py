@@ -1,5 +1,6 @@
 """The front page: reports/index.html (every preset with a report, its headline numbers)
 and reports/all_presets.csv."""
+
 from __future__ import annotations
 
 import logging

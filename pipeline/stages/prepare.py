@@ -1,4 +1,5 @@
 """The prepare stage: a preset's train/val/test splits from its downloads or sources."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,5 +1,6 @@
 """The report stage: reports/<preset>/ (HTML, metric tables, figures, provenance) from the
 results, samples and logs of the compared methods."""
+
 from __future__ import annotations
 
 import json

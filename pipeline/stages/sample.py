@@ -1,5 +1,6 @@
 """The sample stage: one SR PNG per test image for one method (or variant), resumable,
 optionally in shards that separate jobs sample and this stage merges."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,9 @@ from sr3bench.core.seeds import numpy_seed
 
 log = logging.getLogger(__name__)
 
-SHARD_KEY = ".sampling-key"  # in a shard folder: the work folder's key (model, test set, settings, code) it was sampled under
+SHARD_KEY = (
+    ".sampling-key"  # in a shard folder: the work folder's key (model, test set, settings, code) it was sampled under
+)
 
 
 def run(job) -> None:
@@ -188,7 +191,11 @@ def sample_missing(paths, settings: dict, method: str, out: Path, names: list[st
         for batch in batches_by_shape(todo, sizes, settings["sampling"]["batch_size"]):
             seeds = [numpy_seed(settings["seed"], index_of[name]) for name in batch]
             images = implementation.super_resolve(
-                model, [lr_images[name] for name in batch], scale, seeds, settings,
+                model,
+                [lr_images[name] for name in batch],
+                scale,
+                seeds,
+                settings,
                 lambda fraction, size=len(batch): bar.update(fraction * size),
             )
             for name, image in zip(batch, images):

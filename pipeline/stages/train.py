@@ -1,5 +1,6 @@
 """The train stage: one trained method's model file and loss curve, resumable from its
 checkpoint; with ``runtime.processes`` above 1, the ranks of a torchrun (DDP)."""
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,8 @@ def train_with_torchrun(processes: int) -> None:
     checkpoint and model. torchrun passes a SIGTERM from Snakemake or SLURM on to the
     ranks, which checkpoint and stop. (The arguments are set after torchrun's parser,
     which would take this command's --log for an abbreviation of its own options.)"""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     options = torchrun.parse_args(["--standalone", f"--nproc_per_node={processes}", "-m", "pipeline.cli"])
     options.training_script_args = sys.argv[1:]
@@ -62,16 +63,30 @@ def train(job) -> None:
     dataset = PairDataset(paths.shards("train"), preset["dataset"]["scale"])
     log.info(
         "training %s on %d pairs of %dx%d (%s, %s, %d process(es))",
-        method, len(dataset), *dataset.image_size, runtime.device, runtime.precision, runtime.world_size,
+        method,
+        len(dataset),
+        *dataset.image_size,
+        runtime.device,
+        runtime.precision,
+        runtime.world_size,
     )
     sampler = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], preset["seed"])
     training_diffusion = {k: v for k, v in preset["diffusion"].items() if k not in ("inference_schedule", "sampler")}
     code = code_fingerprint(stage_code(__name__, method))
-    fingerprint = digest([preset["model"], settings, training_diffusion, preset["dataset"], preset["seed"], method, code])
+    fingerprint = digest(
+        [preset["model"], settings, training_diffusion, preset["dataset"], preset["seed"], method, code]
+    )
     validate = validation_psnr(job, implementation) if settings["keep"] == "best_val_psnr" else None
     trainer = Trainer(
-        model, implementation.training_loss(preset), sampler, settings, preset["seed"],
-        paths.checkpoint(method), fingerprint, runtime, validate,
+        model,
+        implementation.training_loss(preset),
+        sampler,
+        settings,
+        preset["seed"],
+        paths.checkpoint(method),
+        fingerprint,
+        runtime,
+        validate,
     )
     history = trainer.run()
     if runtime.writes_files:

@@ -15,6 +15,7 @@ Outputs: ``results/<p>/tune/<method>.csv`` (every point, the reference first) an
 under ``cache/<p>/tune/<method>/``, keyed by the model, the images, the point and the code,
 so a grown grid samples only its new points and an interrupted run resumes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,16 +25,16 @@ import time
 
 import numpy as np
 import pandas as pd
-from sr3bench.core.progress import progress
 
-from sr3bench.core.atomic import atomic_path
-from sr3bench.core.images import list_images, read_image
-from sr3bench.core.runtime import sampling_model
-from sr3bench.core.seeds import numpy_seed
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, stage_code
 from pipeline.config import digest
 from sr3.schedule_spec import describe
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.images import list_images, read_image
+from sr3bench.core.progress import progress
+from sr3bench.core.runtime import sampling_model
+from sr3bench.core.seeds import numpy_seed
 from sr3bench.metrics.table import TUNE_COLUMNS, by_name, format_value, names
 
 log = logging.getLogger(__name__)
@@ -87,17 +88,37 @@ class PointSampler:
         hr_folder, lr_folder = paths.split("val", "hr"), paths.split("val", "lr")
         names = [p.name for p in list_images(hr_folder)][: preset["tune"]["images"]]
         if not names:
-            raise FileNotFoundError(f"{hr_folder} holds no validation images; the tune stage samples the validation split")
+            raise FileNotFoundError(
+                f"{hr_folder} holds no validation images; the tune stage samples the validation split"
+            )
         self.names = names
         crop, scale = preset["tune"]["crop"], preset["dataset"]["scale"]
-        pairs = [central_pair(read_image(hr_folder / n, keep_grey=True), read_image(lr_folder / n, keep_grey=True), crop, scale) for n in names]
+        pairs = [
+            central_pair(
+                read_image(hr_folder / n, keep_grey=True), read_image(lr_folder / n, keep_grey=True), crop, scale
+            )
+            for n in names
+        ]
         self.hr = [hr for hr, _ in pairs]
         self.lr_as_stored = [lr for _, lr in pairs]  # scored as evaluate scores it
-        self.lr = [lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=-1) for lr in self.lr_as_stored]  # the model's input
+        self.lr = [
+            lr if lr.ndim == 3 else np.repeat(lr[..., None], 3, axis=-1) for lr in self.lr_as_stored
+        ]  # the model's input
         self.cache = paths.tune_cache(method)
-        images = hashlib.sha256(b"".join((hr_folder / n).read_bytes() + (lr_folder / n).read_bytes() for n in names)).hexdigest()
+        images = hashlib.sha256(
+            b"".join((hr_folder / n).read_bytes() + (lr_folder / n).read_bytes() for n in names)
+        ).hexdigest()
         model = hashlib.sha256(model_file.read_bytes()).hexdigest()
-        self.key_parts = [model, images, preset["seed"], preset["protocol"], preset["diffusion"]["parametrization"], preset["sampling"], crop, code_fingerprint(stage_code(__name__, method))]
+        self.key_parts = [
+            model,
+            images,
+            preset["seed"],
+            preset["protocol"],
+            preset["diffusion"]["parametrization"],
+            preset["sampling"],
+            crop,
+            code_fingerprint(stage_code(__name__, method)),
+        ]
 
     def scores(self, point: dict, count: int) -> list[dict]:
         """Per-image metrics of the first ``count`` images, and seconds per image."""
@@ -112,9 +133,13 @@ class PointSampler:
         for first in range(0, count, batch_size):
             indices = range(first, min(count, first + batch_size))
             seeds = [numpy_seed(self.preset["seed"], index) for index in indices]
-            sr += self.implementation.super_resolve(self.model, [self.lr[i] for i in indices], scale, seeds, settings, lambda fraction: None)
+            sr += self.implementation.super_resolve(
+                self.model, [self.lr[i] for i in indices], scale, seeds, settings, lambda fraction: None
+            )
         seconds = (time.perf_counter() - start) / count
-        rows = self.image_metrics(sr, self.hr[:count], self.lr_as_stored[:count], self.preset["protocol"], scale, self.weights_dir)
+        rows = self.image_metrics(
+            sr, self.hr[:count], self.lr_as_stored[:count], self.preset["protocol"], scale, self.weights_dir
+        )
         for row in rows:
             row["seconds"] = seconds
         self.cache.mkdir(parents=True, exist_ok=True)
@@ -131,7 +156,9 @@ def central_pair(hr, lr, crop: int, scale: int):
     if not size or size >= min(height, width):
         return hr, lr
     top, left = (height - size) // 2, (width - size) // 2
-    return hr[top * scale : (top + size) * scale, left * scale : (left + size) * scale], lr[top : top + size, left : left + size]
+    return hr[top * scale : (top + size) * scale, left * scale : (left + size) * scale], lr[
+        top : top + size, left : left + size
+    ]
 
 
 def table_row(point: dict, scores: list[dict], reference_count: int, is_reference: bool) -> dict:
@@ -155,10 +182,21 @@ def run_tune(paths: layout.PresetPaths, preset: dict, method: str, variants: lis
     tune = preset["tune"]
     points = PointSampler(paths, preset, method, weights_dir)
     reference_count = min(tune["reference_images"], len(points.names))
-    log.info("tune %s: %d grid points on %d validation images; reference on %d", method, len(grid(tune)), len(points.names), reference_count)
+    log.info(
+        "tune %s: %d grid points on %d validation images; reference on %d",
+        method,
+        len(grid(tune)),
+        len(points.names),
+        reference_count,
+    )
     reference = reference_point(preset)
     rows = [table_row(reference, points.scores(reference, reference_count), reference_count, True)]
-    log.info("reference (%s, %d steps): %s", reference["sampler"], reference["inference_schedule"]["steps"], _summary(rows[0]))
+    log.info(
+        "reference (%s, %d steps): %s",
+        reference["sampler"],
+        reference["inference_schedule"]["steps"],
+        _summary(rows[0]),
+    )
     for point in progress(grid(tune), desc=f"tune {method}", mininterval=2):
         rows.append(table_row(point, points.scores(point, len(points.names)), reference_count, False))
         log.info("%s %s, %d steps: %s", point["sampler"], rows[-1]["schedule"], rows[-1]["steps"], _summary(rows[-1]))
@@ -169,11 +207,23 @@ def run_tune(paths: layout.PresetPaths, preset: dict, method: str, variants: lis
         row, met = choose(table, max_steps, tune["select"])
         point = grid(tune)[row.name - 1]
         choices[layout.variant_name(variant)] = {**point, "met_criterion": met, "row": int(row.name)}
-        log.info("%s: %s %s, %d steps%s", variant, point["sampler"], row["schedule"], row["steps"], "" if met else " (no point met the consistency bound: the most consistent one)")
+        log.info(
+            "%s: %s %s, %d steps%s",
+            variant,
+            point["sampler"],
+            row["schedule"],
+            row["steps"],
+            "" if met else " (no point met the consistency bound: the most consistent one)",
+        )
     paths.tune_table(method).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(paths.tune_table(method)) as temporary:
         table.to_csv(temporary, index=False)
-    record = {"criterion": tune["select"], "reference": reference, "validation_images": points.names, "choices": choices}
+    record = {
+        "criterion": tune["select"],
+        "reference": reference,
+        "validation_images": points.names,
+        "choices": choices,
+    }
     with atomic_path(paths.tune_choices(method)) as temporary:
         temporary.write_text(json.dumps(record, indent=1))
 

@@ -1,5 +1,6 @@
 """Write, fsync, rename: an interrupted write (a kill, a full disk, a power cut) never
 leaves a file that looks complete."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,7 +42,9 @@ def atomic_path(path: Path):
 def _name_a_full_disk(error: OSError, path: Path) -> None:
     """A full disk's error says which file it was writing (the OS error does not)."""
     if error.errno == errno.ENOSPC:
-        raise OSError(errno.ENOSPC, f"disk full while writing {path}; free space and re-run (nothing was lost)") from error
+        raise OSError(
+            errno.ENOSPC, f"disk full while writing {path}; free space and re-run (nothing was lost)"
+        ) from error
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ over ranks, so with equal rows per rank a step equals one process's step on the 
 batch (PyTorch's DistributedDataParallel notes). Backend: NCCL on CUDA, gloo on the CPU.
 torchrun sets ``MASTER_ADDR``/``MASTER_PORT``, ``RANK`` and ``WORLD_SIZE``, which
 ``init_process_group``'s default ``env://`` reads."""
+
 from __future__ import annotations
 
 import contextlib

@@ -6,6 +6,7 @@ A download grows in ``<dest>.part``; only a part file whose size and md5 check o
 renamed onto ``dest``. An archive is extracted into ``<dest>.unpacking`` and renamed
 onto ``dest`` only when every member is out.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,8 +79,16 @@ def _open(url: str, have: int, timeout: float, alternative: str):
         raise DownloadError(_with(text, alternative)) from error
 
 
-def fetch(url: str, dest: Path, md5: str | None = None, size: int | None = None, *,
-          alternative: str = "", timeout: float = 60.0, progress: bool = True) -> Path:
+def fetch(
+    url: str,
+    dest: Path,
+    md5: str | None = None,
+    size: int | None = None,
+    *,
+    alternative: str = "",
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> Path:
     """Download url to dest, resuming a ``<dest>.part`` left by an earlier cut; returns dest.
 
     An existing dest is checked (size, md5) and returned without touching the network.
@@ -98,8 +107,10 @@ def fetch(url: str, dest: Path, md5: str | None = None, size: int | None = None,
         announced = None
         if size is not None and have < size:
             part.unlink()
-            raise DownloadError(f"{url} is smaller than the expected {size} bytes; the partial file was "
-                                f"deleted; check the URL or the mirror")
+            raise DownloadError(
+                f"{url} is smaller than the expected {size} bytes; the partial file was "
+                f"deleted; check the URL or the mirror"
+            )
     else:
         with response:
             status = getattr(response, "status", None) or 200  # file:// has no status
@@ -113,9 +124,18 @@ def fetch(url: str, dest: Path, md5: str | None = None, size: int | None = None,
             announced = have + int(length) if length is not None else None
             total = size if size is not None else announced
             received, cut = have, None
-            with open(part, "ab" if have else "wb") as out, progress_bar(
-                    total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=dest.name, disable=not progress) as bar:
+            with (
+                open(part, "ab" if have else "wb") as out,
+                progress_bar(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=dest.name,
+                    disable=not progress,
+                ) as bar,
+            ):
                 while True:
                     try:
                         block = response.read(CHUNK)
@@ -130,8 +150,9 @@ def fetch(url: str, dest: Path, md5: str | None = None, size: int | None = None,
                 out.flush()
                 os.fsync(out.fileno())
             if cut is not None or (announced is not None and received < announced):
-                raise DownloadError(f"download of {url} cut after {received} of {total or '?'} bytes; "
-                                    f"{part} is kept: re-run to resume") from cut
+                raise DownloadError(
+                    f"download of {url} cut after {received} of {total or '?'} bytes; {part} is kept: re-run to resume"
+                ) from cut
     _verify(url, part, md5, size, announced)
     os.replace(part, dest)
     return dest
@@ -144,12 +165,16 @@ def _verify(url: str, part: Path, md5: str | None, size: int | None, announced: 
         raise DownloadError(f"download of {url} cut after {got} of {size} bytes; {part} is kept: re-run to resume")
     if size is not None and got > size:
         part.unlink()
-        raise DownloadError(f"{url} gave {got} bytes, expected {size}; the partial file was deleted; "
-                            f"re-run to download again, or check the mirror")
+        raise DownloadError(
+            f"{url} gave {got} bytes, expected {size}; the partial file was deleted; "
+            f"re-run to download again, or check the mirror"
+        )
     if md5 is not None and (actual := md5_of(part)) != md5.lower():
         part.unlink()
-        raise DownloadError(f"{url} has md5 {actual}, expected {md5}; the partial file was deleted; "
-                            f"re-run to download again, or check the mirror")
+        raise DownloadError(
+            f"{url} has md5 {actual}, expected {md5}; the partial file was deleted; "
+            f"re-run to download again, or check the mirror"
+        )
 
 
 def _inside(root: Path, name: str) -> bool:
@@ -211,8 +236,7 @@ def unpack(archive: Path, dest: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         # An OSError with an errno (disk full, permissions) is not damage to the archive.
         if isinstance(error, _DAMAGED) and not (isinstance(error, OSError) and error.errno):
-            raise DownloadError(f"{archive} is damaged ({error}): delete it and re-run to download "
-                                f"it again") from error
+            raise DownloadError(f"{archive} is damaged ({error}): delete it and re-run to download it again") from error
         raise
     os.replace(staging, dest)
     return dest

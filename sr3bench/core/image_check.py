@@ -5,6 +5,7 @@ needs it); RGBA/LA are composited onto white; 16-bit images are scaled to 8 bits
 (value / 257); CMYK is converted with PIL's conversion. Corrupt, truncated, non-image
 and too-small files raise ``BadImageError`` with the path.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,10 +46,14 @@ def load_dataset_image(path: Path, min_size: int, keep_grey: bool = False) -> np
             f"{path}: too many pixels to open safely ({error}); shrink the image, or remove it from the dataset folder"
         ) from error
     except UnidentifiedImageError as error:
-        raise BadImageError(f"{path}: not an image file PIL can read ({error}); remove it from the dataset folder") from error
+        raise BadImageError(
+            f"{path}: not an image file PIL can read ({error}); remove it from the dataset folder"
+        ) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise BadImageError(f"{path}: corrupt or truncated image ({error}); re-download or remove it") from error
     height, width = array.shape[:2]
     if min(height, width) < min_size:
-        raise BadImageError(f"{path}: {height}x{width} is smaller than the required {min_size}x{min_size}; remove it or lower hr_size")
+        raise BadImageError(
+            f"{path}: {height}x{width} is smaller than the required {min_size}x{min_size}; remove it or lower hr_size"
+        )
     return array

@@ -1,4 +1,5 @@
 """Reading and writing uint8 images, and converting them to model tensors in [-1, 1]."""
+
 from __future__ import annotations
 
 from pathlib import Path

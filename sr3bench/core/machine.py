@@ -1,5 +1,6 @@
 """The machine a figure was measured on: the CPU model (as `lscpu` names it) and the
 cores this process may use."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ when the loop ends, one line such as ``train: 1200/3000 (40%), 2:01 elapsed, 9.9
 loss=0.0712``. The bar goes to stderr as usual (tqdm's own documentation: it writes
 ``\\r`` updates to its ``file``, which is why it must not be the log).
 """
+
 from __future__ import annotations
 
 import logging

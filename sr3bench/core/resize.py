@@ -15,6 +15,7 @@ How it differs from the other bicubics:
 The classic SR benchmark numbers (Set5/Set14 bicubic PSNR) are computed with MATLAB's
 resizer, so they are reproduced only with this one.
 """
+
 from __future__ import annotations
 
 import functools
@@ -76,7 +77,9 @@ def imresize(image: np.ndarray, output_hw: tuple[int, int], antialias: bool = Tr
     in_h, in_w = image.shape[:2]
     # MATLAB resizes the dimension with the smaller scale factor first (rows on a tie).
     height_first = out_h / in_h <= out_w / in_w
-    return _separable(image, output_hw, (0, 1) if height_first else (1, 0), functools.partial(resize_matrix, antialias=antialias))
+    return _separable(
+        image, output_hw, (0, 1) if height_first else (1, 0), functools.partial(resize_matrix, antialias=antialias)
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -90,7 +93,9 @@ def area_matrix(in_length: int, out_length: int) -> np.ndarray:
     step = in_length / out_length
     starts, ends = np.arange(out_length) * step, (np.arange(out_length) + 1) * step
     pixels = np.arange(in_length)
-    overlap = np.clip(np.minimum(ends[:, None], pixels[None, :] + 1) - np.maximum(starts[:, None], pixels[None, :]), 0, None)
+    overlap = np.clip(
+        np.minimum(ends[:, None], pixels[None, :] + 1) - np.maximum(starts[:, None], pixels[None, :]), 0, None
+    )
     matrix = overlap / step
     matrix.setflags(write=False)
     return matrix

@@ -4,6 +4,7 @@
 the process is rank 0 of 1 and runs the same code path. None of these settings changes
 what a stage computes beyond float rounding, so neither engine tracks them (see
 ``pipeline/stage_table.py``); the report's provenance records them."""
+
 from __future__ import annotations
 
 import contextlib
@@ -32,7 +33,9 @@ class Runtime:
 
     def __post_init__(self):
         if not 0 <= self.rank < self.world_size:
-            raise RuntimeSettingError(f"RANK={self.rank} is not one of the WORLD_SIZE={self.world_size} ranks: start the processes with torchrun")
+            raise RuntimeSettingError(
+                f"RANK={self.rank} is not one of the WORLD_SIZE={self.world_size} ranks: start the processes with torchrun"
+            )
 
     @property
     def writes_files(self) -> bool:
@@ -52,7 +55,9 @@ class Runtime:
 
     def layout(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` in the memory format the model computes in."""
-        return tensor.contiguous(memory_format=torch.channels_last) if self.channels_last and tensor.dim() == 4 else tensor
+        return (
+            tensor.contiguous(memory_format=torch.channels_last) if self.channels_last and tensor.dim() == 4 else tensor
+        )
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
@@ -74,7 +79,9 @@ def resolve_device(setting: str, local_rank: int = 0) -> torch.device:
         if not torch.cuda.is_available():
             raise RuntimeSettingError("runtime.device is cuda but torch sees no CUDA device; set it to cpu or auto")
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeSettingError(f"LOCAL_RANK={local_rank} but this node has {torch.cuda.device_count()} GPUs: start at most that many processes per node")
+            raise RuntimeSettingError(
+                f"LOCAL_RANK={local_rank} but this node has {torch.cuda.device_count()} GPUs: start at most that many processes per node"
+            )
         return torch.device("cuda", local_rank)
     return torch.device(setting)
 
@@ -85,12 +92,17 @@ def runtime_from_config(runtime_config: dict, environ=os.environ) -> Runtime:
     device = resolve_device(runtime_config["device"], int(environ.get("LOCAL_RANK", 0)))
     precision = runtime_config["precision"]
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise RuntimeSettingError(f"runtime.precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16 or fp32")
+        raise RuntimeSettingError(
+            f"runtime.precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16 or fp32"
+        )
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = runtime_config.get("tf32", True)
         torch.backends.cudnn.allow_tf32 = runtime_config.get("tf32", True)
     return Runtime(
-        device, precision, rank, world_size,
+        device,
+        precision,
+        rank,
+        world_size,
         channels_last=runtime_config.get("channels_last", False),
         gradient_checkpointing=runtime_config.get("gradient_checkpointing", False),
         data_workers=runtime_config.get("data_workers", 0),

@@ -1,4 +1,5 @@
 """Seeds derived from several integers, so that each image's randomness is its own."""
+
 from __future__ import annotations
 
 import numpy as np

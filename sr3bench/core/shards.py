@@ -7,6 +7,7 @@ index without being loaded into memory, and 70k FFHQ pairs live in 18 files inst
 the shard, never silently replaced by another image. The shards are ordinary tar files
 (``tar tf shard-00000.tar`` lists them), the index ordinary JSON.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -99,7 +100,9 @@ class ShardReader:
         shard = self.folder / item["shard"]
         if item["shard"] not in self.handles:
             if not shard.exists():
-                raise DamagedShardError(f"{shard} (listed in {self.folder / INDEX_NAME}) is missing: re-run the prepare stage")
+                raise DamagedShardError(
+                    f"{shard} (listed in {self.folder / INDEX_NAME}) is missing: re-run the prepare stage"
+                )
             self.handles[item["shard"]] = open(shard, "rb")
         handle = self.handles[item["shard"]]
         handle.seek(item[kind]["offset"])

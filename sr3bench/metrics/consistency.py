@@ -1,5 +1,6 @@
 """SR3's consistency metric (Table 1): MSE between the LR input and the SR output
 downsampled with the operator that made the LR, pixels in [0, 1], in units of 1e-5."""
+
 from __future__ import annotations
 
 import numpy as np

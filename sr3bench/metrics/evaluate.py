@@ -1,6 +1,7 @@
 """The evaluation entry point: per-image metrics (PSNR, SSIM, consistency, LPIPS) and
 set metrics (FID, KID, IS against the HR test images) of one method's saved SR images,
 with the protocol they were computed under, as data that travels with the table."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from sr3bench.core.images import list_images, read_image
 from sr3bench.core.progress import progress
 
 # Imported here, not resolved from the metric table's "module:function" names, so that the
@@ -19,7 +22,6 @@ from sr3bench.metrics.lpips_metric import lpips_per_image
 from sr3bench.metrics.protocol import describe
 from sr3bench.metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
 from sr3bench.metrics.table import names
-from sr3bench.core.images import list_images, read_image
 
 PER_IMAGE_COLUMNS = ["method", "name", "group", *names(per="image")]
 
@@ -48,7 +50,16 @@ def protocol_record(protocol: dict, scale: int) -> dict:
     }
 
 
-def evaluate_method(method: str, hr_dir: Path, lr_dir: Path, samples_dir: Path, groups: dict, protocol: dict, scale: int, weights_dir=None) -> tuple[pd.DataFrame, dict]:
+def evaluate_method(
+    method: str,
+    hr_dir: Path,
+    lr_dir: Path,
+    samples_dir: Path,
+    groups: dict,
+    protocol: dict,
+    scale: int,
+    weights_dir=None,
+) -> tuple[pd.DataFrame, dict]:
     """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), and
     the protocol record; ``groups`` maps image names to their test group."""
     rows, sr_images, hr_images, lr_images = [], [], [], []
@@ -70,7 +81,11 @@ def image_metrics(sr_images, hr_images, lr_images, protocol: dict, scale: int, w
     arrays; a grey HR image is scored in grey, and against its RGB replica for LPIPS)."""
     color, border = protocol["color"], protocol["border_crop"]
     rows = [
-        {"psnr": psnr(sr, hr, color, border), "ssim": ssim(sr, hr, color, border), "consistency": consistency(sr, lr, scale)}
+        {
+            "psnr": psnr(sr, hr, color, border),
+            "ssim": ssim(sr, hr, color, border),
+            "consistency": consistency(sr, lr, scale),
+        }
         for sr, hr, lr in zip(sr_images, hr_images, lr_images)
     ]
     rgb = [hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=-1) for hr in hr_images]

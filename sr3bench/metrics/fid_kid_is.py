@@ -15,6 +15,7 @@ is not computed and reported as unavailable, with the reason.
 Reference: torch-fidelity 0.4.0 ``calculate_metrics`` docstring and ``defaults.py``
 (``kid_subset_size``, ``samples_find_ext``, cache keys).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,7 +69,9 @@ def discard_damaged_cache(cache_dir, cache_name: str) -> list[Path]:
     instead of failing in ``torch.load`` with a message that names no file. Returns them."""
     damaged = [path for path in sorted(Path(cache_dir).glob(f"{cache_name}-*.pt")) if not zipfile.is_zipfile(path)]
     for path in damaged:
-        log.warning("FID/KID reference cache %s is damaged or incomplete: removed, its features are computed again", path)
+        log.warning(
+            "FID/KID reference cache %s is damaged or incomplete: removed, its features are computed again", path
+        )
         path.unlink()
     return damaged
 

@@ -10,6 +10,7 @@ Reference: lpips 0.1.4 ``LPIPS.__init__`` (``pnet_rand=True`` skips the trunk do
 [-1, 1], NCHW); ``pretrained_networks.alexnet`` (``net.net.slice{1..5}`` hold the
 modules of ``torchvision.models.alexnet().features`` under their original indices).
 """
+
 from __future__ import annotations
 
 import re
@@ -53,9 +54,7 @@ def lpips_model(weights_dir: str):
         try:
             model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, verbose=False)
         except DOWNLOAD_ERRORS as e:
-            raise WeightsUnavailableError(
-                missing_message("ImageNet AlexNet weights for LPIPS", e, weights_dir)
-            ) from e
+            raise WeightsUnavailableError(missing_message("ImageNet AlexNet weights for LPIPS", e, weights_dir)) from e
         source = "torchvision download"
     return model.eval().requires_grad_(False), source
 

@@ -8,6 +8,7 @@ Two protocols (chosen per preset in ``params.yaml``):
   ``rgb2ycbcr`` (Y in [16, 235], kept in float, not rounded), with ``border`` pixels
   cropped on each side: the classic SR protocol (EDSR, RCAN evaluation scripts).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ SSIM uses the settings of Wang et al. 2004 (Gaussian window, sigma 1.5,
 ``use_sample_covariance=False``, K1 = 0.01, K2 = 0.03, data range 255), as documented
 for ``skimage.metrics.structural_similarity``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sr3bench.metrics.protocol import metric_arrays
 
 DATA_RANGE = 255.0
-SSIM_SETTINGS = "Gaussian window sigma 1.5, K1 = 0.01, K2 = 0.03, population covariance, data range 255 (Wang et al. 2004)"
+SSIM_SETTINGS = (
+    "Gaussian window sigma 1.5, K1 = 0.01, K2 = 0.03, population covariance, data range 255 (Wang et al. 2004)"
+)
 
 
 def psnr(sr_image: np.ndarray, hr_image: np.ndarray, color: str = "rgb", border: int = 0) -> float:

@@ -12,6 +12,7 @@ and 2, EDSR/RCAN), SSIM 4 (the EDSR/RCAN benchmark values, 0.8104; SR3's 2- and
 papers print it; the 4th digit is far inside the bootstrap interval), FID and IS 2 (SR3
 Table 2 prints 1: 5.2 shows as 5.20), KID 4 (torch-fidelity's raw value, about 1e-2).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -66,8 +67,9 @@ CONSISTENCY_UNIT = "MSE ×1e-5"  # consistency.UNIT: the MSE is reported in unit
 METRICS = (
     Metric("psnr", "PSNR", "dB", True, 2, "image", "sr3bench.metrics.psnr_ssim:psnr"),
     Metric("ssim", "SSIM", "", True, 4, "image", "sr3bench.metrics.psnr_ssim:ssim"),
-    Metric("consistency", "Consistency", CONSISTENCY_UNIT, False, 2, "image",
-           "sr3bench.metrics.consistency:consistency"),
+    Metric(
+        "consistency", "Consistency", CONSISTENCY_UNIT, False, 2, "image", "sr3bench.metrics.consistency:consistency"
+    ),
     Metric("fid", "FID", "", False, 2, "set", "sr3bench.metrics.fid_kid_is:set_metrics"),
     Metric("kid", "KID", "", False, 4, "set", "sr3bench.metrics.fid_kid_is:set_metrics"),
     Metric("is", "IS", "", True, 2, "set", "sr3bench.metrics.fid_kid_is:set_metrics"),

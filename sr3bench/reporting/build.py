@@ -4,6 +4,7 @@ Reads only files (per-method metric CSVs and their JSON sidecars, which hold the
 metrics and the protocol; loss logs; SR images; the paper's tables); imports neither
 ``sr3`` nor ``baselines``. The caller says where each file is.
 """
+
 from __future__ import annotations
 
 import html
@@ -12,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from sr3.schedule_spec import describe
 from sr3bench.core.atomic import atomic_folder
+from sr3bench.metrics.table import find, header
 from sr3bench.reporting import comparison, figures, paper
 from sr3bench.reporting.provenance import provenance_section
-from sr3bench.reporting.tuning import load_tuning, tuning_section
-from sr3.schedule_spec import describe
-from sr3bench.metrics.table import find, header
 from sr3bench.reporting.tables import METRIC_COLUMNS, PER_IMAGE_METRICS, summarise
+from sr3bench.reporting.tuning import load_tuning, tuning_section
 
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient
@@ -43,7 +44,9 @@ def _cell(row, column: str) -> str:
 def html_table(table: pd.DataFrame, columns: list[str]) -> str:
     """Headers with units and an arrow towards better values (``tables.header``)."""
     head = "".join(f"<th>{html.escape(header(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(row, c)}</td>" for c in columns) + "</tr>" for _, row in table.iterrows())
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(row, c)}</td>" for c in columns) + "</tr>" for _, row in table.iterrows()
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -80,11 +83,28 @@ def read_protocol(set_metrics: dict[str, dict]) -> dict:
     protocols = {json.dumps(values["protocol"], sort_keys=True) for values in set_metrics.values()}
     if len(protocols) != 1:
         methods = ", ".join(set_metrics)
-        raise ValueError(f"the results of {methods} were computed under {len(protocols)} different protocols; re-run evaluate for all of them")
+        raise ValueError(
+            f"the results of {methods} were computed under {len(protocols)} different protocols; re-run evaluate for all of them"
+        )
     return json.loads(protocols.pop())
 
 
-def build_report(preset_name: str, preset: dict, results: dict[str, Path], titles: dict[str, str], test_hr: Path, test_lr: Path, samples: dict[str, Path], losses: dict[str, Path], paper_tables: Path, out: Path, scale_here: dict | None = None, tuning: dict[str, Path] | None = None, diversity: dict[str, Path] | None = None, provenance_record: dict | None = None) -> None:
+def build_report(
+    preset_name: str,
+    preset: dict,
+    results: dict[str, Path],
+    titles: dict[str, str],
+    test_hr: Path,
+    test_lr: Path,
+    samples: dict[str, Path],
+    losses: dict[str, Path],
+    paper_tables: Path,
+    out: Path,
+    scale_here: dict | None = None,
+    tuning: dict[str, Path] | None = None,
+    diversity: dict[str, Path] | None = None,
+    provenance_record: dict | None = None,
+) -> None:
     """``results``: per-image CSV of each method (its set metrics and protocol in the
     ``.json`` beside it); ``titles``: how to print each method; ``scale_here``: this run's
     values of the rows of ``reporting.comparison.SCALE_ROWS`` (as text); ``tuning``: the
@@ -97,22 +117,58 @@ def build_report(preset_name: str, preset: dict, results: dict[str, Path], title
     notes = unavailable_notes(set_metrics)
     summary = summarise(per_image, set_metrics, protocol)
     by_group = summarise(per_image, set_metrics, protocol, by=["group"])
-    metrics_json = {row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in ["n_images"] + METRIC_COLUMNS} for _, row in summary.iterrows()}
+    metrics_json = {
+        row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in ["n_images"] + METRIC_COLUMNS}
+        for _, row in summary.iterrows()
+    }
     names = sorted(p.name for p in Path(test_hr).iterdir())
     grid_names = names[:: max(1, len(names) // GRID_ROWS)][:GRID_ROWS]
     columns = [("LR (input)", test_lr)] + [(titles[m], f) for m, f in samples.items()] + [("HR (truth)", test_hr)]
     sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values()})
     tables = paper.load_tables(paper_tables)
-    beside = beside_the_paper(preset, summary, tables, comparison.load_scale(paper_tables, preset.get("paper", {}).get("experiment")), scale_here or {}, titles)
+    beside = beside_the_paper(
+        preset,
+        summary,
+        tables,
+        comparison.load_scale(paper_tables, preset.get("paper", {}).get("experiment")),
+        scale_here or {},
+        titles,
+    )
     tuned = load_tuning(tuning or {})
-    sampling = tuning_section(tuned, preset["tune"]["select"], preset["tune"]["images"], preset["tune"]["reference_images"], _format) if tuned else ""
+    sampling = (
+        tuning_section(
+            tuned, preset["tune"]["select"], preset["tune"]["images"], preset["tune"]["reference_images"], _format
+        )
+        if tuned
+        else ""
+    )
     diversity_rows = [
-        (titles[m], Path(test_lr) / name, sorted(Path(folder).glob(f"{Path(name).stem}_seed*.png")), Path(test_hr) / name)
+        (
+            titles[m],
+            Path(test_lr) / name,
+            sorted(Path(folder).glob(f"{Path(name).stem}_seed*.png")),
+            Path(test_hr) / name,
+        )
         for m, folder in (diversity or {}).items()
         for name in names[: preset["diversity"]["images"]]
     ]
     provenance_html = provenance_section(provenance_record) if provenance_record else ""
-    page = render_html(preset_name, preset, summary, by_group, notes, bool(losses), sources, protocol_record, tables, titles, beside, sampling, bool(diversity_rows), provenance_html)
+    page = render_html(
+        preset_name,
+        preset,
+        summary,
+        by_group,
+        notes,
+        bool(losses),
+        sources,
+        protocol_record,
+        tables,
+        titles,
+        beside,
+        sampling,
+        bool(diversity_rows),
+        provenance_html,
+    )
     with atomic_folder(out) as staging:  # every file written in full before any is replaced
         summary.to_csv(staging / "metrics.csv", index=False)
         by_group.to_csv(staging / "metrics_by_group.csv", index=False)
@@ -135,7 +191,9 @@ def _difference(value, column: str) -> str:
     return metric.format(value, signed=True) if metric else f"{value:+.3f}"
 
 
-def beside_the_paper(preset: dict, summary: pd.DataFrame, tables: list[dict], paper_scale: dict | None, scale_here: dict, titles: dict) -> str:
+def beside_the_paper(
+    preset: dict, summary: pd.DataFrame, tables: list[dict], paper_scale: dict | None, scale_here: dict, titles: dict
+) -> str:
     """The section that puts this preset's numbers beside the paper table it reproduces."""
     settings = preset.get("paper", {})
     table = next((t for t in tables if t["table"] == settings.get("table")), None)
@@ -160,8 +218,9 @@ def beside_the_paper(preset: dict, summary: pd.DataFrame, tables: list[dict], pa
         )
         scale = f"<h3>Scale of the two runs</h3><table><thead><tr><th></th><th>here</th><th>paper</th></tr></thead><tbody>{scale_rows}</tbody></table><p class='cite'>Source: {html.escape(paper_scale.get('citation', ''))}</p>"
     warning = (
-        "" if settings.get("comparable") else
-        "<p class='note'>This run is far smaller than the paper's (see the scale below): its numbers are <b>not comparable "
+        ""
+        if settings.get("comparable")
+        else "<p class='note'>This run is far smaller than the paper's (see the scale below): its numbers are <b>not comparable "
         "with the paper's in absolute terms, only in ordering</b>.</p>"
     )
     return (
@@ -180,7 +239,22 @@ th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-widt
 """
 
 
-def render_html(preset_name, preset, summary, by_group, notes, has_losses, inception_sources, protocol, paper_tables, titles, beside="", sampling="", has_diversity=False, provenance_html="") -> str:
+def render_html(
+    preset_name,
+    preset,
+    summary,
+    by_group,
+    notes,
+    has_losses,
+    inception_sources,
+    protocol,
+    paper_tables,
+    titles,
+    beside="",
+    sampling="",
+    has_diversity=False,
+    provenance_html="",
+) -> str:
     dataset, training = preset["dataset"], preset["training"]
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
@@ -199,37 +273,42 @@ def render_html(preset_name, preset, summary, by_group, notes, has_losses, incep
             f"{training['sr3']['steps']} training steps.</li>"
         )
     if "regression" in compared:
-        kept = "the weights with the best validation PSNR" if training["regression"].get("keep") == "best_val_psnr" else "the last (EMA) weights"
+        kept = (
+            "the weights with the best validation PSNR"
+            if training["regression"].get("keep") == "best_val_psnr"
+            else "the last (EMA) weights"
+        )
         method_notes += f"<li>Regression: the same UNet without noise conditioning, MSE to the HR image, {training['regression']['steps']} steps; {kept}.</li>"
     fid_warning = (
         f"<p class='note'>FID, KID and IS over {count} images are dominated by sampling noise "
         f"(FID needs thousands of images; below {FID_MIN_IMAGES} its covariance estimate is rank-deficient). "
         "KID is an unbiased estimate and can be negative on so few images. "
         "Compare these only between methods of this report, never with the paper.</p>"
-        if count < FID_MIN_IMAGES else ""
+        if count < FID_MIN_IMAGES
+        else ""
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>SR3 Bench: {html.escape(preset_name)}</title>
 <style>{STYLE}</style></head><body>
 <h1>SR3 Bench report: preset <code>{html.escape(preset_name)}</code></h1>
-<p>{html.escape(preset['description'])}</p>
+<p>{html.escape(preset["description"])}</p>
 <h2>Reproduced metrics ({n_test})</h2>
-{html_table(summary, ['method', 'n_images'] + METRIC_COLUMNS)}
+{html_table(summary, ["method", "n_images"] + METRIC_COLUMNS)}
 <p class='cite'>Means over the test images; in brackets, the 95% bootstrap interval of the mean (images resampled, 2000 times). ↑: higher is better, ↓: lower is better.</p>
 {fid_warning}
 {beside}
 {"<p>Metrics left empty, and why:</p><ul>" + missing + "</ul>" if missing else ""}
 <h3>Per test group</h3>
-{html_table(by_group, ['method', 'group', 'n_images'] + [c for c in PER_IMAGE_METRICS if by_group[c].notna().any()])}
+{html_table(by_group, ["method", "group", "n_images"] + [c for c in PER_IMAGE_METRICS if by_group[c].notna().any()])}
 <h2>Protocol</h2>
 <ul>
-<li>Scale x{protocol['scale']}; LR images {'provided by the dataset' if dataset['lr_source'] == 'provided' else 'made from the HR images'} with a MATLAB-compatible bicubic <code>imresize</code> (cubic kernel a = -0.5, antialiased).
+<li>Scale x{protocol["scale"]}; LR images {"provided by the dataset" if dataset["lr_source"] == "provided" else "made from the HR images"} with a MATLAB-compatible bicubic <code>imresize</code> (cubic kernel a = -0.5, antialiased).
 The bicubic baseline and SR3's conditioning input use the same resizer for upsampling.</li>
-<li>All metrics are computed on the {html.escape(protocol['pixels'])}.</li>
-<li>PSNR and SSIM ({html.escape(protocol['psnr_ssim'])}): {html.escape(protocol['description'])}; SSIM: {html.escape(protocol['ssim_settings'])}.
+<li>All metrics are computed on the {html.escape(protocol["pixels"])}.</li>
+<li>PSNR and SSIM ({html.escape(protocol["psnr_ssim"])}): {html.escape(protocol["description"])}; SSIM: {html.escape(protocol["ssim_settings"])}.
 Grey (one-channel) HR images are compared in their grey values, as the MATLAB scripts do.</li>
-<li>FID, KID and IS ({html.escape(protocol['fid_kid_is'])}; Inception weights: {html.escape(', '.join(inception_sources))})
-are computed on each method's {count} SR images against the reference set of the {count} HR test images; LPIPS ({html.escape(protocol['lpips'])}) per image, averaged.</li>
-<li>Consistency: {html.escape(protocol['consistency'])} (the paper's Table 1).</li>
+<li>FID, KID and IS ({html.escape(protocol["fid_kid_is"])}; Inception weights: {html.escape(", ".join(inception_sources))})
+are computed on each method's {count} SR images against the reference set of the {count} HR test images; LPIPS ({html.escape(protocol["lpips"])}) per image, averaged.</li>
+<li>Consistency: {html.escape(protocol["consistency"])} (the paper's Table 1).</li>
 {method_notes}
 </ul>
 <h2>Images</h2>
@@ -238,8 +317,8 @@ are computed on each method's {count} SR images against the reference set of the
 <h3>Zoomed: the most detailed region of each image</h3>
 <p>The same region (a quarter of the side, where the HR image has most gradient energy, outlined on the left) from every method, enlarged with nearest neighbour.</p>
 <img src="zoom.png" alt="zoomed crops">
-{'<h3>Sample diversity</h3><p>One input, several seeds (the paper shows such samples in its figures): a diffusion model draws different plausible details each time; the std map shows where its samples disagree.</p><img src="diversity.png" alt="sample diversity">' if has_diversity else ''}
-{'<h2>Training loss</h2><img src="loss.png" alt="training loss curves">' if has_losses else ''}
+{'<h3>Sample diversity</h3><p>One input, several seeds (the paper shows such samples in its figures): a diffusion model draws different plausible details each time; the std map shows where its samples disagree.</p><img src="diversity.png" alt="sample diversity">' if has_diversity else ""}
+{'<h2>Training loss</h2><img src="loss.png" alt="training loss curves">' if has_losses else ""}
 {sampling}
 <h2>The paper's numbers</h2>
 <p>Published values{", for comparison when a preset matches the paper's setting; this one does not" if not beside else ""}.</p>

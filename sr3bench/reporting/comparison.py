@@ -1,6 +1,7 @@
 """The reproduced numbers beside the paper's: value, paper value and difference for each
 method and metric the two share, whether each ordering of the paper holds here, and the
 scale of the two runs (reads data only; the caller gives the tables)."""
+
 from __future__ import annotations
 
 import itertools
@@ -51,7 +52,11 @@ def orderings(paper_table: dict, summary: pd.DataFrame) -> list[dict]:
                 continue
             lower = not by_name(metric).higher_is_better
             better, worse = (first, second) if (paper[0] < paper[1]) == lower else (second, first)
-            ours_better = here.loc[better][metric] < here.loc[worse][metric] if lower else here.loc[better][metric] > here.loc[worse][metric]
+            ours_better = (
+                here.loc[better][metric] < here.loc[worse][metric]
+                if lower
+                else here.loc[better][metric] > here.loc[worse][metric]
+            )
             checks.append({"metric": metric, "better": better, "worse": worse, "holds": bool(ours_better)})
     return checks
 
@@ -63,5 +68,7 @@ def load_scale(folder: Path, experiment: str) -> dict | None:
         return None
     table = pd.read_csv(path, dtype=str).set_index("experiment")
     if experiment not in table.index:
-        raise ValueError(f"{path} has no row for experiment {experiment!r} (presets.<preset>.paper.experiment); rows: {', '.join(table.index)}")
+        raise ValueError(
+            f"{path} has no row for experiment {experiment!r} (presets.<preset>.paper.experiment); rows: {', '.join(table.index)}"
+        )
     return table.loc[experiment].to_dict()

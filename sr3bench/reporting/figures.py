@@ -1,4 +1,5 @@
 """The report's figures: the image grid and the training-loss curves (matplotlib)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,14 +58,20 @@ def zoomed_crops(names: list[str], columns: list[tuple[str, Path]], out: Path) -
     """Per test image: the HR image with the zoomed region outlined, then the same region
     (a quarter of the side, where the HR has most detail) from every column, enlarged with
     nearest-neighbour. The last column is the HR truth; LR crops are scaled to match."""
-    fig, axes = plt.subplots(len(names), len(columns) + 1, figsize=(2.2 * (len(columns) + 1), 2.3 * len(names)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(names), len(columns) + 1, figsize=(2.2 * (len(columns) + 1), 2.3 * len(names)), squeeze=False
+    )
     for row, name in enumerate(names):
         truth = _load(Path(columns[-1][1]) / name)
         size = max(8, min(truth.shape[:2]) // 4)
         top, left = detailed_region(truth, size)
         axis = axes[row][0]
         axis.imshow(truth)
-        axis.add_patch(matplotlib.patches.Rectangle((left - 0.5, top - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
+        axis.add_patch(
+            matplotlib.patches.Rectangle(
+                (left - 0.5, top - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5
+            )
+        )
         axis.set_ylabel(Path(name).stem, fontsize=7)
         if row == 0:
             axis.set_title("region (HR)", fontsize=10)
@@ -72,7 +79,7 @@ def zoomed_crops(names: list[str], columns: list[tuple[str, Path]], out: Path) -
             image = _load(Path(folder) / name)
             ratio = image.shape[0] / truth.shape[0]
             y, x, side = int(round(top * ratio)), int(round(left * ratio)), max(1, int(round(size * ratio)))
-            axes[row][col].imshow(image[y:y + side, x:x + side], interpolation="nearest")
+            axes[row][col].imshow(image[y : y + side, x : x + side], interpolation="nearest")
             if row == 0:
                 axes[row][col].set_title(title, fontsize=10)
         for axis in axes[row]:
@@ -137,7 +144,9 @@ def loss_curves(curves: dict[str, Path], out: Path) -> None:
         if "val_psnr" in table and table["val_psnr"].notna().any():
             scores = table.dropna(subset=["val_psnr"])
             twin = axis.twinx()
-            twin.plot(scores["step"], scores["val_psnr"], "o-", color="tab:orange", markersize=3, label="validation PSNR")
+            twin.plot(
+                scores["step"], scores["val_psnr"], "o-", color="tab:orange", markersize=3, label="validation PSNR"
+            )
             psnr = by_name("psnr")
             twin.set_ylabel(f"validation {psnr.label} ({psnr.unit})", color="tab:orange")
             axis.set_title(f"{method}: training loss and validation PSNR", fontsize=10)
@@ -169,19 +178,50 @@ def tuning_curves(tables: dict[str, tuple[pd.DataFrame, dict]], out: Path) -> No
         reference = table[table["reference"]].iloc[0]
         points = table[~table["reference"]]
         colours = {sampler: f"C{index}" for index, sampler in enumerate(dict.fromkeys(points["sampler"]))}
-        styles = {schedule: style for schedule, style in zip(dict.fromkeys(points["schedule"]), ("-", ":", "-.", (0, (5, 2))))}
+        styles = {
+            schedule: style for schedule, style in zip(dict.fromkeys(points["schedule"]), ("-", ":", "-.", (0, (5, 2))))
+        }
         for axis, metric in zip(row_axes, TUNING_PANELS):
             for (sampler, schedule), line in points.groupby(["sampler", "schedule"], sort=False):
-                axis.plot(line["network_evaluations"], line[metric], marker="o", markersize=3, color=colours[sampler], linestyle=styles.get(schedule, "-"), label=f"{sampler}, {schedule}")
-            axis.axhline(reference[metric], color="black", linestyle="--", linewidth=1, label=f"reference: ancestral, {int(reference['steps'])} steps")
+                axis.plot(
+                    line["network_evaluations"],
+                    line[metric],
+                    marker="o",
+                    markersize=3,
+                    color=colours[sampler],
+                    linestyle=styles.get(schedule, "-"),
+                    label=f"{sampler}, {schedule}",
+                )
+            axis.axhline(
+                reference[metric],
+                color="black",
+                linestyle="--",
+                linewidth=1,
+                label=f"reference: ancestral, {int(reference['steps'])} steps",
+            )
             for variant, index in chosen.items():
-                axis.plot(table.loc[index, "network_evaluations"], table.loc[index, metric], marker="*", markersize=14, color="black", linestyle="none")
-                axis.annotate(variant, (table.loc[index, "network_evaluations"], table.loc[index, metric]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+                axis.plot(
+                    table.loc[index, "network_evaluations"],
+                    table.loc[index, metric],
+                    marker="*",
+                    markersize=14,
+                    color="black",
+                    linestyle="none",
+                )
+                axis.annotate(
+                    variant,
+                    (table.loc[index, "network_evaluations"], table.loc[index, metric]),
+                    textcoords="offset points",
+                    xytext=(6, 6),
+                    fontsize=8,
+                )
             values = pd.concat([points[metric], pd.Series([reference[metric]])])
             higher = by_name(metric).higher_is_better
             low, high = (values.quantile(0.25), values.max()) if higher else (values.min(), values.quantile(0.75))
             margin = 0.15 * (high - low) or 0.01 * abs(high) or 0.01
-            axis.set_ylim(low - margin, high + margin)  # the best three quarters of the points: the choice is among them
+            axis.set_ylim(
+                low - margin, high + margin
+            )  # the best three quarters of the points: the choice is among them
             axis.set_xscale("log")
             axis.set_xticks(sorted(set(points["network_evaluations"])))
             axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())

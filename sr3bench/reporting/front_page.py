@@ -1,6 +1,7 @@
 """The front page, ``reports/index.html``: every preset that has a report, with its
 headline numbers and a link to its page; and ``reports/all_presets.csv``, every preset's
 ``metrics.csv`` in one table (``pandas.read_csv`` loads it; a ``preset`` column first)."""
+
 from __future__ import annotations
 
 import html
@@ -34,10 +35,16 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
         record_file = Path(reports) / preset / "provenance.json"
         record = json.loads(record_file.read_text()) if record_file.exists() else {}
         about = html.escape(record.get("description", ""))
-        made = f"generated {html.escape(record['generated'])}, commit <code>{html.escape(record['git']['commit'])}</code>" if "git" in record else ""
+        made = (
+            f"generated {html.escape(record['generated'])}, commit <code>{html.escape(record['git']['commit'])}</code>"
+            if "git" in record
+            else ""
+        )
         head = "<th>method</th><th>test images</th>" + "".join(f"<th>{html.escape(header(m))}</th>" for m in HEADLINE)
         rows = "".join(
-            f"<tr><td>{html.escape(str(row['method']))}</td><td>{int(row['n_images'])}</td>" + "".join(f"<td>{_value(row.get(m), m)}</td>" for m in HEADLINE) + "</tr>"
+            f"<tr><td>{html.escape(str(row['method']))}</td><td>{int(row['n_images'])}</td>"
+            + "".join(f"<td>{_value(row.get(m), m)}</td>" for m in HEADLINE)
+            + "</tr>"
             for _, row in table.iterrows()
         )
         sections.append(

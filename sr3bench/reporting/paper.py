@@ -2,6 +2,7 @@
 ``reports/paper/<table>.csv``, one row per method, with a ``title`` and a ``citation``
 column (values transcribed from ../shared/data/README.md; check them against the paper
 before relying on a digit)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,17 @@ def load_tables(folder: Path) -> list[dict]:
         if missing:
             raise ValueError(f"paper table {path} lacks the column(s) {', '.join(missing)}")
         columns = [c for c in frame.columns if c not in DESCRIPTIVE_COLUMNS]
-        rows = {row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in columns} for _, row in frame.iterrows()}
-        tables.append({"table": path.stem, "title": frame["title"].iloc[0], "citation": "; ".join(dict.fromkeys(frame["citation"])), "columns": columns, "rows": rows})
+        rows = {
+            row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in columns}
+            for _, row in frame.iterrows()
+        }
+        tables.append(
+            {
+                "table": path.stem,
+                "title": frame["title"].iloc[0],
+                "citation": "; ".join(dict.fromkeys(frame["citation"])),
+                "columns": columns,
+                "rows": rows,
+            }
+        )
     return tables

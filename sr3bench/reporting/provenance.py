@@ -1,6 +1,7 @@
 """Where a report's numbers come from: the code (git commit, uncommitted changes), the
 config (hash and full text), the packages, the machine, each stage's wall time and peak
 memory (Snakemake's ``benchmark:`` files), and checksums of the dataset splits."""
+
 from __future__ import annotations
 
 import datetime
@@ -17,7 +18,20 @@ import pandas as pd
 
 from sr3bench.core.machine import cpu_count, cpu_name
 
-PACKAGES = ("sr3-bench", "torch", "torchvision", "torch-fidelity", "lpips", "scikit-image", "numpy", "pandas", "pillow", "matplotlib", "snakemake", "dvc")
+PACKAGES = (
+    "sr3-bench",
+    "torch",
+    "torchvision",
+    "torch-fidelity",
+    "lpips",
+    "scikit-image",
+    "numpy",
+    "pandas",
+    "pillow",
+    "matplotlib",
+    "snakemake",
+    "dvc",
+)
 
 
 def _run(command: list[str]) -> str | None:
@@ -53,8 +67,17 @@ def package_versions() -> dict[str, str]:
 def machine() -> dict[str, str]:
     cpu = cpu_name()
     usable = cpu_count()
-    gpus = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]) if shutil.which("nvidia-smi") else None
-    return {"cpu": cpu, "cores usable": str(usable), "gpu": gpus.replace("\n", "; ") if gpus else "none detected", "system": platform.platform()}
+    gpus = (
+        _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"])
+        if shutil.which("nvidia-smi")
+        else None
+    )
+    return {
+        "cpu": cpu,
+        "cores usable": str(usable),
+        "gpu": gpus.replace("\n", "; ") if gpus else "none detected",
+        "system": platform.platform(),
+    }
 
 
 def stage_times(folder: Path) -> pd.DataFrame:
@@ -65,7 +88,13 @@ def stage_times(folder: Path) -> pd.DataFrame:
         table = pd.read_csv(path, sep="\t")
         if len(table):
             rss = pd.to_numeric(table["max_rss"].iloc[-1], errors="coerce")
-            rows.append({"stage": path.name.removesuffix(".benchmark.tsv"), "seconds": float(table["s"].iloc[-1]), "peak_rss_mib": None if pd.isna(rss) else float(rss)})
+            rows.append(
+                {
+                    "stage": path.name.removesuffix(".benchmark.tsv"),
+                    "seconds": float(table["s"].iloc[-1]),
+                    "peak_rss_mib": None if pd.isna(rss) else float(rss),
+                }
+            )
     return pd.DataFrame(rows, columns=["stage", "seconds", "peak_rss_mib"])
 
 
@@ -76,7 +105,9 @@ def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
     checksums = {}
     for split in ("train", "val", "test"):
         rows = sorted(manifest.get(split, []), key=lambda row: row["name"])
-        digest = hashlib.sha256("".join(f"{r['name']}:{r.get('hr_sha256')}:{r.get('lr_sha256')};" for r in rows).encode()).hexdigest()
+        digest = hashlib.sha256(
+            "".join(f"{r['name']}:{r.get('hr_sha256')}:{r.get('lr_sha256')};" for r in rows).encode()
+        ).hexdigest()
         checksums[split] = {"images": len(rows), "sha256": digest[:16]}
     return checksums
 
@@ -98,14 +129,19 @@ def provenance(preset: dict, threads: dict, benchmarks: Path, manifest_file: Pat
 
 def provenance_section(record: dict) -> str:
     git = record["git"]
-    dirty = {True: "<b>with uncommitted changes</b> to tracked files", False: "clean", None: "state unknown"}[git["dirty"]]
+    dirty = {True: "<b>with uncommitted changes</b> to tracked files", False: "clean", None: "state unknown"}[
+        git["dirty"]
+    ]
     packages = ", ".join(f"{html.escape(name)} {html.escape(v)}" for name, v in record["packages"].items())
     machine = "; ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in record["machine"].items())
     threads = ", ".join(f"{html.escape(stage)} {count}" for stage, count in record["threads"].items())
     stages = record["stages"]
     if stages:
         memory = lambda mib: "&ndash;" if mib is None else f"{mib:.0f}"  # noqa: E731
-        rows = "".join(f"<tr><td>{html.escape(s['stage'])}</td><td>{s['seconds']:.1f}</td><td>{memory(s['peak_rss_mib'])}</td></tr>" for s in stages)
+        rows = "".join(
+            f"<tr><td>{html.escape(s['stage'])}</td><td>{s['seconds']:.1f}</td><td>{memory(s['peak_rss_mib'])}</td></tr>"
+            for s in stages
+        )
         total = sum(s["seconds"] for s in stages)
         timing = (
             f"<table><thead><tr><th>stage</th><th>wall time (s)</th><th>peak memory (MiB, RSS)</th></tr></thead><tbody>{rows}"
@@ -115,11 +151,14 @@ def provenance_section(record: dict) -> str:
         )
     else:
         timing = "<p>No stage timings: Snakemake writes them (its <code>benchmark:</code> files); this run did not leave any (DVC writes none).</p>"
-    datasets = "".join(f"<tr><td>{html.escape(split)}</td><td>{v['images']}</td><td><code>{v['sha256']}</code></td></tr>" for split, v in record["datasets"].items())
+    datasets = "".join(
+        f"<tr><td>{html.escape(split)}</td><td>{v['images']}</td><td><code>{v['sha256']}</code></td></tr>"
+        for split, v in record["datasets"].items()
+    )
     return f"""<h2>Provenance</h2>
 <ul>
-<li>Generated {html.escape(record['generated'])} from commit <code>{html.escape(git['commit'])}</code>, {dirty}.</li>
-<li>Config hash (sha256 of the preset's resolved config): <code>{record['config_sha256']}</code>; the full config is below.</li>
+<li>Generated {html.escape(record["generated"])} from commit <code>{html.escape(git["commit"])}</code>, {dirty}.</li>
+<li>Config hash (sha256 of the preset's resolved config): <code>{record["config_sha256"]}</code>; the full config is below.</li>
 <li>Packages: {packages}.</li>
 <li>Machine (of this report stage): {machine}. Threads per stage: {threads}.</li>
 </ul>

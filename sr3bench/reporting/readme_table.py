@@ -4,6 +4,7 @@ Markdown table of ``reports/<preset>/metrics.csv`` replaces what lies between
 the run's stage times (Snakemake's benchmark files) what lies between
 ``<!-- timings:<preset> -->`` and its end marker, where the README has one
 (``sr3bench readme-table --preset demo``, or ``make readme`` after ``make run``)."""
+
 from __future__ import annotations
 
 import re
@@ -53,10 +54,19 @@ def replace_block(text: str, preset: str, table: str, source: str, kind: str = "
     return pattern.sub(lambda _: block, text, count=1)
 
 
-def update_readme(readme: Path, preset: str, metrics_csv: Path, titles: dict[str, str], stages: pd.DataFrame | None = None, stages_source: str = "") -> None:
+def update_readme(
+    readme: Path,
+    preset: str,
+    metrics_csv: Path,
+    titles: dict[str, str],
+    stages: pd.DataFrame | None = None,
+    stages_source: str = "",
+) -> None:
     """Fill the results block, and the timings block where the README has one and ``stages``
     (stage, seconds, peak_rss_mib) is not empty."""
-    text = replace_block(Path(readme).read_text(), preset, markdown_table(pd.read_csv(metrics_csv), titles), str(metrics_csv))
+    text = replace_block(
+        Path(readme).read_text(), preset, markdown_table(pd.read_csv(metrics_csv), titles), str(metrics_csv)
+    )
     if stages is not None and len(stages) and f"<!-- timings:{preset} -->" in text:
         text = replace_block(text, preset, timings_table(stages), stages_source, kind="timings")
     Path(readme).write_text(text)

@@ -1,6 +1,7 @@
 """Per-method summary tables from the per-image metric CSVs, with 95% bootstrap intervals
 of the per-image metrics; labels, units, directions and decimals come from
 ``sr3bench.metrics.table``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,9 @@ def bootstrap_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int =
     return float(low), float(high)
 
 
-def summarise(per_image: pd.DataFrame, set_metrics: dict[str, dict], protocol: str, by: list[str] | None = None) -> pd.DataFrame:
+def summarise(
+    per_image: pd.DataFrame, set_metrics: dict[str, dict], protocol: str, by: list[str] | None = None
+) -> pd.DataFrame:
     """One row per method (and per ``by`` group): image count, mean of each per-image
     metric, the set-level metrics, and the protocol; without ``by``, also each per-image
     metric's 95% interval (``<metric>_ci_low``, ``<metric>_ci_high``). Missing metrics

@@ -1,5 +1,6 @@
 """The report's section on sampling: the tune stage's grid on the validation split, the
 reference sampler, and the schedules the tuned variants chose."""
+
 from __future__ import annotations
 
 import html
@@ -20,11 +21,16 @@ def load_tuning(tables: dict[str, Path]) -> dict[str, tuple[pd.DataFrame, dict]]
     loaded = {}
     for method, path in tables.items():
         record = json.loads(Path(path).with_suffix(".json").read_text())
-        loaded[method] = (pd.read_csv(path), {f"{method}@{name}": choice["row"] for name, choice in record["choices"].items()})
+        loaded[method] = (
+            pd.read_csv(path),
+            {f"{method}@{name}": choice["row"] for name, choice in record["choices"].items()},
+        )
     return loaded
 
 
-def tuning_section(tuning: dict[str, tuple[pd.DataFrame, dict]], criterion: dict, images: int, reference_images: int, format_value) -> str:
+def tuning_section(
+    tuning: dict[str, tuple[pd.DataFrame, dict]], criterion: dict, images: int, reference_images: int, format_value
+) -> str:
     if not tuning:
         return ""
     parts = [
@@ -39,13 +45,18 @@ def tuning_section(tuning: dict[str, tuple[pd.DataFrame, dict]], criterion: dict
         marks = {}
         for variant, index in chosen.items():
             marks.setdefault(index, []).append(variant)
-        head = "<thead><tr>" + "".join(f"<th>{html.escape(header(c))}</th>" for c in COLUMNS) + "<th>chosen by</th></tr></thead>"
+        head = (
+            "<thead><tr>"
+            + "".join(f"<th>{html.escape(header(c))}</th>" for c in COLUMNS)
+            + "<th>chosen by</th></tr></thead>"
+        )
         rows = {}
         for index, row in table.iterrows():
             label = "reference" if row["reference"] else ", ".join(marks.get(index, []))
             style = " style='font-weight:bold'" if index in marks or row["reference"] else ""
             cells = "".join(
-                f"<td>{html.escape(str(row[c])) if c in POINT_COLUMNS else format_value(row[c], c)}</td>" for c in COLUMNS
+                f"<td>{html.escape(str(row[c])) if c in POINT_COLUMNS else format_value(row[c], c)}</td>"
+                for c in COLUMNS
             )
             rows[index] = f"<tr{style}>{cells}<td>{html.escape(label)}</td></tr>"
         chosen_rows = "".join(rows[i] for i in table.index if table.loc[i, "reference"] or i in marks)
