@@ -142,6 +142,11 @@ def peak_memory_mib(runtime: Runtime) -> float | None:
     return torch.cuda.max_memory_allocated(runtime.device) / 2**20 if runtime.device.type == "cuda" else None
 
 
+def _peak_memory(result: dict, key: str) -> str:
+    """The ", peak N MiB" note of a result's peak GPU memory under key, empty where it has none."""
+    return f", peak {result[key]:.0f} MiB" if result[key] is not None else ""
+
+
 def paper_batch(preset: dict) -> int:
     """The images one GPU computes at once in the preset: its global batch over the
     processes and the micro-batches of each."""
@@ -170,14 +175,14 @@ def main() -> int:
         parser.error("--steps must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         print(
-            "gpu_check: torch sees no CUDA device (torch.cuda.is_available() is False): install a CUDA build of torch or run on a GPU machine",
+            "gpu_check: torch sees no CUDA device (torch.cuda.is_available() is False): "
+            "install a CUDA build of torch or run on a GPU machine",
             file=sys.stderr,
         )
         return 1
     device = torch.device(args.device)
-    print(
-        f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}, {args.precision}"
-    )
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {device_name}, {args.precision}")
     failures = 0
     for which in args.models:
         preset_name = "demo" if which == "demo" else args.paper
@@ -203,10 +208,15 @@ def main() -> int:
             print(f"FAILED {preset_name}: {type(error).__name__}: {error}", file=sys.stderr)
             failures += 1
             continue
-        memory = lambda key: f", peak {result[key]:.0f} MiB" if result[key] is not None else ""  # noqa: E731
+        checkpointing_note = ", gradient checkpointing" if checkpointing else ""
+        train_peak = _peak_memory(result, "train_peak_gpu_mib")
+        sample_peak = _peak_memory(result, "sample_peak_gpu_mib")
         print(
-            f"{preset_name}: {result['parameters_m']:.1f}M parameters{', gradient checkpointing' if checkpointing else ''}; train {result['train_img_per_s']:.2f} images/s ({result['train_s_per_step']:.3f} s per step of {batch}){memory('train_peak_gpu_mib')}, "
-            f"final loss {result['final_loss']:.4f}; sampling {result['sample_s_per_evaluation']:.4f} s per network evaluation{memory('sample_peak_gpu_mib')}"
+            f"{preset_name}: {result['parameters_m']:.1f}M parameters{checkpointing_note}; "
+            f"train {result['train_img_per_s']:.2f} images/s "
+            f"({result['train_s_per_step']:.3f} s per step of {batch}){train_peak}, "
+            f"final loss {result['final_loss']:.4f}; "
+            f"sampling {result['sample_s_per_evaluation']:.4f} s per network evaluation{sample_peak}"
         )
     return 1 if failures else 0
 

@@ -106,9 +106,8 @@ def main() -> None:
     for sampler in diffusion.SAMPLERS:
         result = in_own_process({**base, "sampler": sampler})
         per_evaluation[sampler] = result["seconds"] / args.evaluations
-        print(
-            f"{sampler:<22}{per_evaluation[sampler]:>16.3f}{per_evaluation[sampler] / len(lr_files):>24.3f}{result['peak_mib']:>10.0f}"
-        )
+        per_image = per_evaluation[sampler] / len(lr_files)
+        print(f"{sampler:<22}{per_evaluation[sampler]:>16.3f}{per_image:>24.3f}{result['peak_mib']:>10.0f}")
 
     choices_file = layout.tune_choices_file(name, "sr3")
     if choices_file.exists():
@@ -124,7 +123,8 @@ def main() -> None:
                 "seconds"
             ] / len(lr_files)
             print(
-                f"  sr3@{variant}: {choice['sampler']}, {steps} steps: {seconds:.2f} s per image, {reference / steps:.0f}x fewer evaluations"
+                f"  sr3@{variant}: {choice['sampler']}, {steps} steps: {seconds:.2f} s per image, "
+                f"{reference / steps:.0f}x fewer evaluations"
             )
 
     print("\nvariants of the ddim sampler (same noise, deterministic):")
@@ -138,9 +138,8 @@ def main() -> None:
     for label, change in changes:
         result = in_own_process({**base, "sampler": "ddim", "keep_images": True, **change})
         difference = (torch.tensor(result["images"]) - torch.tensor(plain["images"])).abs().max().item()
-        print(
-            f"  {label:<14} {plain['seconds'] / result['seconds']:.2f}x the speed of fp32, largest pixel difference {difference:.0f} grey levels"
-        )
+        speedup = plain["seconds"] / result["seconds"]
+        print(f"  {label:<14} {speedup:.2f}x the speed of fp32, largest pixel difference {difference:.0f} grey levels")
 
 
 if __name__ == "__main__":

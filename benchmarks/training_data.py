@@ -55,14 +55,15 @@ def main() -> None:
 
     disk_s, memory_s = seconds_per_call(disk, args.batches), seconds_per_call(memory, args.batches)
     step_s = seconds_per_call(step, max(10, args.batches // 10))
+    patch = settings["patch_size"]
     print(
-        f"preset {name}: {len(dataset)} training pairs, batch {settings['batch_size']} of {settings['patch_size']}x{settings['patch_size']}, {args.threads} thread(s)"
+        f"preset {name}: {len(dataset)} training pairs, batch {settings['batch_size']} of {patch}x{patch}, "
+        f"{args.threads} thread(s)"
     )
     print(f"batch from disk (no cache): {disk_s * 1e3:7.2f} ms")
     print(f"batch from memory:          {memory_s * 1e3:7.2f} ms")
-    print(
-        f"SR3 training step:          {step_s * 1e3:7.2f} ms  (disk reading adds {100 * (disk_s - memory_s) / step_s:.1f}% to a step)"
-    )
+    disk_share = 100 * (disk_s - memory_s) / step_s
+    print(f"SR3 training step:          {step_s * 1e3:7.2f} ms  (disk reading adds {disk_share:.1f}% to a step)")
 
 
 if __name__ == "__main__":

@@ -133,13 +133,21 @@ def command_benchmark(args) -> int:
         print(json.dumps(result))
         return 0
     print(
-        f"SR3 reference config (16->64, 32 channels x 1,2,4,8, attention 16x16, batch 16, Adam, EMA) on {result['cpu']} ({args.device}, {result['threads']} threads):"
+        "SR3 reference config (16->64, 32 channels x 1,2,4,8, attention 16x16, batch 16, Adam, EMA) "
+        f"on {result['cpu']} ({args.device}, {result['threads']} threads):"
     )
     for precision in args.precisions:
+        train_img_per_s = result[f"train_img_per_s_{precision}"]
+        train_s_per_step = result[f"train_s_per_step_{precision}"]
+        train_gflop_per_s = result[f"train_gflop_per_s_{precision}"]
+        train_peak_rss = result[f"train_peak_rss_mib_{precision}"]
+        sample_s_per_evaluation = result[f"sample_s_per_evaluation_{precision}"]
+        sample_peak_rss = result[f"sample_peak_rss_mib_{precision}"]
         print(
-            f"  {precision}: train {result[f'train_img_per_s_{precision}']:.1f} images/s ({result[f'train_s_per_step_{precision}']:.3f} s/step of {result['train_gflop_per_step']} GFLOP: "
-            f"{result[f'train_gflop_per_s_{precision}']} GFLOP/s, peak RSS {result[f'train_peak_rss_mib_{precision}']} MiB); "
-            f"sampling {result[f'sample_s_per_evaluation_{precision}']:.3f} s per network evaluation of 16 (peak RSS {result[f'sample_peak_rss_mib_{precision}']} MiB)"
+            f"  {precision}: train {train_img_per_s:.1f} images/s "
+            f"({train_s_per_step:.3f} s/step of {result['train_gflop_per_step']} GFLOP: "
+            f"{train_gflop_per_s} GFLOP/s, peak RSS {train_peak_rss} MiB); "
+            f"sampling {sample_s_per_evaluation:.3f} s per network evaluation of 16 (peak RSS {sample_peak_rss} MiB)"
         )
     return 0
 
@@ -152,12 +160,12 @@ def command_list_presets(args) -> int:
         dataset = preset["dataset"]
         marker = "*" if name == params["preset"] else " "
         methods = ", ".join(preset.get("methods") or raw["methods"])  # resolve() keeps only the default preset's list
-        print(
-            f"{marker} {name:<22} x{dataset['scale']} {dataset['hr_size'] // dataset['scale']}->{dataset['hr_size']}  methods: {methods}"
-        )
+        lr_size = dataset["hr_size"] // dataset["scale"]
+        print(f"{marker} {name:<22} x{dataset['scale']} {lr_size}->{dataset['hr_size']}  methods: {methods}")
         print(f"  {'':<22} {preset['description']}")
     print(
-        "(* the preset params.yaml runs by default; choose another with --config preset=NAME or dvc exp run -S preset=NAME)"
+        "(* the preset params.yaml runs by default; "
+        "choose another with --config preset=NAME or dvc exp run -S preset=NAME)"
     )
     return 0
 
@@ -179,7 +187,10 @@ def add_stage_command(sub, stage: stage_table.Stage) -> None:
     if stage.fan_out == "project":
         return
     default_params = config.default_params_file()
-    params_help = f"params file (default: params.yaml; under Snakemake, the config it resolved, named by ${config.RESOLVED_PARAMS_VARIABLE})"
+    params_help = (
+        "params file (default: params.yaml; under Snakemake, the config it resolved, "
+        f"named by ${config.RESOLVED_PARAMS_VARIABLE})"
+    )
     command.add_argument("--params", default=default_params, help=params_help)
     if stage.fan_out == "dataset":
         command.add_argument("--dataset", required=True, help=f"a registered dataset: {', '.join(datasets.REGISTRY)}")
@@ -197,14 +208,16 @@ def add_stage_command(sub, stage: stage_table.Stage) -> None:
             "--shard",
             type=shard_argument,
             metavar="I/N",
-            help="with sampling.shards N: sample shard I (0 ... N-1) only; without it, the missing shards are sampled and all merged",
+            help="with sampling.shards N: sample shard I (0 ... N-1) only; "
+            "without it, the missing shards are sampled and all merged",
         )
 
 
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="sr3bench",
-        description="SR3 Bench: one subcommand per pipeline stage, called identically by Snakemake (snakemake --cores 8) "
+        description="SR3 Bench: one subcommand per pipeline stage, "
+        "called identically by Snakemake (snakemake --cores 8) "
         "and DVC (dvc repro); run them by hand to redo one stage. `sr3bench <command> --help` for each.",
     )
     main.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -229,13 +242,15 @@ def parser() -> argparse.ArgumentParser:
     )
     readme = sub.add_parser(
         "readme-table",
-        help="rewrite the README's result table of a preset from its reports/<preset>/metrics.csv (between <!-- results:<preset> --> markers)",
+        help="rewrite the README's result table of a preset from its reports/<preset>/metrics.csv "
+        "(between <!-- results:<preset> --> markers)",
     )
     readme.add_argument("--preset", default="demo")
     readme.add_argument("--readme", default="README.md")
     bench = sub.add_parser(
         "benchmark",
-        help="SR3 training images/s and sampling s per network evaluation at a fixed reference config, fp32 and bf16, with peak memory",
+        help="SR3 training images/s and sampling s per network evaluation at a fixed reference config, "
+        "fp32 and bf16, with peak memory",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object (train_img_per_s_fp32, ...)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -154,7 +154,8 @@ def check_methods(methods: list[str], preset: dict, preset_name: str) -> None:
         if entry.trained and entry.name not in preset["training"]:
             raise ConfigError(
                 f"params: presets.{preset_name}.training.{entry.name}: missing; {method} is trained, so it needs its "
-                f"training settings (steps, batch_size, patch_size, learning_rate, ema_decay, checkpoint_every, log_every)"
+                "training settings "
+                "(steps, batch_size, patch_size, learning_rate, ema_decay, checkpoint_every, log_every)"
             )
 
 
@@ -195,16 +196,19 @@ def check_preset(name: str, preset: dict) -> None:
         raise ConfigError(f"{where}.dataset.root: a folder dataset needs the path of its local folder")
     if dataset["image_split"] and (dataset["source"] != "folder" or dataset["train_folder"] or dataset["test_folders"]):
         raise ConfigError(
-            f"{where}.dataset.image_split: splits the images of root itself; it needs source: folder and no train_folder or test_folders"
+            f"{where}.dataset.image_split: splits the images of root itself; "
+            "it needs source: folder and no train_folder or test_folders"
         )
     if dataset["fit"] != "crop" and dataset["lr_source"] == "provided":
         raise ConfigError(
-            f"{where}.dataset.fit: {dataset['fit']} makes new HR images, so their LR images must be made too (lr_source: downsample)"
+            f"{where}.dataset.fit: {dataset['fit']} makes new HR images, "
+            "so their LR images must be made too (lr_source: downsample)"
         )
     for name in dataset["downloads"]:
         if name not in dataset_registry.REGISTRY:
             raise ConfigError(
-                f"{where}.dataset.downloads: unknown dataset {name!r}; registered: {', '.join(dataset_registry.REGISTRY)}"
+                f"{where}.dataset.downloads: unknown dataset {name!r}; "
+                f"registered: {', '.join(dataset_registry.REGISTRY)}"
             )
     has_val = (
         dataset["val_images"]
@@ -218,18 +222,21 @@ def check_preset(name: str, preset: dict) -> None:
         )
     if preset["tune"] and not has_val:
         raise ConfigError(
-            f"{where}.tune: the tune stage samples the validation split, and this preset has none (dataset val_images, val_folders, val_from_train or image_split.val)"
+            f"{where}.tune: the tune stage samples the validation split, and this preset has none "
+            "(dataset val_images, val_folders, val_from_train or image_split.val)"
         )
     for method, training in preset["training"].items():
         if training["keep"] == "best_val_psnr" and not has_val:
             raise ConfigError(
-                f"{where}.training.{method}.keep: best_val_psnr needs a validation split (dataset val_images, val_folders, val_from_train or image_split.val)"
+                f"{where}.training.{method}.keep: best_val_psnr needs a validation split "
+                "(dataset val_images, val_folders, val_from_train or image_split.val)"
             )
         parts = preset["runtime"]["processes"] * training["gradient_accumulation"]
         if training["batch_size"] % parts:
             raise ConfigError(
-                f"{where}.training.{method}.batch_size: {training['batch_size']} (the global batch) must divide by runtime.processes "
-                f"x gradient_accumulation = {parts}: each process computes batch_size / {parts} images per micro-batch"
+                f"{where}.training.{method}.batch_size: {training['batch_size']} (the global batch) "
+                f"must divide by runtime.processes x gradient_accumulation = {parts}: "
+                f"each process computes batch_size / {parts} images per micro-batch"
             )
 
 
@@ -242,7 +249,8 @@ def check_schedules(where: str, preset: dict) -> None:
     for name, variant in preset["variants"].items():
         if ("tuned" in variant) == ("inference_schedule" in variant) or ("tuned" in variant and "sampler" in variant):
             raise ConfigError(
-                f"{where}.variants.{name}: give either inference_schedule (and optionally sampler) or tuned: {{max_steps: N}}"
+                f"{where}.variants.{name}: give either inference_schedule (and optionally sampler) "
+                "or tuned: {max_steps: N}"
             )
         if "tuned" in variant and not preset["tune"]:
             raise ConfigError(

@@ -88,7 +88,8 @@ ENTRIES = (
         arrangement="ffhq",
         layout="<id>.png, in train/ for images 0-59,999 and in val/ for 60,000-69,999",
         how_to_get="every image's URL and md5 come from the metadata JSON of NVlabs/ffhq-dataset download_ffhq.py; "
-        "a local copy is the thumbnails128x128 folder (its 00000/ ... 69000/ sub-folders), with ffhq-dataset-v2.json beside "
+        "a local copy is the thumbnails128x128 folder (its 00000/ ... 69000/ sub-folders), "
+        "with ffhq-dataset-v2.json beside "
         "the images to have each one checked",
         options={"kind": "thumbnail", "train": (0, 60_000), "val": (60_000, 70_000)},
     ),
@@ -123,7 +124,8 @@ ENTRIES = (
         ),
         arrangement="imagenet",
         layout="<wnid>/<image>.JPEG under train/, <image>.JPEG under val/",
-        how_to_get="log in at https://image-net.org, download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into one "
+        how_to_get="log in at https://image-net.org, "
+        "download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into one "
         "folder (or extract them there as train/<wnid>/*.JPEG and val/*.JPEG) and set datasets.imagenet.local in "
         "params.yaml to that folder",
     ),

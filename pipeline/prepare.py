@@ -111,7 +111,8 @@ def resized_square(image: np.ndarray, size: int, path: Path) -> np.ndarray:
     height, width = image.shape[:2]
     if height != width:
         raise BadImageError(
-            f"{path}: {height}x{width} is not square; dataset.fit 'resize' expects aligned square images (use 'square_crop_area')"
+            f"{path}: {height}x{width} is not square; "
+            "dataset.fit 'resize' expects aligned square images (use 'square_crop_area')"
         )
     return image if height == size else imresize(image, (size, size))
 
@@ -223,7 +224,8 @@ def split_by_image(root: Path, counts: dict, seed: int) -> dict[str, list]:
     needed = counts["test"] + counts["val"] + 1
     if len(images) < needed:
         raise FileNotFoundError(
-            f"{root} holds {len(images)} images; dataset.image_split needs at least {needed} (test {counts['test']}, val {counts['val']}, and training images)"
+            f"{root} holds {len(images)} images; dataset.image_split needs at least {needed} "
+            f"(test {counts['test']}, val {counts['val']}, and training images)"
         )
     order = np.random.default_rng(seed).permutation(len(images))
     chosen = [images[i] for i in order]
@@ -283,7 +285,8 @@ def _set_folders(root: Path, folders: list[str], split: str) -> list:
         hr_folder = root / folder / "HR" if (root / folder / "HR").is_dir() else root / folder
         if not hr_folder.is_dir():
             raise FileNotFoundError(
-                f"{split} folder {root / folder} not found (expected <root>/<set>/HR/ or <root>/<set>/ with the HR images)"
+                f"{split} folder {root / folder} not found "
+                "(expected <root>/<set>/HR/ or <root>/<set>/ with the HR images)"
             )
         images = list_images(hr_folder)
         if not images:

@@ -114,7 +114,8 @@ def apply_variant(preset: dict, method: str, tuned: dict | None = None) -> dict:
     if "tuned" in overrides:
         if tuned is None or variant not in tuned:
             raise UnknownMethodError(
-                f"{method!r} takes the schedule chosen by the tune stage; run `sr3bench tune --method {base_method(method)}` first"
+                f"{method!r} takes the schedule chosen by the tune stage; "
+                f"run `sr3bench tune --method {base_method(method)}` first"
             )
         overrides = {**overrides, **tuned[variant]}
     settings = {**preset, "diffusion": dict(preset["diffusion"]), "sampling": dict(preset["sampling"])}

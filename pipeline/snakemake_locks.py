@@ -98,7 +98,8 @@ def clear_stale_locks(workdir: Path = Path(".")) -> bool:
         return False
     if not snakemake_version_is_tested():
         log.warning(
-            "stale Snakemake locks found, but this Snakemake version is not one whose lock layout is tested; run `snakemake --unlock`"
+            "stale Snakemake locks found, but this Snakemake version is not one whose lock layout is tested; "
+            "run `snakemake --unlock`"
         )
         return False
     pids = ", ".join(str(record["pid"]) for record in records)

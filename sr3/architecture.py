@@ -38,6 +38,7 @@ def unet_config_problems(model_config: dict) -> list[str]:
     bad = sorted({c for c in counts if c % norm_groups(c)})
     return [
         f"a group norm over {c} channels would have {norm_groups(c)} groups, which do not divide it "
-        "(choose base_channels as a multiple of 4 whose multiples by the channel_multipliers divide evenly, e.g. 32, 64, 128)"
+        "(choose base_channels as a multiple of 4 whose multiples by the channel_multipliers divide evenly, "
+        "e.g. 32, 64, 128)"
         for c in bad
     ]

@@ -47,7 +47,8 @@ class PairDataset:
         hr, lr = self.reader[index]
         if hr.shape[:2] != self.image_size:
             raise ValueError(
-                f"training pair {self.reader.name(index)!r} is {hr.shape[:2]}, the split's images are {self.image_size}; re-run prepare"
+                f"training pair {self.reader.name(index)!r} is {hr.shape[:2]}, "
+                f"the split's images are {self.image_size}; re-run prepare"
             )
         return upsampled_tensor([lr], self.scale)[0], to_tensor([hr])[0]
 

@@ -210,7 +210,8 @@ class Trainer:
                         self.save_checkpoint()
                     if stopping:
                         raise KeyboardInterrupt(
-                            f"stopped by signal {self._stop_signal or 'on another rank'} at step {self.step}; checkpoint saved"
+                            f"stopped by signal {self._stop_signal or 'on another rank'} at step {self.step}; "
+                            "checkpoint saved"
                         )
         finally:
             for s, handler in previous.items():

@@ -25,9 +25,15 @@ window.addEventListener('error', e => {
 }, true);
 window.addEventListener('load', () => {
   const p = window.__probe;
-  p.images = [...document.images].map(i => ({src: i.getAttribute('src'), width: i.naturalWidth, height: i.naturalHeight, complete: i.complete}));
-  p.tables = [...document.querySelectorAll('table')].map(t => [...t.querySelectorAll('td')].filter(td => /^[-+]?\\d+(\\.\\d+)?/.test(td.textContent.trim())).length);
-  const out = document.createElement('pre'); out.id = '__probe'; out.textContent = JSON.stringify(p); document.body.appendChild(out);
+  p.images = [...document.images].map(i => ({
+    src: i.getAttribute('src'), width: i.naturalWidth, height: i.naturalHeight, complete: i.complete
+  }));
+  p.tables = [...document.querySelectorAll('table')].map(t =>
+    [...t.querySelectorAll('td')].filter(td => /^[-+]?\\d+(\\.\\d+)?/.test(td.textContent.trim())).length);
+  const out = document.createElement('pre');
+  out.id = '__probe';
+  out.textContent = JSON.stringify(p);
+  document.body.appendChild(out);
 });
 </script>"""
 FLAGS = [

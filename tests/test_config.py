@@ -191,7 +191,8 @@ def test_the_global_batch_must_divide_over_processes_and_micro_batches(params):
     demo(params)["training"]["sr3"].update(batch_size=12, gradient_accumulation=4)
     with pytest.raises(
         config.ConfigError,
-        match=r"training.sr3.batch_size: 12 \(the global batch\) must divide by runtime.processes x gradient_accumulation = 8",
+        match=r"training.sr3.batch_size: 12 \(the global batch\) "
+        r"must divide by runtime.processes x gradient_accumulation = 8",
     ):
         config.validate(params)
     demo(params)["training"]["sr3"]["batch_size"] = 16

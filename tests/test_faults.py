@@ -304,7 +304,7 @@ def test_warnings_and_progress_reach_the_log_file_as_plain_lines(tmp_path):
     log_file = tmp_path / "stage.log"
     try:
         setup_logging(str(log_file))
-        warnings.warn("a library complains", UserWarning)
+        warnings.warn("a library complains", UserWarning, stacklevel=2)
         for _ in progress(range(3), desc="sample sr3", log_every_s=0):
             pass
         for handler in logging.getLogger().handlers:
@@ -347,7 +347,8 @@ def test_a_truncated_metric_weights_file_is_named_and_checked_against_its_sha256
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(
         weights.WeightsUnavailableError,
-        match=f"metric weights file {path} is damaged or incomplete.*provision-weights.*training checkpoints and models are not",
+        match=f"metric weights file {path} is damaged or incomplete"
+        ".*provision-weights.*training checkpoints and models are not",
     ):
         getattr(weights, find)(tmp_path)
 

@@ -293,4 +293,4 @@ def test_lpips_zero_for_identical_and_grows_with_noise(alexnet_dir):
     small = lpips_per_image(_noisy(images, 8.0), images, alexnet_dir)
     large = lpips_per_image(_noisy(images, 40.0), images, alexnet_dir)
     assert max(abs(v) for v in same) < 1e-6
-    assert all(0 < s < l for s, l in zip(small, large))
+    assert all(0 < low < high for low, high in zip(small, large))

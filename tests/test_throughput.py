@@ -1,4 +1,5 @@
-"""The benchmarks: `sr3bench benchmark --json` (the figures issue 12 names), benchmarks/gpu_check.py on the CPU, benchmarks/loss_curves.py."""
+"""The benchmarks: `sr3bench benchmark --json` (the figures issue 12 names), benchmarks/gpu_check.py on the CPU,
+benchmarks/loss_curves.py."""
 
 import json
 import subprocess

@@ -76,7 +76,8 @@ class Sources:
             actual = md5_of(local)
             if actual != remote.md5:
                 raise DownloadError(
-                    f"{local}: md5 {actual} differs from the published {remote.md5}; the local copy is damaged or another version"
+                    f"{local}: md5 {actual} differs from the published {remote.md5}; "
+                    "the local copy is damaged or another version"
                 )
             self.record.append({"file": remote.name, "from": str(local), "md5": remote.md5})
             return local
@@ -133,7 +134,8 @@ def arrange_sr_sets(entry, sources: Sources, staging: Path) -> None:
         )
         if hr is None or lr is None:
             raise DownloadError(
-                f"{entry.title}: no {name} HR and x{scale} LR folders in {', '.join(map(str, roots))} (expected {entry.layout})"
+                f"{entry.title}: no {name} HR and x{scale} LR folders in {', '.join(map(str, roots))} "
+                f"(expected {entry.layout})"
             )
         for image in list_images_recursive(hr):
             matches = [lr / f"{image.stem}x{scale}{image.suffix}", lr / image.name]
@@ -199,7 +201,8 @@ def arrange_imagenet(entry, sources: Sources, staging: Path) -> None:
         folder = sources.unpacked(remote) or find_folder([sources.local], [split])
         if folder is None:
             raise DownloadError(
-                f"no ImageNet {split} images in {sources.local}: neither {remote.name} nor a {split}/ folder; {entry.how_to_get}"
+                f"no ImageNet {split} images in {sources.local}: neither {remote.name} nor a {split}/ folder; "
+                f"{entry.how_to_get}"
             )
         for inner in sorted(folder.glob("*.tar")):  # a class of the train archive
             classes = unpack(inner, sources.cache / "unpacked" / f"{split}-classes" / inner.stem)

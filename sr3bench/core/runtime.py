@@ -34,7 +34,8 @@ class Runtime:
     def __post_init__(self):
         if not 0 <= self.rank < self.world_size:
             raise RuntimeSettingError(
-                f"RANK={self.rank} is not one of the WORLD_SIZE={self.world_size} ranks: start the processes with torchrun"
+                f"RANK={self.rank} is not one of the WORLD_SIZE={self.world_size} ranks: "
+                "start the processes with torchrun"
             )
 
     @property
@@ -80,7 +81,8 @@ def resolve_device(setting: str, local_rank: int = 0) -> torch.device:
             raise RuntimeSettingError("runtime.device is cuda but torch sees no CUDA device; set it to cpu or auto")
         if local_rank >= torch.cuda.device_count():
             raise RuntimeSettingError(
-                f"LOCAL_RANK={local_rank} but this node has {torch.cuda.device_count()} GPUs: start at most that many processes per node"
+                f"LOCAL_RANK={local_rank} but this node has {torch.cuda.device_count()} GPUs: "
+                "start at most that many processes per node"
             )
         return torch.device("cuda", local_rank)
     return torch.device(setting)

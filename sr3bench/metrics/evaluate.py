@@ -44,7 +44,8 @@ def protocol_record(protocol: dict, scale: int) -> dict:
         "pixels": "saved uint8 PNG images (values rounded to 0..255)",
         "psnr_ssim": f"scikit-image {package_version('scikit-image')}",
         "ssim_settings": SSIM_SETTINGS,
-        "consistency": "MSE between the LR input and the SR output downsampled by the LR operator (MATLAB-compatible bicubic), pixels in [0, 1], x 1e-5",
+        "consistency": "MSE between the LR input and the SR output downsampled by the LR operator "
+        "(MATLAB-compatible bicubic), pixels in [0, 1], x 1e-5",
         "lpips": f"AlexNet LPIPS v0.1, lpips {package_version('lpips')}",
         "fid_kid_is": f"torch-fidelity {package_version('torch-fidelity')}, inception-v3-compat features",
     }

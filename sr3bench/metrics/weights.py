@@ -265,7 +265,8 @@ def hub_download(url: str, what: str, weights_dir=None) -> Path:
     except Exception as error:
         raise WeightsUnavailableError(
             f"metric weights file {dst} cannot be read ({error.__class__.__name__}: {str(error).splitlines()[0]}); "
-            "delete it and it is downloaded again. (Only this file is affected: training checkpoints and models are not.)"
+            "delete it and it is downloaded again. "
+            "(Only this file is affected: training checkpoints and models are not.)"
         ) from error
     return dst
 

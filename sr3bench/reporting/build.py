@@ -84,7 +84,8 @@ def read_protocol(set_metrics: dict[str, dict]) -> dict:
     if len(protocols) != 1:
         methods = ", ".join(set_metrics)
         raise ValueError(
-            f"the results of {methods} were computed under {len(protocols)} different protocols; re-run evaluate for all of them"
+            f"the results of {methods} were computed under {len(protocols)} different protocols; "
+            "re-run evaluate for all of them"
         )
     return json.loads(protocols.pop())
 
@@ -202,30 +203,38 @@ def beside_the_paper(
     rows = comparison.side_by_side(table, summary)
     body = "".join(
         f"<tr><td>{html.escape(titles.get(r['method'], r['method']))}</td><td>{html.escape(header(r['metric']))}</td>"
-        f"<td>{_format(r['here'], r['metric'])}</td><td>{_format(r['paper'], r['metric'])}</td><td>{_difference(r['difference'], r['metric'])}</td></tr>"
+        f"<td>{_format(r['here'], r['metric'])}</td><td>{_format(r['paper'], r['metric'])}</td>"
+        f"<td>{_difference(r['difference'], r['metric'])}</td></tr>"
         for r in rows
     )
     checks = "".join(
         f"<li>{html.escape(_label(c['metric']))}: {html.escape(titles.get(c['better'], c['better']))} better than "
-        f"{html.escape(titles.get(c['worse'], c['worse']))} in the paper; here: <b>{'holds' if c['holds'] else 'does not hold'}</b></li>"
+        f"{html.escape(titles.get(c['worse'], c['worse']))} in the paper; "
+        f"here: <b>{'holds' if c['holds'] else 'does not hold'}</b></li>"
         for c in comparison.orderings(table, summary)
     )
     scale = ""
     if paper_scale:
         scale_rows = "".join(
-            f"<tr><td>{label}</td><td>{html.escape(str(scale_here.get(key, '')))}</td><td>{html.escape(str(paper_scale.get(key, '')))}</td></tr>"
+            f"<tr><td>{label}</td><td>{html.escape(str(scale_here.get(key, '')))}</td>"
+            f"<td>{html.escape(str(paper_scale.get(key, '')))}</td></tr>"
             for key, label in comparison.SCALE_ROWS
         )
-        scale = f"<h3>Scale of the two runs</h3><table><thead><tr><th></th><th>here</th><th>paper</th></tr></thead><tbody>{scale_rows}</tbody></table><p class='cite'>Source: {html.escape(paper_scale.get('citation', ''))}</p>"
+        scale = (
+            "<h3>Scale of the two runs</h3>"
+            f"<table><thead><tr><th></th><th>here</th><th>paper</th></tr></thead><tbody>{scale_rows}</tbody></table>"
+            f"<p class='cite'>Source: {html.escape(paper_scale.get('citation', ''))}</p>"
+        )
     warning = (
         ""
         if settings.get("comparable")
-        else "<p class='note'>This run is far smaller than the paper's (see the scale below): its numbers are <b>not comparable "
-        "with the paper's in absolute terms, only in ordering</b>.</p>"
+        else "<p class='note'>This run is far smaller than the paper's (see the scale below): "
+        "its numbers are <b>not comparable with the paper's in absolute terms, only in ordering</b>.</p>"
     )
     return (
         f"<h2>Beside the paper: {html.escape(table['title'])}</h2>{warning}"
-        f"<table><thead><tr><th>method</th><th>metric</th><th>here</th><th>paper</th><th>here &minus; paper</th></tr></thead><tbody>{body}</tbody></table>"
+        "<table><thead><tr><th>method</th><th>metric</th><th>here</th><th>paper</th>"
+        f"<th>here &minus; paper</th></tr></thead><tbody>{body}</tbody></table>"
         f"<p class='cite'>Source: {html.escape(table['citation'])}</p>"
         f"{'<p>Orderings of the paper, checked here:</p><ul>' + checks + '</ul>' if checks else ''}{scale}"
     )
@@ -235,7 +244,8 @@ STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.3em .7em;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-.cite{color:#666;font-size:.85em;margin-top:-1em}.ci{color:#777;font-size:.8em;white-space:nowrap}.note{background:#fff7e0;border-left:4px solid #e0a000;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}
+.cite{color:#666;font-size:.85em;margin-top:-1em}.ci{color:#777;font-size:.8em;white-space:nowrap}\
+.note{background:#fff7e0;border-left:4px solid #e0a000;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}
 """
 
 
@@ -266,10 +276,13 @@ def render_html(
     summary, by_group = (table.assign(method=table["method"].map(titles)) for table in (summary, by_group))
     method_notes = ""
     if "sr3" in compared:
+        sampler = preset["diffusion"].get("sampler", "ancestral_posterior")
         method_notes += (
-            f"<li>SR3: noise-conditioned on the continuous noise level gamma; trained with a {train_schedule['steps']}-step "
-            f"{html.escape(describe(train_schedule))} schedule (beta); sampled with the {html.escape(preset['diffusion'].get('sampler', 'ancestral_posterior'))} sampler "
-            f"over a {inference['steps']}-step {html.escape(describe(inference))} schedule from the EMA weights (variants: their own, below); "
+            "<li>SR3: noise-conditioned on the continuous noise level gamma; "
+            f"trained with a {train_schedule['steps']}-step {html.escape(describe(train_schedule))} schedule (beta); "
+            f"sampled with the {html.escape(sampler)} sampler "
+            f"over a {inference['steps']}-step {html.escape(describe(inference))} schedule from the EMA weights "
+            "(variants: their own, below); "
             f"{training['sr3']['steps']} training steps.</li>"
         )
     if "regression" in compared:
@@ -278,7 +291,10 @@ def render_html(
             if training["regression"].get("keep") == "best_val_psnr"
             else "the last (EMA) weights"
         )
-        method_notes += f"<li>Regression: the same UNet without noise conditioning, MSE to the HR image, {training['regression']['steps']} steps; {kept}.</li>"
+        method_notes += (
+            "<li>Regression: the same UNet without noise conditioning, MSE to the HR image, "
+            f"{training['regression']['steps']} steps; {kept}.</li>"
+        )
     fid_warning = (
         f"<p class='note'>FID, KID and IS over {count} images are dominated by sampling noise "
         f"(FID needs thousands of images; below {FID_MIN_IMAGES} its covariance estimate is rank-deficient). "
@@ -287,27 +303,43 @@ def render_html(
         if count < FID_MIN_IMAGES
         else ""
     )
+    group_columns = ["method", "group", "n_images"] + [c for c in PER_IMAGE_METRICS if by_group[c].notna().any()]
+    lr_origin = "provided by the dataset" if dataset["lr_source"] == "provided" else "made from the HR images"
+    diversity_section = (
+        "<h3>Sample diversity</h3><p>One input, several seeds (the paper shows such samples in its figures): "
+        "a diffusion model draws different plausible details each time; "
+        "the std map shows where its samples disagree.</p>"
+        '<img src="diversity.png" alt="sample diversity">'
+        if has_diversity
+        else ""
+    )
+    paper_note = ", for comparison when a preset matches the paper's setting; this one does not" if not beside else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>SR3 Bench: {html.escape(preset_name)}</title>
 <style>{STYLE}</style></head><body>
 <h1>SR3 Bench report: preset <code>{html.escape(preset_name)}</code></h1>
 <p>{html.escape(preset["description"])}</p>
 <h2>Reproduced metrics ({n_test})</h2>
 {html_table(summary, ["method", "n_images"] + METRIC_COLUMNS)}
-<p class='cite'>Means over the test images; in brackets, the 95% bootstrap interval of the mean (images resampled, 2000 times). ↑: higher is better, ↓: lower is better.</p>
+<p class='cite'>Means over the test images; in brackets, the 95% bootstrap interval of the mean \
+(images resampled, 2000 times). ↑: higher is better, ↓: lower is better.</p>
 {fid_warning}
 {beside}
 {"<p>Metrics left empty, and why:</p><ul>" + missing + "</ul>" if missing else ""}
 <h3>Per test group</h3>
-{html_table(by_group, ["method", "group", "n_images"] + [c for c in PER_IMAGE_METRICS if by_group[c].notna().any()])}
+{html_table(by_group, group_columns)}
 <h2>Protocol</h2>
 <ul>
-<li>Scale x{protocol["scale"]}; LR images {"provided by the dataset" if dataset["lr_source"] == "provided" else "made from the HR images"} with a MATLAB-compatible bicubic <code>imresize</code> (cubic kernel a = -0.5, antialiased).
+<li>Scale x{protocol["scale"]}; LR images {lr_origin} \
+with a MATLAB-compatible bicubic <code>imresize</code> (cubic kernel a = -0.5, antialiased).
 The bicubic baseline and SR3's conditioning input use the same resizer for upsampling.</li>
 <li>All metrics are computed on the {html.escape(protocol["pixels"])}.</li>
-<li>PSNR and SSIM ({html.escape(protocol["psnr_ssim"])}): {html.escape(protocol["description"])}; SSIM: {html.escape(protocol["ssim_settings"])}.
+<li>PSNR and SSIM ({html.escape(protocol["psnr_ssim"])}): {html.escape(protocol["description"])}; \
+SSIM: {html.escape(protocol["ssim_settings"])}.
 Grey (one-channel) HR images are compared in their grey values, as the MATLAB scripts do.</li>
-<li>FID, KID and IS ({html.escape(protocol["fid_kid_is"])}; Inception weights: {html.escape(", ".join(inception_sources))})
-are computed on each method's {count} SR images against the reference set of the {count} HR test images; LPIPS ({html.escape(protocol["lpips"])}) per image, averaged.</li>
+<li>FID, KID and IS ({html.escape(protocol["fid_kid_is"])}; \
+Inception weights: {html.escape(", ".join(inception_sources))})
+are computed on each method's {count} SR images against the reference set of the {count} HR test images; \
+LPIPS ({html.escape(protocol["lpips"])}) per image, averaged.</li>
 <li>Consistency: {html.escape(protocol["consistency"])} (the paper's Table 1).</li>
 {method_notes}
 </ul>
@@ -315,13 +347,14 @@ are computed on each method's {count} SR images against the reference set of the
 <p>Rows: test images; columns: LR input (enlarged, nearest neighbour), each method, HR ground truth.</p>
 <img src="grid.png" alt="image grid">
 <h3>Zoomed: the most detailed region of each image</h3>
-<p>The same region (a quarter of the side, where the HR image has most gradient energy, outlined on the left) from every method, enlarged with nearest neighbour.</p>
+<p>The same region (a quarter of the side, where the HR image has most gradient energy, outlined on the left) \
+from every method, enlarged with nearest neighbour.</p>
 <img src="zoom.png" alt="zoomed crops">
-{'<h3>Sample diversity</h3><p>One input, several seeds (the paper shows such samples in its figures): a diffusion model draws different plausible details each time; the std map shows where its samples disagree.</p><img src="diversity.png" alt="sample diversity">' if has_diversity else ""}
+{diversity_section}
 {'<h2>Training loss</h2><img src="loss.png" alt="training loss curves">' if has_losses else ""}
 {sampling}
 <h2>The paper's numbers</h2>
-<p>Published values{", for comparison when a preset matches the paper's setting; this one does not" if not beside else ""}.</p>
+<p>Published values{paper_note}.</p>
 {papers}
 {provenance_html}
 <details><summary>Preset configuration</summary><pre>{html.escape(json.dumps(preset, indent=1))}</pre></details>

@@ -69,6 +69,7 @@ def load_scale(folder: Path, experiment: str) -> dict | None:
     table = pd.read_csv(path, dtype=str).set_index("experiment")
     if experiment not in table.index:
         raise ValueError(
-            f"{path} has no row for experiment {experiment!r} (presets.<preset>.paper.experiment); rows: {', '.join(table.index)}"
+            f"{path} has no row for experiment {experiment!r} (presets.<preset>.paper.experiment); "
+            f"rows: {', '.join(table.index)}"
         )
     return table.loc[experiment].to_dict()

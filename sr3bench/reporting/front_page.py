@@ -48,7 +48,8 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
             for _, row in table.iterrows()
         )
         sections.append(
-            f"<h2><a href='{html.escape(preset)}/index.html'>{html.escape(preset)}</a></h2><p>{about}</p><p class='cite'>{made}</p>"
+            f"<h2><a href='{html.escape(preset)}/index.html'>{html.escape(preset)}</a></h2>"
+            f"<p>{about}</p><p class='cite'>{made}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         )
     body = "".join(sections) or "<p>No preset has a report yet: run <code>snakemake --cores 8</code>.</p>"
@@ -57,7 +58,8 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
 table{{border-collapse:collapse;margin:.5em 0 1.5em}}th,td{{border:1px solid #ccc;padding:.3em .7em;text-align:right}}
 th{{background:#f2f2f2}}td:first-child,th:first-child{{text-align:left}}.cite{{color:#666;font-size:.85em}}</style></head><body>
 <h1>SR3 Bench: every preset run here</h1>
-<p>Headline numbers of each preset's report (means over its test images; the report has the intervals, the paper's values and the images).
+<p>Headline numbers of each preset's report \
+(means over its test images; the report has the intervals, the paper's values and the images).
 All presets in one table: <a href="all_presets.csv">all_presets.csv</a>.</p>
 {body}
 </body></html>"""

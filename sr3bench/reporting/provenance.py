@@ -139,31 +139,42 @@ def provenance_section(record: dict) -> str:
     if stages:
         memory = lambda mib: "&ndash;" if mib is None else f"{mib:.0f}"  # noqa: E731
         rows = "".join(
-            f"<tr><td>{html.escape(s['stage'])}</td><td>{s['seconds']:.1f}</td><td>{memory(s['peak_rss_mib'])}</td></tr>"
+            f"<tr><td>{html.escape(s['stage'])}</td><td>{s['seconds']:.1f}</td>"
+            f"<td>{memory(s['peak_rss_mib'])}</td></tr>"
             for s in stages
         )
         total = sum(s["seconds"] for s in stages)
         timing = (
-            f"<table><thead><tr><th>stage</th><th>wall time (s)</th><th>peak memory (MiB, RSS)</th></tr></thead><tbody>{rows}"
+            "<table><thead><tr><th>stage</th><th>wall time (s)</th><th>peak memory (MiB, RSS)</th></tr></thead>"
+            f"<tbody>{rows}"
             f"<tr><td><b>sum</b></td><td><b>{total:.1f}</b></td><td></td></tr></tbody></table>"
-            "<p class='cite'>From Snakemake's benchmark files (logs/&lt;preset&gt;/*.benchmark.tsv), the last run of each stage; "
-            "stages that ran in parallel overlap, so the sum exceeds the wall time of the whole run. This report's own stage is not included.</p>"
+            "<p class='cite'>From Snakemake's benchmark files (logs/&lt;preset&gt;/*.benchmark.tsv), "
+            "the last run of each stage; "
+            "stages that ran in parallel overlap, so the sum exceeds the wall time of the whole run. "
+            "This report's own stage is not included.</p>"
         )
     else:
-        timing = "<p>No stage timings: Snakemake writes them (its <code>benchmark:</code> files); this run did not leave any (DVC writes none).</p>"
+        timing = (
+            "<p>No stage timings: Snakemake writes them (its <code>benchmark:</code> files); "
+            "this run did not leave any (DVC writes none).</p>"
+        )
     datasets = "".join(
         f"<tr><td>{html.escape(split)}</td><td>{v['images']}</td><td><code>{v['sha256']}</code></td></tr>"
         for split, v in record["datasets"].items()
     )
     return f"""<h2>Provenance</h2>
 <ul>
-<li>Generated {html.escape(record["generated"])} from commit <code>{html.escape(git["commit"])}</code>, {dirty}.</li>
-<li>Config hash (sha256 of the preset's resolved config): <code>{record["config_sha256"]}</code>; the full config is below.</li>
+<li>Generated {html.escape(record["generated"])} from commit <code>{html.escape(git["commit"])}</code>, \
+{dirty}.</li>
+<li>Config hash (sha256 of the preset's resolved config): <code>{record["config_sha256"]}</code>; \
+the full config is below.</li>
 <li>Packages: {packages}.</li>
 <li>Machine (of this report stage): {machine}. Threads per stage: {threads}.</li>
 </ul>
 <h3>Wall time and peak memory per stage</h3>
 {timing}
 <h3>Dataset checksums</h3>
-<table><thead><tr><th>split</th><th>images</th><th>sha256 of names and image hashes</th></tr></thead><tbody>{datasets}</tbody></table>
-<p>Per-image values: <a href="per_image.csv">per_image.csv</a>; summary: <a href="metrics.csv">metrics.csv</a>; this section as <a href="provenance.json">provenance.json</a>.</p>"""
+<table><thead><tr><th>split</th><th>images</th><th>sha256 of names and image hashes</th></tr></thead>\
+<tbody>{datasets}</tbody></table>
+<p>Per-image values: <a href="per_image.csv">per_image.csv</a>; summary: <a href="metrics.csv">metrics.csv</a>; \
+this section as <a href="provenance.json">provenance.json</a>.</p>"""

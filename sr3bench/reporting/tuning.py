@@ -35,9 +35,12 @@ def tuning_section(
         return ""
     parts = [
         "<h2>Sampling: schedule search on the validation split</h2>",
-        f"<p>Each point samples the first {images} validation images; the reference (SR3's ancestral sampler over the whole training "
-        f"schedule) samples the first {reference_images}. A tuned variant takes, among the points within its step budget whose "
-        f"consistency on those {reference_images} images is at most {criterion['max_consistency_ratio']:g}x the reference's, "
+        f"<p>Each point samples the first {images} validation images; "
+        "the reference (SR3's ancestral sampler over the whole training schedule) "
+        f"samples the first {reference_images}. "
+        "A tuned variant takes, among the points within its step budget "
+        f"whose consistency on those {reference_images} images "
+        f"is at most {criterion['max_consistency_ratio']:g}x the reference's, "
         f"the best {html.escape(by_name(criterion['metric']).label)}. The test split is never used here.</p>",
         '<img src="tuning.png" alt="quality against network evaluations">',
     ]
@@ -61,7 +64,9 @@ def tuning_section(
             rows[index] = f"<tr{style}>{cells}<td>{html.escape(label)}</td></tr>"
         chosen_rows = "".join(rows[i] for i in table.index if table.loc[i, "reference"] or i in marks)
         parts.append(
-            f"<h3>{html.escape(method)}: the reference and the chosen schedules</h3><table>{head}<tbody>{chosen_rows}</tbody></table>"
-            f"<details><summary>Every point of the grid ({len(table) - 1} points)</summary><table>{head}<tbody>{''.join(rows.values())}</tbody></table></details>"
+            f"<h3>{html.escape(method)}: the reference and the chosen schedules</h3>"
+            f"<table>{head}<tbody>{chosen_rows}</tbody></table>"
+            f"<details><summary>Every point of the grid ({len(table) - 1} points)</summary>"
+            f"<table>{head}<tbody>{''.join(rows.values())}</tbody></table></details>"
         )
     return "".join(parts)
