@@ -116,15 +116,19 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
     if runtime.device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(runtime.device)
+    sampling = preset["diffusion"]["parametrization"], preset["diffusion"]["sampler"]
     with runtime.autocast():
         diffusion.sample(
-            model, upsampled, dict(schedule, steps=1), list(range(batch)), None, preset["diffusion"]["parametrization"]
-        )  # warm-up
+            model,
+            upsampled,
+            dict(schedule, steps=1),
+            list(range(batch)),
+            None,
+            *sampling,  # warm-up
+        )
         synchronise(runtime)
         started = time.perf_counter()
-        sr = diffusion.sample(
-            model, upsampled, schedule, list(range(batch)), None, preset["diffusion"]["parametrization"]
-        )
+        sr = diffusion.sample(model, upsampled, schedule, list(range(batch)), None, *sampling)
         synchronise(runtime)
     result["sample_s_per_evaluation"] = (time.perf_counter() - started) / schedule["steps"]
     result["sample_peak_gpu_mib"] = peak_memory_mib(runtime)

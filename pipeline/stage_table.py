@@ -21,6 +21,7 @@ An entry says:
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Callable
 
 from pipeline import layout, registry
 from pipeline.code_deps import stage_code
+from pipeline.settings import Preset
 
 FAN_OUTS = ("project", "dataset", "preset", "method", "trained", "tuned", "diverse", "shard")
 METHOD_FAN_OUTS = ("method", "trained", "tuned", "diverse", "shard")
@@ -361,7 +363,7 @@ def param_values(params: dict, keys: list[str]) -> dict:
 
 @dataclass(frozen=True)
 class Job:
-    """What a stage's ``run`` gets: the resolved config, its preset's name, settings and
+    """What a stage's ``run`` gets: the resolved config, its preset's typed settings and
     paths, and the member of the fan-out it is for."""
 
     params: dict
@@ -373,7 +375,12 @@ class Job:
 
     @property
     def preset(self) -> dict:
+        """The preset as the resolved mapping (what the layers below the pipeline take)."""
         return self.params["presets"][self.preset_name]
+
+    @functools.cached_property
+    def settings(self) -> Preset:
+        return Preset.from_config(self.preset_name, self.preset)
 
     @property
     def paths(self) -> layout.PresetPaths:

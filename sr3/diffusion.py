@@ -82,7 +82,6 @@ def per_image_noise(shape, seeds: list[int], device="cpu") -> Callable[[], torch
 
 
 SAMPLERS = ("ancestral", "ancestral_posterior", "ddim", "dpmpp_2m")
-DEFAULT_SAMPLER = "ancestral_posterior"  # the schema's default too
 
 
 @torch.inference_mode()
@@ -93,7 +92,7 @@ def sample(
     seeds: list[int],
     progress,
     parametrization: str,
-    sampler: str = DEFAULT_SAMPLER,
+    sampler: str,
 ) -> torch.Tensor:
     """SR images from y_T ~ N(0, I), one network evaluation per step of the inference schedule.
 

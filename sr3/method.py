@@ -45,7 +45,7 @@ def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict
     device = next(model.parameters()).device
     upsampled, (height, width) = padded_to_depth(model, upsampled_tensor(lr_images, scale).to(device))
     config = settings["diffusion"]
-    schedule, sampler = config["inference_schedule"], config.get("sampler", diffusion.DEFAULT_SAMPLER)
+    schedule, sampler = config["inference_schedule"], config["sampler"]
     steps = schedule["steps"]
     sr = diffusion.sample(
         model, upsampled, schedule, seeds, lambda: progress(1 / steps), config["parametrization"], sampler

@@ -378,7 +378,9 @@ def test_a_test_image_the_unet_depth_does_not_divide_is_sampled_at_its_own_size(
 
     from projects import tiny_params
 
-    settings = tiny_params()["presets"]["demo"]
+    from pipeline import config
+
+    settings = config.resolve(tiny_params())["presets"]["demo"]  # as a stage gets it: defaults filled in
     settings["model"]["channel_multipliers"] = [1, 2, 2, 2]  # depth 8
     settings["diffusion"]["inference_schedule"] = {"steps": 2, "beta_start": 1e-3, "beta_end": 0.5}
     module = importlib.import_module(method)

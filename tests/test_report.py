@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-from sr3bench.reporting.build import build_report
+from sr3bench.reporting.build import ReportInputs, build_report
 from sr3bench.reporting.paper import load_tables
 from sr3bench.reporting.tables import SUMMARY_COLUMNS, bootstrap_interval, header
 
@@ -76,6 +76,7 @@ def build(tmp_path, inputs, preset=None):
         "diffusion": {
             "training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02},
             "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5},
+            "sampler": "ancestral_posterior",
         },
         "training": {"sr3": {"steps": 7}},
     }
@@ -83,10 +84,12 @@ def build(tmp_path, inputs, preset=None):
     build_report(
         "test",
         preset,
-        titles={"bicubic": "Bicubic", "sr3": "SR3"},
-        paper_tables=REPO / "reports" / "paper",
-        out=out,
-        **inputs,
+        ReportInputs(
+            titles={"bicubic": "Bicubic", "sr3": "SR3"},
+            paper_tables=REPO / "reports" / "paper",
+            out=out,
+            **inputs,
+        ),
     )
     return out
 
@@ -148,6 +151,7 @@ def test_the_page_sets_the_reproduced_numbers_beside_the_papers_table(tmp_path, 
         "diffusion": {
             "training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02},
             "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5},
+            "sampler": "ancestral_posterior",
         },
         "training": {"sr3": {"steps": 7}},
     }
@@ -163,11 +167,13 @@ def test_the_page_sets_the_reproduced_numbers_beside_the_papers_table(tmp_path, 
     build_report(
         "test",
         preset,
-        titles={"bicubic": "Bicubic", "sr3": "SR3"},
-        paper_tables=REPO / "reports" / "paper",
-        out=out,
-        scale_here=scale,
-        **inputs,
+        ReportInputs(
+            titles={"bicubic": "Bicubic", "sr3": "SR3"},
+            paper_tables=REPO / "reports" / "paper",
+            out=out,
+            scale_here=scale,
+            **inputs,
+        ),
     )
     page = (out / "index.html").read_text()
     assert "Beside the paper: Table 1" in page and "not comparable" in page
@@ -261,6 +267,7 @@ def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, 
         "diffusion": {
             "training_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.02},
             "inference_schedule": {"steps": 5, "beta_start": 1e-3, "beta_end": 0.5},
+            "sampler": "ancestral_posterior",
         },
     }
     record = provenance(preset, {"train": 8}, benchmarks, manifest)
@@ -268,12 +275,14 @@ def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, 
     build_report(
         "test",
         preset,
-        titles={"bicubic": "Bicubic", "sr3": "SR3"},
-        paper_tables=REPO / "reports" / "paper",
-        out=out,
-        diversity={"sr3": diversity},
-        provenance_record=record,
-        **inputs,
+        ReportInputs(
+            titles={"bicubic": "Bicubic", "sr3": "SR3"},
+            paper_tables=REPO / "reports" / "paper",
+            out=out,
+            diversity={"sr3": diversity},
+            provenance_record=record,
+            **inputs,
+        ),
     )
     page = (out / "index.html").read_text()
     for figure in ("zoom.png", "diversity.png"):

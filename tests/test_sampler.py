@@ -77,10 +77,12 @@ def test_a_sample_does_not_depend_on_its_batch():
     def noisy_model(inputs, level):  # any deterministic function of the inputs
         return torch.tanh(inputs[:, 3:] + inputs[:, :3] * level.view(-1, 1, 1, 1))
 
-    together = sample(noisy_model, HR, SCHEDULE, [11, 12], None, "eps")
-    alone = sample(noisy_model, HR[1:], SCHEDULE, [12], None, "eps")
+    together = sample(noisy_model, HR, SCHEDULE, [11, 12], None, "eps", "ancestral_posterior")
+    alone = sample(noisy_model, HR[1:], SCHEDULE, [12], None, "eps", "ancestral_posterior")
     assert torch.allclose(together[1:], alone, atol=1e-6)
-    assert not torch.allclose(together[0], sample(noisy_model, HR[:1], SCHEDULE, [99], None, "eps")[0])
+    assert not torch.allclose(
+        together[0], sample(noisy_model, HR[:1], SCHEDULE, [99], None, "eps", "ancestral_posterior")[0]
+    )
 
 
 @pytest.mark.fault
@@ -98,8 +100,11 @@ def test_a_real_unets_samples_hold_to_one_grey_level_across_batch_sizes():
     lr = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     schedule = {"steps": 10, "beta_start": 1e-3, "beta_end": 0.5}
     with torch.inference_mode():
-        together = to_uint8(sample(model, lr, schedule, [5, 6, 7], None, "v")).astype(int)
-        alone = [to_uint8(sample(model, lr[i : i + 1], schedule, [5 + i], None, "v")).astype(int) for i in range(3)]
+        together = to_uint8(sample(model, lr, schedule, [5, 6, 7], None, "v", "ancestral_posterior")).astype(int)
+        alone = [
+            to_uint8(sample(model, lr[i : i + 1], schedule, [5 + i], None, "v", "ancestral_posterior")).astype(int)
+            for i in range(3)
+        ]
     difference = abs(together - torch.cat([torch.from_numpy(a) for a in alone]).numpy())
     assert difference.max() <= 1
     assert (difference > 0).mean() < 0.01

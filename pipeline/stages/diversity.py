@@ -22,19 +22,18 @@ DIVERSITY_STREAM = 7  # a seed part that keeps the diversity samples apart from 
 def run(job) -> None:
     """``diversity.seeds`` samples of each of the first ``diversity.images`` test images,
     as <stem>_seed<k>.png."""
-    preset, paths, method = job.preset, job.paths, job.method
-    count, seeds = preset["diversity"]["images"], preset["diversity"]["seeds"]
+    settings, paths, method = job.settings, job.paths, job.method
+    count, seeds, scale = settings.diversity.images, settings.diversity.seeds, settings.dataset.scale
     implementation = registry.load(method)
-    model = sampling_model(implementation, paths.model(method), preset)
+    model = sampling_model(implementation, paths.model(method), settings.config)
     names = test_names(paths)[:count]
     out = paths.diversity(method)
     with atomic_folder(out) as staging, progress(total=len(names), desc=f"diversity {method}", mininterval=2) as bar:
         for index, name in enumerate(names):
             lr = read_image(paths.split("test", "lr") / name)
-            batch_seeds = [numpy_seed(preset["seed"], index, DIVERSITY_STREAM, k) for k in range(seeds)]
-            scale = preset["dataset"]["scale"]
+            batch_seeds = [numpy_seed(settings.seed, index, DIVERSITY_STREAM, k) for k in range(seeds)]
             images = implementation.super_resolve(
-                model, [lr] * seeds, scale, batch_seeds, preset, lambda fraction: None
+                model, [lr] * seeds, scale, batch_seeds, settings.config, lambda fraction: None
             )
             for k, image in enumerate(images, start=1):
                 write_png(image, staging / f"{Path(name).stem}_seed{k}.png")

@@ -13,11 +13,11 @@ log = logging.getLogger(__name__)
 
 
 def run(job) -> None:
-    preset, paths, method = job.preset, job.paths, job.method
+    settings, paths, method = job.settings, job.paths, job.method
     samples, hr_dir, lr_dir = paths.samples(method), paths.split("test", "hr"), paths.split("test", "lr")
     manifest = json.loads(paths.manifest.read_text())
     groups = {row["name"]: row["group"] for row in manifest["test"]}
-    protocol, scale = preset["protocol"], preset["dataset"]["scale"]
+    protocol, scale = settings.config["protocol"], settings.dataset.scale  # evaluate records the protocol as given
     table, protocol = evaluate_method(method, hr_dir, lr_dir, samples, groups, protocol, scale, job.weights_dir)
     set_level = evaluate_set(samples, hr_dir, paths.fidelity_cache, job.weights_dir)
     out = paths.results(method)

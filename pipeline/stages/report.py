@@ -8,7 +8,7 @@ import json
 import torch
 
 from pipeline import layout, registry
-from sr3bench.reporting.build import build_report
+from sr3bench.reporting.build import ReportInputs, build_report
 from sr3bench.reporting.provenance import provenance
 
 
@@ -21,7 +21,7 @@ def parameter_count(method: str, preset: dict) -> int:
 
 def run_scale(job, methods: list[str]) -> dict:
     """This run's scale, in the rows the report sets beside the paper's."""
-    preset = job.preset
+    settings = job.settings
     trained = [m for m in registry.trained_methods(methods) if not layout.variant_name(m)]
 
     def per_method(value) -> str:
@@ -30,19 +30,17 @@ def run_scale(job, methods: list[str]) -> dict:
     manifest = json.loads(job.paths.manifest.read_text())
     return {
         "training_images": f"{len(manifest['train'])} pairs",
-        "training_steps": per_method(lambda m: f"{registry.method_settings(preset, m)['steps']:,}"),
-        "batch_size": per_method(lambda m: registry.method_settings(preset, m)["batch_size"]),
-        "parameters": per_method(lambda m: f"{parameter_count(m, preset) / 1e6:.2f}M"),
-        "inference_steps": str(preset["diffusion"]["inference_schedule"]["steps"]),
+        "training_steps": per_method(lambda m: f"{settings.training[m].steps:,}"),
+        "batch_size": per_method(lambda m: settings.training[m].batch_size),
+        "parameters": per_method(lambda m: f"{parameter_count(m, settings.config) / 1e6:.2f}M"),
+        "inference_steps": str(settings.diffusion.inference_schedule["steps"]),
         "test_images": str(len(manifest["test"])),
     }
 
 
 def run(job) -> None:
-    preset, paths, methods = job.preset, job.paths, job.methods
-    build_report(
-        job.preset_name,
-        preset,
+    settings, paths, methods = job.settings, job.paths, job.methods
+    inputs = ReportInputs(
         results={m: paths.results(m) for m in methods},
         titles={m: registry.title(m) for m in methods},
         test_hr=paths.split("test", "hr"),
@@ -52,7 +50,10 @@ def run(job) -> None:
         paper_tables=layout.PAPER_TABLES_DIR,
         out=paths.report_dir,
         scale_here=run_scale(job, methods),
-        tuning={m: paths.tune_table(m) for m in registry.tuned_methods(preset, methods)},
-        diversity={m: paths.diversity(m) for m in registry.diverse_methods(preset, methods)},
-        provenance_record=provenance(preset, job.params["threads"], paths.log("report").parent, paths.manifest),
+        tuning={m: paths.tune_table(m) for m in registry.tuned_methods(job.preset, methods)},
+        diversity={m: paths.diversity(m) for m in registry.diverse_methods(job.preset, methods)},
+        provenance_record=provenance(
+            settings.config, job.params["threads"], paths.log("report").parent, paths.manifest
+        ),
     )
+    build_report(settings.name, settings.config, inputs)

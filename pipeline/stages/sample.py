@@ -15,6 +15,7 @@ from PIL import Image
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, stage_code
 from pipeline.config import digest
+from pipeline.settings import Preset
 from sr3bench.core.images import list_images, read_image, write_png
 from sr3bench.core.progress import progress
 from sr3bench.core.runtime import sampling_model
@@ -36,10 +37,12 @@ def run(job) -> None:
     nodes); without it, the shards not yet there are sampled here and then merged into
     the method's samples. The work folder is removed once the samples are published."""
     paths, method, shard = job.paths, job.method, job.shard
-    settings = registry.apply_variant(job.preset, method, read_choices(paths, method))
+    settings = Preset.from_config(
+        job.preset_name, registry.apply_variant(job.preset, method, read_choices(paths, method))
+    )
     work = sample_work_dir(paths, settings, method)
     names = test_names(paths)
-    count = settings["sampling"]["shards"]
+    count = settings.sampling.shards
     if shard is not None:
         index, given = shard
         if given != count or not 0 <= index < count:
@@ -51,7 +54,7 @@ def run(job) -> None:
         sample_missing(paths, settings, method, work, names, names)
         publish({name: work / name for name in names}, paths.samples(method))
     else:
-        batches = sampling_batches(paths, names, settings["sampling"]["batch_size"])
+        batches = sampling_batches(paths, names, settings.sampling.batch_size)
         for index in [shard[0]] if shard else range(count):
             out = paths.sample_shard(method, index, count)
             if shard or _shard_key(out) != work.name:  # absent, or sampled with another model or config
@@ -74,7 +77,7 @@ def read_choices(paths: layout.PresetPaths, method: str) -> dict | None:
     return {name: {key: choice[key] for key in ("sampler", "inference_schedule")} for name, choice in choices.items()}
 
 
-def sample_work_dir(paths: layout.PresetPaths, settings: dict, method: str) -> Path:
+def sample_work_dir(paths: layout.PresetPaths, settings: Preset, method: str) -> Path:
     """Where samples accumulate while a stage runs: outside the declared outputs (which
     Snakemake deletes when a job fails), keyed by everything the samples depend on (model
     file, test set, diffusion settings, seed, sampling code), so a re-run after an
@@ -82,9 +85,11 @@ def sample_work_dir(paths: layout.PresetPaths, settings: dict, method: str) -> P
     trained = registry.entry(method).trained
     model_hash = hashlib.sha256(paths.model(method).read_bytes()).hexdigest()[:12] if trained else "none"
     manifest = hashlib.sha256(paths.manifest.read_bytes()).hexdigest()
-    compiled = settings["sampling"].get("compile", False)  # compiled kernels round differently
+    compiled = settings.sampling.compile  # compiled kernels round differently
     code = code_fingerprint(stage_code(__name__, method))
-    key = digest([model_hash, manifest, settings["diffusion"], settings["seed"], code] + ([True] if compiled else []))
+    key = digest(
+        [model_hash, manifest, settings.config["diffusion"], settings.seed, code] + ([True] if compiled else [])
+    )
     return paths.sample_cache(method) / key
 
 
@@ -173,29 +178,29 @@ def merge_shards(paths: layout.PresetPaths, method: str, names: list[str], count
     log.info("%s: merged %d shards (%d images)", method, count, len(names))
 
 
-def sample_missing(paths, settings: dict, method: str, out: Path, names: list[str], members: list[str]) -> None:
+def sample_missing(paths, settings: Preset, method: str, out: Path, names: list[str], members: list[str]) -> None:
     """Super-resolve the images of ``members`` not yet in ``out``, in batches of equal
     size; ``names`` (the whole test set, in order) gives each image its seed."""
     implementation = registry.load(method)
-    scale = settings["dataset"]["scale"]
+    scale = settings.dataset.scale
     todo = [name for name in members if not (out / name).exists()]
     log.info("%s: %d test images, %d to sample", method, len(members), len(todo))
     trained = registry.entry(method).trained
-    model = sampling_model(implementation, paths.model(method), settings) if trained and todo else None
+    model = sampling_model(implementation, paths.model(method), settings.config) if trained and todo else None
     lr_folder = paths.split("test", "lr")
     lr_images = {name: read_image(lr_folder / name) for name in todo}
     index_of = {name: index for index, name in enumerate(names)}
     sizes = {name: image.shape for name, image in lr_images.items()}
     bar_format = "{l_bar}{bar}| {n:.1f}/{total} images [{elapsed}<{remaining}]"
     with progress(total=len(todo), desc=f"sample {method}", mininterval=2, bar_format=bar_format) as bar:
-        for batch in batches_by_shape(todo, sizes, settings["sampling"]["batch_size"]):
-            seeds = [numpy_seed(settings["seed"], index_of[name]) for name in batch]
+        for batch in batches_by_shape(todo, sizes, settings.sampling.batch_size):
+            seeds = [numpy_seed(settings.seed, index_of[name]) for name in batch]
             images = implementation.super_resolve(
                 model,
                 [lr_images[name] for name in batch],
                 scale,
                 seeds,
-                settings,
+                settings.config,
                 lambda fraction, size=len(batch): bar.update(fraction * size),
             )
             for name, image in zip(batch, images):

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def run(job) -> None:
-    processes = job.preset["runtime"]["processes"]
+    processes = job.settings.runtime.processes
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         train_with_torchrun(processes)
     else:
@@ -50,17 +50,18 @@ def train(job) -> None:
     from sr3.data import PairDataset, PatchSampler
     from sr3.training import Trainer, write_loss_csv
 
-    method, preset, paths = job.method, job.preset, job.paths
+    method, settings, paths = job.method, job.settings, job.paths
+    config = settings.config  # the mapping the method protocol and the trainer take
     entry = registry.entry(method)
     if not entry.trained or layout.variant_name(method):
         trained = [e.name for e in registry.ENTRIES if e.trained]
         raise ValueError(f"method {method!r} is not trained; trained methods: {', '.join(trained)}")
     implementation = registry.load(method)
-    settings = registry.method_settings(preset, method)
-    runtime = runtime_from_config(preset["runtime"])
-    torch.manual_seed(preset["seed"])  # the model's initial weights
-    model = implementation.build_model(preset)
-    dataset = PairDataset(paths.shards("train"), preset["dataset"]["scale"])
+    own = settings.training[method]
+    runtime = runtime_from_config(config["runtime"])
+    torch.manual_seed(settings.seed)  # the model's initial weights
+    model = implementation.build_model(config)
+    dataset = PairDataset(paths.shards("train"), settings.dataset.scale)
     log.info(
         "training %s on %d pairs of %dx%d (%s, %s, %d process(es))",
         method,
@@ -70,19 +71,20 @@ def train(job) -> None:
         runtime.precision,
         runtime.world_size,
     )
-    sampler = PatchSampler(dataset, settings["patch_size"], settings["batch_size"], preset["seed"])
-    training_diffusion = {k: v for k, v in preset["diffusion"].items() if k not in ("inference_schedule", "sampler")}
+    sampler = PatchSampler(dataset, own.patch_size, own.batch_size, settings.seed)
+    training_diffusion = {k: v for k, v in config["diffusion"].items() if k not in ("inference_schedule", "sampler")}
     code = code_fingerprint(stage_code(__name__, method))
+    own_config = registry.method_settings(config, method)
     fingerprint = digest(
-        [preset["model"], settings, training_diffusion, preset["dataset"], preset["seed"], method, code]
+        [config["model"], own_config, training_diffusion, config["dataset"], settings.seed, method, code]
     )
-    validate = validation_psnr(job, implementation) if settings["keep"] == "best_val_psnr" else None
+    validate = validation_psnr(job, implementation) if own.keep == "best_val_psnr" else None
     trainer = Trainer(
         model,
-        implementation.training_loss(preset),
+        implementation.training_loss(config),
         sampler,
-        settings,
-        preset["seed"],
+        own_config,
+        settings.seed,
         paths.checkpoint(method),
         fingerprint,
         runtime,
@@ -90,7 +92,7 @@ def train(job) -> None:
     )
     history = trainer.run()
     if runtime.writes_files:
-        implementation.save_model_file(paths.model(method), trainer.final_model().cpu(), preset)
+        implementation.save_model_file(paths.model(method), trainer.final_model().cpu(), config)
         write_loss_csv(history, paths.loss(method), trainer.validation_history)
 
 
@@ -99,18 +101,18 @@ def validation_psnr(job, implementation):
     protocol, each image super-resolved alone (seeded like the test images)."""
     from sr3bench.metrics.psnr_ssim import psnr
 
-    preset = job.preset
+    settings = job.settings
     hr_folder, lr_folder = job.paths.split("val", "hr"), job.paths.split("val", "lr")
     names = [p.name for p in list_images(hr_folder)]
     pairs = [(read_image(hr_folder / n), read_image(lr_folder / n)) for n in names]
-    protocol, scale = preset["protocol"], preset["dataset"]["scale"]
+    protocol, scale = settings.protocol, settings.dataset.scale
 
     def validate(model) -> float:
         values = []
         for index, (hr, lr) in enumerate(pairs):
-            seeds = [numpy_seed(preset["seed"], index)]
-            (sr,) = implementation.super_resolve(model, [lr], scale, seeds, preset, lambda fraction: None)
-            values.append(psnr(sr, hr, protocol["color"], protocol["border_crop"]))
+            seeds = [numpy_seed(settings.seed, index)]
+            (sr,) = implementation.super_resolve(model, [lr], scale, seeds, settings.config, lambda fraction: None)
+            values.append(psnr(sr, hr, protocol.color, protocol.border_crop))
         return sum(values) / len(values)
 
     return validate

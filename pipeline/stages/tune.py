@@ -29,6 +29,7 @@ import pandas as pd
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, stage_code
 from pipeline.config import digest
+from pipeline.settings import Preset
 from sr3.schedule_spec import describe
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.images import list_images, read_image
@@ -53,9 +54,9 @@ def grid(tune: dict) -> list[dict]:
     ]
 
 
-def reference_point(preset: dict) -> dict:
+def reference_point(settings: Preset) -> dict:
     """SR3's own sampler (Algorithm 2, variance beta_t) over the training schedule."""
-    return {"sampler": "ancestral", "inference_schedule": preset["diffusion"]["training_schedule"]}
+    return {"sampler": "ancestral", "inference_schedule": settings.diffusion.training_schedule}
 
 
 def choose(table: pd.DataFrame, max_steps: int, select: dict) -> tuple[pd.Series, bool]:
@@ -77,22 +78,23 @@ def choose(table: pd.DataFrame, max_steps: int, select: dict) -> tuple[pd.Series
 class PointSampler:
     """Samples and scores validation images at one grid point, with a cache per point."""
 
-    def __init__(self, paths: layout.PresetPaths, preset: dict, method: str, weights_dir=None):
+    def __init__(self, settings: Preset, method: str, weights_dir=None):
         from sr3bench.metrics.evaluate import image_metrics
 
+        paths, preset = settings.paths, settings.config  # the mapping the method protocol takes
         self.image_metrics, self.weights_dir = image_metrics, weights_dir
         self.preset, self.method = preset, method
         self.implementation = registry.load(method)
         model_file = paths.model(method)
         self.model = sampling_model(self.implementation, model_file, preset)
         hr_folder, lr_folder = paths.split("val", "hr"), paths.split("val", "lr")
-        names = [p.name for p in list_images(hr_folder)][: preset["tune"]["images"]]
+        names = [p.name for p in list_images(hr_folder)][: settings.tune.images]
         if not names:
             raise FileNotFoundError(
                 f"{hr_folder} holds no validation images; the tune stage samples the validation split"
             )
         self.names = names
-        crop, scale = preset["tune"]["crop"], preset["dataset"]["scale"]
+        crop, scale = settings.tune.crop, settings.dataset.scale
         pairs = [
             central_pair(
                 read_image(hr_folder / n, keep_grey=True), read_image(lr_folder / n, keep_grey=True), crop, scale
@@ -176,12 +178,12 @@ def table_row(point: dict, scores: list[dict], reference_count: int, is_referenc
     }
 
 
-def run_tune(paths: layout.PresetPaths, preset: dict, method: str, variants: list[str], weights_dir=None) -> None:
+def run_tune(settings: Preset, method: str, variants: list[str], weights_dir=None) -> None:
     """Sample the grid on the validation split and write the table and the choices of
     ``variants`` (the tuned variants of ``method`` among the compared methods)."""
-    tune = preset["tune"]
-    points = PointSampler(paths, preset, method, weights_dir)
-    reference_count = min(tune["reference_images"], len(points.names))
+    paths, tune = settings.paths, settings.config["tune"]  # the grid, as the table and the record show it
+    points = PointSampler(settings, method, weights_dir)
+    reference_count = min(settings.tune.reference_images, len(points.names))
     log.info(
         "tune %s: %d grid points on %d validation images; reference on %d",
         method,
@@ -189,7 +191,7 @@ def run_tune(paths: layout.PresetPaths, preset: dict, method: str, variants: lis
         len(points.names),
         reference_count,
     )
-    reference = reference_point(preset)
+    reference = reference_point(settings)
     rows = [table_row(reference, points.scores(reference, reference_count), reference_count, True)]
     log.info(
         "reference (%s, %d steps): %s",
@@ -203,7 +205,7 @@ def run_tune(paths: layout.PresetPaths, preset: dict, method: str, variants: lis
     table = pd.DataFrame(rows, columns=COLUMNS)
     choices = {}
     for variant in variants:
-        max_steps = preset["variants"][layout.variant_name(variant)]["tuned"]["max_steps"]
+        max_steps = settings.variants[layout.variant_name(variant)].tuned["max_steps"]
         row, met = choose(table, max_steps, tune["select"])
         point = grid(tune)[row.name - 1]
         choices[layout.variant_name(variant)] = {**point, "met_criterion": met, "row": int(row.name)}
@@ -235,11 +237,11 @@ def _summary(row: dict) -> str:
 
 def run(job) -> None:
     """The tune stage of ``job.method``, for its tuned variants among the compared methods."""
-    preset, method = job.preset, job.method
-    variants = [m for m in registry.tuned_variants(preset, job.methods) if layout.base_method(m) == method]
-    if not preset["tune"] or not variants:
+    settings, method = job.settings, job.method
+    variants = [m for m in registry.tuned_variants(job.preset, job.methods) if layout.base_method(m) == method]
+    if not settings.tune or not variants:
         raise ValueError(
             f"nothing to tune for {method}: list a tuned variant ({method}@<name> with variants.<name>.tuned) "
             f"in methods, and a tune grid under presets.{job.preset_name}.tune"
         )
-    run_tune(job.paths, preset, method, variants, job.weights_dir)
+    run_tune(settings, method, variants, job.weights_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -90,27 +91,52 @@ def read_protocol(set_metrics: dict[str, dict]) -> dict:
     return json.loads(protocols.pop())
 
 
-def build_report(
-    preset_name: str,
-    preset: dict,
-    results: dict[str, Path],
-    titles: dict[str, str],
-    test_hr: Path,
-    test_lr: Path,
-    samples: dict[str, Path],
-    losses: dict[str, Path],
-    paper_tables: Path,
-    out: Path,
-    scale_here: dict | None = None,
-    tuning: dict[str, Path] | None = None,
-    diversity: dict[str, Path] | None = None,
-    provenance_record: dict | None = None,
-) -> None:
-    """``results``: per-image CSV of each method (its set metrics and protocol in the
-    ``.json`` beside it); ``titles``: how to print each method; ``scale_here``: this run's
-    values of the rows of ``reporting.comparison.SCALE_ROWS`` (as text); ``tuning``: the
-    tune stage's table of each tuned method; ``diversity``: the folder of several seeds per
-    test image of each stochastic method; ``provenance_record``: ``reporting.provenance``'s."""
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report is built from. ``results``: per-image CSV of each method (its set
+    metrics and protocol in the ``.json`` beside it); ``titles``: how to print each method;
+    ``scale_here``: this run's values of the rows of ``reporting.comparison.SCALE_ROWS``
+    (as text); ``tuning``: the tune stage's table of each tuned method; ``diversity``: the
+    folder of several seeds per test image of each stochastic method;
+    ``provenance_record``: ``reporting.provenance``'s."""
+
+    results: dict[str, Path]
+    titles: dict[str, str]
+    test_hr: Path
+    test_lr: Path
+    samples: dict[str, Path]
+    losses: dict[str, Path]
+    paper_tables: Path
+    out: Path
+    scale_here: dict = field(default_factory=dict)
+    tuning: dict[str, Path] = field(default_factory=dict)
+    diversity: dict[str, Path] = field(default_factory=dict)
+    provenance_record: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PageParts:
+    """The report page's pieces, computed from the inputs (``render_html``)."""
+
+    summary: pd.DataFrame
+    by_group: pd.DataFrame
+    notes: dict
+    has_losses: bool
+    inception_sources: list
+    protocol: dict
+    paper_tables: list
+    titles: dict
+    beside: str = ""
+    sampling: str = ""
+    has_diversity: bool = False
+    provenance_html: str = ""
+
+
+def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
+    """reports/<preset>/: the page, the metric tables, the figures and the provenance."""
+    results, titles, samples, losses = inputs.results, inputs.titles, inputs.samples, inputs.losses
+    test_hr, test_lr, paper_tables, out = inputs.test_hr, inputs.test_lr, inputs.paper_tables, inputs.out
+    tuning, diversity, provenance_record = inputs.tuning, inputs.diversity, inputs.provenance_record
     per_image = pd.concat([pd.read_csv(path) for path in results.values()], ignore_index=True)
     set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) for m, p in results.items()}
     protocol_record = read_protocol(set_metrics)
@@ -132,10 +158,10 @@ def build_report(
         summary,
         tables,
         comparison.load_scale(paper_tables, preset.get("paper", {}).get("experiment")),
-        scale_here or {},
+        inputs.scale_here,
         titles,
     )
-    tuned = load_tuning(tuning or {})
+    tuned = load_tuning(tuning)
     sampling = (
         tuning_section(
             tuned, preset["tune"]["select"], preset["tune"]["images"], preset["tune"]["reference_images"], _format
@@ -150,13 +176,11 @@ def build_report(
             sorted(Path(folder).glob(f"{Path(name).stem}_seed*.png")),
             Path(test_hr) / name,
         )
-        for m, folder in (diversity or {}).items()
+        for m, folder in diversity.items()
         for name in names[: preset["diversity"]["images"]]
     ]
     provenance_html = provenance_section(provenance_record) if provenance_record else ""
-    page = render_html(
-        preset_name,
-        preset,
+    parts = PageParts(
         summary,
         by_group,
         notes,
@@ -170,6 +194,7 @@ def build_report(
         bool(diversity_rows),
         provenance_html,
     )
+    page = render_html(preset_name, preset, parts)
     with atomic_folder(out) as staging:  # every file written in full before any is replaced
         summary.to_csv(staging / "metrics.csv", index=False)
         by_group.to_csv(staging / "metrics_by_group.csv", index=False)
@@ -178,7 +203,7 @@ def build_report(
         figures.image_grid(grid_names, columns, staging / "grid.png")
         figures.zoomed_crops(grid_names, columns[1:], staging / "zoom.png")
         figures.diversity_strip(diversity_rows, staging / "diversity.png")
-        (staging / "provenance.json").write_text(json.dumps(provenance_record or {}, indent=1))
+        (staging / "provenance.json").write_text(json.dumps(provenance_record, indent=1))
         figures.loss_curves({titles[m]: path for m, path in losses.items()}, staging / "loss.png")
         figures.tuning_curves({titles[m]: value for m, value in tuned.items()}, staging / "tuning.png")
         (staging / "index.html").write_text(page)
@@ -249,22 +274,21 @@ th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-widt
 """
 
 
-def render_html(
-    preset_name,
-    preset,
-    summary,
-    by_group,
-    notes,
-    has_losses,
-    inception_sources,
-    protocol,
-    paper_tables,
-    titles,
-    beside="",
-    sampling="",
-    has_diversity=False,
-    provenance_html="",
-) -> str:
+def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
+    summary, by_group, notes, titles, protocol = (
+        parts.summary,
+        parts.by_group,
+        parts.notes,
+        parts.titles,
+        parts.protocol,
+    )
+    has_losses, inception_sources, paper_tables = parts.has_losses, parts.inception_sources, parts.paper_tables
+    beside, sampling, has_diversity, provenance_html = (
+        parts.beside,
+        parts.sampling,
+        parts.has_diversity,
+        parts.provenance_html,
+    )
     dataset, training = preset["dataset"], preset["training"]
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
@@ -276,7 +300,7 @@ def render_html(
     summary, by_group = (table.assign(method=table["method"].map(titles)) for table in (summary, by_group))
     method_notes = ""
     if "sr3" in compared:
-        sampler = preset["diffusion"].get("sampler", "ancestral_posterior")
+        sampler = preset["diffusion"]["sampler"]
         method_notes += (
             "<li>SR3: noise-conditioned on the continuous noise level gamma; "
             f"trained with a {train_schedule['steps']}-step {html.escape(describe(train_schedule))} schedule (beta); "
