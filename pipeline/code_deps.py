@@ -33,6 +33,7 @@ UNTRACKED_CODE = {
     "sr3bench/core/progress.py": "progress lines",
     "pipeline/layout.py": "paths",
     "pipeline/config.py": "orchestration: reading and checking params",
+    "pipeline/settings.py": "orchestration: the typed view of the checked params",
     "pipeline/registry.py": "orchestration: which method module runs",
     "pipeline/code_deps.py": "orchestration: this list",
     "pipeline/datasets.py": "orchestration: where a dataset comes from (its files are checked by hash)",
