@@ -65,7 +65,12 @@ def inputs(tmp_path):
     loss = tmp_path / "loss.csv"
     loss.write_text("step,loss\n1,0.5\n2,0.25\n")
     return dict(
-        results=results, samples=samples, losses={"sr3": loss}, test_hr=tmp_path / "hr", test_lr=tmp_path / "lr"
+        results=results,
+        samples=samples,
+        losses={"sr3": loss},
+        test_hr=tmp_path / "hr",
+        test_lr=tmp_path / "lr",
+        schedules={"training": "linear 0.0001..0.02", "inference": "linear 0.001..0.5"},
     )
 
 

@@ -8,6 +8,7 @@ import json
 import torch
 
 from pipeline import layout, registry
+from sr3.schedule_spec import describe
 from sr3bench.reporting.build import ReportInputs, build_report
 from sr3bench.reporting.provenance import provenance
 
@@ -52,6 +53,10 @@ def run(job) -> None:
         scale_here=run_scale(job, methods),
         tuning={m: paths.tune_table(m) for m in registry.tuned_methods(job.preset, methods)},
         diversity={m: paths.diversity(m) for m in registry.diverse_methods(job.preset, methods)},
+        schedules={
+            "training": describe(settings.diffusion.training_schedule),
+            "inference": describe(settings.diffusion.inference_schedule),
+        },
         provenance_record=provenance(
             settings.config, job.params["threads"], paths.log("report").parent, paths.manifest
         ),

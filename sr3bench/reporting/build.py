@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from sr3.schedule_spec import describe
 from sr3bench.core.atomic import atomic_folder
 from sr3bench.metrics.table import find, header
 from sr3bench.reporting import comparison, figures, paper
@@ -98,7 +97,9 @@ class ReportInputs:
     ``scale_here``: this run's values of the rows of ``reporting.comparison.SCALE_ROWS``
     (as text); ``tuning``: the tune stage's table of each tuned method; ``diversity``: the
     folder of several seeds per test image of each stochastic method;
-    ``provenance_record``: ``reporting.provenance``'s."""
+    ``provenance_record``: ``reporting.provenance``'s; ``schedules``: how the training and
+    inference schedules are named (``sr3/schedule_spec.describe``: the report imports no
+    method code)."""
 
     results: dict[str, Path]
     titles: dict[str, str]
@@ -112,6 +113,7 @@ class ReportInputs:
     tuning: dict[str, Path] = field(default_factory=dict)
     diversity: dict[str, Path] = field(default_factory=dict)
     provenance_record: dict = field(default_factory=dict)
+    schedules: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class PageParts:
     sampling: str = ""
     has_diversity: bool = False
     provenance_html: str = ""
+    schedules: dict = field(default_factory=dict)
 
 
 def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
@@ -193,6 +196,7 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
         sampling,
         bool(diversity_rows),
         provenance_html,
+        inputs.schedules,
     )
     page = render_html(preset_name, preset, parts)
     with atomic_folder(out) as staging:  # every file written in full before any is replaced
@@ -301,11 +305,12 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
     method_notes = ""
     if "sr3" in compared:
         sampler = preset["diffusion"]["sampler"]
+        trained_with, sampled_with = parts.schedules["training"], parts.schedules["inference"]
         method_notes += (
             "<li>SR3: noise-conditioned on the continuous noise level gamma; "
-            f"trained with a {train_schedule['steps']}-step {html.escape(describe(train_schedule))} schedule (beta); "
+            f"trained with a {train_schedule['steps']}-step {html.escape(trained_with)} schedule (beta); "
             f"sampled with the {html.escape(sampler)} sampler "
-            f"over a {inference['steps']}-step {html.escape(describe(inference))} schedule from the EMA weights "
+            f"over a {inference['steps']}-step {html.escape(sampled_with)} schedule from the EMA weights "
             "(variants: their own, below); "
             f"{training['sr3']['steps']} training steps.</li>"
         )
