@@ -86,7 +86,7 @@ def test_a_changed_tune_grid_retunes_and_resamples_only_the_tuned_variant(snakem
         "sr3bench sample --preset demo --method sr3@tuned10",
         "sr3bench evaluate --preset demo --method sr3@tuned10",
         "sr3bench report --preset demo",
-        "sr3bench front-page --log logs/front_page.log",
+        "sr3bench front-page",
     }, jobs
 
 

@@ -136,7 +136,7 @@ class PageParts:
 
 
 def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
-    """reports/<preset>/: the page, the metric tables, the figures and the provenance."""
+    """The report folder ``inputs.out``: the page, the metric tables, the figures and the provenance."""
     results, titles, samples, losses = inputs.results, inputs.titles, inputs.samples, inputs.losses
     test_hr, test_lr, paper_tables, out = inputs.test_hr, inputs.test_lr, inputs.paper_tables, inputs.out
     tuning, diversity, provenance_record = inputs.tuning, inputs.diversity, inputs.provenance_record
