@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,8 @@ from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, stage_code
 from pipeline.config import digest
 from pipeline.settings import Preset
-from sr3bench.core.images import list_images, read_image, write_png
+from sr3bench.core.atomic import publish_folder
+from sr3bench.core.images import batches_of_equal_size, list_images, read_image, write_png
 from sr3bench.core.progress import progress
 from sr3bench.core.runtime import sampling_model
 from sr3bench.core.seeds import numpy_seed
@@ -52,7 +52,7 @@ def run(job) -> None:
             )
     if count == 1:
         sample_missing(paths, settings, method, work, names, names)
-        publish({name: work / name for name in names}, paths.samples(method))
+        publish_folder({name: work / name for name in names}, paths.samples(method))
     else:
         batches = sampling_batches(paths, names, settings.sampling.batch_size)
         for index in [shard[0]] if shard else range(count):
@@ -60,7 +60,7 @@ def run(job) -> None:
             if shard or _shard_key(out) != work.name:  # absent, or sampled with another model or config
                 members = shard_names(batches, index, count)
                 sample_missing(paths, settings, method, work, names, members)
-                publish({name: work / name for name in members}, out)
+                publish_folder({name: work / name for name in members}, out)
                 (out / SHARD_KEY).write_text(work.name)
         if shard:
             return  # the merge (sr3bench sample without --shard) removes the work folder
@@ -93,38 +93,9 @@ def sample_work_dir(paths: layout.PresetPaths, settings: Preset, method: str) ->
     return paths.sample_cache(method) / key
 
 
-def publish(files: dict[str, Path], out: Path, link: bool = False) -> None:
-    """Copy (or hard-link, where the filesystem allows) ``{name: source}`` into the stage
-    output, which is renamed into place when complete."""
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name, source in files.items():
-        if link:
-            try:
-                os.link(source, staging / name)
-                continue
-            except OSError:  # across filesystems: copy instead
-                pass
-        shutil.copy2(source, staging / name)
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-
-
 def test_names(paths: layout.PresetPaths) -> list[str]:
-    return [p.name for p in list_images(paths.split("test", "lr"))]
-
-
-def batches_by_shape(names: list[str], sizes: dict, batch_size: int):
-    """Consecutive runs of same-sized images, at most ``batch_size`` long."""
-    batch = []
-    for name in names:
-        if batch and (len(batch) == batch_size or sizes[batch[0]] != sizes[name]):
-            yield batch
-            batch = []
-        batch.append(name)
-    if batch:
-        yield batch
+    folder = paths.split("test", "lr")
+    return [p.name for p in list_images(folder)]
 
 
 def sampling_batches(paths: layout.PresetPaths, names: list[str], batch_size: int) -> list[list[str]]:
@@ -135,7 +106,7 @@ def sampling_batches(paths: layout.PresetPaths, names: list[str], batch_size: in
     for name in names:
         with Image.open(lr_folder / name) as image:
             sizes[name] = image.size
-    return list(batches_by_shape(names, sizes, batch_size))
+    return list(batches_of_equal_size(names, sizes, batch_size))
 
 
 def shard_names(batches: list[list[str]], index: int, count: int) -> list[str]:
@@ -174,7 +145,7 @@ def merge_shards(paths: layout.PresetPaths, method: str, names: list[str], count
             f"the shards of {method} lack {len(missing)} test images ({', '.join(missing[:3])} ...): "
             f"sample the missing shards (sr3bench sample --shard I/{count})"
         )
-    publish({name: owner[name] / name for name in names}, paths.samples(method), link=True)
+    publish_folder({name: owner[name] / name for name in names}, paths.samples(method), link=True)
     log.info("%s: merged %d shards (%d images)", method, count, len(names))
 
 
@@ -193,7 +164,7 @@ def sample_missing(paths, settings: Preset, method: str, out: Path, names: list[
     sizes = {name: image.shape for name, image in lr_images.items()}
     bar_format = "{l_bar}{bar}| {n:.1f}/{total} images [{elapsed}<{remaining}]"
     with progress(total=len(todo), desc=f"sample {method}", mininterval=2, bar_format=bar_format) as bar:
-        for batch in batches_by_shape(todo, sizes, settings.sampling.batch_size):
+        for batch in batches_of_equal_size(todo, sizes, settings.sampling.batch_size):
             seeds = [numpy_seed(settings.seed, index_of[name]) for name in batch]
             images = implementation.super_resolve(
                 model,

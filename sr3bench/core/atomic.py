@@ -68,3 +68,21 @@ def atomic_folder(path: Path):
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_folder(files: dict[str, Path], out: Path, link: bool = False) -> None:
+    """The folder ``out`` holding exactly ``{name: source}``: copied (or hard-linked, where
+    the filesystem allows) into a staging folder that replaces ``out`` when complete."""
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name, source in files.items():
+        if link:
+            try:
+                os.link(source, staging / name)
+                continue
+            except OSError:  # across filesystems: copy instead
+                pass
+        shutil.copy2(source, staging / name)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)

@@ -57,3 +57,15 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     """float (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3), rounded as when saved."""
     scaled = ((tensor.detach().cpu().float().clamp(-1, 1) + 1.0) * 127.5).round()
     return scaled.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def batches_of_equal_size(names: list[str], sizes: dict, batch_size: int):
+    """Consecutive runs of same-sized images, at most ``batch_size`` long."""
+    batch = []
+    for name in names:
+        if batch and (len(batch) == batch_size or sizes[batch[0]] != sizes[name]):
+            yield batch
+            batch = []
+        batch.append(name)
+    if batch:
+        yield batch
