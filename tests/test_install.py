@@ -2,6 +2,7 @@
 namespace (``sr3bench``), beside the mission's packages ``pipeline``, ``sr3`` and
 ``baselines``; no ``core``, ``metrics`` or ``reporting`` lands in a user's site-packages."""
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -23,8 +24,11 @@ def pip(*arguments, cwd=REPO) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """The project's wheel, built offline with this environment's setuptools."""
-    out = tmp_path_factory.mktemp("wheel")
-    pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", str(REPO), "--wheel-dir", str(out))
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    for name in ("pyproject.toml", "README.md", "sr3bench", "pipeline", "sr3", "baselines"):  # setuptools builds in
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy  # <source>/build: not in the checkout
+        copy(REPO / name, source / name)
+    pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", str(source), "--wheel-dir", str(out))
     (built,) = out.glob("sr3_bench-*.whl")
     return built
 
