@@ -28,14 +28,12 @@ def regression_loss(model, upsampled_lr, hr, generator, rows=None, batch_size=No
     return F.mse_loss(predict_hr(model, upsampled_lr), hr)
 
 
-def build_model(settings: dict) -> torch.nn.Module:
-    return build_unet(settings["model"], settings["training"]["regression"]["patch_size"], noise_conditioned=False)
+def build_model(settings: dict, own: dict) -> torch.nn.Module:
+    return build_unet(settings["model"], own["patch_size"], noise_conditioned=False)
 
 
-def save_model_file(path, model, settings: dict) -> None:
-    save_model(
-        path, model, settings["model"], settings["training"]["regression"]["patch_size"], noise_conditioned=False
-    )
+def save_model_file(path, model, settings: dict, own: dict) -> None:
+    save_model(path, model, settings["model"], own["patch_size"], noise_conditioned=False)
 
 
 def training_loss(settings: dict):

@@ -59,7 +59,7 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
         warmup_steps=0,
     )
     torch.manual_seed(0)
-    model = method.build_model(preset)
+    model = method.build_model(preset, preset["training"]["sr3"])
     parameters = sum(p.numel() for p in model.parameters())
     loss_fn = method.training_loss(preset)
     with tempfile.TemporaryDirectory() as folder:
@@ -77,7 +77,7 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
         del model  # the first trainer's weights: not part of what the peaks below measure
         torch.manual_seed(0)
         trainer = Trainer(
-            method.build_model(preset),
+            method.build_model(preset, preset["training"]["sr3"]),
             loss_fn,
             PatchSampler(synthetic_pairs(size), size, batch, 0),
             dict(settings, steps=2),

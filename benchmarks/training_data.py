@@ -41,7 +41,7 @@ def main() -> None:
     memory = PatchSampler(in_memory, settings["patch_size"], settings["batch_size"], 0)
     method = registry.load("sr3")
     torch.manual_seed(0)
-    model = method.build_model(preset)
+    model = method.build_model(preset, settings)
     loss_fn = method.training_loss(preset)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
     generator = torch.Generator().manual_seed(1)

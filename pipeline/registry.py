@@ -12,10 +12,11 @@ A method module provides::
         lr_images: uint8 LR arrays of one size; seeds: one per image (its randomness);
         settings: the preset, with the variant's overrides applied; progress(fraction of
         the batch done); model: the trained model, or None for an untrained method
-    # trained methods only:
-    build_model(settings) -> torch.nn.Module        (initialised from torch's global RNG)
+    # trained methods only; ``own`` is the method's own section, training.<method>
+    # (a module never looks its own name up in the config):
+    build_model(settings, own) -> torch.nn.Module   (initialised from torch's global RNG)
     training_loss(settings) -> loss_fn(model, upsampled_lr, hr, generator, rows, batch_size)
-    save_model_file(path, model, settings)  and  load_model(path) -> model in eval mode
+    save_model_file(path, model, settings, own)  and  load_model(path) -> model in eval mode
 
 Adding a method is one module and one line in ``ENTRIES``; listing it under ``methods:``
 in params.yaml (and running ``sr3bench dvc-yaml`` for DVC) makes the engines run it. A

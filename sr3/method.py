@@ -15,12 +15,12 @@ from sr3bench.core.images import to_uint8, upsampled_tensor
 __all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
 
 
-def build_model(settings: dict) -> torch.nn.Module:
-    return build_unet(settings["model"], settings["training"]["sr3"]["patch_size"], noise_conditioned=True)
+def build_model(settings: dict, own: dict) -> torch.nn.Module:
+    return build_unet(settings["model"], own["patch_size"], noise_conditioned=True)
 
 
-def save_model_file(path, model, settings: dict) -> None:
-    save_model(path, model, settings["model"], settings["training"]["sr3"]["patch_size"], noise_conditioned=True)
+def save_model_file(path, model, settings: dict, own: dict) -> None:
+    save_model(path, model, settings["model"], own["patch_size"], noise_conditioned=True)
 
 
 def training_loss(settings: dict):

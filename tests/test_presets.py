@@ -18,7 +18,7 @@ def test_full_size_unets_have_the_papers_parameter_counts(preset_name):
     preset = params["presets"][preset_name]
     for method in ("sr3", "regression"):
         with torch.device("meta"):  # 550M+ parameters, no memory
-            model = registry.load(method).build_model(preset)
+            model = registry.load(method).build_model(preset, preset["training"][method])
         count = sum(p.numel() for p in model.parameters())
         assert abs(count - PAPER_PARAMETERS[preset_name]) <= 0.1 * PAPER_PARAMETERS[preset_name], (
             f"{method}: {count / 1e6:.1f}M"

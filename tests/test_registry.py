@@ -46,15 +46,15 @@ class ResidualCNN(torch.nn.Module):
         return upsampled + self.correction(F.relu(self.features(upsampled)))
 
 
-def build_model(settings):
-    return ResidualCNN(settings["training"]["residual_cnn"]["width"])
+def build_model(settings, own):
+    return ResidualCNN(own["width"])
 
 
 def training_loss(settings):
     return lambda model, upsampled_lr, hr, generator, rows=None, batch_size=None: F.mse_loss(model(upsampled_lr), hr)
 
 
-def save_model_file(path, model, settings):
+def save_model_file(path, model, settings, own):
     torch.save({"width": model.width, "state_dict": model.state_dict()}, path)
 
 

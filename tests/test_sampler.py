@@ -120,7 +120,8 @@ def test_sampling_compile_reaches_the_model(tmp_path, monkeypatch):
 
     settings = tiny_params()["presets"]["demo"]
     torch.manual_seed(0)
-    sr3_method.save_model_file(tmp_path / "model.pt", sr3_method.build_model(settings), settings)
+    own = settings["training"]["sr3"]
+    sr3_method.save_model_file(tmp_path / "model.pt", sr3_method.build_model(settings, own), settings, own)
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or "compiled")
     settings["sampling"]["compile"] = False

@@ -16,7 +16,7 @@ from sr3bench.reporting.provenance import provenance
 def parameter_count(method: str, preset: dict) -> int:
     """Parameters of a trained method's network (built on the meta device: no memory)."""
     with torch.device("meta"):
-        model = registry.load(method).build_model(preset)
+        model = registry.load(method).build_model(preset, registry.method_settings(preset, method))
     return sum(p.numel() for p in model.parameters())
 
 

@@ -60,7 +60,8 @@ def train(job) -> None:
     own = settings.training[method]
     runtime = runtime_from_config(config["runtime"])
     torch.manual_seed(settings.seed)  # the model's initial weights
-    model = implementation.build_model(config)
+    own_config = registry.method_settings(config, method)
+    model = implementation.build_model(config, own_config)
     dataset = PairDataset(paths.shards("train"), settings.dataset.scale)
     log.info(
         "training %s on %d pairs of %dx%d (%s, %s, %d process(es))",
@@ -74,7 +75,6 @@ def train(job) -> None:
     sampler = PatchSampler(dataset, own.patch_size, own.batch_size, settings.seed)
     training_diffusion = {k: v for k, v in config["diffusion"].items() if k not in ("inference_schedule", "sampler")}
     code = code_fingerprint(stage_code(__name__, method))
-    own_config = registry.method_settings(config, method)
     fingerprint = digest(
         [config["model"], own_config, training_diffusion, config["dataset"], settings.seed, method, code]
     )
@@ -92,7 +92,7 @@ def train(job) -> None:
     )
     history = trainer.run()
     if runtime.writes_files:
-        implementation.save_model_file(paths.model(method), trainer.final_model().cpu(), config)
+        implementation.save_model_file(paths.model(method), trainer.final_model().cpu(), config, own_config)
         write_loss_csv(history, paths.loss(method), trainer.validation_history)
 
 
