@@ -79,7 +79,7 @@ rule all:
 
 
 for stage in stage_table.STAGES:
-    if not PLAN.members(stage.fan_out):
+    if stage.fan_out != "dataset" and not PLAN.members(stage.fan_out):  # a download: any registered dataset
         continue
     preset = rule_settings.preset_pattern(stage, PRESET)
     member = rule_settings.member_pattern(stage)
@@ -89,7 +89,7 @@ for stage in stage_table.STAGES:
         name:
             stage.name
         input:
-            rule_settings.inputs(stage, PLAN, PRESET),
+            rule_settings.inputs(stage, config, PRESET),
         output:
             [declared(output, preset, member) for output in stage.outputs],
         log:

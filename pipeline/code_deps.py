@@ -36,7 +36,6 @@ UNTRACKED_CODE = {
     "pipeline/settings.py": "orchestration: the typed view of the checked params",
     "pipeline/registry.py": "orchestration: which method module runs",
     "pipeline/code_deps.py": "orchestration: this list",
-    "pipeline/datasets.py": "orchestration: where a dataset comes from (its files are checked by hash)",
 }
 
 

@@ -56,19 +56,24 @@ def member_of(wildcards) -> str | None:
     return wildcards.get("method") or wildcards.get("dataset")
 
 
-def inputs(stage: Stage, plan: Plan, active_preset: str):
-    """The rule's input function: the stage's files and its code."""
+def inputs(stage: Stage, config: dict, active_preset: str):
+    """The rule's input function: the stage's files, planned for the job's own preset (its
+    downloads, shards and variants), and its code."""
 
     def of(wildcards) -> list[str]:
         member = member_of(wildcards)
         preset = wildcards.get("preset", active_preset)
-        return [*stage.inputs(preset, member, plan), *stage.code(member)]
+        return [*stage.inputs(preset, member, Plan.of(config, preset)), *stage.code(member)]
 
     return of
 
 
 def tracked_values(config: dict, stage: Stage):
-    """The config values the stage's result depends on (the keys dvc.yaml tracks too)."""
+    """The config values the stage's result depends on (the keys dvc.yaml tracks too; a
+    download tracks its own dataset's entry, where DVC, which can only name keys that
+    params.yaml states, tracks all of ``datasets``)."""
+    if stage.fan_out == "dataset":
+        return lambda wildcards: {f"datasets.{wildcards.dataset}": config["datasets"].get(wildcards.dataset, {})}
     return lambda wildcards: param_values(config, stage_keys(stage, wildcards.get("preset"), member_of(wildcards)))
 
 

@@ -47,7 +47,7 @@ class Plan:
     @classmethod
     def of(cls, params: dict, preset_name: str) -> Plan:
         preset = params["presets"][preset_name]
-        methods = tuple(params["methods"])
+        methods = tuple(preset["methods"] or params["methods"])  # resolve() puts the active preset's in methods
         return cls(methods, tuple(preset["dataset"]["downloads"]), preset["sampling"]["shards"], preset)
 
     @property

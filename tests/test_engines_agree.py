@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 from conftest import REPO
-from projects import committed_params, dvc_project, run
+from projects import committed_params, dvc_project, make_project, run
 
 from pipeline import config, layout, registry
 from pipeline.dvc_yaml import render, stage_name
@@ -115,3 +115,32 @@ def test_the_psnr_bar_plot_puts_the_value_on_the_quantitative_axis():
     plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]["plots"]
     (spec,) = [next(iter(p.values())) for p in plots if "metrics.csv" in next(iter(p))]
     assert spec["template"] == "bar_horizontal" and spec["x"] == "psnr" and spec["y"] == "method"
+
+
+class Wildcards(dict):
+    """Snakemake's wildcards as a rule's functions use them: by attribute and by get."""
+
+    __getattr__ = dict.__getitem__
+
+
+def test_a_download_tracks_its_own_dataset_entry_and_the_dataset_registry():
+    """Editing datasets.celebahq must not re-download ImageNet (Snakemake re-runs a job whose
+    params changed); a changed dataset definition re-runs its download."""
+    from pipeline import rule_settings
+
+    resolved = config.resolve(committed_params())
+    values = rule_settings.tracked_values(resolved, BY_NAME["download"])(Wildcards(dataset="imagenet"))
+    assert values == {"datasets.imagenet": resolved["datasets"].get("imagenet", {})}
+    assert "pipeline/datasets.py" in BY_NAME["download"].code()
+
+
+def test_another_presets_targets_are_planned_with_that_presets_downloads(tmp_path):
+    """The rules plan a job for its own preset (from the {preset} wildcard), not the one
+    params.yaml makes active: its downloads come before its prepare."""
+    project = make_project(tmp_path / "project", committed_params())  # preset: demo, which downloads nothing
+    plan = run([sys.executable, "-m", "snakemake", "--cores", "2", "--dry-run", "data/faces16_128"], project)
+    lines = (plan.stdout + plan.stderr).splitlines()
+    counts = {
+        parts[0]: int(parts[1]) for parts in (line.split() for line in lines) if len(parts) == 2 and parts[1].isdigit()
+    }
+    assert counts.get("download") == 2 and counts.get("prepare") == 1, plan.stdout[-2000:]
