@@ -67,17 +67,15 @@ class Plan:
         return registry.diverse_methods(self.preset, list(self.methods))
 
     def members(self, fan_out: str) -> list:
-        """The methods (or datasets) a fan-out makes one job each for; [None] for one job."""
-        return {
-            "project": [None],
-            "preset": [None],
-            "dataset": list(self.downloads),
-            "method": list(self.methods),
-            "shard": list(self.methods),
-            "trained": self.trained,
-            "tuned": self.tuned,
-            "diverse": self.diverse,
-        }[fan_out]
+        """The methods (or datasets) a fan-out makes one job each for; [None] for one job.
+        Only the asked fan-out's list is computed (rules ask for each job's inputs)."""
+        if fan_out in ("project", "preset"):
+            return [None]
+        if fan_out == "dataset":
+            return list(self.downloads)
+        if fan_out in ("method", "shard"):
+            return list(self.methods)
+        return getattr(self, fan_out)  # trained, tuned, diverse
 
 
 @dataclass(frozen=True)
@@ -88,9 +86,8 @@ class Output:
     directory: bool = False
     dvc: str = "outs"  # outs | uncached (written by every run, not cached) | metrics | plots
     dvc_plot: dict | None = None  # the plot's x/y/template, for dvc: plots
-    snakemake_report: tuple[str, str] | None = (
-        None  # in `snakemake --report`: (category, pipeline/report/<caption>.rst)
-    )
+    # in `snakemake --report`: (category, caption file pipeline/report/<caption>.rst)
+    snakemake_report: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
