@@ -11,7 +11,10 @@ Snakemake and DVC.
     sr3bench report    --preset demo
     sr3bench front-page
 
-and tools: ``provision-weights``, ``dvc-yaml``, ``readme-table``, ``list-presets``, ``--version``.
+    sr3bench study-build / study-simulate / study-analyse --preset demo
+
+and tools: ``study-serve`` and ``study-import`` (a human study's answers), ``provision-weights``,
+``dvc-yaml``, ``readme-table``, ``list-presets``, ``--version``.
 """
 
 from __future__ import annotations
@@ -170,6 +173,44 @@ def command_list_presets(args) -> int:
     return 0
 
 
+def study_paths(args) -> tuple[Path, Path, dict]:
+    """The study folder and the human answers' database of ``--preset``, and its settings."""
+    preset_name, preset, _ = config.load(args.params, args.preset)
+    if not preset["study"]:
+        raise config.ConfigError(
+            f"params: presets.{preset_name}.study: this preset plans no human study; add a study section "
+            "(docs/human-study.md)"
+        )
+    site = layout.study_site_dir(preset_name)
+    if not (site / "plan.json").is_file():
+        raise FileNotFoundError(f"{site} is not built yet: run sr3bench study-build --preset {preset_name} first")
+    return site, layout.study_answers_file(preset_name), preset["study"]
+
+
+def command_study_serve(args) -> int:
+    from sr3bench.study import server
+
+    site, answers, study = study_paths(args)
+    if study["answers"] != "collected":
+        log.warning(
+            "study.answers is %s: answers given now are stored in %s, but the analysis reads them only with "
+            "study.answers: collected",
+            study["answers"],
+            answers,
+        )
+    return server.main(["--site", str(site), "--answers", str(answers), "--host", args.host, "--port", str(args.port)])
+
+
+def command_study_import(args) -> int:
+    from sr3bench.study.importing import import_csv
+
+    site, answers, _ = study_paths(args)
+    for path in args.csv:
+        count = import_csv(Path(path), site, answers)
+        log.info("%s: %d answers imported into %s", path, count, answers)
+    return 0
+
+
 def shard_argument(text: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in text.split("/"))
@@ -267,6 +308,22 @@ def parser() -> argparse.ArgumentParser:
         choices=["fp32", "bf16"],
         help="(bf16 on a CPU without native bf16 support, AVX2 only, is many times slower)",
     )
+    serve = sub.add_parser(
+        "study-serve",
+        help="serve a preset's human study (studies/<preset>/site/) on this machine and store each answer in "
+        "studies/<preset>/answers.sqlite when it is given; a restart resumes",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000)
+    study_import = sub.add_parser(
+        "study-import",
+        help="check the answers CSV of a statically hosted study and load it into studies/<preset>/answers.sqlite "
+        "(all of a file or nothing)",
+    )
+    study_import.add_argument("csv", nargs="+", help="the CSV files the study page offered the raters")
+    for command in (serve, study_import):
+        command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
+        command.add_argument("--params", default=config.default_params_file(), help="params file")
     presets = sub.add_parser(
         "list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for"
     )
@@ -321,6 +378,16 @@ def main(argv=None) -> int:
         except ValueError as error:
             log.error("%s", error)
             return 1
+    if args.command in STUDY_TOOLS:
+        setup_logging(None)
+        try:
+            return STUDY_TOOLS[args.command](args)
+        except config.ConfigError as error:
+            log.error("%s", error)
+            return 2
+        except (OSError, ValueError) as error:
+            log.error("%s failed: %s", args.command, error)
+            return 1
     if args.command in ("list-presets", "dvc-yaml"):  # read the params file, no preset stage
         setup_logging(None)
         try:
@@ -331,6 +398,7 @@ def main(argv=None) -> int:
     return run_stage(STAGE_COMMANDS[args.command], args)
 
 
+STUDY_TOOLS = {"study-serve": command_study_serve, "study-import": command_study_import}
 STAGE_COMMANDS = {stage.subcommand: stage for stage in stage_table.STAGES if stage.fan_out != "shard"}
 
 

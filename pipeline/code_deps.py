@@ -25,6 +25,7 @@ UNTRACKED_CODE = {
     "sr3bench/core/__init__.py": "package docstring",
     "sr3bench/metrics/__init__.py": "package docstring",
     "sr3bench/reporting/__init__.py": "package docstring",
+    "sr3bench/study/__init__.py": "package docstring",
     "pipeline/__init__.py": "package docstring",
     "pipeline/stages/__init__.py": "package docstring",
     "sr3/__init__.py": "package docstring",
@@ -36,6 +37,17 @@ UNTRACKED_CODE = {
     "pipeline/settings.py": "orchestration: the typed view of the checked params",
     "pipeline/registry.py": "orchestration: which method module runs",
     "pipeline/code_deps.py": "orchestration: this list",
+}
+
+
+# Files other than Python that a module reads, tracked with it: the study's page, which
+# study-build copies into each study folder.
+DATA_FILES = {
+    "sr3bench/study/build.py": (
+        "sr3bench/study/page/index.html",
+        "sr3bench/study/page/study.js",
+        "sr3bench/study/page/study.css",
+    ),
 }
 
 
@@ -86,7 +98,8 @@ def stage_code(module: str, method: str | None = None) -> list[str]:
     files = [module_file(module)]
     if method is not None:
         files.append(module_file(registry.entry(method).module))
-    return sorted(import_closure(files, stop_at=UNTRACKED_CODE) - set(UNTRACKED_CODE))
+    code = import_closure(files, stop_at=UNTRACKED_CODE) - set(UNTRACKED_CODE)
+    return sorted(code | {data for file in code for data in DATA_FILES.get(file, ())})
 
 
 def code_fingerprint(files: list[str], root: Path = PACKAGES_ROOT) -> str:

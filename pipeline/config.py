@@ -28,6 +28,7 @@ from pipeline import layout, registry
 from pipeline.layout import variant_name
 from sr3.architecture import unet_config_problems
 from sr3.schedule_spec import schedule_problem
+from sr3bench.study.plan import shown_methods
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -118,6 +119,7 @@ def resolve(params: dict) -> dict:
     if active["methods"]:
         params["methods"] = list(active["methods"])  # what every stage and engine compares
     check_methods(params["methods"], active, params["preset"])
+    check_study(params["methods"], active, params["preset"])
     return params
 
 
@@ -156,6 +158,27 @@ def check_methods(methods: list[str], preset: dict, preset_name: str) -> None:
                 f"params: presets.{preset_name}.training.{entry.name}: missing; {method} is trained, so it needs its "
                 "training settings "
                 "(steps, batch_size, patch_size, learning_rate, ema_decay, checkpoint_every, log_every)"
+            )
+
+
+def check_study(methods: list[str], preset: dict, preset_name: str) -> None:
+    """A study names registered methods; simulated answers need the fool rate of each
+    method shown (those of study.methods that the run compares)."""
+    study = preset["study"]
+    if not study:
+        return
+    where = f"params: presets.{preset_name}.study"
+    for method in study["methods"] or []:
+        try:
+            registry.entry(method)
+        except registry.UnknownMethodError as error:
+            raise ConfigError(f"{where}.methods: {error}") from error
+    if study["answers"] == "simulated":
+        missing = [m for m in shown_methods(study["methods"], methods) if m not in study["simulated"]["fool_rates"]]
+        if missing:
+            raise ConfigError(
+                f"{where}.simulated.fool_rates: give the fool rate the simulated raters are drawn with for "
+                f"{', '.join(missing)} (answers: simulated)"
             )
 
 

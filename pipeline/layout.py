@@ -14,6 +14,10 @@ that builds paths, for the stages, the Snakemake rules and the generated dvc.yam
     cache/params/<hash>.yaml                                      the config an engine resolved, as its jobs read it
     logs/<preset>/<stage>[_<method>].log, .benchmark.tsv          stage logs and Snakemake benchmarks
     logs/downloads/<dataset>.log                                  download stage logs
+    studies/<preset>/site/                                        the human study's page, plan and images
+    studies/<preset>/answers.sqlite                               its answers (never an output: nothing deletes them)
+    studies/<preset>/simulated.sqlite                             simulated answers (study.answers: simulated)
+    results/<preset>/study/                                       the study's analysis (fool rates, per image, raters)
 
 Arguments may be Snakemake wildcards ("{preset}"), so the rules take their patterns from
 here too. A method name is ``<method>`` or ``<method>@<variant>``; a variant reuses the
@@ -146,6 +150,7 @@ REPORT_FILES = (
     "diversity.png",
     "loss.png",
     "tuning.png",
+    "study_images.png",
     "provenance.json",
 )
 
@@ -156,6 +161,29 @@ def report_dir(preset: str) -> Path:
 
 def report_file(preset: str, name: str) -> Path:
     return report_dir(preset) / name
+
+
+def study_dir(preset: str) -> Path:
+    return Path("studies") / preset
+
+
+def study_site_dir(preset: str) -> Path:
+    """The self-contained study folder (sr3bench/study/build.py): served, or copied to a web server."""
+    return study_dir(preset) / "site"
+
+
+def study_answers_file(preset: str) -> Path:
+    """Answers of human raters (study-serve, study-import): an input only, so that no
+    engine ever deletes it when it re-runs a stage."""
+    return study_dir(preset) / "answers.sqlite"
+
+
+def study_simulated_file(preset: str) -> Path:
+    return study_dir(preset) / "simulated.sqlite"
+
+
+def study_results_dir(preset: str) -> Path:
+    return Path("results") / preset / "study"
 
 
 PAPER_TABLES_DIR = Path("reports") / "paper"
@@ -252,6 +280,22 @@ class PresetPaths:
 
     def tune_cache(self, method: str) -> Path:
         return tune_cache_dir(self.preset, method)
+
+    @property
+    def study_site(self) -> Path:
+        return study_site_dir(self.preset)
+
+    @property
+    def study_answers(self) -> Path:
+        return study_answers_file(self.preset)
+
+    @property
+    def study_simulated(self) -> Path:
+        return study_simulated_file(self.preset)
+
+    @property
+    def study_results(self) -> Path:
+        return study_results_dir(self.preset)
 
     @property
     def fidelity_cache(self) -> Path:

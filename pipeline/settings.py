@@ -127,6 +127,31 @@ class DiversitySettings:
 
 
 @dataclass(frozen=True)
+class SimulatedStudy:
+    fool_rates: Mapping
+    rater_sd: float
+    image_sd: float
+    inattentive_share: float
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """``study``: the human fool-rate study (sr3bench/study/)."""
+
+    methods: list | None
+    tasks: list
+    display_ms: int
+    images_per_rater: int
+    practice_trials: int
+    vigilance_share: float
+    raters: int
+    answers: str
+    simulated: SimulatedStudy
+    max_failed_vigilance: int
+    bootstrap_resamples: int
+
+
+@dataclass(frozen=True)
 class PaperSettings:
     table: str | None
     experiment: str | None
@@ -160,6 +185,7 @@ class Preset:
     variants: Mapping[str, Variant]
     tune: TuneSettings | None
     diversity: DiversitySettings
+    study: StudySettings | None
     dataset: DatasetSettings
     protocol: ProtocolSettings
     model: Mapping

@@ -5,7 +5,9 @@ of its module. Adding a stage is its module in ``pipeline/stages/`` (with ``run(
 one entry here and its tests.
 
 An entry says:
-- ``fan_out``: what one job of the stage is for: one preset (``preset``), each compared
+- ``fan_out``: what one job of the stage is for: one preset (``preset``); one preset
+  with a human study (``study``), with simulated answers (``study_simulated``) or with
+  answers to analyse (``study_analysed``); each compared
   method (``method``), each trained, tuned or stochastic base method (``trained``,
   ``tuned``, ``diverse``), each dataset a preset downloads (``dataset``), each shard of
   a method's samples (``shard``: Snakemake only; DVC samples the shards in one job), or
@@ -30,8 +32,10 @@ from typing import Callable
 from pipeline import layout, registry
 from pipeline.code_deps import stage_code
 from pipeline.settings import Preset
+from sr3bench.study.plan import shown_methods
 
-FAN_OUTS = ("project", "dataset", "preset", "method", "trained", "tuned", "diverse", "shard")
+STUDY_FAN_OUTS = ("study", "study_simulated", "study_analysed")
+FAN_OUTS = ("project", "dataset", "preset", *STUDY_FAN_OUTS, "method", "trained", "tuned", "diverse", "shard")
 METHOD_FAN_OUTS = ("method", "trained", "tuned", "diverse", "shard")
 
 
@@ -66,6 +70,31 @@ class Plan:
     def diverse(self) -> list[str]:
         return registry.diverse_methods(self.preset, list(self.methods))
 
+    @property
+    def study_methods(self) -> list[str]:
+        """The methods a human study shows against the real image ([] without a study)."""
+        study = self.preset.get("study")
+        return shown_methods(study["methods"], list(self.methods)) if study else []
+
+    @property
+    def study(self) -> list:
+        """One job when the preset plans a study of at least one compared method."""
+        return [None] if self.study_methods else []
+
+    @property
+    def study_simulated(self) -> list:
+        return self.study if self.study and self.preset["study"]["answers"] == "simulated" else []
+
+    @property
+    def study_analysed(self) -> list:
+        return self.study if self.study and self.preset["study"]["answers"] != "none" else []
+
+    def study_answers(self, preset: str) -> Path:
+        """The answers the study's analysis reads: simulated, or those of human raters."""
+        if self.study_simulated:
+            return layout.study_simulated_file(preset)
+        return layout.study_answers_file(preset)
+
     def members(self, fan_out: str) -> list:
         """The methods (or datasets) a fan-out makes one job each for; [None] for one job.
         Only the asked fan-out's list is computed (rules ask for each job's inputs)."""
@@ -75,7 +104,7 @@ class Plan:
             return list(self.downloads)
         if fan_out in ("method", "shard"):
             return list(self.methods)
-        return getattr(self, fan_out)  # trained, tuned, diverse
+        return getattr(self, fan_out)  # trained, tuned, diverse, study*
 
 
 @dataclass(frozen=True)
@@ -186,8 +215,20 @@ def _report_inputs(preset, member, plan) -> list[str]:
         *[str(layout.loss_file(preset, m)) for m in plan.trained],
         *[str(layout.tune_table(preset, m)) for m in plan.tuned],
         *[str(layout.diversity_dir(preset, m)) for m in plan.diverse],
+        *[str(layout.study_site_dir(preset)) for _ in plan.study],
+        *[str(layout.study_results_dir(preset)) for _ in plan.study_analysed],
         str(layout.PAPER_TABLES_DIR),
     ]
+
+
+def _study_build_inputs(preset, member, plan) -> list[str]:
+    return [str(layout.data_dir(preset)), *[str(layout.samples_dir(preset, m)) for m in plan.study_methods]]
+
+
+STUDY_DESIGN_KEYS = [
+    f"study.{key}"
+    for key in ("methods", "tasks", "display_ms", "images_per_rater", "practice_trials", "vigilance_share", "raters")
+]
 
 
 REPORT_OUTPUT_KINDS = {
@@ -204,6 +245,7 @@ IN_SNAKEMAKE_REPORT = {
     "diversity.png": "Images",
     "loss.png": "Training",
     "tuning.png": "Sampling",
+    "study_images.png": "Human study",
 }
 
 
@@ -307,6 +349,35 @@ STAGES = (
         (Output(layout.results_file), Output(layout.set_metrics_file)),
         inputs=lambda preset, method, plan: [str(layout.data_dir(preset)), str(layout.samples_dir(preset, method))],
         params=lambda method: ["protocol"],
+    ),
+    Stage(
+        "study_build",
+        "build the human study (studies/<preset>/site/): page, each rater's trial plan, images",
+        "pipeline.stages.study_build",
+        "study",
+        (Output(lambda preset, member: layout.study_site_dir(preset), directory=True),),
+        inputs=_study_build_inputs,
+        params=lambda member: [*STUDY_DESIGN_KEYS, "seed"],
+    ),
+    Stage(
+        "study_simulate",
+        "answers of simulated raters with study.simulated's fool rates (studies/<preset>/simulated.sqlite), "
+        "labelled simulated wherever they appear",
+        "pipeline.stages.study_simulate",
+        "study_simulated",
+        (Output(lambda preset, member: layout.study_simulated_file(preset)),),
+        inputs=lambda preset, member, plan: [str(layout.study_site_dir(preset))],
+        params=lambda member: ["study.simulated", "seed"],
+    ),
+    Stage(
+        "study_analyse",
+        "fool rates per method and task with Wilson and hierarchical-bootstrap intervals, per image and per "
+        "rater (results/<preset>/study/)",
+        "pipeline.stages.study_analyse",
+        "study_analysed",
+        (Output(lambda preset, member: layout.study_results_dir(preset), directory=True),),
+        inputs=lambda preset, member, plan: [str(layout.study_site_dir(preset)), str(plan.study_answers(preset))],
+        params=lambda member: ["study.answers", "study.max_failed_vigilance", "study.bootstrap_resamples", "seed"],
     ),
     Stage(
         "report",

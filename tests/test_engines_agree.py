@@ -11,7 +11,7 @@ from projects import committed_params, dvc_project, make_project, run
 
 from pipeline import config, layout, registry
 from pipeline.dvc_yaml import render, stage_name
-from pipeline.stage_table import BY_NAME
+from pipeline.stage_table import BY_NAME, Plan
 
 PRESETS = sorted(committed_params()["presets"])
 
@@ -60,8 +60,16 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
     methods, downloads = resolved["methods"], resolved["presets"][preset]["dataset"]["downloads"]
     tuned = {layout.base_method(m) for m in registry.tuned_variants(resolved["presets"][preset], methods)}
     diverse = registry.diverse_methods(resolved["presets"][preset], methods)
+    plan = Plan.of(resolved, preset)
+    study = len(plan.study) + len(plan.study_simulated) + len(plan.study_analysed)
     stages = (
-        len(downloads) + 3 + len(registry.trained_methods(methods)) + len(tuned) + len(diverse) + 2 * len(methods)
+        len(downloads)
+        + 3
+        + len(registry.trained_methods(methods))
+        + len(tuned)
+        + len(diverse)
+        + 2 * len(methods)
+        + study
     )  # + prepare, report, front page
     assert len(from_snakemake) == stages
     assert {f"sr3bench download --dataset {name}" for name in downloads} <= {

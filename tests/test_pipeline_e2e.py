@@ -140,3 +140,19 @@ def test_snakemake_report_holds_the_tables_and_figures_with_captions(snakemake_p
         assert caption in page, caption
     for category in ("Results", "Images", "Training", "Sampling"):
         assert category in page
+
+
+def test_the_demo_builds_its_study_and_the_report_labels_the_simulated_fool_rates(snakemake_project):
+    study = snakemake_project / "studies" / "demo"
+    plan = json.loads((study / "site" / "plan.json").read_text())
+    assert plan["study"]["methods"] == ["bicubic", "regression", "sr3"]
+    assert (study / "simulated.sqlite").is_file() and not (study / "answers.sqlite").exists()
+    fool_rates = pd.read_csv(snakemake_project / "results" / "demo" / "study" / "fool_rates.csv")
+    assert set(fool_rates["method"]) == {"bicubic", "regression", "sr3"}
+    assert ((fool_rates["wilson_low"] <= fool_rates["rate"]) & (fool_rates["rate"] <= fool_rates["wilson_high"])).all()
+    assert json.loads((snakemake_project / "results" / "demo" / "study" / "summary.json").read_text())["simulated"]
+    html = (snakemake_project / "reports" / "demo" / "index.html").read_text()
+    assert "Human study: fool rates (SIMULATED)" in html and "Simulated raters, not people." in html
+    assert "study_images.png" in html
+    with Image.open(snakemake_project / "reports" / "demo" / "study_images.png") as figure:
+        assert figure.width > 400

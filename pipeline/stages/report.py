@@ -57,6 +57,8 @@ def run(job) -> None:
             "training": describe(settings.diffusion.training_schedule),
             "inference": describe(settings.diffusion.inference_schedule),
         },
+        study_site=paths.study_site if settings.study else None,
+        study_results=paths.study_results if settings.study and settings.study.answers != "none" else None,
         provenance_record=provenance(
             settings.config, job.params["threads"], paths.log("report").parent, paths.manifest
         ),

@@ -18,8 +18,11 @@ from sr3bench.core.atomic import atomic_folder
 from sr3bench.metrics.table import find, header
 from sr3bench.reporting import comparison, figures, paper
 from sr3bench.reporting.provenance import provenance_section
+from sr3bench.reporting.study_section import extreme_rows, paper_fool_rates, study_section
 from sr3bench.reporting.tables import METRIC_COLUMNS, PER_IMAGE_METRICS, summarise
 from sr3bench.reporting.tuning import load_tuning, tuning_section
+from sr3bench.study import analysis as study_analysis
+from sr3bench.study.plan import read_plan
 
 GRID_ROWS = 6
 FID_MIN_IMAGES = 2048  # below the Inception feature size, FID's covariance is rank-deficient
@@ -99,7 +102,8 @@ class ReportInputs:
     folder of several seeds per test image of each stochastic method;
     ``provenance_record``: ``reporting.provenance``'s; ``schedules``: how the training and
     inference schedules are named (``sr3/schedule_spec.describe``: the report imports no
-    method code)."""
+    method code); ``study_site`` and ``study_results``: the human study's folder and its
+    analysis, where the preset has them."""
 
     results: dict[str, Path]
     titles: dict[str, str]
@@ -114,6 +118,8 @@ class ReportInputs:
     diversity: dict[str, Path] = field(default_factory=dict)
     provenance_record: dict = field(default_factory=dict)
     schedules: dict[str, str] = field(default_factory=dict)
+    study_site: Path | None = None
+    study_results: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,7 @@ class PageParts:
     has_diversity: bool = False
     provenance_html: str = ""
     schedules: dict = field(default_factory=dict)
+    study: str = ""
 
 
 def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
@@ -183,6 +190,15 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
         for name in names[: preset["diversity"]["images"]]
     ]
     provenance_html = provenance_section(provenance_record) if provenance_record else ""
+    analysis = study_analysis.read(inputs.study_results) if inputs.study_results else None
+    study_html = study_section(
+        read_plan(inputs.study_site) if inputs.study_site else None,
+        analysis,
+        paper_fool_rates(paper_tables),
+        preset.get("paper", {}).get("experiment"),
+        titles,
+        preset_name,
+    )
     parts = PageParts(
         summary,
         by_group,
@@ -197,6 +213,7 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
         bool(diversity_rows),
         provenance_html,
         inputs.schedules,
+        study_html,
     )
     page = render_html(preset_name, preset, parts)
     with atomic_folder(out) as staging:  # every file written in full before any is replaced
@@ -210,6 +227,9 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
         (staging / "provenance.json").write_text(json.dumps(provenance_record, indent=1))
         figures.loss_curves({titles[m]: path for m, path in losses.items()}, staging / "loss.png")
         figures.tuning_curves({titles[m]: value for m, value in tuned.items()}, staging / "tuning.png")
+        figures.study_extremes(
+            extreme_rows(analysis, samples, titles) if analysis else [], staging / "study_images.png"
+        )
         (staging / "index.html").write_text(page)
 
 
@@ -382,6 +402,7 @@ from every method, enlarged with nearest neighbour.</p>
 {diversity_section}
 {'<h2>Training loss</h2><img src="loss.png" alt="training loss curves">' if has_losses else ""}
 {sampling}
+{parts.study}
 <h2>The paper's numbers</h2>
 <p>Published values{paper_note}.</p>
 {papers}

@@ -117,6 +117,25 @@ def diversity_strip(rows: list[tuple[str, Path, list[Path], Path]], out: Path) -
     plt.close(fig)
 
 
+def study_extremes(rows: list[tuple[str, list[tuple[Path, str]], int]], out: Path) -> None:
+    """Per method: the images whose outputs fooled the raters least, then most, each with
+    its fool rate. ``rows``: (method title, [(image file, caption)], how many are worst)."""
+    if not rows:
+        return _placeholder("no human study analysed for this preset", out)
+    width = max(len(tiles) for _, tiles, _ in rows)
+    fig, axes = plt.subplots(len(rows), width, figsize=(2.2 * width, 2.5 * len(rows)), squeeze=False)
+    for axis_row, (title, tiles, worst) in zip(axes, rows):
+        for axis in axis_row:
+            axis.set_axis_off()
+        for index, (axis, (path, caption)) in enumerate(zip(axis_row, tiles)):
+            axis.imshow(_load(path))
+            kind = "least fooled" if index < worst else "most fooled"
+            axis.set_title(f"{title}, {kind}\n{caption}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def _placeholder(text: str, out: Path) -> None:
     """A declared figure with nothing to plot: a line that says why."""
     fig = plt.figure(figsize=(5, 1))

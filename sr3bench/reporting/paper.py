@@ -10,13 +10,16 @@ from pathlib import Path
 import pandas as pd
 
 DESCRIPTIVE_COLUMNS = ("table", "title", "method", "citation")
+# Not metric tables: the runs' scale (sr3bench/reporting/comparison.py) and the human
+# study's fool rates (sr3bench/reporting/study_section.py).
+OTHER_FILES = ("scale.csv", "fool_rates.csv")
 
 
 def load_tables(folder: Path) -> list[dict]:
     """[{"title", "citation", "columns", "rows": {method: {column: value}}}] in file-name order."""
     tables = []
     for path in sorted(Path(folder).glob("*.csv")):
-        if path.name == "scale.csv":  # the runs' scale (sr3bench/reporting/comparison.py), not a results table
+        if path.name in OTHER_FILES:
             continue
         frame = pd.read_csv(path)
         missing = [c for c in ("title", "method", "citation") if c not in frame.columns]

@@ -1,0 +1,261 @@
+/* The two-alternative forced-choice study page (SR3 Bench).
+ *
+ * index.html?rater=ID            served mode: each answer is posted to the server, and the next
+ *                                trial is shown once the server has stored it
+ * index.html?rater=ID&static=1   static mode (also from file://): answers kept in localStorage,
+ *                                offered as a CSV at the end
+ *
+ * A reload resumes at the rater's next trial (from the server or from localStorage). The pair
+ * is shown for display_ms, measured from the frame that first paints it to the frame that
+ * hides it (requestAnimationFrame timestamps); the reaction time counts from the same onset.
+ * document.body.dataset.state says where the page is: loading, intro, trial, pair (images
+ * shown), choose (images hidden), saving, waiting (for the server), feedback, done, error.
+ */
+(function () {
+  'use strict';
+
+  const CSV_COLUMNS = ['rater', 'session', 'trial', 'kind', 'task', 'image', 'method', 'method_side', 'choice',
+    'reaction_ms', 'display_ms', 'timestamp', 'user_agent'];
+  const SIDE_KEYS = {ArrowLeft: 'left', f: 'left', F: 'left', ArrowRight: 'right', j: 'right', J: 'right'};
+  const SECTIONS = ['intro', 'trial', 'done', 'error'];
+
+  const params = new URLSearchParams(location.search);
+  const rater = params.get('rater');
+  const staticMode = params.get('static') === '1' || location.protocol === 'file:';
+  const study = window.STUDY;
+  const session = randomHex(16);
+  const $ = (id) => document.getElementById(id);
+
+  let trials = [];
+  let position = 0;      // index of the rater's next trial
+  let current = null;    // the trial on screen: {trial, onset, choice, reaction, display, timestamp}
+  let onContinue = null; // what Space, Enter or the screen's button does (intro, feedback)
+
+  function setState(state) {
+    document.body.dataset.state = state;
+  }
+
+  function show(section) {
+    for (const name of SECTIONS) $(name).hidden = name !== section;
+  }
+
+  function fail(message) {
+    current = null;
+    onContinue = null;
+    $('error-message').textContent = message;
+    show('error');
+    setState('error');
+  }
+
+  function randomHex(length) {
+    const bytes = crypto.getRandomValues(new Uint8Array(length / 2));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  function fnv1a(text) { // a short fingerprint (32-bit FNV-1a) as 8 hex digits
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+    return hash.toString(16).toUpperCase().padStart(8, '0');
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const round1 = (ms) => Math.round(ms * 10) / 10;
+
+  // Static mode: the rater's answers, in trial order, in localStorage.
+  const storageKey = () => `sr3bench-study/${rater}/${fnv1a(JSON.stringify(trials))}`;
+  const storedAnswers = () => JSON.parse(localStorage.getItem(storageKey()) || '[]');
+
+  // Served mode: ask again until the server answers; a refusal (400) is final.
+  async function request(url, options) {
+    for (let wait = 500; ; wait = Math.min(2 * wait, 5000)) {
+      let response = null;
+      try {
+        response = await fetch(url, {cache: 'no-store', ...options});
+      } catch (error) { /* the server is unreachable: try again */ }
+      if (response && (response.ok || response.status === 409)) {
+        $('waiting').hidden = true;
+        return response.json();
+      }
+      if (response && response.status >= 400 && response.status < 500) {
+        const reply = await response.json().catch(() => ({}));
+        throw new Error(reply.error || `the server answered ${response.status}`);
+      }
+      $('waiting').hidden = false;
+      setState('waiting');
+      await sleep(wait);
+    }
+  }
+
+  async function begin() {
+    if (!study) return fail('The study plan (plan.js) did not load.');
+    trials = study.raters[rater];
+    if (!trials) return fail('Unknown rater: please open the link you were given.');
+    try {
+      position = staticMode ? storedAnswers().length : (await request(`api/state?rater=${encodeURIComponent(rater)}`)).next_trial;
+    } catch (error) {
+      return fail(`The study could not start: ${error.message}`);
+    }
+    if (position >= trials.length) return finish();
+    const practice = trials.filter((t) => t.kind === 'practice').length;
+    $('intro-seconds').textContent = `${study.study.display_ms / 1000} seconds`;
+    $('intro-question').textContent = study.study.questions[String(trials[0].task)];
+    $('intro-count').textContent = String(trials.length);
+    $('intro-practice').textContent = String(practice);
+    $('intro-resume').hidden = position === 0;
+    show('intro');
+    setState('intro');
+    onContinue = runTrial;
+  }
+
+  function loadImage(src) {
+    const image = new Image();
+    image.alt = '';
+    image.src = src;
+    return image.decode().then(() => image);
+  }
+
+  function clearBoxes() {
+    for (const box of document.querySelectorAll('.box')) box.replaceChildren();
+  }
+
+  function sizeBoxes(image, count) { // the boxes take the image's size, shrunk to fit the window
+    const room = (Math.min(innerWidth, 1400) - 48 - 24 * (count - 1)) / count;
+    const scale = Math.min(1, room / image.naturalWidth, (innerHeight - 220) / image.naturalHeight);
+    $('pair').style.setProperty('--box-width', `${Math.max(1, Math.floor(image.naturalWidth * scale))}px`);
+    $('pair').style.setProperty('--box-height', `${Math.max(1, Math.floor(image.naturalHeight * scale))}px`);
+  }
+
+  async function runTrial() {
+    onContinue = null;
+    const trial = trials[position];
+    const withInput = trial.task === 1; // task 1 shows the low-resolution input in the middle
+    show('trial');
+    setState('trial');
+    $('feedback').hidden = true;
+    $('trial').dataset.trial = String(trial.trial);
+    $('question').textContent = study.study.questions[String(trial.task)];
+    const practice = trials.filter((t) => t.kind === 'practice').length;
+    $('progress').textContent = trial.kind === 'practice'
+      ? `Practice ${trial.trial + 1} of ${practice}` : `Image ${trial.trial - practice + 1} of ${trials.length - practice}`;
+    clearBoxes();
+    $('lr-box').hidden = !withInput;
+    let images;
+    try {
+      images = await Promise.all((withInput ? [trial.left, trial.right, trial.lr] : [trial.left, trial.right]).map(loadImage));
+    } catch (error) {
+      return fail('An image of this trial could not be loaded: please reload the page.');
+    }
+    sizeBoxes(images[0], images.length);
+    $('left-box').append(images[0]);
+    $('right-box').append(images[1]);
+    if (withInput) $('lr-box').append(images[2]);
+    const shown = {trial: trial, choice: null};
+    current = shown;
+    requestAnimationFrame((onset) => { // this frame paints the pair
+      shown.onset = onset;
+      if (!shown.choice) setState('pair');
+      let previous = onset;
+      const tick = (now) => { // hide in the frame nearest display_ms, or in the first one after an answer
+        if (shown.choice || now - onset + (now - previous) / 2 >= study.study.display_ms) {
+          clearBoxes();
+          shown.display = now - onset;
+          if (shown.choice) save(shown);
+          else setState('choose');
+        } else {
+          previous = now;
+          requestAnimationFrame(tick);
+        }
+      };
+      requestAnimationFrame(tick);
+    });
+  }
+
+  function choose(side, time) {
+    const shown = current;
+    if (!shown || shown.onset === undefined || shown.choice) return; // accepted once the pair is painted
+    shown.choice = side;
+    shown.reaction = Math.max(0, time - shown.onset);
+    shown.timestamp = new Date().toISOString();
+    setState('saving');
+    if (shown.display !== undefined) save(shown); // else the next frame hides the pair, then saves
+  }
+
+  async function save(shown) {
+    const t = shown.trial;
+    const answer = {
+      rater: rater, session: session, trial: t.trial, kind: t.kind, task: t.task, image: t.image, method: t.method,
+      method_side: t.method_side, choice: shown.choice, reaction_ms: round1(shown.reaction),
+      display_ms: round1(shown.display), timestamp: shown.timestamp, user_agent: navigator.userAgent,
+    };
+    try {
+      if (staticMode) {
+        const answers = storedAnswers();
+        if (answers.length === t.trial) answers.push(answer);
+        localStorage.setItem(storageKey(), JSON.stringify(answers));
+        position = answers.length;
+      } else {
+        position = (await request('api/answer', {
+          method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(answer),
+        })).next_trial;
+      }
+    } catch (error) {
+      return fail(`Your answer could not be stored (${error.message}). Please tell the people running the study.`);
+    }
+    current = null;
+    if (t.kind === 'practice') return feedback(shown);
+    next();
+  }
+
+  function feedback(shown) {
+    const photograph = shown.trial.method_side === 'left' ? 'right' : 'left';
+    $('feedback-text').textContent = `${shown.choice === photograph ? 'Correct' : 'Not quite'}: ` +
+      `the photograph was on the ${photograph}.`;
+    $('feedback').hidden = false;
+    setState('feedback');
+    onContinue = next;
+  }
+
+  function next() {
+    onContinue = null;
+    if (position < trials.length) runTrial();
+    else finish();
+  }
+
+  function csvField(value) {
+    const text = value === null || value === undefined ? '' : String(value);
+    return `"${text.replace(/"/g, '""')}"`;
+  }
+
+  function finish() {
+    show('done');
+    if (staticMode) {
+      const rows = storedAnswers().map((answer) => CSV_COLUMNS.map((c) => csvField(answer[c])).join(','));
+      const csv = [CSV_COLUMNS.join(','), ...rows].join('\n') + '\n';
+      $('download').href = `data:text/csv;charset=utf-8,${encodeURIComponent(csv)}`;
+      $('download').download = `answers-${rater}.csv`;
+      $('code').textContent = `${rater}-${fnv1a(csv)}`;
+      $('static-end').hidden = false;
+    }
+    setState('done');
+  }
+
+  addEventListener('keydown', (event) => {
+    if (event.repeat || event.altKey || event.ctrlKey || event.metaKey) return;
+    if (event.key === ' ' || event.key === 'Enter') {
+      event.preventDefault();
+      if (onContinue) onContinue();
+    } else if (SIDE_KEYS[event.key]) {
+      event.preventDefault();
+      choose(SIDE_KEYS[event.key], event.timeStamp);
+    }
+  });
+  for (const box of document.querySelectorAll('.box[data-side]')) {
+    box.addEventListener('pointerdown', (event) => {
+      if (event.button === 0) choose(box.dataset.side, event.timeStamp);
+    });
+  }
+  $('start').addEventListener('click', () => onContinue && onContinue());
+  $('continue').addEventListener('click', () => onContinue && onContinue());
+
+  begin();
+})();

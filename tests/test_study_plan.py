@@ -1,0 +1,190 @@
+"""The human study's trial plans (sr3bench/study/plan.py) and its folder (build.py): balanced,
+seeded, self-contained; and its place in the stage table and the config."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import config, stage_table
+from sr3bench.study.build import StudyBuildError, build_study
+from sr3bench.study.plan import VIGILANCE, StudyDesign, plan_trials, read_plan
+
+PAPER = StudyDesign(
+    methods=("sr3", "regression"),
+    images=tuple(f"{i:03d}.png" for i in range(100)),
+    tasks=(1, 2),
+    raters=50,
+    images_per_rater=50,
+    practice_trials=3,
+    vigilance_share=0.1,
+    seed=0,
+)
+
+
+def main_trials(plans):
+    return [t for trials in plans.values() for t in trials if t["kind"] == "main"]
+
+
+def test_every_pair_is_shown_to_equally_many_raters_give_or_take_one_and_never_twice_to_one():
+    plans = plan_trials(PAPER)
+    shown = Counter((t["task"], t["image"], t["method"]) for t in main_trials(plans))
+    assert len(shown) == 2 * 100 * 2  # every pair of both tasks
+    assert max(shown.values()) - min(shown.values()) <= 1
+    for trials in plans.values():
+        pairs = [(t["image"], t["method"]) for t in trials if t["kind"] == "main"]
+        assert len(pairs) == len(set(pairs)) == 50
+
+
+def test_sides_are_balanced_per_rater_and_tasks_alternate_between_raters():
+    plans = plan_trials(PAPER)
+    for index, trials in enumerate(plans.values()):
+        sides = Counter(t["method_side"] for t in trials if t["kind"] == "main")
+        assert sides["left"] == sides["right"] == 25
+        assert {t["task"] for t in trials} == {1 + index % 2}
+
+
+def test_practice_first_vigilance_spread_never_first_and_indices_consecutive():
+    for trials in plan_trials(PAPER).values():
+        kinds = [t["kind"] for t in trials]
+        assert kinds[:3] == ["practice"] * 3 and kinds[3] == "main"
+        assert kinds.count("vigilance") == 5
+        assert all(t["method"] == VIGILANCE for t in trials if t["kind"] == "vigilance")
+        assert [t["trial"] for t in trials] == list(range(len(trials)))
+
+
+def test_a_plan_is_the_same_for_a_seed_and_another_for_another_seed():
+    assert plan_trials(PAPER) == plan_trials(PAPER)
+    other = plan_trials(StudyDesign(**{**PAPER.__dict__, "seed": 1}))
+    assert other != plan_trials(PAPER)
+
+
+def test_a_small_set_caps_the_trials_at_one_per_pair():
+    small = StudyDesign(("a", "b", "c"), ("x.png", "y.png", "z.png"), (1, 2), 4, 50, 2, 0.1, 0)
+    assert small.main_trials == 9 and small.vigilance_trials == 1
+    for trials in plan_trials(small).values():
+        assert len(trials) == 2 + 9 + 1
+
+
+def write_images(folder, names, size, seed):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / name)
+
+
+@pytest.fixture
+def sources(tmp_path):
+    names = ["a.png", "b.png", "c.png"]
+    write_images(tmp_path / "hr", names, 32, 0)
+    write_images(tmp_path / "lr", names, 8, 1)
+    write_images(tmp_path / "sr3", names, 32, 2)
+    write_images(tmp_path / "bicubic", names, 32, 3)
+    return tmp_path, StudyDesign(("sr3", "bicubic"), tuple(names), (1, 2), 4, 50, 1, 0.1, 0)
+
+
+def test_the_study_folder_holds_every_image_of_its_plan_and_no_external_reference(sources):
+    root, design = sources
+    site = root / "site"
+    plan = build_study(site, design, root / "hr", root / "lr", {m: root / m for m in design.methods}, 3000, "demo")
+    assert read_plan(site) == json.loads(json.dumps(plan))
+    assert (site / "plan.js").read_text().startswith("window.STUDY = ")
+    for trials in plan["raters"].values():
+        for trial in trials:
+            for key in ("left", "right", "lr"):
+                assert (site / trial[key]).is_file()
+            real = trial["right"] if trial["method_side"] == "left" else trial["left"]
+            assert (site / real).read_bytes() == (root / "hr" / trial["image"]).read_bytes()
+            shown = trial["left"] if trial["method_side"] == "left" else trial["right"]
+            if trial["method"] == VIGILANCE:  # the LR enlarged by nearest neighbour
+                lr = np.asarray(Image.open(root / "lr" / trial["image"]).convert("RGB"))
+                assert np.array_equal(np.asarray(Image.open(site / shown)), lr.repeat(4, 0).repeat(4, 1))
+            else:
+                assert (site / shown).read_bytes() == (root / trial["method"] / trial["image"]).read_bytes()
+            assert trial["method"] not in trial["left"] + trial["right"]  # file names do not say the method
+    for page in ("index.html", "study.js", "study.css"):
+        text = (site / page).read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, page
+
+
+def test_a_missing_or_wrong_sized_output_is_refused_and_the_previous_folder_kept(sources):
+    root, design = sources
+    site = root / "site"
+    build_study(site, design, root / "hr", root / "lr", {m: root / m for m in design.methods}, 3000, "demo")
+    before = sorted(p.name for p in (site / "images").iterdir())
+    (root / "sr3" / "b.png").unlink()
+    with pytest.raises(StudyBuildError, match=r"sr3: no b.png"):
+        build_study(site, design, root / "hr", root / "lr", {m: root / m for m in design.methods}, 3000, "demo")
+    Image.new("RGB", (16, 16)).save(root / "sr3" / "b.png")
+    with pytest.raises(StudyBuildError, match=r"b.png: the outputs of sr3 are not the HR image's size"):
+        build_study(site, design, root / "hr", root / "lr", {m: root / m for m in design.methods}, 3000, "demo")
+    assert sorted(p.name for p in (site / "images").iterdir()) == before
+    assert not [p for p in root.iterdir() if p.name.startswith(".site")]
+
+
+def demo_params():
+    params = config.read_params("params.yaml")
+    params["preset"] = "demo"
+    return params
+
+
+def test_the_demo_plans_the_study_stages_and_a_preset_without_a_study_none():
+    params = config.resolve(demo_params())
+    plan = stage_table.Plan.of(params, "demo")
+    assert plan.study == plan.study_simulated == plan.study_analysed == [None]
+    assert plan.study_methods == ["bicubic", "regression", "sr3"]
+    params["presets"]["demo"]["study"] = None
+    plan = stage_table.Plan.of(params, "demo")
+    assert plan.study == plan.study_simulated == plan.study_analysed == []
+
+
+def test_narrowing_the_compared_methods_narrows_the_study_and_none_left_plans_none():
+    params = demo_params()
+    params["presets"]["demo"]["methods"] = ["bicubic", "sr3@tuned25"]
+    plan = stage_table.Plan.of(config.resolve(params), "demo")
+    assert plan.study_methods == ["bicubic"] and plan.study_analysed == [None]
+    params["presets"]["demo"]["methods"] = ["sr3@tuned25"]
+    plan = stage_table.Plan.of(config.resolve(params), "demo")
+    assert plan.study_methods == [] and plan.study == plan.study_simulated == plan.study_analysed == []
+
+
+def test_collected_answers_are_the_analysis_input_and_never_a_declared_output():
+    params = demo_params()
+    params["presets"]["demo"]["study"]["answers"] = "collected"
+    params = config.resolve(params)
+    plan = stage_table.Plan.of(params, "demo")
+    assert plan.study_simulated == [] and plan.study_analysed == [None]
+    analyse = stage_table.BY_NAME["study_analyse"]
+    assert "studies/demo/answers.sqlite" in analyse.inputs("demo", None, plan)
+    outputs = [p for s in stage_table.STAGES for m in plan.members(s.fan_out) for p in s.output_paths("demo", m)]
+    assert not any("answers.sqlite" in p for p in outputs)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"methods": ["sr3", "nosuch"]}, r"study.methods: .*nosuch"),
+        ({"simulated": {"fool_rates": {"sr3": 0.3}}}, r"study.simulated.fool_rates: .* for bicubic, regression"),
+        ({"tasks": [3]}, r"study.tasks.0: 3 is not one of \[1, 2\]"),
+        ({"display_ms": 50}, r"study.display_ms: 50 is less than the minimum of 100"),
+    ],
+)
+def test_a_wrong_study_setting_names_its_key(change, message):
+    params = demo_params()
+    params["presets"]["demo"]["study"].update(change)
+    with pytest.raises(config.ConfigError, match=message):
+        config.resolve(params)
+
+
+def test_the_page_is_tracked_code_of_the_build_and_the_analysis_reruns_for_answers_not_pages():
+    from pipeline.code_deps import DATA_FILES
+    from sr3bench.study.build import PAGE_FILES
+
+    assert DATA_FILES["sr3bench/study/build.py"] == tuple(f"sr3bench/study/page/{name}" for name in PAGE_FILES)
+    build_code = stage_table.BY_NAME["study_build"].code()
+    assert {f"sr3bench/study/page/{name}" for name in PAGE_FILES} <= set(build_code)
+    analyse_code = stage_table.BY_NAME["study_analyse"].code()
+    assert "sr3bench/study/analysis.py" in analyse_code and "sr3bench/study/store.py" in analyse_code
+    assert not any("page/" in f or f.endswith("build.py") or f.startswith(("sr3/", "baselines/")) for f in analyse_code)
