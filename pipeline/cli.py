@@ -23,11 +23,14 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from pipeline import config, datasets, layout, registry, stage_table
 from sr3bench.core.machine import cpu_count
+from sr3bench.core.write_errors import explain, explain_unattributed
 
 log = logging.getLogger("sr3bench")
 
@@ -72,6 +75,35 @@ def setup_logging(log_file: str | None) -> None:
         handlers.append(logging.FileHandler(log_file, mode="a"))
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
+
+
+def start_logging(log_file: str | None) -> int:
+    """``setup_logging``, or, when the log file cannot be written, its reason on the terminal
+    and status 1."""
+    try:
+        setup_logging(log_file)
+    except OSError as error:
+        setup_logging(None)
+        log.error("%s", explain(error, Path(log_file), note=" (nothing ran)") or f"cannot write {log_file}: {error}")
+        return 1
+    return 0
+
+
+def log_file_argument(argv: list[str]) -> str | None:
+    """The --log of a command line, read before the rest so that every message, an
+    argument error's too, reaches that file."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--log")
+    return early.parse_known_args(argv)[0].log
+
+
+class LoggingParser(argparse.ArgumentParser):
+    """argparse whose errors go through the log (and so into a stage's --log file)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        log.error("%s: error: %s", self.prog, message)
+        raise SystemExit(2)
 
 
 def command_provision_weights(args):
@@ -173,24 +205,25 @@ def command_list_presets(args) -> int:
     return 0
 
 
-def study_paths(args) -> tuple[Path, Path, dict]:
-    """The study folder and the human answers' database of ``--preset``, and its settings."""
+def study_paths(args) -> tuple[Path, Path, Path, dict]:
+    """The full plan, the study folder and the human answers' database of ``--preset``,
+    and its settings."""
     preset_name, preset, _ = config.load(args.params, args.preset)
     if not preset["study"]:
         raise config.ConfigError(
             f"params: presets.{preset_name}.study: this preset plans no human study; add a study section "
             "(docs/human-study.md)"
         )
-    site = layout.study_site_dir(preset_name)
-    if not (site / "plan.json").is_file():
+    plan, site = layout.study_plan_file(preset_name), layout.study_site_dir(preset_name)
+    if not plan.is_file() or not site.is_dir():
         raise FileNotFoundError(f"{site} is not built yet: run sr3bench study-build --preset {preset_name} first")
-    return site, layout.study_answers_file(preset_name), preset["study"]
+    return plan, site, layout.study_answers_file(preset_name), preset["study"]
 
 
 def command_study_serve(args) -> int:
     from sr3bench.study import server
 
-    site, answers, study = study_paths(args)
+    plan, site, answers, study = study_paths(args)
     if study["answers"] != "collected":
         log.warning(
             "study.answers is %s: answers given now are stored in %s, but the analysis reads them only with "
@@ -198,15 +231,16 @@ def command_study_serve(args) -> int:
             study["answers"],
             answers,
         )
-    return server.main(["--site", str(site), "--answers", str(answers), "--host", args.host, "--port", str(args.port)])
+    options = ["--plan", str(plan), "--site", str(site), "--answers", str(answers)]
+    return server.main([*options, "--host", args.host, "--port", str(args.port)])
 
 
 def command_study_import(args) -> int:
     from sr3bench.study.importing import import_csv
 
-    site, answers, _ = study_paths(args)
+    plan, _, answers, _ = study_paths(args)
     for path in args.csv:
-        count = import_csv(Path(path), site, answers)
+        count = import_csv(Path(path), plan, answers)
         log.info("%s: %d answers imported into %s", path, count, answers)
     return 0
 
@@ -255,7 +289,7 @@ def add_stage_command(sub, stage: stage_table.Stage) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(
+    main = LoggingParser(
         prog="sr3bench",
         description="SR3 Bench: one subcommand per pipeline stage, "
         "called identically by Snakemake (snakemake --cores 8) "
@@ -358,28 +392,31 @@ def other_checkout() -> str | None:
 
 
 def main(argv=None) -> int:
+    """Logging first (to the stage's --log file too), then the command: every message a
+    stage prints, a refusal before it runs included, is also in its log."""
+    if threading.current_thread() is threading.main_thread():  # past `ulimit -f`: an error naming the file
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # instead of a silent kill
+    argv = sys.argv[1:] if argv is None else list(argv)
+    failed = start_logging(log_file_argument(argv))
+    if failed:
+        return failed
     args = parser().parse_args(argv)
     mismatch = other_checkout()
     if mismatch:
-        setup_logging(None)
         log.error("%s", mismatch)
         return 2
     if args.command == "provision-weights":
-        setup_logging(None)
         command_provision_weights(args)
         return 0
     if args.command == "benchmark":
-        setup_logging(None)
         return command_benchmark(args)
     if args.command == "readme-table":
-        setup_logging(None)
         try:
             return command_readme_table(args)
         except ValueError as error:
             log.error("%s", error)
             return 1
     if args.command in STUDY_TOOLS:
-        setup_logging(None)
         try:
             return STUDY_TOOLS[args.command](args)
         except config.ConfigError as error:
@@ -389,7 +426,6 @@ def main(argv=None) -> int:
             log.error("%s failed: %s", args.command, error)
             return 1
     if args.command in ("list-presets", "dvc-yaml"):  # read the params file, no preset stage
-        setup_logging(None)
         try:
             return {"list-presets": command_list_presets, "dvc-yaml": command_dvc_yaml}[args.command](args)
         except config.ConfigError as error:
@@ -412,11 +448,17 @@ def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
     method = getattr(args, "method", None)
     if method:
         config.check_methods([method], preset, preset_name)
+    if stage.fan_out in stage_table.STUDY_FAN_OUTS and not stage_table.Plan.of(params, preset_name).members(
+        stage.fan_out
+    ):
+        raise config.ConfigError(
+            f"params: presets.{preset_name}.study: {stage.subcommand} has nothing to do for this preset "
+            "(no study of a compared method, or not with these answers; docs/human-study.md)"
+        )
     return stage_table.Job(params, preset_name, method, shard=getattr(args, "shard", None), weights_dir=args.weights)
 
 
 def run_stage(stage: stage_table.Stage, args) -> int:
-    setup_logging(args.log)
     try:
         job = stage_job(stage, args)
     except config.ConfigError as error:
@@ -428,7 +470,7 @@ def run_stage(stage: stage_table.Stage, args) -> int:
     try:
         stage.entry_function()(job)
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
-        log.error("%s failed: %s", args.command, error, exc_info=True)
+        log.error("%s failed: %s", args.command, explain_unattributed(error) or error, exc_info=True)
         return 1
     except KeyboardInterrupt as interruption:  # SIGINT, or SIGTERM turned into it by the trainer
         log.error("%s interrupted: %s; re-run to resume", args.command, str(interruption) or "Ctrl-C")

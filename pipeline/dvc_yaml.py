@@ -14,7 +14,7 @@ import re
 import yaml
 
 from pipeline import layout
-from pipeline.stage_table import STAGES, Plan, Stage, stage_keys
+from pipeline.stage_table import STAGES, TRACK_METHODS, Plan, Stage, stage_keys
 
 PRESET = "${preset}"
 HEADER = """\
@@ -39,7 +39,7 @@ def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict) -> dic
         "deps": [*stage.inputs(PRESET, member, plan), *stage.code(member)],
     }
     keys = stage_keys(stage, PRESET, member)
-    if stage.name == "report" and preset["methods"]:  # the preset's own list, as resolve() takes it
+    if stage.name in TRACK_METHODS and preset["methods"]:  # the preset's own list, as resolve() takes it
         keys = [f"presets.{PRESET}.methods" if key == "methods" else key for key in keys]
     if keys:
         entry["params"] = keys
@@ -56,7 +56,8 @@ def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict) -> dic
 def render(params: dict) -> str:
     """dvc.yaml for resolved ``params`` (its ``methods:`` list). DVC cannot look up
     ``${presets.${preset}...}``: the download stages are those of the preset params.yaml
-    names (after switching to a preset with downloads, re-generate). Sharded sampling is
+    names (after switching to a preset with downloads, re-generate; so too after changing
+    a preset's study: its stages and the answers it analyses). Sharded sampling is
     one DVC stage, which samples every shard and merges them."""
     preset = params["presets"][params["preset"]]
     plan = dataclasses.replace(Plan.of(params, params["preset"]), shards=1)

@@ -12,9 +12,10 @@ that builds paths, for the stages, the Snakemake rules and the generated dvc.yam
     cache/downloads/<dataset>/                                    fetched archives, resumable
     cache/<preset>/fidelity/                                      torch-fidelity reference statistics
     cache/params/<hash>.yaml                                      the config an engine resolved, as its jobs read it
+    cache/<preset>/dataset-listing.json, dataset-stats.json      the dataset folders' files, as the Snakefile tracks them
     logs/<preset>/<stage>[_<method>].log, .benchmark.tsv          stage logs and Snakemake benchmarks
     logs/downloads/<dataset>.log                                  download stage logs
-    studies/<preset>/site/                                        the human study's page, plan and images
+    studies/<preset>/site/, plan.json                             the human study's page and images; its full plan
     studies/<preset>/answers.sqlite                               its answers (never an output: nothing deletes them)
     studies/<preset>/simulated.sqlite                             simulated answers (study.answers: simulated)
     results/<preset>/study/                                       the study's analysis (fool rates, per image, raters)
@@ -172,6 +173,11 @@ def study_site_dir(preset: str) -> Path:
     return study_dir(preset) / "site"
 
 
+def study_plan_file(preset: str) -> Path:
+    """The study's full plan (methods and sides of each trial): outside the served folder."""
+    return study_dir(preset) / "plan.json"
+
+
 def study_answers_file(preset: str) -> Path:
     """Answers of human raters (study-serve, study-import): an input only, so that no
     engine ever deletes it when it re-runs a stage."""
@@ -205,6 +211,18 @@ def download_cache_dir(dataset: str) -> Path:
 def sample_cache_dir(preset: str, method: str) -> Path:
     """Samples of unfinished sampling runs, kept for resuming."""
     return Path("cache") / preset / "samples" / method
+
+
+def dataset_listing_file(preset: str) -> Path:
+    """The files of the dataset folders a preset's prepare reads (names, sizes, sha256),
+    rewritten only when one of them changes: the Snakefile's stand-in for the folders."""
+    return Path("cache") / preset / "dataset-listing.json"
+
+
+def dataset_stats_file(preset: str) -> Path:
+    """Size, mtime and sha256 of each listed file: a file whose size and mtime are
+    unchanged is not hashed again."""
+    return Path("cache") / preset / "dataset-stats.json"
 
 
 def resolved_params_file(digest: str) -> Path:
@@ -284,6 +302,10 @@ class PresetPaths:
     @property
     def study_site(self) -> Path:
         return study_site_dir(self.preset)
+
+    @property
+    def study_plan(self) -> Path:
+        return study_plan_file(self.preset)
 
     @property
     def study_answers(self) -> Path:

@@ -215,7 +215,7 @@ def _report_inputs(preset, member, plan) -> list[str]:
         *[str(layout.loss_file(preset, m)) for m in plan.trained],
         *[str(layout.tune_table(preset, m)) for m in plan.tuned],
         *[str(layout.diversity_dir(preset, m)) for m in plan.diverse],
-        *[str(layout.study_site_dir(preset)) for _ in plan.study],
+        *[str(layout.study_plan_file(preset)) for _ in plan.study],
         *[str(layout.study_results_dir(preset)) for _ in plan.study_analysed],
         str(layout.PAPER_TABLES_DIR),
     ]
@@ -355,7 +355,10 @@ STAGES = (
         "build the human study (studies/<preset>/site/): page, each rater's trial plan, images",
         "pipeline.stages.study_build",
         "study",
-        (Output(lambda preset, member: layout.study_site_dir(preset), directory=True),),
+        (
+            Output(lambda preset, member: layout.study_site_dir(preset), directory=True),
+            Output(lambda preset, member: layout.study_plan_file(preset)),
+        ),
         inputs=_study_build_inputs,
         params=lambda member: [*STUDY_DESIGN_KEYS, "seed"],
     ),
@@ -366,7 +369,7 @@ STAGES = (
         "pipeline.stages.study_simulate",
         "study_simulated",
         (Output(lambda preset, member: layout.study_simulated_file(preset)),),
-        inputs=lambda preset, member, plan: [str(layout.study_site_dir(preset))],
+        inputs=lambda preset, member, plan: [str(layout.study_plan_file(preset))],
         params=lambda member: ["study.simulated", "seed"],
     ),
     Stage(
@@ -376,7 +379,7 @@ STAGES = (
         "pipeline.stages.study_analyse",
         "study_analysed",
         (Output(lambda preset, member: layout.study_results_dir(preset), directory=True),),
-        inputs=lambda preset, member, plan: [str(layout.study_site_dir(preset)), str(plan.study_answers(preset))],
+        inputs=lambda preset, member, plan: [str(layout.study_plan_file(preset)), str(plan.study_answers(preset))],
         params=lambda member: ["study.answers", "study.max_failed_vigilance", "study.bootstrap_resamples", "seed"],
     ),
     Stage(
@@ -410,12 +413,17 @@ assert all(stage.fan_out in FAN_OUTS for stage in STAGES)
 PRESET_STAGE_SETTINGS = tuple(dict.fromkeys(s.settings_key for s in STAGES if s.per_preset))
 
 
+# Stages whose results depend on the list of compared methods itself: the report, and the
+# study, which shows every compared method when study.methods is null.
+TRACK_METHODS = ("report", "study_build")
+
+
 def stage_keys(stage: Stage, preset: str, member: str | None) -> list[str]:
     """Dotted keys of params.yaml a job's results depend on (``presets.<preset>.seed``)."""
     if stage.fan_out == "dataset":
         return ["datasets"]
     dotted = [f"presets.{preset}.{key}" for key in stage.params(member)]
-    return ["methods", *dotted] if stage.name == "report" else dotted
+    return ["methods", *dotted] if stage.name in TRACK_METHODS else dotted
 
 
 def param_values(params: dict, keys: list[str]) -> dict:

@@ -213,7 +213,7 @@ def population_rate(rate, sd):
 
 def test_simulated_rates_are_recovered_and_inattentive_raters_excluded():
     plan, images = simulated_plan(vigilance=16)
-    answers = simulate_answers(plan, TRUE_RATES, 0.3, 0.3, inattentive_share=0.1, seed=11)
+    answers = simulate_answers(plan, TRUE_RATES, 0.3, 0.3, inattentive_share=0.1, seed=11, display_ms=3000)
     result = analyse(answers, ["a", "b"], images, max_failed_vigilance=3, resamples=1000, seed=0)
     assert result.simulated
     for method, rate in TRUE_RATES.items():
@@ -233,7 +233,7 @@ def test_bootstrap_interval_covers_the_population_rate_over_seeds():
     target = {method: population_rate(rate, math.hypot(0.3, 0.3)) for method, rate in TRUE_RATES.items()}
     covered = dict.fromkeys(TRUE_RATES, 0)
     for seed in range(20):
-        answers = simulate_answers(plan, TRUE_RATES, 0.3, 0.3, seed=100 + seed)
+        answers = simulate_answers(plan, TRUE_RATES, 0.3, 0.3, inattentive_share=0, seed=100 + seed, display_ms=3000)
         rates = analyse(answers, ["a", "b"], images, resamples=1000, seed=seed).fool_rates.set_index("method")
         for method in TRUE_RATES:
             covered[method] += bool(
@@ -244,9 +244,9 @@ def test_bootstrap_interval_covers_the_population_rate_over_seeds():
 
 def test_simulation_is_deterministic_labelled_and_shaped_like_answers():
     plan, _ = simulated_plan(raters=4, images=6, vigilance=2)
-    first = simulate_answers(plan, TRUE_RATES, seed=5)
-    pd.testing.assert_frame_equal(first, simulate_answers(list(reversed(plan)), TRUE_RATES, seed=5))
-    assert not first.equals(simulate_answers(plan, TRUE_RATES, seed=6))
+    first = simulate(plan, seed=5)
+    pd.testing.assert_frame_equal(first, simulate(list(reversed(plan)), seed=5))
+    assert not first.equals(simulate(plan, seed=6))
     assert list(first.columns) == list(ANSWER_COLUMNS) and len(first) == len(plan)
     assert set(first["origin"]) == {"simulated"} and set(first["user_agent"]) == {"simulated rater"}
     assert first.groupby("rater")["session"].nunique().eq(1).all() and first["session"].nunique() == 4
@@ -254,9 +254,9 @@ def test_simulation_is_deterministic_labelled_and_shaped_like_answers():
     assert 1000 < first["reaction_ms"].median() < 2200
     assert pd.to_datetime(first["timestamp"]).is_monotonic_increasing
     with pytest.raises(ValueError, match="lacks method_side"):
-        simulate_answers([{k: v for k, v in plan[0].items() if k != "method_side"}], TRUE_RATES)
+        simulate([{k: v for k, v in plan[0].items() if k != "method_side"}])
     with pytest.raises(ValueError, match="no fool rate given for method.*b"):
-        simulate_answers(plan, {"a": 0.5})
+        simulate(plan, rates={"a": 0.5})
 
 
 def refused(table, match, **options):
@@ -280,3 +280,7 @@ def test_malformed_answers_are_refused_naming_the_problem():
     refused(bad_choice, r"choice is 'middle'.*rater 'A', trial 4.*left \| right")
     refused(table.assign(task=3), r"task is 3.*1 \| 2")
     refused(table.replace({"image": {"im4.png": "im9.png"}}), r"image is 'im9.png'")
+
+
+def simulate(plan, seed=0, rates=None):
+    return simulate_answers(plan, rates or TRUE_RATES, 0.3, 0.3, inattentive_share=0, seed=seed, display_ms=3000)

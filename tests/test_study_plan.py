@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipeline import config, stage_table
 from sr3bench.study.build import StudyBuildError, build_study
-from sr3bench.study.plan import VIGILANCE, StudyDesign, plan_trials, read_plan
+from sr3bench.study.plan import CLIENT_STUDY_KEYS, VIGILANCE, StudyDesign, client_plan, plan_trials, read_plan
 
 PAPER = StudyDesign(
     methods=("sr3", "regression"),
@@ -38,12 +38,25 @@ def test_every_pair_is_shown_to_equally_many_raters_give_or_take_one_and_never_t
         assert len(pairs) == len(set(pairs)) == 50
 
 
-def test_sides_are_balanced_per_rater_and_tasks_alternate_between_raters():
+def test_sides_are_balanced_per_rater_and_per_method_and_tasks_alternate_between_raters():
     plans = plan_trials(PAPER)
     for index, trials in enumerate(plans.values()):
-        sides = Counter(t["method_side"] for t in trials if t["kind"] == "main")
-        assert sides["left"] == sides["right"] == 25
+        for method in PAPER.methods:
+            sides = Counter(t["method_side"] for t in trials if t["kind"] == "main" and t["method"] == method)
+            assert abs(sides["left"] - sides["right"]) <= 1
         assert {t["task"] for t in trials} == {1 + index % 2}
+    per_method = Counter((t["task"], t["method"], t["method_side"]) for t in main_trials(plans))
+    for task in PAPER.tasks:
+        for method in PAPER.methods:
+            assert abs(per_method[(task, method, "left")] - per_method[(task, method, "right")]) <= 1
+
+
+def test_a_rater_sees_distinct_images_the_methods_in_turn_and_practice_on_other_images():
+    for trials in plan_trials(PAPER).values():
+        main = [t for t in trials if t["kind"] == "main"]
+        assert len({t["image"] for t in main}) == len(main) == 50
+        assert Counter(t["method"] for t in main) == {"sr3": 25, "regression": 25}
+        assert not {t["image"] for t in trials if t["kind"] == "practice"} & {t["image"] for t in main}
 
 
 def test_practice_first_vigilance_spread_never_first_and_indices_consecutive():
@@ -61,11 +74,31 @@ def test_a_plan_is_the_same_for_a_seed_and_another_for_another_seed():
     assert other != plan_trials(PAPER)
 
 
-def test_a_small_set_caps_the_trials_at_one_per_pair():
-    small = StudyDesign(("a", "b", "c"), ("x.png", "y.png", "z.png"), (1, 2), 4, 50, 2, 0.1, 0)
+def test_a_small_set_caps_the_trials_at_one_per_pair_and_still_balances():
+    small = StudyDesign(("a", "b", "c"), ("x.png", "y.png", "z.png"), (1, 2), 12, 50, 2, 0.1, 0)
     assert small.main_trials == 9 and small.vigilance_trials == 1
-    for trials in plan_trials(small).values():
+    plans = plan_trials(small)
+    for trials in plans.values():
         assert len(trials) == 2 + 9 + 1
+        assert len({(t["image"], t["method"]) for t in trials if t["kind"] == "main"}) == 9
+    assert set(Counter((t["task"], t["image"], t["method"]) for t in main_trials(plans)).values()) == {6}
+
+
+def test_the_page_gets_no_method_no_image_name_and_no_side_but_the_practice_feedback():
+    plan = {"study": {key: 0 for key in CLIENT_STUDY_KEYS} | {"methods": ["sr3"]}, "raters": {}}
+    trials = plan_trials(StudyDesign(("sr3", "bicubic"), ("a.png", "b.png"), (1,), 2, 4, 1, 0.25, 0))
+    plan["raters"] = {
+        r: [{**t, "left": "images/1.png", "right": "images/2.png", "lr": "images/3.png"} for t in ts]
+        for r, ts in trials.items()
+    }
+    client = client_plan(plan)
+    text = json.dumps(client)
+    assert not any(word in text for word in ("sr3", "bicubic", "a.png", "b.png", "method", 'image"'))
+    for rater, shown in client["raters"].items():
+        for trial, full in zip(shown, plan["raters"][rater]):
+            assert ("real_side" in trial) == (full["kind"] == "practice")
+            if "real_side" in trial:
+                assert trial["real_side"] != full["method_side"]
 
 
 def write_images(folder, names, size, seed):
@@ -85,12 +118,20 @@ def sources(tmp_path):
     return tmp_path, StudyDesign(("sr3", "bicubic"), tuple(names), (1, 2), 4, 50, 1, 0.1, 0)
 
 
+def build(root, design, answers=None):
+    methods = {m: root / m for m in design.methods}
+    return build_study(
+        root / "site", root / "plan.json", design, root / "hr", root / "lr", methods, 3000, "demo", answers
+    )
+
+
 def test_the_study_folder_holds_every_image_of_its_plan_and_no_external_reference(sources):
     root, design = sources
     site = root / "site"
-    plan = build_study(site, design, root / "hr", root / "lr", {m: root / m for m in design.methods}, 3000, "demo")
-    assert read_plan(site) == json.loads(json.dumps(plan))
-    assert (site / "plan.js").read_text().startswith("window.STUDY = ")
+    plan = build(root, design)
+    assert read_plan(root / "plan.json") == json.loads(json.dumps(plan)) and not (site / "plan.json").exists()
+    served = (site / "plan.js").read_text()
+    assert served.startswith("window.STUDY = ") and json.loads(served[15:-2]) == client_plan(plan)
     for trials in plan["raters"].values():
         for trial in trials:
             for key in ("left", "right", "lr"):
@@ -103,25 +144,45 @@ def test_the_study_folder_holds_every_image_of_its_plan_and_no_external_referenc
                 assert np.array_equal(np.asarray(Image.open(site / shown)), lr.repeat(4, 0).repeat(4, 1))
             else:
                 assert (site / shown).read_bytes() == (root / trial["method"] / trial["image"]).read_bytes()
-            assert trial["method"] not in trial["left"] + trial["right"]  # file names do not say the method
-    for page in ("index.html", "study.js", "study.css"):
-        text = (site / page).read_text()
-        assert "http://" not in text and "https://" not in text and "//cdn" not in text, page
+    for path in site.rglob("*"):
+        if path.suffix in (".html", ".js", ".css"):
+            text = path.read_text()
+            assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
+            assert not any(word in text for word in ('method_side', '"sr3"', '"bicubic"', '"a.png"')), path
 
 
 def test_a_missing_or_wrong_sized_output_is_refused_and_the_previous_folder_kept(sources):
     root, design = sources
     site = root / "site"
-    build_study(site, design, root / "hr", root / "lr", {m: root / m for m in design.methods}, 3000, "demo")
-    before = sorted(p.name for p in (site / "images").iterdir())
+    build(root, design)
+    before = sorted(p.name for p in (site / "images").iterdir()), (root / "plan.json").read_bytes()
     (root / "sr3" / "b.png").unlink()
     with pytest.raises(StudyBuildError, match=r"sr3: no b.png"):
-        build_study(site, design, root / "hr", root / "lr", {m: root / m for m in design.methods}, 3000, "demo")
+        build(root, design)
     Image.new("RGB", (16, 16)).save(root / "sr3" / "b.png")
     with pytest.raises(StudyBuildError, match=r"b.png: the outputs of sr3 are not the HR image's size"):
-        build_study(site, design, root / "hr", root / "lr", {m: root / m for m in design.methods}, 3000, "demo")
-    assert sorted(p.name for p in (site / "images").iterdir()) == before
+        build(root, design)
+    assert (sorted(p.name for p in (site / "images").iterdir()), (root / "plan.json").read_bytes()) == before
     assert not [p for p in root.iterdir() if p.name.startswith(".site")]
+
+
+def test_a_rebuild_that_would_orphan_collected_answers_is_refused(sources):
+    from sr3bench.study import store
+    from sr3bench.study.plan import plan_fingerprint
+
+    root, design = sources
+    answers = root / "answers.sqlite"
+    build(root, design, answers)  # no answers yet: fine
+    connection = store.open_store(answers)
+    store.bind_plan(connection, plan_fingerprint(root / "plan.json"))
+    connection.close()
+    build(root, design, answers)  # the same inputs: the same plan, fine
+    (root / "bicubic" / "a.png").unlink()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "bicubic" / "a.png")
+    before = (root / "plan.json").read_bytes()
+    with pytest.raises(StudyBuildError, match=r"answers.sqlite holds answers given under the study as it was built"):
+        build(root, design, answers)
+    assert (root / "plan.json").read_bytes() == before
 
 
 def demo_params():

@@ -26,7 +26,9 @@ PLAN = {
 
 def analysed(origin: str) -> analysis.StudyAnalysis:
     trials = [trial for rater in plan_trials(DESIGN).values() for trial in rater]
-    answers = simulate_answers(trials, {"regression": 0.2, "sr3": 0.45}, seed=1).assign(origin=origin)
+    answers = simulate_answers(
+        trials, {"regression": 0.2, "sr3": 0.45}, 0.5, 0.5, inattentive_share=0.1, seed=1, display_ms=3000
+    ).assign(origin=origin)
     return analysis.analyse(answers, DESIGN.methods, DESIGN.images, resamples=500)
 
 
@@ -60,6 +62,6 @@ def test_a_study_without_answers_says_how_to_run_it_and_no_study_no_section():
 
 def test_the_paper_fool_rates_are_data_with_their_citation():
     table = paper_fool_rates(REPO / "reports" / "paper")
-    assert set(table.columns) >= {"experiment", "method", "fool_rate", "statement", "citation"}
+    assert set(table.columns) >= {"experiment", "task", "method", "fool_rate", "statement", "citation"}
     assert table["citation"].str.contains("Saharia et al. 2021").all()
     assert not paper_fool_rates(Path("/nonexistent")).shape[0]

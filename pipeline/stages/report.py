@@ -11,6 +11,7 @@ from pipeline import layout, registry
 from sr3.schedule_spec import describe
 from sr3bench.reporting.build import ReportInputs, build_report
 from sr3bench.reporting.provenance import provenance
+from sr3bench.study.plan import shown_methods
 
 
 def parameter_count(method: str, preset: dict) -> int:
@@ -41,6 +42,7 @@ def run_scale(job, methods: list[str]) -> dict:
 
 def run(job) -> None:
     settings, paths, methods = job.settings, job.paths, job.methods
+    studied = bool(settings.study and shown_methods(settings.study.methods, methods))  # as Plan.study
     inputs = ReportInputs(
         results={m: paths.results(m) for m in methods},
         titles={m: registry.title(m) for m in methods},
@@ -57,10 +59,14 @@ def run(job) -> None:
             "training": describe(settings.diffusion.training_schedule),
             "inference": describe(settings.diffusion.inference_schedule),
         },
-        study_site=paths.study_site if settings.study else None,
-        study_results=paths.study_results if settings.study and settings.study.answers != "none" else None,
+        study_plan=paths.study_plan if studied else None,
+        study_results=paths.study_results if studied and settings.study.answers != "none" else None,
         provenance_record=provenance(
-            settings.config, job.params["threads"], paths.log("report").parent, paths.manifest
+            settings.config,
+            job.params["threads"],
+            paths.log("report").parent,
+            paths.manifest,
+            {registry.title(m): paths.loss(m) for m in registry.trained_methods(methods)},
         ),
     )
     build_report(settings.name, settings.config, inputs)

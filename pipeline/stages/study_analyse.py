@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from sr3bench.study import analysis, store
-from sr3bench.study.plan import read_plan
+from sr3bench.study.plan import plan_fingerprint, read_plan
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,13 @@ def run(job) -> None:
             f"or load a static study's CSV with `sr3bench study-import --preset {job.preset_name} FILE` "
             "(docs/human-study.md)"
         )
-    plan = read_plan(paths.study_site)
+    stored, current = store.stored_fingerprint(answers_file), plan_fingerprint(paths.study_plan)
+    if stored is not None and stored != current:
+        raise ValueError(
+            f"{answers_file} holds answers given under another build of the study (plan {stored[:12]}, now "
+            f"{current[:12]}): they do not match its trials. Restore the study's inputs, or move the answers away"
+        )
+    plan = read_plan(paths.study_plan)
     study = plan["study"]
     result = analysis.analyse(
         store.read_answers(answers_file),

@@ -27,10 +27,12 @@ def run(job) -> None:
     design, paths = study_design(job), job.paths
     build_study(
         paths.study_site,
+        paths.study_plan,
         design,
         paths.split("test", "hr"),
         paths.split("test", "lr"),
         {method: paths.samples(method) for method in design.methods},
         job.settings.study.display_ms,
         job.preset_name,
+        answers=paths.study_answers,
     )

@@ -10,21 +10,21 @@ import os
 from pathlib import Path
 
 from sr3bench.study import store
-from sr3bench.study.plan import read_plan
+from sr3bench.study.plan import plan_fingerprint, read_plan
 from sr3bench.study.simulate import TRIAL_KEYS, simulate_answers
 
 log = logging.getLogger(__name__)
 
 
 def _remove_database(path: Path) -> None:
-    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+    for file in store.database_files(path):
         file.unlink(missing_ok=True)
 
 
 def run(job) -> None:
     settings, paths = job.settings, job.paths
     simulated = settings.study.simulated
-    plan = read_plan(paths.study_site)
+    plan = read_plan(paths.study_plan)
     trials = [{key: trial[key] for key in TRIAL_KEYS} for rater in plan["raters"].values() for trial in rater]
     answers = simulate_answers(
         trials,
@@ -41,10 +41,12 @@ def run(job) -> None:
     try:
         connection = store.open_store(staging)
         try:
+            store.bind_plan(connection, plan_fingerprint(paths.study_plan))
             store.record_many(connection, answers.to_dict("records"))
         finally:
             connection.close()
         store.checkpoint(staging)
+        _remove_database(out)  # an old log beside the new file would be replayed onto it
         os.replace(staging, out)
     finally:
         _remove_database(staging)

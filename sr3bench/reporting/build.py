@@ -102,8 +102,8 @@ class ReportInputs:
     folder of several seeds per test image of each stochastic method;
     ``provenance_record``: ``reporting.provenance``'s; ``schedules``: how the training and
     inference schedules are named (``sr3/schedule_spec.describe``: the report imports no
-    method code); ``study_site`` and ``study_results``: the human study's folder and its
-    analysis, where the preset has them."""
+    method code); ``study_plan`` and ``study_results``: the human study's full plan and
+    its analysis, where the preset has them."""
 
     results: dict[str, Path]
     titles: dict[str, str]
@@ -118,7 +118,7 @@ class ReportInputs:
     diversity: dict[str, Path] = field(default_factory=dict)
     provenance_record: dict = field(default_factory=dict)
     schedules: dict[str, str] = field(default_factory=dict)
-    study_site: Path | None = None
+    study_plan: Path | None = None
     study_results: Path | None = None
 
 
@@ -192,7 +192,7 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
     provenance_html = provenance_section(provenance_record) if provenance_record else ""
     analysis = study_analysis.read(inputs.study_results) if inputs.study_results else None
     study_html = study_section(
-        read_plan(inputs.study_site) if inputs.study_site else None,
+        read_plan(inputs.study_plan) if inputs.study_plan else None,
         analysis,
         paper_fool_rates(paper_tables),
         preset.get("paper", {}).get("experiment"),
@@ -228,7 +228,9 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
         figures.loss_curves({titles[m]: path for m, path in losses.items()}, staging / "loss.png")
         figures.tuning_curves({titles[m]: value for m, value in tuned.items()}, staging / "tuning.png")
         figures.study_extremes(
-            extreme_rows(analysis, samples, titles) if analysis else [], staging / "study_images.png"
+            extreme_rows(analysis, samples, titles) if analysis else [],
+            staging / "study_images.png",
+            simulated=bool(analysis and analysis.simulated),
         )
         (staging / "index.html").write_text(page)
 

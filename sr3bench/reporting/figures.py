@@ -117,9 +117,10 @@ def diversity_strip(rows: list[tuple[str, Path, list[Path], Path]], out: Path) -
     plt.close(fig)
 
 
-def study_extremes(rows: list[tuple[str, list[tuple[Path, str]], int]], out: Path) -> None:
+def study_extremes(rows: list[tuple[str, list[tuple[Path, str]], int]], out: Path, simulated: bool = False) -> None:
     """Per method: the images whose outputs fooled the raters least, then most, each with
-    its fool rate. ``rows``: (method title, [(image file, caption)], how many are worst)."""
+    its fool rate. ``rows``: (method title, [(image file, caption)], how many are worst);
+    ``simulated``: the answers were simulated, and the figure says so in its title."""
     if not rows:
         return _placeholder("no human study analysed for this preset", out)
     width = max(len(tiles) for _, tiles, _ in rows)
@@ -131,6 +132,8 @@ def study_extremes(rows: list[tuple[str, list[tuple[Path, str]], int]], out: Pat
             axis.imshow(_load(path))
             kind = "least fooled" if index < worst else "most fooled"
             axis.set_title(f"{title}, {kind}\n{caption}", fontsize=8)
+    if simulated:
+        fig.suptitle("SIMULATED raters, not people: fool rates drawn by the harness", color="#b00000", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

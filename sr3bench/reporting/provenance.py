@@ -1,6 +1,7 @@
 """Where a report's numbers come from: the code (git commit, uncommitted changes), the
-config (hash and full text), the packages, the machine, each stage's wall time and peak
-memory (Snakemake's ``benchmark:`` files), and checksums of the dataset splits."""
+config (hash and full text), the packages, the machine, the torch threads that trained each
+model, each stage's wall time and peak memory (Snakemake's ``benchmark:`` files), and
+checksums of the dataset splits."""
 
 from __future__ import annotations
 
@@ -98,6 +99,27 @@ def stage_times(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "seconds", "peak_rss_mib"])
 
 
+def training_threads(losses: dict[str, Path]) -> dict[str, str]:
+    """title -> the torch threads that computed the model's steps, from its loss CSV's
+    torch_threads column ("2", or "1 up to step 100, 2 up to step 150" after a resume with
+    other threads); "not recorded" for a model trained before the column existed."""
+    described = {}
+    for title, path in losses.items():
+        table = pd.read_csv(path)
+        rows = table.dropna(subset=["torch_threads"]) if "torch_threads" in table else table.iloc[:0]
+        segments: list[list[int]] = []  # [threads, last step]
+        for step, threads in zip(rows["step"].astype(int), rows["torch_threads"].astype(int)):
+            if segments and segments[-1][0] == threads:
+                segments[-1][1] = step
+            else:
+                segments.append([threads, step])
+        if len(segments) > 1:
+            described[title] = ", ".join(f"{threads} up to step {last}" for threads, last in segments)
+        else:
+            described[title] = str(segments[0][0]) if segments else "not recorded"
+    return described
+
+
 def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
     """split -> {images, sha256}: a digest over the split's image names and the sha256 of
     each HR and LR image (from prepare's manifest), so two runs on the same data agree."""
@@ -112,8 +134,11 @@ def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
     return checksums
 
 
-def provenance(preset: dict, threads: dict, benchmarks: Path, manifest_file: Path) -> dict:
-    """Everything the report's provenance section prints, also written as provenance.json."""
+def provenance(
+    preset: dict, threads: dict, benchmarks: Path, manifest_file: Path, losses: dict[str, Path] | None = None
+) -> dict:
+    """Everything the report's provenance section prints, also written as provenance.json.
+    ``losses``: title -> loss CSV of each trained model, for the threads that trained it."""
     return {
         "description": preset.get("description", ""),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -122,6 +147,7 @@ def provenance(preset: dict, threads: dict, benchmarks: Path, manifest_file: Pat
         "packages": package_versions(),
         "machine": machine(),
         "threads": threads,
+        "training_threads": training_threads(losses or {}),
         "stages": stage_times(benchmarks).to_dict(orient="records"),
         "datasets": dataset_checksums(manifest_file),
     }
@@ -135,6 +161,14 @@ def provenance_section(record: dict) -> str:
     packages = ", ".join(f"{html.escape(name)} {html.escape(v)}" for name, v in record["packages"].items())
     machine = "; ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in record["machine"].items())
     threads = ", ".join(f"{html.escape(stage)} {count}" for stage, count in record["threads"].items())
+    trained = ", ".join(f"{html.escape(title)} {html.escape(n)}" for title, n in record["training_threads"].items())
+    trained_line = (
+        f"<li>Torch threads that trained each model: {trained}. Trained weights, and the samples and metrics "
+        "from them, repeat bit for bit only on the same machine with the same threads and processes: "
+        "another thread count sums floats in another order.</li>"
+        if trained
+        else ""
+    )
     stages = record["stages"]
     if stages:
         memory = lambda mib: "&ndash;" if mib is None else f"{mib:.0f}"  # noqa: E731
@@ -169,7 +203,8 @@ def provenance_section(record: dict) -> str:
 <li>Config hash (sha256 of the preset's resolved config): <code>{record["config_sha256"]}</code>; \
 the full config is below.</li>
 <li>Packages: {packages}.</li>
-<li>Machine (of this report stage): {machine}. Threads per stage: {threads}.</li>
+<li>Machine (of this report stage): {machine}. Threads declared per stage: {threads}.</li>
+{trained_line}
 </ul>
 <h3>Wall time and peak memory per stage</h3>
 {timing}

@@ -16,7 +16,8 @@ EXTREMES = 3  # worst and best images shown per method
 
 def paper_fool_rates(paper_tables: Path) -> pd.DataFrame:
     path = Path(paper_tables) / FOOL_RATES_FILE
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["experiment", "method", "fool_rate"])
+    columns = ["experiment", "task", "method", "fool_rate", "statement", "citation"]
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=columns)
 
 
 def _percent(value) -> str:
@@ -36,8 +37,9 @@ def extreme_rows(analysis: StudyAnalysis, samples: dict[str, Path], titles: dict
         answered = analysis.per_image[analysis.per_image["method"] == method]
         if method not in samples or answered.empty:
             continue
-        count = max(1, min(EXTREMES, answered["image"].nunique() // 2))
-        worst, best = extreme_images(analysis.per_image, method, count)
+        count = min(EXTREMES, answered["image"].nunique() // 2)  # no image both worst and best
+        worst, best = extreme_images(analysis.per_image, method, max(1, count))
+        best = best.head(count)
         tiles = [
             (Path(samples[method]) / row["image"], f"{row['image']}: {100 * row['rate']:.0f}% of {row['trials']}")
             for frame in (worst, best)
@@ -109,11 +111,14 @@ pooled over tasks), as in the paper's appendix.</p>
 
 
 def _row(row, titles: dict, published: pd.DataFrame) -> str:
-    statement = published.loc[published["method"] == row["method"], "statement"]
-    paper_text = html.escape(str(statement.iloc[0])) if len(statement) else "&ndash;"
+    matches = published[
+        (published["method"] == row["method"]) & (published["task"].isna() | (published["task"] == row["task"]))
+    ]
+    paper_text = html.escape(str(matches["statement"].iloc[0])) if len(matches) else "&ndash;"
+    reaction = "&ndash;" if pd.isna(row["reaction_ms_median"]) else f"{row['reaction_ms_median']:.0f}"
     return (
         f"<tr><td>{html.escape(titles.get(row['method'], row['method']))}</td><td>{int(row['task'])}</td>"
         f"<td>{_percent(row['rate'])}</td><td>{_interval(row['wilson_low'], row['wilson_high'])}</td>"
         f"<td>{_interval(row['bootstrap_low'], row['bootstrap_high'])}</td><td>{int(row['raters'])}</td>"
-        f"<td>{int(row['trials'])}</td><td>{row['reaction_ms_median']:.0f}</td><td>{paper_text}</td></tr>"
+        f"<td>{int(row['trials'])}</td><td>{reaction}</td><td>{paper_text}</td></tr>"
     )

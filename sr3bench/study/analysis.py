@@ -100,7 +100,9 @@ def hierarchical_bootstrap(
     """Percentile 95% interval of the pooled fool rate, resampling raters with replacement
     and then each drawn rater's trials with replacement (pooled rate = fooled / trials of
     the draw). Counting the fooled ones among n trials drawn with replacement from a rater's
-    n answers is a Binomial(n, fooled/n) draw, so each resample takes one binomial per rater."""
+    n answers is a Binomial(n, fooled/n) draw, so each resample takes one binomial per rater.
+    Within one method and task a rater's trials are distinct images (plan.py never shows a
+    pair twice), so resampling trials is resampling images within rater."""
     trials = np.asarray(trials_per_rater, dtype=np.int64)
     fooled = np.asarray(fooled_per_rater, dtype=np.int64)
     if len(trials) == 0 or trials.sum() == 0:
@@ -404,11 +406,16 @@ def summary(analysis: StudyAnalysis) -> dict:
 
 def write(analysis: StudyAnalysis, folder: Path) -> None:
     """fool_rates.csv, per_image.csv, raters.csv and summary.json in ``folder``, all written
-    or none (numbers unrounded)."""
+    or none (numbers unrounded); each table's first column, ``answers``, says whether they
+    were simulated or given by people."""
+    label = "simulated" if analysis.simulated else "human"
     with atomic_folder(Path(folder)) as staging:
-        analysis.fool_rates.to_csv(staging / "fool_rates.csv", index=False)
-        analysis.per_image.to_csv(staging / "per_image.csv", index=False)
-        analysis.raters.to_csv(staging / "raters.csv", index=False)
+        for name, table in (
+            ("fool_rates.csv", analysis.fool_rates),
+            ("per_image.csv", analysis.per_image),
+            ("raters.csv", analysis.raters),
+        ):
+            table.assign(answers=label)[["answers", *table.columns]].to_csv(staging / name, index=False)
         text = json.dumps(summary(analysis), indent=2, allow_nan=False)
         (staging / "summary.json").write_text(text + "\n", encoding="utf-8")
 

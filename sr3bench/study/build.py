@@ -1,13 +1,16 @@
 """The study folder: self-contained (no CDN, no external request), so that it can be
-served by ``sr3bench study-serve`` or copied to any web server.
+served by ``sr3bench study-serve`` or copied to any web server; and the full plan beside it.
 
-    index.html, study.js, study.css     the page (sr3bench/study/page/)
-    plan.json                           the study's settings and each rater's trials
-    plan.js                             the same, as a script (the page also works from file://)
-    images/<sha256 prefix>.png          HR, method outputs, LR inputs and vigilance fakes
+    site/index.html, study.js, study.css  the page (sr3bench/study/page/)
+    site/plan.js                          what the page needs of the plan (plan.client_plan)
+    site/images/<sha256 prefix>.png       HR, method outputs, LR inputs and vigilance fakes
+    plan.json                             the full plan: the study's settings, each rater's
+                                          trials with their images, methods and sides
 
-Image files are named by their content, so the page's source does not say which method
-made which image, and an image shared by two trials is stored once.
+Nothing in the served folder says which method made an image or which side is the real
+photograph: the full plan stays outside it, and image files are named by their content
+(an image shared by two trials is stored once; a rater comparing file names across trials
+in the browser's tools could still tell that one recurs).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Mapping
 
 from PIL import Image
 
-from sr3bench.study.plan import PLAN_FILE, VIGILANCE, StudyDesign, plan_trials
+from sr3bench.core.atomic import atomic_path
+from sr3bench.study import store
+from sr3bench.study.plan import VIGILANCE, StudyDesign, client_plan, plan_trials
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +46,19 @@ class StudyBuildError(ValueError):
 
 def build_study(
     site: Path,
+    plan_file: Path,
     design: StudyDesign,
     hr_dir: Path,
     lr_dir: Path,
     method_dirs: Mapping[str, Path],
     display_ms: int,
     preset: str,
+    answers: Path | None = None,
 ) -> dict:
-    """Write the study folder ``site`` (replacing a previous one only when complete) and
-    return its plan: {"study": settings, "raters": {rater: [trial, ...]}}."""
+    """Write the study folder ``site`` and the full plan ``plan_file`` (each replacing the
+    previous one only when complete) and return the plan: {"study": settings, "raters":
+    {rater: [trial, ...]}}. Refused when ``answers`` holds answers given under another
+    plan: they would no longer match the images and trials."""
     _check_inputs(design, hr_dir, lr_dir, method_dirs)
     site = Path(site)
     staging = site.with_name(f".{site.name}.partial-{os.getpid()}")
@@ -78,10 +87,12 @@ def build_study(
             "raters": raters,
         }
         text = json.dumps(plan, indent=1)
-        (staging / PLAN_FILE).write_text(text)
-        (staging / "plan.js").write_text(f"window.STUDY = {text};\n")
+        _refuse_other_answers(answers, hashlib.sha256(text.encode()).hexdigest())
+        (staging / "plan.js").write_text(f"window.STUDY = {json.dumps(client_plan(plan), indent=1)};\n")
         for name in PAGE_FILES:
             shutil.copyfile(PAGE_DIR / name, staging / name)
+        with atomic_path(Path(plan_file)) as temporary:
+            temporary.write_text(text)
         _replace(site, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -97,6 +108,16 @@ def build_study(
         site,
     )
     return plan
+
+
+def _refuse_other_answers(answers: Path | None, fingerprint: str) -> None:
+    stored = store.stored_fingerprint(answers) if answers is not None else None
+    if stored is not None and stored != fingerprint:
+        raise StudyBuildError(
+            f"{answers} holds answers given under the study as it was built before (plan {stored[:12]}), and the "
+            f"study would change (plan {fingerprint[:12]}: other samples, images or settings). Move {answers} "
+            "away to start a new study with these inputs, or restore the inputs the answers were given under"
+        )
 
 
 def _with_files(trial: dict, hr, lr, fakes, outputs) -> dict:

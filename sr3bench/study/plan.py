@@ -1,18 +1,28 @@
-"""Each rater's trial list: seeded and balanced.
+"""Each rater's trial list: seeded and balanced, and what of it the page may see.
 
 - A rater does one task (with both tasks, raters alternate between them, as the paper
   asked separate raters per task).
-- Main trials: the (image, method) pairs of a task are put in one seeded order, and the
-  raters of that task take consecutive runs of it, cyclically, so that every pair is
-  shown to equally many raters (give or take one) and never twice to the same rater.
-- Sides: half of each rater's main trials show the method's output on the left, the other
-  half on the right, in a seeded order.
-- Practice trials (with feedback in the page) come first; vigilance trials, whose fake is
-  the LR input enlarged by nearest neighbour, are spread among the main trials.
+- Main trials: within a task, the images and the methods each get a seeded order, and the
+  raters of the task take consecutive runs of one long sequence that walks through the
+  images again and again, the method of an image shifting by one at each pass (a Latin
+  square). So every (image, method) pair is shown to equally many raters, give or take
+  one; no rater sees a pair twice; a rater sees distinct images as long as
+  ``images_per_rater`` is at most the number of images, and the methods in turn.
+- Sides: each method's trials of a rater alternate between left and right (in a seeded
+  order; when they are odd in number, the extra one alternates between raters): every
+  rater and every method is balanced within one per method.
+- Practice trials (with feedback in the page) come first, on images the rater does not see
+  in the main trials where the set has any (feedback names the real photograph); vigilance
+  trials, whose fake is the LR input enlarged by nearest neighbour, are spread among the
+  main trials.
+
+The full plan (``studies/<preset>/plan.json``) stays outside the served folder: the page
+gets ``client_plan``, which names neither methods nor images nor where the method's output is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +32,6 @@ import numpy as np
 VIGILANCE = "vigilance"  # the method name of a vigilance trial
 SIDES = ("left", "right")
 KINDS = ("practice", "main", "vigilance")
-PLAN_FILE = "plan.json"  # in the study folder: {"study": settings, "raters": {rater: [trial, ...]}}
 
 
 @dataclass(frozen=True)
@@ -67,42 +76,58 @@ def plan_trials(design: StudyDesign) -> dict[str, list[dict]]:
     if not design.images or not design.methods:
         raise ValueError("a study needs at least one test image and one method")
     rng = np.random.default_rng([design.seed, 2021])
-    pairs = [(image, method) for image in design.images for method in design.methods]
-    orders = {task: [pairs[i] for i in rng.permutation(len(pairs))] for task in design.tasks}
+    orders = {
+        task: (
+            [design.images[i] for i in rng.permutation(len(design.images))],
+            [design.methods[i] for i in rng.permutation(len(design.methods))],
+            int(rng.integers(2)),  # which side the first image's first showing takes
+        )
+        for task in design.tasks
+    }
     plans = {}
     for index, rater in enumerate(rater_ids(design.raters)):
         task = rater_task(design, index)
-        position_in_task = index // len(design.tasks)
-        plans[rater] = _rater_trials(design, rater, task, position_in_task, orders[task], rng)
+        main = _main_trials(design, index // len(design.tasks), *orders[task])
+        plans[rater] = _rater_trials(design, rater, task, main, rng)
     return plans
 
 
-def _rater_trials(design, rater, task, position, order, rng) -> list[dict]:
-    count = design.main_trials
-    start = position * count
-    chosen = [order[(start + offset) % len(order)] for offset in range(count)]
-    chosen = [chosen[i] for i in rng.permutation(count)]
-    left = np.zeros(count, dtype=bool)
-    left[rng.permutation(count)[: count // 2 + int(count % 2 and rng.integers(2))]] = True
-    main = [
-        ("main", image, method, SIDES[0] if is_left else SIDES[1]) for (image, method), is_left in zip(chosen, left)
-    ]
+def _main_trials(design: StudyDesign, position: int, images, methods, flip: int) -> list[tuple]:
+    """The ``position``-th rater's run of the task's sequence: step s shows image i = s mod N
+    with method (s div N + i) mod M. Sides: each method's trials of the run alternate
+    between left and right in a seeded order, the odd one out alternating between raters."""
+    count, n_images, n_methods = design.main_trials, len(images), len(methods)
+    pairs = []
+    for step in range(position * count, (position + 1) * count):
+        image_index = step % n_images
+        pairs.append((images[image_index], methods[(step // n_images + image_index) % n_methods]))
+    rng = np.random.default_rng([flip, position, 7])
+    trials = []
+    for method_index, method in enumerate(methods):
+        mine = [pair for pair in pairs if pair[1] == method]
+        start = (position + method_index + flip) % 2
+        for order, index in enumerate(rng.permutation(len(mine))):
+            trials.append(("main", *mine[index], SIDES[(start + order) % 2]))
+    return trials
 
-    vigilance = [
-        ("vigilance", design.images[rng.integers(len(design.images))], VIGILANCE, SIDES[rng.integers(2)])
-        for _ in range(design.vigilance_trials)
-    ]
-    for trial in vigilance:  # never first: a rater settles in on a real trial
+
+def _rater_trials(design: StudyDesign, rater: str, task: int, main: list[tuple], rng) -> list[dict]:
+    main = [main[i] for i in rng.permutation(len(main))]
+    for _ in range(design.vigilance_trials):  # never first: a rater settles in on a real trial
+        trial = ("vigilance", design.images[rng.integers(len(design.images))], VIGILANCE, SIDES[rng.integers(2)])
         main.insert(int(rng.integers(1, len(main) + 1)), trial)
 
-    practice = []
-    for _ in range(design.practice_trials):
-        image, method = (
-            design.images[rng.integers(len(design.images))],
+    unseen = [image for image in design.images if image not in {trial[1] for trial in main}]
+    practice_images = unseen or list(design.images)
+    practice = [
+        (
+            "practice",
+            practice_images[rng.integers(len(practice_images))],
             design.methods[rng.integers(len(design.methods))],
+            SIDES[rng.integers(2)],
         )
-        practice.append(("practice", image, method, SIDES[rng.integers(2)]))
-
+        for _ in range(design.practice_trials)
+    ]
     return [
         {
             "rater": rater,
@@ -117,8 +142,40 @@ def _rater_trials(design, rater, task, position, order, rng) -> list[dict]:
     ]
 
 
-def read_plan(site: Path) -> dict:
-    path = Path(site) / PLAN_FILE
+CLIENT_STUDY_KEYS = ("display_ms", "questions", "tasks", "practice_trials", "main_trials", "vigilance_trials", "raters")
+CLIENT_TRIAL_KEYS = ("trial", "kind", "task", "left", "right", "lr")
+
+
+def client_plan(plan: dict) -> dict:
+    """What the page gets (site/plan.js): each trial's image files and, for practice trials
+    only, the real photograph's side (the feedback); never a method, an image's name or
+    where the method's output is."""
+    study = {key: plan["study"][key] for key in CLIENT_STUDY_KEYS}
+    raters = {
+        rater: [
+            {
+                **{key: trial[key] for key in CLIENT_TRIAL_KEYS},
+                **({"real_side": _other(trial["method_side"])} if trial["kind"] == "practice" else {}),
+            }
+            for trial in trials
+        ]
+        for rater, trials in plan["raters"].items()
+    }
+    return {"study": study, "raters": raters}
+
+
+def _other(side: str) -> str:
+    return SIDES[1] if side == SIDES[0] else SIDES[0]
+
+
+def read_plan(plan_file: Path) -> dict:
+    """The full plan (studies/<preset>/plan.json)."""
+    path = Path(plan_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: build the study first (sr3bench study-build --preset PRESET)")
     return json.loads(path.read_text())
+
+
+def plan_fingerprint(plan_file: Path) -> str:
+    """What ties answers to the plan they were given under: the plan file's sha256."""
+    return hashlib.sha256(Path(plan_file).read_bytes()).hexdigest()

@@ -57,16 +57,18 @@ def _checked_plan(trials) -> list[dict]:
 def simulate_answers(
     trials,
     fool_rates: dict[str, float],
-    rater_sd: float = 0.3,
-    image_sd: float = 0.3,
-    inattentive_share: float = 0.0,
-    seed: int = 0,
-    display_ms: float = 3000.0,
+    rater_sd: float,
+    image_sd: float,
+    *,
+    inattentive_share: float,
+    seed: int,
+    display_ms: float,
 ) -> pd.DataFrame:
     """Answer rows (the columns of ``analysis.ANSWER_COLUMNS``, origin 'simulated') for the
     planned ``trials`` (dicts with exactly the keys ``TRIAL_KEYS``), in (rater, trial) order;
-    the same for the same arguments. The truth a check needs rides along in ``.attrs``:
-    ``inattentive_raters`` (sorted rater ids, as text)."""
+    the same for the same arguments. The spreads and the share have no defaults here: the
+    pipeline passes ``study.simulated``'s, whose defaults are the schema's. The truth a
+    check needs rides along in ``.attrs``: ``inattentive_raters`` (sorted rater ids, as text)."""
     plan = _checked_plan(trials)
     if not plan:
         empty = pd.DataFrame(columns=list(ANSWER_COLUMNS))
