@@ -1,10 +1,12 @@
 """A small human study for the study tests: synthetic 64x64 photographs, their 16x16 inputs
-and two methods' outputs, built into a study folder with ``build_study``."""
+and two methods' outputs, built with ``build_study`` into a study folder and, beside it (not
+served), the full plan."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -13,6 +15,12 @@ from sr3bench.study.build import build_study
 from sr3bench.study.plan import StudyDesign
 
 METHODS = ("sr3", "regression")
+
+
+class Study(NamedTuple):
+    site: Path  # the served folder
+    plan_file: Path  # the full plan, outside it
+    plan: dict
 
 
 def make_images(root: Path, count: int = 4, size: int = 64, factor: int = 4) -> dict[str, Path]:
@@ -47,8 +55,9 @@ def make_study(
     display_ms: int = 400,
     seed: int = 0,
     size: int = 64,
-) -> tuple[Path, dict]:
-    """The study folder ``root/site`` and its plan (``size``: the photographs' width and height)."""
+) -> Study:
+    """The study folder ``root/site`` and the full plan ``root/plan.json`` (``size``: the
+    photographs' width and height)."""
     folders = make_images(root / "images", size=size)
     design = StudyDesign(
         methods=METHODS,
@@ -60,24 +69,30 @@ def make_study(
         vigilance_share=vigilance_share,
         seed=seed,
     )
-    site = root / "site"
+    site, plan_file = root / "site", root / "plan.json"
     plan = build_study(
-        site, design, folders["hr"], folders["lr"], {m: folders[m] for m in METHODS}, display_ms, preset="test"
+        site,
+        plan_file,
+        design,
+        folders["hr"],
+        folders["lr"],
+        {m: folders[m] for m in METHODS},
+        display_ms,
+        preset="test",
     )
-    return site, plan
+    return Study(site, plan_file, plan)
 
 
-def answer_for(trial: dict, choice: str, origin: str = "served", **changes) -> dict:
-    """An answer row (``store.COLUMNS``) to the planned ``trial``."""
-    row = {
+def page_answer(planned: dict, choice: str, /, **changes) -> dict:
+    """What the page sends for the ``planned`` trial (``importing.CSV_COLUMNS``); ``changes``
+    replace fields (any, ``trial`` and ``choice`` included)."""
+    trial = planned
+    answer = {
         "rater": trial["rater"],
         "session": "s1",
         "trial": trial["trial"],
-        "kind": trial["kind"],
-        "task": trial["task"],
-        "image": trial["image"],
-        "method": trial["method"],
-        "method_side": trial["method_side"],
+        "left": trial["left"],
+        "right": trial["right"],
         "choice": choice,
         "reaction_ms": 812.5,
         "display_ms": 400.0,
@@ -85,6 +100,18 @@ def answer_for(trial: dict, choice: str, origin: str = "served", **changes) -> d
         .isoformat()
         .replace("+00:00", "Z"),
         "user_agent": "test agent",
+    }
+    return {**answer, **changes}
+
+
+def answer_for(planned: dict, choice: str, /, origin: str = "served", **changes) -> dict:
+    """The stored row (``store.COLUMNS``) of an answer to the ``planned`` trial."""
+    trial = planned
+    answer = page_answer(trial, choice)
+    row = {
+        **{key: answer[key] for key in ("rater", "session", "trial")},
+        **{key: trial[key] for key in ("kind", "task", "image", "method", "method_side")},
+        **{key: answer[key] for key in ("choice", "reaction_ms", "display_ms", "timestamp", "user_agent")},
         "origin": origin,
     }
     return {**row, **changes}

@@ -1,8 +1,10 @@
 """The study page in headless Chromium (Selenium, Debian's chromedriver): scripted raters
 play whole sessions by key and by click, served (each answer stored by the server) and
-static (answers in localStorage, then a CSV that imports into the same rows). A reload
-resumes at the next trial; the pair is hidden after display_ms, measured within 50 ms; no
-request leaves the study's own server. A task-1 trial is left as test-artifacts/study-trial.png."""
+static (answers in localStorage, then a CSV that imports into the same rows). The page
+knows only the client plan; the rows it leads to carry the full plan's fields, and its
+practice feedback names the side the full plan has the photograph on. A reload resumes at
+the next trial; the pair is hidden after display_ms, measured within 50 ms; no request
+leaves the study's own server. A task-1 trial is left as test-artifacts/study-trial.png."""
 
 from __future__ import annotations
 
@@ -121,7 +123,7 @@ def serve_in_thread(server):
 @pytest.fixture
 def served(study, tmp_path):
     """(base URL, answers database) of the study served by make_server."""
-    server = serve_in_thread(make_server(study[0], tmp_path / "answers.sqlite"))
+    server = serve_in_thread(make_server(study.plan_file, study.site, tmp_path / "answers.sqlite"))
     yield server.url, tmp_path / "answers.sqlite"
     server.shutdown()
     server.server_close()
@@ -130,7 +132,7 @@ def served(study, tmp_path):
 @pytest.fixture
 def hosted(study):
     """The study folder on a plain web server (as a lab would host the static page)."""
-    handler = functools.partial(QuietFiles, directory=str(study[0]))
+    handler = functools.partial(QuietFiles, directory=str(study.site))
     server = serve_in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler))
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -203,7 +205,7 @@ def answer(driver, trial: dict, choice: str, way: str, last: bool = False, go_on
     give(driver, choice, way)
     if trial["kind"] == "practice":
         wait_for(driver, "feedback")
-        photograph = "right" if trial["method_side"] == "left" else "left"
+        photograph = "right" if trial["method_side"] == "left" else "left"  # from the full plan
         verdict = "Correct" if choice == photograph else "Not quite"
         assert driver.find_element(By.ID, "feedback-text").text == f"{verdict}: the photograph was on the {photograph}."
         if not go_on:
@@ -265,7 +267,7 @@ def check_rows(rows: list[dict], trials: list[dict], choices: list[str], origin:
 
 def test_a_served_session_by_keys_and_clicks_resumes_after_a_reload(page, study, served):
     url, answers = served
-    trials = study[1]["raters"]["r000"]
+    trials = study.plan["raters"]["r000"]
     choices = ["left", "right", "right", "left", "left", "right"][: len(trials)]
     ways = ["arrow", "click", "letter", "arrow", "click", "letter"]
     page.get(f"{url}/index.html?rater=r000")
@@ -295,11 +297,13 @@ def test_a_served_session_by_keys_and_clicks_resumes_after_a_reload(page, study,
 
 def test_start_hands_out_raters_and_an_answer_at_the_onset_ends_the_display(page, study, served):
     url, answers = served
+    page.get(f"{url}/")
+    assert page.current_url == f"{url}/" and "planned" in page.find_element("id", "raters").text
     page.get(f"{url}/start")
-    assert page.current_url == f"{url}/index.html?rater=r000"
+    assert page.current_url == f"{url}/index.html?rater=r000", "the information page handed out no rater"
     page.get(f"{url}/start")
     assert page.current_url == f"{url}/index.html?rater=r001"
-    trials = study[1]["raters"]["r001"]
+    trials = study.plan["raters"]["r001"]
     choices = ["right", "right", "left", "left", "right", "left"][: len(trials)]
     start(page, "enter")
     answer(page, trials[0], choices[0], "click", go_on=False)  # practice; the script below continues from its feedback
@@ -309,7 +313,7 @@ def test_start_hands_out_raters_and_an_answer_at_the_onset_ends_the_display(page
 
     rows = answered_rows(answers, "r001")
     check_rows(rows, trials, choices, "served")
-    early = rows[1]
+    early = rows[1]  # its display_ms is shorter than the study's setting: what the rater saw
     assert early["reaction_ms"] <= early["display_ms"] < 100, "the pair went at the first frame after the answer"
     assert all(abs(row["display_ms"] - DISPLAY_MS) <= TOLERANCE_MS for row in rows[:1] + rows[2:])
     check_display(seen(page), task=2, answered_at_onset=(1,))
@@ -318,9 +322,9 @@ def test_start_hands_out_raters_and_an_answer_at_the_onset_ends_the_display(page
 
 
 def test_an_answer_given_while_the_server_is_down_waits_and_is_stored_once(page, study, tmp_path):
-    site, plan = study
+    site, plan_file, plan = study
     answers = tmp_path / "answers.sqlite"
-    server = serve_in_thread(make_server(site, answers))
+    server = serve_in_thread(make_server(plan_file, site, answers))
     port = server.server_address[1]
     trials = plan["raters"]["r002"]
     choices = ["right", "left", "left", "right", "right", "left"][: len(trials)]
@@ -333,7 +337,8 @@ def test_an_answer_given_while_the_server_is_down_waits_and_is_stored_once(page,
     give(page, choices[1], "arrow")
     wait_for(page, "waiting")
     assert page.find_element("id", "waiting").is_displayed() and state(page)[1] == 1, "the trial waits, on screen"
-    server = serve_in_thread(make_server(site, answers, port=port))  # restarted: the page's retry gets through
+    # restarted: the page's retry gets through
+    server = serve_in_thread(make_server(plan_file, site, answers, port=port))
     try:
         for index in range(2, len(trials)):
             answer(page, trials[index], choices[index], "click", last=index == len(trials) - 1)
@@ -346,7 +351,7 @@ def test_an_answer_given_while_the_server_is_down_waits_and_is_stored_once(page,
 
 
 def test_the_static_page_keeps_answers_through_a_reload_and_its_csv_imports(page, study, hosted, tmp_path):
-    site, plan = study
+    site, plan_file, plan = study
     trials = plan["raters"]["r002"]
     choices = ["left", "left", "right", "right", "left", "right"][: len(trials)]
     ways = ["letter", "click", "arrow", "click", "letter", "arrow"]
@@ -373,7 +378,7 @@ def test_the_static_page_keeps_answers_through_a_reload_and_its_csv_imports(page
     csv_file = tmp_path / "answers-r002.csv"
     csv_file.write_text(text)
     answers = tmp_path / "answers.sqlite"
-    assert import_csv(csv_file, site, answers) == len(trials)
+    assert import_csv(csv_file, plan_file, answers) == len(trials)
     rows = answered_rows(answers, "r002")
     check_rows(rows, trials, choices, "imported")
     assert all(abs(row["display_ms"] - DISPLAY_MS) <= TOLERANCE_MS for row in rows)
@@ -381,7 +386,7 @@ def test_the_static_page_keeps_answers_through_a_reload_and_its_csv_imports(page
 
 def test_a_task_1_trial_as_a_rater_sees_it(page, tmp_path):
     """From file:// (no server at all), with the paper's 3 s display: screenshot of the pair."""
-    site, plan = make_study(tmp_path, raters=1, tasks=(1,), practice_trials=0, display_ms=3000, size=256)
+    site, _, plan = make_study(tmp_path, raters=1, tasks=(1,), practice_trials=0, display_ms=3000, size=256)
     page.get(f"{(site / 'index.html').as_uri()}?rater=r000")
     start(page, "space")
     wait_for(page, "pair", trial=0)

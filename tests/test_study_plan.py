@@ -148,7 +148,7 @@ def test_the_study_folder_holds_every_image_of_its_plan_and_no_external_referenc
         if path.suffix in (".html", ".js", ".css"):
             text = path.read_text()
             assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
-            assert not any(word in text for word in ('method_side', '"sr3"', '"bicubic"', '"a.png"')), path
+            assert not any(word in text for word in ("method_side", '"sr3"', '"bicubic"', '"a.png"')), path
 
 
 def test_a_missing_or_wrong_sized_output_is_refused_and_the_previous_folder_kept(sources):
@@ -172,9 +172,18 @@ def test_a_rebuild_that_would_orphan_collected_answers_is_refused(sources):
 
     root, design = sources
     answers = root / "answers.sqlite"
-    build(root, design, answers)  # no answers yet: fine
+    plan = build(root, design, answers)  # no answers yet: fine
+    trial = plan["raters"]["r000"][0]
     connection = store.open_store(answers)
     store.bind_plan(connection, plan_fingerprint(root / "plan.json"))
+    store.record(
+        connection,
+        {
+            **{key: trial[key] for key in ("rater", "trial", "kind", "task", "image", "method", "method_side")},
+            **{"session": "s", "choice": "left", "reaction_ms": 800.0, "display_ms": 3000.0},
+            **{"timestamp": "2026-12-07T10:00:00Z", "user_agent": "test", "origin": "served"},
+        },
+    )
     connection.close()
     build(root, design, answers)  # the same inputs: the same plan, fine
     (root / "bicubic" / "a.png").unlink()

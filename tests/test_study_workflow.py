@@ -26,7 +26,7 @@ COLLECTED = "presets={demo: {study: {answers: collected}}}"
 def answer(trial: dict, fooled: bool) -> dict:
     other = "right" if trial["method_side"] == "left" else "left"
     return {
-        **{key: trial[key] for key in ("rater", "trial", "kind", "task", "image", "method", "method_side")},
+        **{key: trial[key] for key in ("rater", "trial", "left", "right")},
         "session": "lab",
         "choice": trial["method_side"] if fooled else other,
         "reaction_ms": 900.0,
@@ -51,7 +51,7 @@ def printed_url(server, log, timeout: float = 60) -> str:
 def lab(small_demo_project, tmp_path_factory):
     project = tmp_path_factory.mktemp("lab") / "project"
     shutil.copytree(small_demo_project, project, symlinks=True)
-    plan = json.loads((project / "studies" / "demo" / "site" / "plan.json").read_text())
+    plan = json.loads((project / "studies" / "demo" / "plan.json").read_text())
     return project, plan
 
 

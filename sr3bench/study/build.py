@@ -112,7 +112,7 @@ def build_study(
 
 def _refuse_other_answers(answers: Path | None, fingerprint: str) -> None:
     stored = store.stored_fingerprint(answers) if answers is not None else None
-    if stored is not None and stored != fingerprint:
+    if stored is not None and stored != fingerprint and store.read_answers(answers).shape[0]:
         raise StudyBuildError(
             f"{answers} holds answers given under the study as it was built before (plan {stored[:12]}), and the "
             f"study would change (plan {fingerprint[:12]}: other samples, images or settings). Move {answers} "

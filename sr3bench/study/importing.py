@@ -1,10 +1,17 @@
-"""Answers checked against the study's plan: each answer the server is given, and the CSV
-of the static page, which is checked in full and then loaded all or nothing.
+"""A page's answers mapped back through the study's full plan: each answer the server is
+given, and the CSV of the static page, which is checked in full and then loaded all or
+nothing.
 
-The CSV has the header ``CSV_COLUMNS`` (``store.COLUMNS`` without ``origin``, which the
-import sets to 'imported'; an ``origin`` column, if present, is empty or 'imported'), in any
-order. An answer stored already with the same values is skipped (a file imported twice);
-one stored with other values is an error.
+The page knows only what ``plan.client_plan`` gives it: a trial's index and its image
+files. So an answer (``CSV_COLUMNS``) names the rater, the trial, the two files shown
+(``left``, ``right``), the choice and its measurements; ``PlannedTrials.to_row`` checks
+the files against the full plan (other files: the page was built for another plan) and
+fills in the trial's kind, task, image, method and method_side, giving the stored row
+(``store.COLUMNS``). The server and the importer both use it, so the rules live here.
+
+The CSV has exactly the header ``CSV_COLUMNS``, in any order. An answer stored already
+with the same values is skipped (a file imported twice); one stored with other values is
+an error. The database is tied to the plan (``store.bind_plan``) in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,18 +21,42 @@ import io
 import logging
 import math
 import re
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
-from sr3bench.study.plan import SIDES, VIGILANCE, read_plan
-from sr3bench.study.store import COLUMNS, StoreError, insert, open_store, stored_answer, transaction
+from sr3bench.study.plan import SIDES, plan_fingerprint, read_plan
+from sr3bench.study.store import (
+    COLUMNS,
+    ORIGINS,
+    StoreError,
+    bind_plan,
+    check_origin,
+    insert,
+    open_store,
+    stored_answer,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = tuple(column for column in COLUMNS if column != "origin")
-PLAN_FIELDS = ("kind", "task", "image", "method", "method_side")  # an answer repeats its trial's plan
-TEXT_FIELDS = ("rater", "session", "kind", "image", "method", "method_side", "choice", "timestamp", "user_agent")
+# What the page sends (POST /api/answer) and what the static page's CSV holds.
+CSV_COLUMNS = (
+    "rater",
+    "session",
+    "trial",
+    "left",
+    "right",
+    "choice",
+    "reaction_ms",
+    "display_ms",
+    "timestamp",
+    "user_agent",
+)
+PLAN_FIELDS = ("kind", "task", "image", "method", "method_side")  # filled in from the full plan
+TEXT_FIELDS = ("rater", "session", "left", "right", "choice", "timestamp", "user_agent")
+STORED_FIELDS = tuple(column for column in COLUMNS if column != "origin")  # compared on a second import
 SHOWN_PROBLEMS = 20
 
 
@@ -33,30 +64,40 @@ class AnswerError(ValueError):
     """One answer disagrees with the plan or is malformed (the message says how)."""
 
 
+class OtherPlanError(AnswerError):
+    """The answer's image files are not those of the plan's trial: the page was built for
+    another plan (another build of the study)."""
+
+
 class AnswersImportError(ValueError):
     """A CSV of answers that cannot be imported; nothing of it was stored."""
 
 
 class PlannedTrials:
-    """The study's planned trials by (rater, trial), to check answers against."""
+    """The study's full plan by (rater, trial), to map answers through."""
 
-    def __init__(self, plan: dict):
+    def __init__(self, plan: dict, fingerprint: str | None = None):
+        self.study = dict(plan.get("study", {}))
         self.raters = dict(plan["raters"])
-        self.images = {trial["image"] for trials in self.raters.values() for trial in trials}
-        self.methods = {trial["method"] for trials in self.raters.values() for trial in trials}
+        self.files = {trial[side] for trials in self.raters.values() for trial in trials for side in SIDES}
+        self.fingerprint = fingerprint
 
     @classmethod
-    def from_site(cls, site: Path) -> PlannedTrials:
-        return cls(read_plan(site))
+    def from_file(cls, plan_file: Path) -> PlannedTrials:
+        """The plan file (``studies/<preset>/plan.json``) and its fingerprint."""
+        return cls(read_plan(plan_file), plan_fingerprint(plan_file))
 
     def count(self, rater: str) -> int:
         return len(self.raters[rater])
 
-    def check(self, row: Mapping, from_text: bool = False) -> dict:
-        """The answer with typed values (``CSV_COLUMNS``), or an AnswerError. ``from_text``:
-        the values are strings (a CSV); otherwise numbers must be numbers (JSON)."""
-        missing = [column for column in CSV_COLUMNS if column not in row]
-        unknown = [str(column) for column in row if column not in COLUMNS]
+    def to_row(self, answer: Mapping, origin: str, from_text: bool = False) -> dict:
+        """The stored row (``store.COLUMNS``) of a page's answer (``CSV_COLUMNS``), or an
+        AnswerError (an OtherPlanError when its image files are not the trial's).
+        ``from_text``: the values are strings (a CSV); otherwise numbers must be numbers (JSON)."""
+        if origin not in ORIGINS:
+            raise ValueError(f"origin {origin!r}; expected {' | '.join(ORIGINS)}")
+        missing = [column for column in CSV_COLUMNS if column not in answer]
+        unknown = [str(column) for column in answer if column not in CSV_COLUMNS]
         if missing or unknown:
             raise AnswerError(
                 ("lacks " + ", ".join(missing) if missing else "")
@@ -65,56 +106,68 @@ class PlannedTrials:
                 + f"; an answer has the fields {', '.join(CSV_COLUMNS)}"
             )
         for column in TEXT_FIELDS:
-            if not isinstance(row[column], str):
-                raise AnswerError(f"{column} is {row[column]!r}, not text")
-        rater = row["rater"]
+            if not isinstance(answer[column], str):
+                raise AnswerError(f"{column} is {answer[column]!r}, not text")
+        rater = answer["rater"]
         if rater not in self.raters:
             raise AnswerError(f"unknown rater {rater!r}: the plan's raters are {_span(sorted(self.raters))}")
-        trial = _whole(row["trial"], "trial", from_text)
-        task = _whole(row["task"], "task", from_text)
+        trial = _whole(answer["trial"], "trial", from_text)
         if not 0 <= trial < len(self.raters[rater]):
             raise AnswerError(
                 f"unknown trial {trial} of rater {rater}: the plan has trials 0 to {self.count(rater) - 1}"
             )
-        if row["image"] not in self.images:
-            raise AnswerError(f"unknown image {row['image']!r}: not among the study's {len(self.images)} test images")
-        if row["method"] not in self.methods:
-            compared = ", ".join(sorted(self.methods - {VIGILANCE}))
-            raise AnswerError(
-                f"unknown method {row['method']!r}: the study compares {compared} (and {VIGILANCE} trials)"
-            )
         planned = self.raters[rater][trial]
-        answer = {**{column: row[column] for column in CSV_COLUMNS}, "trial": trial, "task": task}
-        differing = [field for field in PLAN_FIELDS if answer[field] != planned[field]]
-        if differing:
-            raise AnswerError(
-                f"rater {rater}'s trial {trial} disagrees with the plan: "
-                + ", ".join(f"{field} is {answer[field]!r}, planned {planned[field]!r}" for field in differing)
+        for side in SIDES:
+            if answer[side] not in self.files:
+                raise OtherPlanError(
+                    f"unknown image {answer[side]!r} ({side}): not a file of this study's plan "
+                    "(the answer was given under another build of the study)"
+                )
+        if (answer["left"], answer["right"]) != (planned["left"], planned["right"]):
+            raise OtherPlanError(
+                f"rater {rater}'s trial {trial} showed {answer['left']} | {answer['right']}, the plan has "
+                f"{planned['left']} | {planned['right']}: the answer was given under another plan of the study"
             )
         if answer["choice"] not in SIDES:
             raise AnswerError(f"choice is {answer['choice']!r}; expected {' | '.join(SIDES)}")
-        answer["reaction_ms"] = _milliseconds(row["reaction_ms"], "reaction_ms", from_text, may_be_empty=False)
-        answer["display_ms"] = _milliseconds(row["display_ms"], "display_ms", from_text, may_be_empty=True)
         _check_timestamp(answer["timestamp"])
-        return answer
+        return {
+            "rater": rater,
+            "session": answer["session"],
+            "trial": trial,
+            **{field: planned[field] for field in PLAN_FIELDS},
+            "choice": answer["choice"],
+            "reaction_ms": _milliseconds(answer["reaction_ms"], "reaction_ms", from_text, may_be_empty=False),
+            "display_ms": _milliseconds(answer["display_ms"], "display_ms", from_text, may_be_empty=True),
+            "timestamp": answer["timestamp"],
+            "user_agent": answer["user_agent"],
+            "origin": origin,
+        }
 
 
-def import_csv(csv_path: Path, site: Path, answers: Path) -> int:
-    """Check the CSV in full against the plan of the study folder ``site``, then store its
-    answers in ``answers`` in one transaction; the number of answers newly stored. Any
-    problem raises AnswersImportError naming the file and line(s), and nothing is stored."""
-    csv_path = Path(csv_path)
-    planned = PlannedTrials.from_site(site)
+def import_csv(csv_path: Path, plan_file: Path, answers: Path) -> int:
+    """Check the CSV in full against the full plan ``plan_file``, then store its answers in
+    ``answers`` in one transaction, tying the database to the plan; the number of answers
+    newly stored. A problem with the file raises AnswersImportError naming the file and
+    line(s); a database bound to another plan, or not usable, raises StoreError; either way
+    nothing is stored."""
+    csv_path, answers = Path(csv_path), Path(answers)
+    planned = PlannedTrials.from_file(plan_file)
     rows = _checked_rows(csv_path, planned)
     connection = open_store(answers)
     try:
         with transaction(connection):
+            try:
+                check_origin(connection, "imported")  # before the plan: a simulated database says so
+            except StoreError as error:
+                raise AnswersImportError(f"{csv_path}: nothing imported: {error}") from error
+            bind_plan(connection, planned.fingerprint)
             fresh, skipped, conflicts = [], 0, []
             for line, row in rows:
                 stored = stored_answer(connection, row["rater"], row["trial"])
                 if stored is None:
                     fresh.append(row)
-                elif all(stored[column] == row[column] for column in CSV_COLUMNS):
+                elif all(stored[column] == row[column] for column in STORED_FIELDS):
                     skipped += 1
                 else:
                     conflicts.append(
@@ -125,9 +178,11 @@ def import_csv(csv_path: Path, site: Path, answers: Path) -> int:
                 raise AnswersImportError(_summary(csv_path, conflicts))
             try:
                 for row in fresh:
-                    insert(connection, {**row, "origin": "imported"})
+                    insert(connection, row)
             except StoreError as error:
                 raise AnswersImportError(f"{csv_path}: nothing imported: {error}") from error
+    except sqlite3.Error as error:  # locked for longer than the timeout, the disk full, ...
+        raise StoreError(f"{answers}: nothing imported from {csv_path}: {error}") from error
     finally:
         connection.close()
     log.info("%s: %d answers imported into %s, %d stored already", csv_path, len(fresh), answers, skipped)
@@ -135,7 +190,7 @@ def import_csv(csv_path: Path, site: Path, answers: Path) -> int:
 
 
 def _checked_rows(path: Path, planned: PlannedTrials) -> list[tuple[int, dict]]:
-    """(line, answer) for each row, or one AnswersImportError listing every problem found."""
+    """(line, stored row) for each row, or one AnswersImportError listing every problem found."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError as error:
@@ -145,7 +200,13 @@ def _checked_rows(path: Path, planned: PlannedTrials) -> list[tuple[int, dict]]:
     if not text.strip():
         raise AnswersImportError(f"{path}: the file is empty; expected the header {','.join(CSV_COLUMNS)}")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header = [name.strip() for name in next(reader)]
+    try:
+        header = [name.strip() for name in next(reader)]
+    except csv.Error as error:
+        raise AnswersImportError(
+            f"{path}, line {reader.line_num}: the header is not CSV ({error}); nothing imported. "
+            f"Expected the header: {','.join(CSV_COLUMNS)}"
+        ) from error
     _check_header(path, header)
 
     rows, problems, first_line = [], [], {}
@@ -171,11 +232,11 @@ def _checked_rows(path: Path, planned: PlannedTrials) -> list[tuple[int, dict]]:
             )
             continue
         try:
-            answer = _from_csv_row(dict(zip(header, fields)), planned)
+            row = planned.to_row(dict(zip(header, fields)), "imported", from_text=True)
         except AnswerError as error:
             problems.append(f"{path}, line {line}: {error}")
             continue
-        key = answer["rater"], answer["trial"]
+        key = row["rater"], row["trial"]
         if key in first_line:
             problems.append(
                 f"{path}, line {line}: duplicate trial: rater {key[0]}'s trial {key[1]} is answered on line "
@@ -183,7 +244,7 @@ def _checked_rows(path: Path, planned: PlannedTrials) -> list[tuple[int, dict]]:
             )
             continue
         first_line[key] = line
-        rows.append((line, answer))
+        rows.append((line, row))
     if not text.endswith(("\n", "\r")) and not short:
         problems.append(
             f"{path}, line {reader.line_num}: the file ends in the middle of a row (no line end): cut short"
@@ -197,7 +258,7 @@ def _checked_rows(path: Path, planned: PlannedTrials) -> list[tuple[int, dict]]:
 
 def _check_header(path: Path, header: list[str]) -> None:
     missing = [column for column in CSV_COLUMNS if column not in header]
-    unknown = [column for column in header if column not in COLUMNS]
+    unknown = [column for column in header if column not in CSV_COLUMNS]
     repeated = sorted({column for column in header if header.count(column) > 1})
     if missing or unknown or repeated:
         problems = (
@@ -209,13 +270,6 @@ def _check_header(path: Path, header: list[str]) -> None:
             f"{path}, line 1: wrong columns: {'; '.join(problems)}; nothing imported. "
             f"Expected the header: {','.join(CSV_COLUMNS)}"
         )
-
-
-def _from_csv_row(row: dict, planned: PlannedTrials) -> dict:
-    origin = row.pop("origin", "")
-    if origin not in ("", "imported"):
-        raise AnswerError(f"origin is {origin!r}: answers of the static page are imported (leave origin empty)")
-    return planned.check(row, from_text=True)
 
 
 def _summary(path: Path, problems: list[str]) -> str:

@@ -1,21 +1,36 @@
 """``sr3bench study-serve``: the study folder served locally (standard library only), each
-answer checked against the plan and stored in SQLite when it is given.
+answer mapped through the full plan (kept outside the served folder) and stored in SQLite
+when it is given.
 
-    GET  /start                    redirect to the page of the first planned rater not started
-    GET  /start?rater=ID           redirect to that rater's page (so is GET /)
+    GET  /                         about the study: its preset, raters planned, handed out,
+                                   started and finished, and the /start link (hands out nothing)
+    GET  /start                    redirect to the page of the first planned rater neither
+                                   started nor handed out, recorded as handed out (409 when none is left)
+    GET  /start?rater=ID           redirect to that rater's page (recorded as handed out too)
     GET  /index.html?rater=ID      the page (any file of the study folder; no listing)
     GET  /api/state?rater=ID       {"rater", "next_trial", "trials"}
-    POST /api/answer               one answer (JSON) -> {"stored": bool, "next_trial": n}; a re-sent
-                                   answer is not stored twice; 400 for an answer that disagrees with
-                                   the plan, 409 for one ahead of the rater's next trial
+    POST /api/answer               one answer (JSON: importing.CSV_COLUMNS) -> {"stored": bool,
+                                   "next_trial": n}; a re-sent answer is not stored twice; 400 for
+                                   a malformed answer or one whose images are not the plan's (the
+                                   page was built for another plan), 409 for one ahead of the
+                                   rater's next trial, 415 unless sent as application/json, 403
+                                   from another web page (an Origin other than this server's)
 
 The rater's state lives in the database only, so a page reload or a server restart resumes
-at the rater's next trial.
+at the rater's next trial; so do the hand-outs of /start (a table of the database), so a
+restarted server never hands a rater to a second person. Any GET of /start uses one up,
+also one by a link-preview bot or a chat program fetching the link to show a preview: give
+raters the link in a way that is not previewed, or hand out /start?rater=ID links yourself.
+
+At start the database is tied to the plan (``store.bind_plan``): one holding answers given
+under another build of the study is refused. Each connection has a 30 s socket timeout, so
+a stalled client cannot hold a thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import logging
 import mimetypes
@@ -26,11 +41,26 @@ import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from sr3bench.study.importing import AnswerError, PlannedTrials
-from sr3bench.study.store import StoreError, check_origin, checkpoint, next_trial, open_store, record
+from sr3bench.study.importing import OtherPlanError, PlannedTrials
+from sr3bench.study.store import (
+    StoreError,
+    answered_counts,
+    bind_plan,
+    check_origin,
+    checkpoint,
+    database_files,
+    hand_out,
+    handed_out,
+    mark_handed_out,
+    next_trial,
+    open_store,
+    record,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +68,36 @@ MAX_BODY = 64 * 1024
 PAGE = "index.html"
 # The page and its files come from this server only (the study folder is self-contained).
 CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 class StudyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, site: Path, answers: Path):
+    def __init__(self, address, plan_file: Path, site: Path, answers: Path):
+        self.plan_file = Path(plan_file).resolve()
         self.site = Path(site).resolve()
         self.answers = Path(answers).resolve()
-        self.planned = PlannedTrials.from_site(self.site)
+        if self.plan_file.is_relative_to(self.site):
+            raise ValueError(
+                f"{self.plan_file} is inside the served folder {self.site}: the full plan says which image is "
+                "which method's and must stay outside it (rebuild the study)"
+            )
+        self.planned = PlannedTrials.from_file(self.plan_file)
         self.connection = open_store(self.answers)
         try:
             check_origin(self.connection, "served")  # refuse at once to add human answers to simulated ones
-        except StoreError:
+            bind_plan(self.connection, self.planned.fingerprint)  # and to answers of another build
+        except sqlite3.Error as error:
+            self.connection.close()
+            raise StoreError(f"{self.answers}: {error}") from error
+        except BaseException:
             self.connection.close()
             raise
         self.lock = threading.Lock()  # one connection, used by one request at a time
-        self.handed_out: set[str] = set()  # raters whose link /start gave out since this server started
         try:
             super().__init__(address, StudyHandler)
-        except OSError:
+        except BaseException:
             self.connection.close()
             raise
 
@@ -66,23 +106,41 @@ class StudyServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
+    @property
+    def preset(self) -> str:
+        return str(self.planned.study.get("preset", "?"))
+
     def next_trial(self, rater: str) -> int:
         with self.lock:
             return next_trial(self.connection, rater)
 
-    def store(self, answer: dict) -> tuple[bool, int]:
+    def store(self, row: dict) -> tuple[bool, int]:
         with self.lock:
-            stored = record(self.connection, answer)
-            return stored, next_trial(self.connection, answer["rater"])
+            stored = record(self.connection, row)
+            return stored, next_trial(self.connection, row["rater"])
 
     def rater_to_start(self) -> str | None:
-        """The first planned rater who has no answer and whose link was not handed out yet."""
+        """The first planned rater who has no answer and whose link was not handed out yet
+        (by this server or an earlier one on the same database), recorded as handed out."""
         with self.lock:
-            for rater in self.planned.raters:
-                if rater not in self.handed_out and next_trial(self.connection, rater) == 0:
-                    self.handed_out.add(rater)
-                    return rater
-        return None
+            return hand_out(self.connection, self.planned.raters)
+
+    def hand_out_rater(self, rater: str) -> None:
+        with self.lock, transaction(self.connection):
+            mark_handed_out(self.connection, rater)
+
+    def progress(self) -> dict[str, int]:
+        """How many raters are planned, handed out, started and finished."""
+        with self.lock:
+            answered = answered_counts(self.connection)
+            given = handed_out(self.connection)
+        raters = self.planned.raters
+        return {
+            "planned": len(raters),
+            "handed out": len(given & set(raters)),
+            "started": sum(1 for rater in raters if answered.get(rater, 0) > 0),
+            "finished": sum(1 for rater in raters if answered.get(rater, 0) >= self.planned.count(rater)),
+        }
 
     def server_close(self) -> None:
         super().server_close()
@@ -96,6 +154,7 @@ class StudyServer(ThreadingHTTPServer):
 class StudyHandler(BaseHTTPRequestHandler):
     server: StudyServer
     server_version = "sr3bench-study"
+    timeout = 30  # seconds a client may stall before its connection is closed
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         log.debug("%s %s", self.address_string(), format % args)
@@ -103,7 +162,9 @@ class StudyHandler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - the base class's name
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
-        if url.path in ("/", "/start"):
+        if url.path == "/":
+            self._about()
+        elif url.path == "/start":
             self._start(query.get("rater"))
         elif url.path == "/api/state":
             rater = self._known_rater(query.get("rater"))
@@ -121,35 +182,88 @@ class StudyHandler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/api/answer":
             self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing to post to at {self.path}"})
             return
+        refusal = self._foreign_request()
+        if refusal:
+            self._json(*refusal)
+            return
         length = self.headers.get("Content-Length", "")
         length = int(length) if length.isdigit() else 0
         if not 0 < length <= MAX_BODY:
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"an answer is a JSON object of at most {MAX_BODY} bytes"})
             return
         try:
-            row = json.loads(self.rfile.read(length))
-            if not isinstance(row, dict):
-                raise AnswerError("an answer is a JSON object")
-            row.pop("origin", None)
-            if not row.get("user_agent"):
-                row["user_agent"] = self.headers.get("User-Agent", "")
-            answer = self.server.planned.check(row)
+            answer = json.loads(self.rfile.read(length))
+            if not isinstance(answer, dict):
+                raise ValueError("an answer is a JSON object")
+            if not answer.get("user_agent"):
+                answer["user_agent"] = self.headers.get("User-Agent", "")
+            row = self.server.planned.to_row(answer, "served")
+        except OtherPlanError as error:
+            log.warning("answer refused: %s", error)
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"this page was built for another plan: reload ({error})"})
+            return
         except ValueError as error:  # an AnswerError, or json.JSONDecodeError
             log.warning("answer refused: %s", error)
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"answer refused: {error}"})
             return
-        expected = self.server.next_trial(answer["rater"])
-        if answer["trial"] > expected:
-            message = f"rater {answer['rater']}'s trial {answer['trial']} comes after trial {expected}, not answered"
+        expected = self.server.next_trial(row["rater"])
+        if row["trial"] > expected:
+            message = f"rater {row['rater']}'s trial {row['trial']} comes after trial {expected}, not answered"
             self._json(HTTPStatus.CONFLICT, {"error": message, "next_trial": expected})
             return
         try:
-            stored, following = self.server.store({**answer, "origin": "served"})
+            stored, following = self.server.store(row)
         except (StoreError, sqlite3.Error) as error:  # the page shows it waits, and sends the answer again
-            log.error("answer of rater %s, trial %d not stored: %s", answer["rater"], answer["trial"], error)
+            log.error("answer of rater %s, trial %d not stored: %s", row["rater"], row["trial"], error)
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"not stored: {error}"})
             return
         self._json(HTTPStatus.OK, {"stored": stored, "next_trial": following})
+
+    def _foreign_request(self) -> tuple[HTTPStatus, dict] | None:
+        """Why a POST is refused as not coming from the study page, or None. A browser sends
+        application/json across origins only after a preflight this server never grants, and
+        always names the page's origin; a program without a browser sends no Origin."""
+        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {
+                "error": f"an answer is sent as Content-Type: application/json, not {kind or 'without one'}"
+            }
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() not in self._own_origins():
+            return HTTPStatus.FORBIDDEN, {
+                "error": f"refused: an answer comes from the study's own page, not from {origin}"
+            }
+        return None
+
+    def _own_origins(self) -> set[str]:
+        """``http://`` and the Host the browser asked for; on a loopback address only a
+        loopback name, so a page of another site whose name resolves here cannot post."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        if not host:
+            return set()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        try:
+            loopback = ip_address(str(self.server.server_address[0])).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback and name not in LOOPBACK_NAMES:
+            return set()
+        return {f"http://{host}"}
+
+    def _about(self):
+        """A small page about the study; it hands out no rater."""
+        counts = self.server.progress()
+        rows = "".join(f"<tr><th>{html.escape(key)}</th><td>{value}</td></tr>" for key, value in counts.items())
+        body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Study {html.escape(self.server.preset)}</title>
+<link rel="icon" href="data:,"></head>
+<body><h1>Image study ({html.escape(self.server.preset)})</h1>
+<table id="raters">{rows}</table>
+<p>Each rater opens <a id="start" href="/start">/start</a>, which hands out the next rater not started.
+Opening it uses one rater up, so do not open it to try the study: use /start?rater=ID for that.</p>
+</body></html>
+"""
+        self._send(HTTPStatus.OK, body.encode(), "text/html; charset=utf-8", extra={"Cache-Control": "no-store"})
 
     def _start(self, rater: str | None):
         if rater is None:
@@ -161,6 +275,8 @@ class StudyHandler(BaseHTTPRequestHandler):
                 return
         elif self._known_rater(rater) is None:
             return
+        else:
+            self.server.hand_out_rater(rater)
         self.send_response(HTTPStatus.SEE_OTHER)
         self.send_header("Location", f"/{PAGE}?rater={quote(rater)}")
         self.send_header("Content-Length", "0")
@@ -182,53 +298,53 @@ class StudyHandler(BaseHTTPRequestHandler):
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind == "application/javascript":
             kind += "; charset=utf-8"
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", kind.replace("application/javascript", "text/javascript"))
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(HTTPStatus.OK, body, kind.replace("application/javascript", "text/javascript"))
 
     def _resolve(self, path: str) -> Path | None:
         """The study folder's file at ``path``: never outside it, never a folder, a hidden
-        file or the answers database."""
+        file, the answers database or the full plan."""
         parts = [part for part in unquote(path).split("/") if part]
         if not parts or any(part.startswith(".") or "\\" in part or "\0" in part for part in parts):
             return None
         target = self.server.site.joinpath(*parts).resolve()
-        answers = self.server.answers
+        database = database_files(self.server.answers)
+        private = {file.name for file in database} | {database[0].name + "-journal"}
         if (
             not target.is_relative_to(self.server.site)
             or not target.is_file()
-            or target.name in (answers.name, answers.name + "-wal", answers.name + "-shm", answers.name + "-journal")
+            or target.name in private
+            or target == self.server.plan_file
         ):
             return None
         return target
 
     def _json(self, status: HTTPStatus, content: dict):
-        body = json.dumps(content).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(status, json.dumps(content).encode(), "application/json", extra={"Cache-Control": "no-store"})
 
     def _text(self, status: HTTPStatus, text: str):
-        body = text.encode()
+        self._send(status, text.encode(), "text/plain; charset=utf-8")
+
+    def _send(self, status: HTTPStatus, body: bytes, kind: str, extra: dict | None = None):
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in {
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            **(extra or {}),
+        }.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
 
-def make_server(site: Path, answers: Path, host: str = "127.0.0.1", port: int = 0) -> StudyServer:
-    """The server, bound and ready for ``serve_forever()`` (``port=0``: a free port; its
-    address is ``server.url``); ``server_close()`` closes and checkpoints the database."""
-    return StudyServer((host, port), site, answers)
+def make_server(plan_file: Path, site: Path, answers: Path, host: str = "127.0.0.1", port: int = 0) -> StudyServer:
+    """The server of the study folder ``site`` whose full plan is ``plan_file``, bound and
+    ready for ``serve_forever()`` (``port=0``: a free port; its address is ``server.url``);
+    ``server_close()`` closes and checkpoints the database. A StoreError when ``answers``
+    holds simulated answers or answers given under another build of the study."""
+    return StudyServer((host, port), plan_file, site, answers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,13 +352,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="sr3bench study-serve",
         description="Serve the study folder locally and store each answer when it is given.",
     )
+    parser.add_argument("--plan", type=Path, required=True, help="the full plan (studies/PRESET/plan.json)")
     parser.add_argument("--site", type=Path, required=True, help="the study folder (sr3bench study-build)")
     parser.add_argument("--answers", type=Path, required=True, help="the answers database (SQLite), created if absent")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines of the lab connect")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    server = make_server(arguments.site, arguments.answers, arguments.host, arguments.port)
+    server = make_server(arguments.plan, arguments.site, arguments.answers, arguments.host, arguments.port)
     _print_urls(server, arguments.host)
 
     def stop(signum, frame):
@@ -265,9 +382,10 @@ def _print_urls(server: StudyServer, host: str) -> None:
     if host in ("0.0.0.0", ""):
         hosts.append(f"http://{socket.gethostname()}:{port}")
     first = next(iter(server.planned.raters))
-    print(f"study of {len(server.planned.raters)} raters served from {server.site}", flush=True)
+    print(f"study {server.preset} of {len(server.planned.raters)} raters served from {server.site}", flush=True)
     for base in hosts:
-        print(f"  one link for every rater (each gets the next rater not started): {base}/start", flush=True)
+        print(f"  about the study (raters started and finished): {base}/", flush=True)
+        print(f"  one link for every rater (each opening hands out the next rater): {base}/start", flush=True)
         print(f"  a given rater's page: {base}/{PAGE}?rater={first}", flush=True)
     print(f"answers stored in {server.answers}; Ctrl-C stops", flush=True)
 

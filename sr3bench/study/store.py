@@ -5,6 +5,11 @@ acknowledged to the page survives a killed server, and checkpointed at once
 (``wal_autocheckpoint=1``), so the main file reflects each answer and its modification time
 changes (workflow engines track it). Storing is idempotent: the same (rater, trial) again is
 not stored twice. Simulated answers never share a database with human ones.
+
+Besides ``answers``, the database holds ``meta`` (key, value): ``plan``, the fingerprint of
+the plan the answers were given under (``bind_plan``), and ``answers``, whether they are
+simulated or human; and ``handouts`` (rater, handed_at): the raters whose link the server's
+``/start`` gave out, so that a restarted server does not give one to a second person.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import shutil
 import sqlite3
 import tempfile
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
@@ -37,6 +43,10 @@ COLUMNS = (
 )
 ORIGINS = ("served", "imported", "simulated")
 TABLE = "answers"
+META = "meta"
+HANDOUTS = "handouts"
+PLAN_KEY = "plan"  # meta: the sha256 of the plan file the answers were given under
+KIND_KEY = "answers"  # meta: 'simulated' or 'human', set by the first answer stored
 _SCHEMA = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
     rater TEXT NOT NULL,
     session TEXT NOT NULL,
@@ -54,19 +64,31 @@ _SCHEMA = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
     origin TEXT NOT NULL CHECK (origin IN ('served', 'imported', 'simulated')),
     PRIMARY KEY (rater, trial)
 )"""
+_META_SCHEMA = f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_HANDOUTS_SCHEMA = f"CREATE TABLE IF NOT EXISTS {HANDOUTS} (rater TEXT PRIMARY KEY, handed_at TEXT NOT NULL)"
 
 
 class StoreError(ValueError):
     pass
 
 
+def database_files(path: Path) -> tuple[Path, Path, Path]:
+    """The database ``path``, its write-ahead log and its shared-memory index."""
+    path = Path(path)
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
 def open_store(path: Path) -> sqlite3.Connection:
-    """A connection to the answers database ``path`` (created with its table if absent), in
+    """A connection to the answers database ``path`` (created with its tables if absent), in
     autocommit mode: each ``record`` is its own transaction. Usable from several threads
-    when the caller serialises its use (the server holds a lock)."""
+    when the caller serialises its use (the server holds a lock). A file that is not an
+    answers database, or one locked for longer than 30 s, raises StoreError naming it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as error:
+        raise StoreError(f"{path}: cannot open the answers database ({error})") from error
     try:
         mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
@@ -75,8 +97,12 @@ def open_store(path: Path) -> sqlite3.Connection:
             )
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA wal_autocheckpoint=1")
-        connection.execute(_SCHEMA)
-    except Exception:
+        for schema in (_SCHEMA, _META_SCHEMA, _HANDOUTS_SCHEMA):
+            connection.execute(schema)
+    except sqlite3.Error as error:
+        connection.close()
+        raise StoreError(f"{path}: not a usable answers database ({error})") from error
+    except BaseException:
         connection.close()
         raise
     return connection
@@ -85,14 +111,19 @@ def open_store(path: Path) -> sqlite3.Connection:
 @contextmanager
 def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction (taken at once, so that a check and the inserts after it see
-    the same table): committed on success, rolled back on any error."""
+    the same table): committed on success, rolled back on any error (the error raised is
+    always the original one, also when the COMMIT itself failed)."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield connection
+        connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        if connection.in_transaction:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error below says what went wrong
         raise
-    connection.execute("COMMIT")
 
 
 def record(connection: sqlite3.Connection, row: Mapping) -> bool:
@@ -111,9 +142,12 @@ def record_many(connection: sqlite3.Connection, rows: Iterable[Mapping]) -> int:
 
 def insert(connection: sqlite3.Connection, row: Mapping) -> bool:
     """Insert one answer inside the caller's transaction; False when its (rater, trial) is
-    stored already."""
+    stored already. The first answer of a database records in ``meta`` whether its answers
+    are simulated or human, so checking the next ones costs one look-up, not a scan."""
     values = _values(row)
-    check_origin(connection, values[-1])
+    origin = values[-1]
+    if check_origin(connection, origin) is None:
+        connection.execute(f"INSERT OR REPLACE INTO {META} (key, value) VALUES (?, ?)", (KIND_KEY, _kind(origin)))
     cursor = connection.execute(
         f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", values
     )
@@ -127,17 +161,95 @@ def stored_answer(connection: sqlite3.Connection, rater: str, trial: int) -> dic
     return None if found is None else dict(zip(COLUMNS, found))
 
 
-def check_origin(connection: sqlite3.Connection, origin: str) -> None:
-    """Refuse to mix simulated answers with human (served or imported) ones."""
-    simulated = origin == "simulated"
-    other = connection.execute(
-        f"SELECT origin FROM {TABLE} WHERE (origin = 'simulated') != ? LIMIT 1", (simulated,)
-    ).fetchone()
-    if other is not None:
+def check_origin(connection: sqlite3.Connection, origin: str) -> str | None:
+    """Refuse to mix simulated answers with human (served or imported) ones. The kind the
+    database holds ('simulated' | 'human'), None while it holds no answer; one look-up (the
+    ``meta`` record, or for a database without one, its first answer: it never mixes)."""
+    found = connection.execute(f"SELECT value FROM {META} WHERE key = ?", (KIND_KEY,)).fetchone()
+    if found is None:
+        first = connection.execute(f"SELECT origin FROM {TABLE} LIMIT 1").fetchone()
+        found = None if first is None else (_kind(first[0]),)
+    if found is None:
+        return None
+    if found[0] != _kind(origin):
+        held = "simulated" if found[0] == "simulated" else "human (served or imported)"
         raise StoreError(
-            f"this answers database holds {other[0]} answers, which are never mixed with {origin} ones "
+            f"this answers database holds {held} answers, which are never mixed with {origin} ones "
             "(simulated answers are never shown as human data): use another answers file"
         )
+    return found[0]
+
+
+def _kind(origin: str) -> str:
+    return "simulated" if origin == "simulated" else "human"
+
+
+def bind_plan(connection: sqlite3.Connection, fingerprint: str) -> None:
+    """Tie the database to the plan with ``fingerprint`` (``plan.plan_fingerprint``): stored
+    on first use (or while the database holds no answer); a StoreError when it holds
+    answers given under another plan (or, made before plans were recorded, under an unknown
+    one). Inside the caller's transaction when there is one, else in its own. Writes
+    nothing when the database is bound to ``fingerprint`` already."""
+    if not connection.in_transaction:
+        with transaction(connection):
+            bind_plan(connection, fingerprint)
+        return
+    found = connection.execute(f"SELECT value FROM {META} WHERE key = ?", (PLAN_KEY,)).fetchone()
+    if found is not None and found[0] == fingerprint:
+        return
+    count = connection.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
+    if count:
+        held = found[0][:12] if found else "not recorded"
+        raise StoreError(
+            f"{_database_path(connection)} holds {count} answers given under another build of the study "
+            f"(plan {held} ≠ {fingerprint[:12]}): move it away to start a new study, "
+            "or rebuild the study from the same inputs"
+        )
+    connection.execute(f"INSERT OR REPLACE INTO {META} (key, value) VALUES (?, ?)", (PLAN_KEY, fingerprint))
+
+
+def _database_path(connection: sqlite3.Connection) -> str:
+    return connection.execute("PRAGMA database_list").fetchone()[2] or "the answers database"
+
+
+def stored_fingerprint(path: Path) -> str | None:
+    """The plan fingerprint the database ``path`` is bound to; None when there is no such
+    file or it is not bound yet. Read from a copy: the database is never modified."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    found = _read_copy(path, f"SELECT value FROM {META} WHERE key = '{PLAN_KEY}'", missing_table_ok=True)
+    return found[0][0] if found else None
+
+
+def hand_out(connection: sqlite3.Connection, raters: Iterable[str]) -> str | None:
+    """The first of ``raters`` (in order) who has no answer and was not handed out yet,
+    recorded as handed out in the same transaction; None when there is none left."""
+    with transaction(connection):
+        for rater in raters:
+            if not _handed_out(connection, rater) and next_trial(connection, rater) == 0:
+                mark_handed_out(connection, rater)
+                return rater
+    return None
+
+
+def mark_handed_out(connection: sqlite3.Connection, rater: str) -> None:
+    """Record that the rater's link was given out (nothing when it was already)."""
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    connection.execute(f"INSERT OR IGNORE INTO {HANDOUTS} (rater, handed_at) VALUES (?, ?)", (rater, stamp))
+
+
+def handed_out(connection: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in connection.execute(f"SELECT rater FROM {HANDOUTS}")}
+
+
+def _handed_out(connection: sqlite3.Connection, rater: str) -> bool:
+    return connection.execute(f"SELECT 1 FROM {HANDOUTS} WHERE rater = ?", (rater,)).fetchone() is not None
+
+
+def answered_counts(connection: sqlite3.Connection) -> dict[str, int]:
+    """{rater: answers stored} for each rater with at least one answer."""
+    return dict(connection.execute(f"SELECT rater, COUNT(*) FROM {TABLE} GROUP BY rater").fetchall())
 
 
 def next_trial(connection: sqlite3.Connection, rater: str) -> int:
@@ -157,17 +269,27 @@ def read_answers(path: Path):
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: no answers database (collect answers with sr3bench study-serve or study-import)")
+    rows = _read_copy(path, f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY rater, trial")
+    answers = pd.DataFrame(rows, columns=list(COLUMNS))
+    return answers.astype({"trial": "int64", "task": "int64", "reaction_ms": "float64", "display_ms": "float64"})
+
+
+def _read_copy(path: Path, query: str, missing_table_ok: bool = False) -> list[tuple]:
+    """The rows of ``query`` run on a consistent copy of the database and its log."""
     with tempfile.TemporaryDirectory(prefix="sr3bench-answers-") as folder:
         copy = _consistent_copy(path, Path(folder))
-        connection = sqlite3.connect(copy)
         try:
-            rows = connection.execute(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY rater, trial").fetchall()
+            connection = sqlite3.connect(copy)
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: cannot open the answers database ({error})") from error
+        try:
+            return connection.execute(query).fetchall()
         except sqlite3.DatabaseError as error:
+            if missing_table_ok and "no such table" in str(error):
+                return []
             raise StoreError(f"{path}: not an answers database ({error})") from error
         finally:
             connection.close()
-    answers = pd.DataFrame(rows, columns=list(COLUMNS))
-    return answers.astype({"trial": "int64", "task": "int64", "reaction_ms": "float64", "display_ms": "float64"})
 
 
 def checkpoint(path: Path) -> None:
@@ -205,7 +327,7 @@ def _values(row: Mapping) -> tuple:
 
 def _consistent_copy(path: Path, folder: Path, attempts: int = 50) -> Path:
     """Copy the database and its log into ``folder``, again if either changed meanwhile."""
-    wal = path.with_name(path.name + "-wal")
+    _, wal, _ = database_files(path)
     copy = folder / path.name
     for _ in range(attempts):
         before = _signature(path), _signature(wal)

@@ -5,17 +5,26 @@
  * index.html?rater=ID&static=1   static mode (also from file://): answers kept in localStorage,
  *                                offered as a CSV at the end
  *
+ * window.STUDY (plan.js) is the client plan: per trial only its index, kind, task and image
+ * files (left, right, lr), and for practice trials the real photograph's side (real_side,
+ * for the feedback); the page never knows which method made an image. An answer names the
+ * files shown (left, right); the server, or the import of the static page's CSV, maps it
+ * through the full plan, and refuses it when the files are not the plan's (another build).
+ *
  * A reload resumes at the rater's next trial (from the server or from localStorage). The pair
  * is shown for display_ms, measured from the frame that first paints it to the frame that
  * hides it (requestAnimationFrame timestamps); the reaction time counts from the same onset.
+ * An answer given while the pair is on screen hides it at the next frame, so that answer's
+ * display_ms is shorter than the study's setting (it is what the rater saw).
  * document.body.dataset.state says where the page is: loading, intro, trial, pair (images
  * shown), choose (images hidden), saving, waiting (for the server), feedback, done, error.
  */
 (function () {
   'use strict';
 
-  const CSV_COLUMNS = ['rater', 'session', 'trial', 'kind', 'task', 'image', 'method', 'method_side', 'choice',
-    'reaction_ms', 'display_ms', 'timestamp', 'user_agent'];
+  // The answer's fields, also the static page's CSV columns (sr3bench.study.importing.CSV_COLUMNS).
+  const CSV_COLUMNS = ['rater', 'session', 'trial', 'left', 'right', 'choice', 'reaction_ms', 'display_ms',
+    'timestamp', 'user_agent'];
   const SIDE_KEYS = {ArrowLeft: 'left', f: 'left', F: 'left', ArrowRight: 'right', j: 'right', J: 'right'};
   const SECTIONS = ['intro', 'trial', 'done', 'error'];
 
@@ -183,9 +192,9 @@
   async function save(shown) {
     const t = shown.trial;
     const answer = {
-      rater: rater, session: session, trial: t.trial, kind: t.kind, task: t.task, image: t.image, method: t.method,
-      method_side: t.method_side, choice: shown.choice, reaction_ms: round1(shown.reaction),
-      display_ms: round1(shown.display), timestamp: shown.timestamp, user_agent: navigator.userAgent,
+      rater: rater, session: session, trial: t.trial, left: t.left, right: t.right, choice: shown.choice,
+      reaction_ms: round1(shown.reaction), display_ms: round1(shown.display), timestamp: shown.timestamp,
+      user_agent: navigator.userAgent,
     };
     try {
       if (staticMode) {
@@ -207,7 +216,7 @@
   }
 
   function feedback(shown) {
-    const photograph = shown.trial.method_side === 'left' ? 'right' : 'left';
+    const photograph = shown.trial.real_side;
     $('feedback-text').textContent = `${shown.choice === photograph ? 'Correct' : 'Not quite'}: ` +
       `the photograph was on the ${photograph}.`;
     $('feedback').hidden = false;
