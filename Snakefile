@@ -8,13 +8,15 @@
 from pathlib import Path
 
 from pipeline import rule_settings, stage_table
-from pipeline.config import PARAMS_FILE, option_for_resolved, read_params, resolve, typed_engine_config
+from pipeline.config import PARAMS_FILE, engine_layers, one_line_errors, option_for_resolved, resolve_engine_config
 from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
 
 
-# Read params.yaml once before Snakemake's loader does: a YAML error then names the file
-# and the line instead of Snakemake's "Config file is not valid JSON or YAML".
-read_params(PARAMS_FILE)
+# Read params.yaml and the --configfile files before Snakemake's loader does: a YAML error
+# or a key given twice then names the file and the line (Snakemake's says "Config file is
+# not valid JSON or YAML", or keeps the last value). A config error is one message.
+with one_line_errors():
+    CONFIG_LAYERS = engine_layers(PARAMS_FILE, workflow.overwrite_configfiles, workflow.config_settings.config)
 
 
 configfile: PARAMS_FILE
@@ -23,9 +25,10 @@ configfile: PARAMS_FILE
 report: "pipeline/report/workflow.rst"
 
 
-# Schema, defaults and cross-key checks (one message naming the key), then the resolved
-# config replaces Snakemake's: the rules' params and the jobs see the same values.
-_resolved = resolve(typed_engine_config(config))
+# Schema, defaults and cross-key checks (one message naming the file and the key), then the
+# resolved config replaces Snakemake's: the rules' params and the jobs see the same values.
+with one_line_errors():
+    _resolved = resolve_engine_config(config, CONFIG_LAYERS)
 config.clear()
 config.update(_resolved)
 # With overrides, the jobs read the resolved config from cache/params/<hash>.yaml (the

@@ -405,6 +405,20 @@ def main(argv=None) -> int:
     if mismatch:
         log.error("%s", mismatch)
         return 2
+    if args.command in STAGE_COMMANDS:
+        return run_stage(STAGE_COMMANDS[args.command], args)
+    try:
+        return run_tool(args)
+    except OSError as error:  # a tool's write (dvc.yaml, the README, weights): the file, the cause, the fix
+        explained = explain_unattributed(error)
+        if explained is None:
+            raise
+        log.error("%s failed: %s", args.command, explained)
+        return 1
+
+
+def run_tool(args) -> int:
+    """A command that is not a stage of the pipeline."""
     if args.command == "provision-weights":
         command_provision_weights(args)
         return 0
@@ -423,15 +437,13 @@ def main(argv=None) -> int:
             log.error("%s", error)
             return 2
         except (OSError, ValueError) as error:
-            log.error("%s failed: %s", args.command, error)
+            log.error("%s failed: %s", args.command, explain_unattributed(error) or error)
             return 1
-    if args.command in ("list-presets", "dvc-yaml"):  # read the params file, no preset stage
-        try:
-            return {"list-presets": command_list_presets, "dvc-yaml": command_dvc_yaml}[args.command](args)
-        except config.ConfigError as error:
-            log.error("%s", error)
-            return 2
-    return run_stage(STAGE_COMMANDS[args.command], args)
+    try:  # list-presets, dvc-yaml: read the params file, no preset stage
+        return {"list-presets": command_list_presets, "dvc-yaml": command_dvc_yaml}[args.command](args)
+    except config.ConfigError as error:
+        log.error("%s", error)
+        return 2
 
 
 STUDY_TOOLS = {"study-serve": command_study_serve, "study-import": command_study_import}

@@ -31,6 +31,7 @@ UNTRACKED_CODE = {
     "sr3/__init__.py": "package docstring",
     "baselines/__init__.py": "package docstring",
     "sr3bench/core/atomic.py": "atomic writes",
+    "sr3bench/core/write_errors.py": "messages of failed writes, the check for space before training",
     "sr3bench/core/progress.py": "progress lines",
     "pipeline/layout.py": "paths",
     "pipeline/config.py": "orchestration: reading and checking params",

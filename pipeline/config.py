@@ -13,6 +13,7 @@ schema's defaults filled in and every constraint checked before anything runs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -24,7 +25,7 @@ import jsonschema
 import yaml
 
 from pipeline import datasets as dataset_registry
-from pipeline import layout, registry
+from pipeline import layout, registry, strict_yaml
 from pipeline.layout import variant_name
 from sr3.architecture import unet_config_problems
 from sr3.schedule_spec import schedule_problem
@@ -41,7 +42,7 @@ def _schema() -> dict:
     (the shared ones plus its registry entry's ``settings_schema``)."""
     from pipeline.stage_table import PRESET_STAGE_SETTINGS
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema = strict_yaml.load(SCHEMA_PATH.read_text())
     threads = schema["properties"]["threads"]
     threads["properties"] = {key: {"$ref": "#/$defs/stage_threads"} for key in PRESET_STAGE_SETTINGS}
     threads["required"] = list(PRESET_STAGE_SETTINGS)
@@ -59,7 +60,33 @@ def _schema() -> dict:
 
 
 class ConfigError(ValueError):
-    """A config value is wrong; the message names the key and what is allowed."""
+    """A config value is wrong; the message names the key and what is allowed:
+    ``params: <dotted key>: <problem>``, ``params`` standing for the config's files until
+    ``located`` names the one the key came from."""
+
+    @property
+    def key(self) -> str | None:
+        """The dotted key the message is about (None when it names none)."""
+        text = str(self)
+        if not text.startswith("params: ") or ": " not in text[len("params: ") :]:
+            return None
+        key = text[len("params: ") :].split(": ", 1)[0]
+        return None if key.startswith("(") else key
+
+    def located(self, source: str) -> ConfigError:
+        """The same message naming ``source`` (a file, ``--config``) instead of ``params``."""
+        text = str(self)
+        return ConfigError(source + text[len("params") :]) if text.startswith("params: ") else self
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """For the Snakefile: a ConfigError ends the run with its message alone (Snakemake would
+    print the frames of its traceback after it)."""
+    try:
+        yield
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -116,9 +143,11 @@ def resolve(params: dict) -> dict:
             f"params: preset: unknown preset {params['preset']!r} (allowed: {', '.join(params['presets'])})"
         )
     active = params["presets"][params["preset"]]
+    methods_key = "methods"
     if active["methods"]:
         params["methods"] = list(active["methods"])  # what every stage and engine compares
-    check_methods(params["methods"], active, params["preset"])
+        methods_key = f"presets.{params['preset']}.methods"
+    check_methods(params["methods"], active, params["preset"], methods_key)
     check_study(params["methods"], active, params["preset"])
     return params
 
@@ -141,9 +170,9 @@ def validate(params: dict) -> None:
     resolve(params)
 
 
-def check_methods(methods: list[str], preset: dict, preset_name: str) -> None:
+def check_methods(methods: list[str], preset: dict, preset_name: str, key: str = "methods") -> None:
     """Every compared method is registered, every variant is defined by the preset, and
-    every trained method has its training settings."""
+    every trained method has its training settings (``key``: where the list was given)."""
     for method in methods:
         try:
             entry = registry.entry(method)
@@ -152,7 +181,7 @@ def check_methods(methods: list[str], preset: dict, preset_name: str) -> None:
                     f"{method!r}: variant {variant_name(method)!r} is not defined under variants of this preset"
                 )
         except registry.UnknownMethodError as error:
-            raise ConfigError(f"params: methods: {error} (preset {preset_name})") from error
+            raise ConfigError(f"params: {key}: {error} (preset {preset_name})") from error
         if entry.trained and entry.name not in preset["training"]:
             raise ConfigError(
                 f"params: presets.{preset_name}.training.{entry.name}: missing; {method} is trained, so it needs its "
@@ -309,7 +338,7 @@ def typed_engine_config(engine_config: dict) -> dict:
             for key in parents:
                 node = node[key]
             try:
-                value = yaml.safe_load(error.instance)
+                value = strict_yaml.load(error.instance)
             except yaml.YAMLError:
                 continue
             if not isinstance(value, str):
@@ -318,13 +347,16 @@ def typed_engine_config(engine_config: dict) -> dict:
 
 
 def read_params(path: Path | str) -> dict:
-    """The raw mapping of a params file, or a ConfigError naming the file."""
+    """The raw mapping of a params file, or a ConfigError naming the file (and the line and
+    key of a key given twice)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"params file {path} not found; run from the project root or pass --params")
     try:
         with open(path) as handle:
-            params = yaml.safe_load(handle)
+            params = strict_yaml.load(handle)
+    except strict_yaml.DuplicateKeyError as error:
+        raise ConfigError(f"params file {path}, {error}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"params file {path} is not valid YAML: {error}") from error
     if not isinstance(params, dict):
@@ -335,12 +367,56 @@ def read_params(path: Path | str) -> dict:
 
 
 def load(params_path: Path | str = "params.yaml", preset: str | None = None) -> tuple[str, dict, dict]:
-    """(preset name, preset config, whole params), resolved, from a params file."""
+    """(preset name, preset config, whole params), resolved, from a params file; a
+    ConfigError names the file (or ``--preset``)."""
     params = read_params(params_path)
     if preset is not None:
         params["preset"] = preset
-    params = resolve(params)
+    try:
+        params = resolve(params)
+    except ConfigError as error:
+        raise error.located("--preset" if preset is not None and error.key == "preset" else str(params_path)) from None
     return params["preset"], params["presets"][params["preset"]], params
+
+
+def engine_layers(params_file: Path | str, configfiles=(), command_line=None) -> list[tuple[str, dict]]:
+    """Where Snakemake's config comes from, lowest precedence first: (name, raw mapping) of
+    the params file, of each ``--configfile`` (read again here: Snakemake's loader keeps
+    the last of a key given twice) and of ``--config``."""
+    layers = [(str(params_file), read_params(params_file))]
+    for path in configfiles:
+        shown = os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
+        layers.append((shown, read_params(shown)))
+    if command_line:
+        layers.append(("--config", dict(command_line)))
+    return layers
+
+
+def source_of(key: str | None, layers: list[tuple[str, dict]]) -> str:
+    """The layer that states most of ``key`` (its deepest part), the last one of those:
+    the one whose value the merged config holds; the params file when none states it."""
+
+    def depth(mapping) -> int:
+        parts = key.split(".")
+        for stated, part in enumerate(parts):
+            if not isinstance(mapping, dict) or part not in mapping:
+                return stated
+            mapping = mapping[part]
+        return len(parts)
+
+    depths = [depth(mapping) if key else 0 for _, mapping in layers]
+    if not max(depths):
+        return layers[0][0]
+    return [name for (name, _), stated in zip(layers, depths) if stated == max(depths)][-1]
+
+
+def resolve_engine_config(engine_config: dict, layers: list[tuple[str, dict]]) -> dict:
+    """Snakemake's merged config, typed and resolved; a ConfigError names the file (or
+    ``--config``) that gave the key."""
+    try:
+        return resolve(typed_engine_config(engine_config))
+    except ConfigError as error:
+        raise error.located(source_of(error.key, layers)) from None
 
 
 def digest(value) -> str:

@@ -36,7 +36,8 @@ def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict) -> dic
     threads = f"${{threads.{stage.settings_key}}}" if stage.per_preset else 1  # as the Snakemake rule's
     entry = {
         "cmd": f"{stage.command(PRESET, member)} --threads {threads} --log {stage.log(PRESET, member)}",
-        "deps": [*stage.inputs(PRESET, member, plan), *stage.code(member)],
+        # dataset folders: DVC hashes them itself (those of the preset params.yaml names, as downloads)
+        "deps": [*stage.inputs(PRESET, member, plan), *map(str, stage.folders(plan)), *stage.code(member)],
     }
     keys = stage_keys(stage, PRESET, member)
     if stage.name in TRACK_METHODS and preset["methods"]:  # the preset's own list, as resolve() takes it
@@ -55,8 +56,9 @@ def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict) -> dic
 
 def render(params: dict) -> str:
     """dvc.yaml for resolved ``params`` (its ``methods:`` list). DVC cannot look up
-    ``${presets.${preset}...}``: the download stages are those of the preset params.yaml
-    names (after switching to a preset with downloads, re-generate; so too after changing
+    ``${presets.${preset}...}``: the download stages and the dataset folders prepare depends
+    on are those of the preset params.yaml names (after switching to a preset with downloads
+    or a dataset folder, re-generate; so too after changing
     a preset's study: its stages and the answers it analyses). Sharded sampling is
     one DVC stage, which samples every shard and merges them."""
     preset = params["presets"][params["preset"]]

@@ -12,7 +12,7 @@ that builds paths, for the stages, the Snakemake rules and the generated dvc.yam
     cache/downloads/<dataset>/                                    fetched archives, resumable
     cache/<preset>/fidelity/                                      torch-fidelity reference statistics
     cache/params/<hash>.yaml                                      the config an engine resolved, as its jobs read it
-    cache/<preset>/dataset-listing.json, dataset-stats.json      the dataset folders' files, as the Snakefile tracks them
+    cache/<preset>/dataset-listing.json, dataset-stats.json       dataset folders' files, as the Snakefile tracks them
     logs/<preset>/<stage>[_<method>].log, .benchmark.tsv          stage logs and Snakemake benchmarks
     logs/downloads/<dataset>.log                                  download stage logs
     studies/<preset>/site/, plan.json                             the human study's page and images; its full plan

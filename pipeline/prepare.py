@@ -37,7 +37,7 @@ import numpy as np
 from pipeline import layout
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.image_check import BadImageError, load_dataset_image
-from sr3bench.core.images import list_images, list_images_recursive, write_png
+from sr3bench.core.images import IMAGE_SUFFIXES, list_images, list_images_recursive, write_png
 from sr3bench.core.progress import progress
 from sr3bench.core.resize import area_resize, downsample, imresize
 from sr3bench.core.shards import ShardWriter
@@ -224,7 +224,7 @@ def split_by_image(root: Path, counts: dict, seed: int) -> dict[str, list]:
     needed = counts["test"] + counts["val"] + 1
     if len(images) < needed:
         raise FileNotFoundError(
-            f"{root} holds {len(images)} images; dataset.image_split needs at least {needed} "
+            f"{root} (dataset.root) holds {len(images)} images; dataset.image_split needs at least {needed} "
             f"(test {counts['test']}, val {counts['val']}, and training images)"
         )
     order = np.random.default_rng(seed).permutation(len(images))
@@ -260,6 +260,11 @@ def dataset_sources(dataset: dict, seed: int = 0) -> dict[str, list]:
         if not folder.is_dir():
             raise FileNotFoundError(f"training folder {folder} not found (dataset.root / dataset.train_folder)")
         train = [("train", p.stem, p) for p in list_images_recursive(folder)]
+        if not train:
+            raise FileNotFoundError(
+                f"training folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); put the images there, "
+                "or point dataset.root / dataset.train_folder at a folder that has them"
+            )
     val = _set_folders(root, dataset["val_folders"], "val")
     if dataset["val_from_train"]:
         train, held_out = hold_out(train, dataset["val_from_train"], seed)
@@ -280,17 +285,20 @@ def hold_out(sources: list, count: int, seed: int) -> tuple[list, list]:
 def _set_folders(root: Path, folders: list[str], split: str) -> list:
     """(set name, stem, path) of the HR images of each ``<root>/<set>/HR`` folder, or of
     ``<root>/<set>`` itself when it has no HR sub-folder."""
-    sources = []
+    sources, keys = [], f"dataset.root / dataset.{split}_folders"
     for folder in folders:
         hr_folder = root / folder / "HR" if (root / folder / "HR").is_dir() else root / folder
         if not hr_folder.is_dir():
             raise FileNotFoundError(
                 f"{split} folder {root / folder} not found "
-                "(expected <root>/<set>/HR/ or <root>/<set>/ with the HR images)"
+                f"(expected <root>/<set>/HR/ or <root>/<set>/ with the HR images; {keys})"
             )
         images = list_images(hr_folder)
         if not images:
-            raise FileNotFoundError(f"{split} folder {hr_folder} holds no images (png, jpg ...)")
+            raise FileNotFoundError(
+                f"{split} folder {hr_folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); put the images there, "
+                f"or point {keys} at a folder that has them"
+            )
         sources += [(Path(folder).name, p.stem, p) for p in images]
     return sources
 

@@ -16,7 +16,9 @@ A method module provides::
     # (a module never looks its own name up in the config):
     build_model(settings, own) -> torch.nn.Module   (initialised from torch's global RNG)
     training_loss(settings) -> loss_fn(model, upsampled_lr, hr, generator, rows, batch_size)
-    save_model_file(path, model, settings, own)  and  load_model(path) -> model in eval mode
+    save_model_file(path, model, settings, own, training)  and  load_model(path) -> model in eval mode
+        training: how the weights were computed (torch threads per step range, processes,
+        device, CPU; a dict of plain values), kept in the file as its provenance
 
 Adding a method is one module and one line in ``ENTRIES``; listing it under ``methods:``
 in params.yaml (and running ``sr3bench dvc-yaml`` for DVC) makes the engines run it. A

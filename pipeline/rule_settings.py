@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 
+from pipeline import dataset_listing
 from pipeline.config import RESOLVED_PARAMS_VARIABLE
 from pipeline.stage_table import METHOD_FAN_OUTS, STAGES, Plan, Stage, param_values, stage_keys
 
@@ -58,12 +59,17 @@ def member_of(wildcards) -> str | None:
 
 def inputs(stage: Stage, config: dict, active_preset: str):
     """The rule's input function: the stage's files, planned for the job's own preset (its
-    downloads, shards and variants), and its code."""
+    downloads, shards and variants), the listing of the dataset folders it reads (brought
+    up to date here, each time a run plans the job: see pipeline/dataset_listing.py), and
+    its code."""
 
     def of(wildcards) -> list[str]:
         member = member_of(wildcards)
         preset = wildcards.get("preset", active_preset)
-        return [*stage.inputs(preset, member, Plan.of(config, preset)), *stage.code(member)]
+        plan = Plan.of(config, preset)
+        folders = stage.folders(plan)
+        listing = [str(dataset_listing.refresh(preset, folders))] if folders else []
+        return [*stage.inputs(preset, member, plan), *listing, *stage.code(member)]
 
     return of
 

@@ -14,6 +14,9 @@ An entry says:
   the whole project (``project``);
 - ``outputs`` and ``inputs``: paths from ``pipeline/layout.py`` (patterns such as
   ``{preset}`` for Snakemake, ``${preset}`` for DVC);
+- ``folders``: the dataset folders outside the pipeline that it reads: DVC hashes them
+  (deps of the stage), the Snakefile tracks a listing of their files
+  (``pipeline/dataset_listing.py``), since it compares mtimes;
 - ``params``: the config keys under ``presets.<preset>`` its results depend on (both
   engines re-run the stage when one changes; ``runtime`` and ``threads`` say where and
   how fast a stage computes, not what, and are tracked by neither);
@@ -31,6 +34,7 @@ from typing import Callable
 
 from pipeline import layout, registry
 from pipeline.code_deps import stage_code
+from pipeline.dataset_listing import dataset_folders
 from pipeline.settings import Preset
 from sr3bench.study.plan import shown_methods
 
@@ -127,6 +131,7 @@ class Stage:
     fan_out: str
     outputs: tuple[Output, ...]
     inputs: Callable[[str, str | None, Plan], list[str]] = lambda preset, member, plan: []
+    folders: Callable[[Plan], list[Path]] = lambda plan: []
     params: Callable[[str | None], list[str]] = lambda member: []
     method_code: bool = False
     cli_name: str = ""  # the CLI subcommand (default: the name, with - for _)
@@ -272,6 +277,7 @@ STAGES = (
         "preset",
         (Output(lambda preset, member: layout.data_dir(preset), directory=True),),
         inputs=_prepare_inputs,
+        folders=lambda plan: dataset_folders(plan.preset["dataset"]),
         params=lambda member: ["dataset", "seed"],
     ),
     Stage(

@@ -19,8 +19,8 @@ def build_model(settings: dict, own: dict) -> torch.nn.Module:
     return build_unet(settings["model"], own["patch_size"], noise_conditioned=True)
 
 
-def save_model_file(path, model, settings: dict, own: dict) -> None:
-    save_model(path, model, settings["model"], own["patch_size"], noise_conditioned=True)
+def save_model_file(path, model, settings: dict, own: dict, training: dict) -> None:
+    save_model(path, model, settings["model"], own["patch_size"], noise_conditioned=True, training=training)
 
 
 def training_loss(settings: dict):

@@ -27,8 +27,15 @@ def build_unet(model_config: dict, image_size: int, noise_conditioned: bool) -> 
 
 
 def save_model(
-    path: Path, model: torch.nn.Module, model_config: dict, image_size: int, noise_conditioned: bool
+    path: Path,
+    model: torch.nn.Module,
+    model_config: dict,
+    image_size: int,
+    noise_conditioned: bool,
+    training: dict | None = None,
 ) -> None:
+    """The EMA weights, how to rebuild the network, and ``training``: how the weights were
+    computed (torch threads per step range, processes, device, CPU; the trainer's provenance)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -36,9 +43,17 @@ def save_model(
         "model_config": model_config,
         "image_size": image_size,
         "noise_conditioned": noise_conditioned,
+        "training": training,
     }
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
+
+
+def training_record(path: Path) -> dict | None:
+    """The ``training`` record of a model file (None for files written before it existed),
+    read without loading the weights into memory."""
+    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return payload.get("training")
 
 
 def load_model(path: Path) -> UNet:

@@ -17,6 +17,7 @@ import torch
 from sr3.data import PatchSampler, Prefetcher
 from sr3bench.core import distributed
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.machine import cpu_name
 from sr3bench.core.progress import progress
 from sr3bench.core.runtime import Runtime
 
@@ -100,6 +101,7 @@ class Trainer:
         self.noise_generator = torch.Generator().manual_seed(seed + 1)
         self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
         self.step, self.loss_history, self.validation_history = 0, [], []  # [(step, loss)], [(step, PSNR)]
+        self.threads_from_step = []  # [(first step, torch threads)]: a resume with other threads adds one
         self.validate = validate if settings["keep"] == "best_val_psnr" else None
         if settings["keep"] == "best_val_psnr" and validate is None:
             raise ValueError("training.keep is best_val_psnr but no validation split was given")
@@ -123,6 +125,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state(self.runtime.device) if self.runtime.device.type == "cuda" else None,
             "loss_history": self.loss_history,
             "validation_history": self.validation_history,
+            "threads_from_step": self.threads_from_step,
             "running": self.running,
             "best": self.best,
         }
@@ -164,6 +167,7 @@ class Trainer:
         self.step, self.loss_history, self.running = state["step"], state["loss_history"], tuple(state["running"])
         self.best = state.get("best")
         self.validation_history = state.get("validation_history", [])
+        self.threads_from_step = [tuple(pair) for pair in state.get("threads_from_step", [])]
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return True
 
@@ -173,6 +177,7 @@ class Trainer:
     def run(self) -> list[tuple[int, float]]:
         settings = self.settings
         self.resume()
+        self._note_threads()
         self.sampler_state = self.sampler.state_dict()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         running, count = self.running
@@ -290,6 +295,32 @@ class Trainer:
         if self.best is None or psnr > self.best["psnr"]:
             self.best = {"step": self.step, "psnr": psnr, "ema_model": copy.deepcopy(self.ema_model.state_dict())}
 
+    def _note_threads(self) -> None:
+        """Record the torch threads the steps from now on run with: another count rounds float
+        sums differently, so it makes other weights."""
+        threads = torch.get_num_threads()
+        if self.threads_from_step and self.threads_from_step[-1][1] == threads:
+            return
+        if self.threads_from_step and self.runtime.writes_files:
+            log.warning(
+                "resuming at step %d with %d torch thread(s), where the steps before ran with %d: the weights will "
+                "differ in their last bits from a run with one count (both are recorded)",
+                self.step,
+                threads,
+                self.threads_from_step[-1][1],
+            )
+        self.threads_from_step.append((self.step, threads))
+
+    def provenance(self) -> dict:
+        """How the weights were computed, for the model file: the bytes repeat only with all of it the same."""
+        return {
+            "torch_threads": [list(pair) for pair in self.threads_from_step],
+            "processes": self.runtime.world_size,
+            "device": self.runtime.device.type,
+            "cpu": cpu_name(),
+            "torch": str(torch.__version__),  # a TorchVersion would not load with weights_only
+        }
+
     def final_model(self) -> torch.nn.Module:
         """The EMA weights to keep: the last ones, or the best on validation."""
         if self.best is not None and self.validate:
@@ -302,14 +333,26 @@ class Trainer:
             save_checkpoint(self.checkpoint_path, self.state())
 
 
+def threads_at(step: int, threads_from_step: list[tuple[int, int]]) -> int | str:
+    """The torch threads that computed ``step`` (steps after a segment's first step are its)."""
+    counts = [threads for first, threads in threads_from_step if first < step]
+    return counts[-1] if counts else ""
+
+
 def write_loss_csv(
-    history: list[tuple[int, float]], path: Path, validation: list[tuple[int, float]] | None = None
+    history: list[tuple[int, float]],
+    path: Path,
+    validation: list[tuple[int, float]] | None = None,
+    threads_from_step: list[tuple[int, int]] | None = None,
 ) -> None:
     """step,loss rows; with a validation history, a val_psnr column too (empty at the
-    steps where the model was not validated, and rows for validated steps with no loss)."""
+    steps where the model was not validated, and rows for validated steps with no loss);
+    with ``threads_from_step``, a torch_threads column: the threads that computed the step."""
     losses, scores = dict(history), dict(validation or [])
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["step", "loss"] + (["val_psnr"] if scores else []))
+        header = ["step", "loss"] + (["val_psnr"] if scores else []) + (["torch_threads"] if threads_from_step else [])
+        writer.writerow(header)
         for step in sorted(set(losses) | set(scores)):
-            writer.writerow([step, losses.get(step, "")] + ([scores.get(step, "")] if scores else []))
+            row = [step, losses.get(step, "")] + ([scores.get(step, "")] if scores else [])
+            writer.writerow(row + ([threads_at(step, threads_from_step)] if threads_from_step else []))

@@ -1,8 +1,12 @@
 """Each odd or broken dataset file is converted by a documented rule or refused with its path."""
 
+import logging
+import struct
+import zlib
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from pipeline.config import with_defaults
 from pipeline.prepare import dataset_sources, prepare
@@ -43,6 +47,55 @@ def test_16_bit_is_scaled_to_8_bit(tmp_path):
     Image.fromarray(deep).save(path)
     image = load_dataset_image(path, min_size=16)
     assert image.dtype == np.uint8 and np.all(image == 100)
+
+
+def png_16_bit(path, values: np.ndarray, colour_type: int):
+    """A 16-bit PNG written byte by byte (PIL cannot write 16-bit colour): ``values`` uint16
+    (H, W, channels); colour type 2 RGB, 4 grey+alpha, 6 RGBA."""
+    height, width = values.shape[:2]
+    rows = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize("colour_type, channels", [(2, 3), (6, 4), (4, 2)])
+def test_16_bit_colour_pngs_are_read_at_full_depth_and_scaled_by_the_rule(tmp_path, colour_type, channels):
+    """Issue 28: PIL reads a 48-bit PNG as 8 bits by dropping the low byte (v >> 8), one
+    level off round(v / 257) for a fifth of the values. Every 16-bit value, once."""
+    every = np.arange(65536, dtype=np.int64).reshape(256, 256)
+    colour = [every, 65535 - every, every * 7919 % 65536][: 1 if channels == 2 else 3]
+    alpha = [np.full_like(every, 65535)] if channels in (2, 4) else []  # opaque
+    values = np.stack(colour + alpha, axis=-1).astype(np.uint16)
+    path = png_16_bit(tmp_path / "deep.png", values, colour_type)
+    expected = np.round(values[..., : 3 if channels > 2 else 1] / 257).astype(np.uint8)
+    image = load_dataset_image(path, min_size=16)
+    assert np.array_equal(image, np.broadcast_to(expected, image.shape))
+    assert not np.array_equal(image[..., 0], (every >> 8).astype(np.uint8))  # what PIL alone gives
+
+
+def test_an_exif_orientation_is_applied_as_viewers_show_it_and_logged(tmp_path, caplog):
+    """Issue 28: a JPEG stored 96 wide with orientation 6 (rotate 90 degrees clockwise to
+    view) was prepared as stored, sideways in the report."""
+    stored = np.zeros((64, 96, 3), dtype=np.uint8)
+    stored[:8] = 255  # the stored top edge: the right edge once turned
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    path = tmp_path / "portrait.jpg"
+    Image.fromarray(stored).save(path, exif=exif.tobytes(), quality=95)
+    with caplog.at_level(logging.INFO):
+        image = load_dataset_image(path, min_size=16)
+    assert image.shape == (96, 64, 3)
+    with Image.open(path) as viewed:
+        assert np.array_equal(image, np.asarray(ImageOps.exif_transpose(viewed)))
+    assert image[:, -4:].mean() > 200 and image[:, :8].mean() < 50
+    assert f"{path}: EXIF orientation 6 applied, as image viewers show it: stored 96x64, used 64x96" in caplog.text
 
 
 def test_cmyk_is_converted(tmp_path):
@@ -111,6 +164,20 @@ def test_an_empty_test_folder_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no images") as error:
         dataset_sources(dataset)
     assert "Set0" in str(error.value)
+    assert "dataset.root / dataset.test_folders" in str(error.value)  # issue 28: the keys to change
+
+
+def test_a_folder_named_like_an_image_is_skipped_with_a_warning(tmp_path, caplog):
+    """Issue 28: a folder "x.png/" among the test images was opened as an image and
+    refused as "corrupt or truncated ([Errno 21] Is a directory)"."""
+    (tmp_path / "SetX" / "x.png").mkdir(parents=True)
+    save(tmp_path / "SetX" / "baby.png", rgb(32))
+    dataset = folder_dataset(root=str(tmp_path), test_folders=["SetX"])
+    with caplog.at_level(logging.WARNING):
+        sources = dataset_sources(dataset)
+        prepare({"dataset": dataset, "seed": 0}, tmp_path / "out")
+    assert [path.name for _, _, path in sources["test"]] == ["baby.png"]
+    assert f"{tmp_path / 'SetX' / 'x.png'} is a folder named like an image: skipped" in caplog.text
 
 
 def test_a_missing_dataset_root_names_the_key(tmp_path):

@@ -1,7 +1,6 @@
-"""Faults during a run: non-finite loss, a full disk, interrupted writes, damaged files,
+"""Faults during a run: non-finite loss, interrupted writes, damaged files,
 stale locks of a killed Snakemake run."""
 
-import errno
 import json
 import os
 import socket
@@ -13,16 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from pipeline import config, snakemake_locks
-from sr3 import training
 from sr3.data import PatchSampler
 from sr3.model_file import load_model, save_model
 from sr3.training import CheckpointError, NonFiniteLossError, Trainer
 from sr3.unet import UNet
 from sr3bench.core.atomic import atomic_path
-from sr3bench.core.images import write_png
 
 pytestmark = pytest.mark.fault
 
@@ -76,23 +72,6 @@ def test_a_divergence_before_the_first_checkpoint_does_not_claim_one(tmp_path):
     ) as error:
         run.run()
     assert "last good checkpoint" not in str(error.value) and not (tmp_path / "last.pt").exists()
-
-
-def test_full_disk_while_checkpointing_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
-    run = trainer(tmp_path, loss_that_explodes_at(-1))
-    run.settings = dict(SETTINGS, steps=4)
-    run.run()
-    before = (tmp_path / "last.pt").read_bytes()
-
-    def no_space(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(training.torch, "save", no_space)
-    again = trainer(tmp_path, loss_that_explodes_at(-1))
-    with pytest.raises(OSError, match="disk full while writing .*last.pt"):
-        again.run()
-    assert (tmp_path / "last.pt").read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no partial file left
 
 
 def test_an_interrupted_write_leaves_no_file_that_looks_complete(tmp_path):
@@ -149,17 +128,6 @@ def test_a_model_file_of_another_architecture_is_named(tmp_path):
     torch.save(payload, path)
     with pytest.raises(RuntimeError, match=f"model file {path} cannot be read.*re-run"):
         load_model(path)
-
-
-def test_full_disk_while_writing_a_sample_leaves_no_png(tmp_path, monkeypatch):
-    def no_space(self, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    write_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "done.png")
-    monkeypatch.setattr(Image.Image, "save", no_space)
-    with pytest.raises(OSError, match="disk full while writing .*next.png"):
-        write_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "next.png")
-    assert [p.name for p in tmp_path.iterdir()] == ["done.png"]
 
 
 @pytest.mark.parametrize(

@@ -54,8 +54,8 @@ def training_loss(settings):
     return lambda model, upsampled_lr, hr, generator, rows=None, batch_size=None: F.mse_loss(model(upsampled_lr), hr)
 
 
-def save_model_file(path, model, settings, own):
-    torch.save({"width": model.width, "state_dict": model.state_dict()}, path)
+def save_model_file(path, model, settings, own, training):
+    torch.save({"width": model.width, "state_dict": model.state_dict(), "training": training}, path)
 
 
 def load_model(path):

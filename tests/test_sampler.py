@@ -121,7 +121,7 @@ def test_sampling_compile_reaches_the_model(tmp_path, monkeypatch):
     settings = tiny_params()["presets"]["demo"]
     torch.manual_seed(0)
     own = settings["training"]["sr3"]
-    sr3_method.save_model_file(tmp_path / "model.pt", sr3_method.build_model(settings, own), settings, own)
+    sr3_method.save_model_file(tmp_path / "model.pt", sr3_method.build_model(settings, own), settings, own, {})
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or "compiled")
     settings["sampling"]["compile"] = False

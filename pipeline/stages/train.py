@@ -15,6 +15,7 @@ from pipeline.config import digest
 from sr3bench.core.images import list_images, read_image
 from sr3bench.core.runtime import runtime_from_config
 from sr3bench.core.seeds import numpy_seed
+from sr3bench.core.write_errors import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,18 @@ def train(job) -> None:
     torch.manual_seed(settings.seed)  # the model's initial weights
     own_config = registry.method_settings(config, method)
     model = implementation.build_model(config, own_config)
+    if runtime.writes_files:
+        check_writable(space_needed(model, paths, method, own.keep == "best_val_psnr"), f"training {method}")
     dataset = PairDataset(paths.shards("train"), settings.dataset.scale)
     log.info(
-        "training %s on %d pairs of %dx%d (%s, %s, %d process(es))",
+        "training %s on %d pairs of %dx%d (%s, %s, %d process(es), %d torch thread(s) each)",
         method,
         len(dataset),
         *dataset.image_size,
         runtime.device,
         runtime.precision,
         runtime.world_size,
+        torch.get_num_threads(),
     )
     sampler = PatchSampler(dataset, own.patch_size, own.batch_size, settings.seed)
     training_diffusion = {k: v for k, v in config["diffusion"].items() if k not in ("inference_schedule", "sampler")}
@@ -92,8 +96,22 @@ def train(job) -> None:
     )
     history = trainer.run()
     if runtime.writes_files:
-        implementation.save_model_file(paths.model(method), trainer.final_model().cpu(), config, own_config)
-        write_loss_csv(history, paths.loss(method), trainer.validation_history)
+        implementation.save_model_file(
+            paths.model(method), trainer.final_model().cpu(), config, own_config, trainer.provenance()
+        )
+        write_loss_csv(history, paths.loss(method), trainer.validation_history, trainer.threads_from_step)
+
+
+MARGIN_BYTES = 1 << 20  # the checkpoint's RNG states, loss history and pickling
+
+
+def space_needed(model: torch.nn.Module, paths, method: str, keeps_best: bool) -> dict:
+    """The bytes the checkpoint and model folders take while training writes (a checkpoint:
+    the weights, their EMA and Adam's two moments, one more EMA copy when the best is kept;
+    written beside the previous one before it is replaced), by folder."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    checkpoint = (4 + keeps_best) * weights + MARGIN_BYTES
+    return {paths.checkpoint(method).parent: checkpoint, paths.model(method).parent: weights + MARGIN_BYTES}
 
 
 def validation_psnr(job, implementation):

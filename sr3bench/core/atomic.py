@@ -4,10 +4,11 @@ leaves a file that looks complete."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 from pathlib import Path
+
+from sr3bench.core.write_errors import explain, reporting_writes
 
 
 def _flush_to_disk(path: Path) -> None:
@@ -22,7 +23,8 @@ def _flush_to_disk(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success. A failed
+    write (torch.save's too) is a WriteError naming ``path``, its cause and what to do."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
@@ -30,21 +32,12 @@ def atomic_path(path: Path):
         _flush_to_disk(temporary)
         os.replace(temporary, path)
         _flush_to_disk(path.parent)
-    except OSError as error:
+    except BaseException as error:
+        explained = explain(error, path, temporary) if isinstance(error, Exception) else None  # before the unlink
         temporary.unlink(missing_ok=True)
-        _name_a_full_disk(error, path)
+        if explained is not None:
+            raise explained from error
         raise
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _name_a_full_disk(error: OSError, path: Path) -> None:
-    """A full disk's error says which file it was writing (the OS error does not)."""
-    if error.errno == errno.ENOSPC:
-        raise OSError(
-            errno.ENOSPC, f"disk full while writing {path}; free space and re-run (nothing was lost)"
-        ) from error
 
 
 @contextlib.contextmanager
@@ -54,18 +47,16 @@ def atomic_folder(path: Path):
     in full). On failure ``path`` keeps its previous files and the staging folder goes."""
     path = Path(path)
     staging = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     try:
-        yield staging
-        path.mkdir(parents=True, exist_ok=True)
-        for written in sorted(staging.iterdir()):
-            _flush_to_disk(written)
-            os.replace(written, path / written.name)
-        _flush_to_disk(path)
-    except OSError as error:
-        _name_a_full_disk(error, path)
-        raise
+        with reporting_writes(path, staging):
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            yield staging
+            path.mkdir(parents=True, exist_ok=True)
+            for written in sorted(staging.iterdir()):
+                _flush_to_disk(written)
+                os.replace(written, path / written.name)
+            _flush_to_disk(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -74,15 +65,16 @@ def publish_folder(files: dict[str, Path], out: Path, link: bool = False) -> Non
     """The folder ``out`` holding exactly ``{name: source}``: copied (or hard-linked, where
     the filesystem allows) into a staging folder that replaces ``out`` when complete."""
     staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name, source in files.items():
-        if link:
-            try:
-                os.link(source, staging / name)
-                continue
-            except OSError:  # across filesystems: copy instead
-                pass
-        shutil.copy2(source, staging / name)
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    with reporting_writes(out, staging):
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for name, source in files.items():
+            if link:
+                try:
+                    os.link(source, staging / name)
+                    continue
+                except OSError:  # across filesystems: copy instead
+                    pass
+            shutil.copy2(source, staging / name)
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)

@@ -23,6 +23,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from sr3bench.core.progress import progress as progress_bar
+from sr3bench.core.write_errors import reporting_writes
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def fetch(
             total = size if size is not None else announced
             received, cut = have, None
             with (
+                reporting_writes(part, note=f" ({part} is kept: the re-run resumes the download)"),
                 open(part, "ab" if have else "wb") as out,
                 progress_bar(
                     total=total,
@@ -229,9 +231,10 @@ def unpack(archive: Path, dest: Path) -> Path:
         raise DownloadError(f"cannot unpack {archive}: no such file")
     staging = dest.parent / (dest.name + ".unpacking")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     try:
-        extract(archive, staging)
+        with reporting_writes(dest, staging, note=f" ({archive} is kept: the re-run unpacks it again)"):
+            staging.mkdir(parents=True)
+            extract(archive, staging)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         # An OSError with an errno (disk full, permissions) is not damage to the archive.

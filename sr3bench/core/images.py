@@ -9,9 +9,10 @@ import torch
 from PIL import Image
 
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.image_files import IMAGE_SUFFIXES as IMAGE_SUFFIXES  # re-exported: the stages list images here
+from sr3bench.core.image_files import list_images as list_images
+from sr3bench.core.image_files import list_images_recursive as list_images_recursive
 from sr3bench.core.resize import upsample
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def read_image(path: Path, keep_grey: bool = False) -> np.ndarray:
@@ -29,16 +30,6 @@ def write_png(image: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
         Image.fromarray(image).save(temporary, format="PNG")
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files of a folder, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def list_images_recursive(folder: Path) -> list[Path]:
-    """Image files of a folder and its sub-folders (ImageNet's class folders), sorted by path."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def to_tensor(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:

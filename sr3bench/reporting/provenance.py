@@ -106,7 +106,10 @@ def training_threads(losses: dict[str, Path]) -> dict[str, str]:
     described = {}
     for title, path in losses.items():
         table = pd.read_csv(path)
-        rows = table.dropna(subset=["torch_threads"]) if "torch_threads" in table else table.iloc[:0]
+        if "torch_threads" not in table:
+            described[title] = "not recorded"
+            continue
+        rows = table.dropna(subset=["torch_threads"])
         segments: list[list[int]] = []  # [threads, last step]
         for step, threads in zip(rows["step"].astype(int), rows["torch_threads"].astype(int)):
             if segments and segments[-1][0] == threads:

@@ -1,0 +1,100 @@
+"""The dataset folders a preset's prepare reads, and a listing of their files that changes
+only when their content does.
+
+DVC tracks the folders themselves (dvc.yaml lists them as prepare's deps: it hashes them,
+and a file whose inode, size and mtime are unchanged is not read again). Snakemake
+compares mtimes, so it tracks a listing instead, ``cache/<preset>/dataset-listing.json``:
+each image file's name, size and sha256. The Snakefile refreshes it whenever it plans
+prepare, and writes it only when that content differs, so that
+
+- an added, replaced or removed image rewrites it: prepare and everything after it re-run;
+- a touched image is hashed again (its size or mtime changed), found unchanged, and the
+  listing is left alone: nothing re-runs.
+
+Only files whose size, mtime or inode changed since the last listing are hashed
+(``cache/<preset>/dataset-stats.json`` keeps each file's stat and sha256), so a folder of
+70,000 images costs a walk and a stat per file (a file rewritten in place with its old
+size and mtime restored goes unnoticed, as it would by make or rsync). Folders inside a registered
+download are left out: the download stage's output is tracked already. Bundled
+scikit-image photographs need nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from pipeline import layout
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.image_files import list_images_recursive
+
+
+def dataset_folders(dataset: dict) -> list[Path]:
+    """The folders of a (resolved) dataset section that prepare reads, outside the
+    preset's downloads; [] for the bundled photographs."""
+    if dataset["source"] != "folder" or not dataset["root"]:
+        return []
+    root = Path(dataset["root"]).expanduser()
+    if dataset["image_split"]:
+        folders = [root]
+    else:
+        names = [dataset["train_folder"], *dataset["val_folders"], *dataset["test_folders"]]
+        folders = [root / name for name in names if name]
+    downloads = [layout.download_dir(name) for name in dataset["downloads"]]
+    normalised = dict.fromkeys(Path(os.path.normpath(folder)) for folder in folders)
+    return [folder for folder in normalised if not any(folder.is_relative_to(d) for d in downloads)]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def listing(folders: list[Path], known: dict) -> tuple[dict, dict]:
+    """(listing, stats) of ``folders``: {folder: {file: [size, sha256]}} (None for a
+    missing folder) and {path: [size, mtime_ns, inode, sha256]}; ``known`` is the
+    previous stats, whose sha256 is reused for a file of unchanged size, mtime and inode."""
+    files, stats = {}, {}
+    for folder in folders:
+        if not folder.is_dir():
+            files[str(folder)] = None  # prepare says what is missing
+            continue
+        entries = files[str(folder)] = {}
+        for path in list_images_recursive(folder):
+            status = path.stat()
+            stat = [status.st_size, status.st_mtime_ns, status.st_ino]
+            previous = known.get(str(path))
+            digest = previous[3] if previous and previous[:3] == stat else file_sha256(path)
+            stats[str(path)] = [*stat, digest]
+            entries[path.relative_to(folder).as_posix()] = [status.st_size, digest]
+    return files, stats
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` unless the file holds it already (its mtime is what Snakemake compares)."""
+    if path.is_file() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
+    return True
+
+
+def refresh(preset: str, folders: list[Path]) -> Path:
+    """Bring ``preset``'s listing of ``folders`` up to date (rewritten only when a file's
+    name, size or content changed) and return its path."""
+    stats_file = layout.dataset_stats_file(preset)
+    try:
+        known = json.loads(stats_file.read_text())
+    except (OSError, ValueError):  # none yet, or damaged: hash every file again
+        known = {}
+    files, stats = listing(folders, known)
+    write_if_changed(stats_file, json.dumps(stats, sort_keys=True))
+    listing_file = layout.dataset_listing_file(preset)
+    write_if_changed(listing_file, json.dumps(files, indent=1, sort_keys=True) + "\n")
+    return listing_file

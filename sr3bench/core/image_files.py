@@ -1,0 +1,39 @@
+"""Which files of a folder are images: by suffix, regular files only (imports no torch,
+so the Snakefile can list a dataset folder too)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def named_like_an_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def image_files(paths) -> list[Path]:
+    """The regular files among ``paths`` with an image suffix, sorted; a folder named like
+    an image (``x.png/``) is skipped with a warning, not read as a broken image."""
+    found = []
+    for path in paths:
+        if not named_like_an_image(path):
+            continue
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            log.warning("%s is a folder named like an image: skipped", path)
+    return sorted(found)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files of a folder, sorted by name."""
+    return image_files(Path(folder).iterdir())
+
+
+def list_images_recursive(folder: Path) -> list[Path]:
+    """Image files of a folder and its sub-folders (ImageNet's class folders), sorted by path."""
+    return image_files(Path(folder).rglob("*"))
