@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pipeline import rule_settings, stage_table
 from pipeline.config import PARAMS_FILE, engine_layers, one_line_errors, option_for_resolved, resolve_engine_config
-from pipeline.snakemake_locks import clear_stale_locks, forget_run, record_run
+from pipeline.snakemake_locks import start_run
+from pipeline.writable_outputs import refuse_unwritable_output_folders
 
 
 # Read params.yaml and the --configfile files before Snakemake's loader does: a YAML error
@@ -41,20 +42,16 @@ PRESET = config["preset"]
 PLAN = stage_table.Plan.of(config, PRESET)
 
 # After a kill -9 or a power cut: drop the dead run's locks (profiles/default sets
-# rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints).
-clear_stale_locks()
+# rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints),
+# then record this run: Snakemake locks only after reading this file, so a run that holds
+# locks always has a live record, and no clean-up can remove a live run's locks.
+start_run(workflow)
 
 
+# Before the first job (not in a dry run): a folder this user cannot write gets one message
+# naming it and the fix, instead of Snakemake's "Failed to create output directory".
 onstart:
-    record_run()
-
-
-onsuccess:
-    forget_run()
-
-
-onerror:
-    forget_run()
+    refuse_unwritable_output_folders(PRESET)
 
 
 wildcard_constraints:

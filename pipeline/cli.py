@@ -117,7 +117,7 @@ def command_dvc_yaml(args) -> int:
     """Write (or with --check, compare) dvc.yaml as generated from the registry and params."""
     from pipeline.dvc_yaml import render
 
-    text = render(config.resolve(config.read_params(args.params)))
+    text = render(config.load(args.params)[2])
     path = Path(args.out)
     if args.check:
         if not path.exists() or path.read_text() != text:
@@ -190,7 +190,7 @@ def command_benchmark(args) -> int:
 def command_list_presets(args) -> int:
     """One line per preset of the params file: name, scale, sizes, methods, description."""
     raw = config.read_params(args.params)
-    params = config.resolve(raw)
+    params = config.load(args.params)[2]
     for name, preset in params["presets"].items():
         dataset = preset["dataset"]
         marker = "*" if name == params["preset"] else " "
@@ -455,7 +455,7 @@ def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
     if stage.fan_out == "project":
         return stage_table.Job({}, None)
     if stage.fan_out == "dataset":
-        return stage_table.Job(config.resolve(config.read_params(args.params)), None, dataset=args.dataset)
+        return stage_table.Job(config.load(args.params)[2], None, dataset=args.dataset)
     preset_name, preset, params = config.load(args.params, args.preset)
     method = getattr(args, "method", None)
     if method:

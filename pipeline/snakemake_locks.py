@@ -150,12 +150,6 @@ def _remove_record(record: Path) -> None:
     os.close(_held_records.pop(record))
 
 
-def forget_run(workdir: Path = Path(".")) -> None:
-    """Nothing to do: the record goes when the process ends, after Snakemake has released its
-    locks (removing it from ``onsuccess``/``onerror``, while the locks are still held, would
-    leave them without a record). Kept while the Snakefile still calls it."""
-
-
 def _read_records(owners: Path) -> list[tuple[dict, Path]] | None:
     """Every record with its file; None when one cannot be read (the user decides then)."""
     records = []

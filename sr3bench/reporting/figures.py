@@ -124,7 +124,8 @@ def study_extremes(rows: list[tuple[str, list[tuple[Path, str]], int]], out: Pat
     if not rows:
         return _placeholder("no human study analysed for this preset", out)
     width = max(len(tiles) for _, tiles, _ in rows)
-    fig, axes = plt.subplots(len(rows), width, figsize=(2.2 * width, 2.5 * len(rows)), squeeze=False)
+    top = 0.4 if simulated else 0.0  # inches for the title
+    fig, axes = plt.subplots(len(rows), width, figsize=(2.2 * width, 2.8 * len(rows) + top), squeeze=False)
     for axis_row, (title, tiles, worst) in zip(axes, rows):
         for axis in axis_row:
             axis.set_axis_off()
@@ -134,7 +135,7 @@ def study_extremes(rows: list[tuple[str, list[tuple[Path, str]], int]], out: Pat
             axis.set_title(f"{title}, {kind}\n{caption}", fontsize=8)
     if simulated:
         fig.suptitle("SIMULATED raters, not people: fool rates drawn by the harness", color="#b00000", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - top / fig.get_figheight()))
     fig.savefig(out, dpi=110)
     plt.close(fig)
 

@@ -25,7 +25,7 @@ def _percent(value) -> str:
 
 
 def _interval(low, high) -> str:
-    return f"[{_percent(low)}, {_percent(high)}]"
+    return f"<span style='white-space:nowrap'>[{_percent(low)}, {_percent(high)}]</span>"
 
 
 def extreme_rows(analysis: StudyAnalysis, samples: dict[str, Path], titles: dict) -> list:
