@@ -29,7 +29,7 @@ from pipeline import layout, registry, strict_yaml
 from pipeline.layout import variant_name
 from sr3.architecture import unet_config_problems
 from sr3.schedule_spec import schedule_problem
-from sr3bench.study.plan import shown_methods
+from sr3bench.study.selection import shown_methods
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 

@@ -36,7 +36,7 @@ from pipeline import layout, registry
 from pipeline.code_deps import stage_code
 from pipeline.dataset_listing import dataset_folders
 from pipeline.settings import Preset
-from sr3bench.study.plan import shown_methods
+from sr3bench.study.selection import shown_methods
 
 STUDY_FAN_OUTS = ("study", "study_simulated", "study_analysed")
 FAN_OUTS = ("project", "dataset", "preset", *STUDY_FAN_OUTS, "method", "trained", "tuned", "diverse", "shard")
@@ -230,12 +230,6 @@ def _study_build_inputs(preset, member, plan) -> list[str]:
     return [str(layout.data_dir(preset)), *[str(layout.samples_dir(preset, m)) for m in plan.study_methods]]
 
 
-STUDY_DESIGN_KEYS = [
-    f"study.{key}"
-    for key in ("methods", "tasks", "display_ms", "images_per_rater", "practice_trials", "vigilance_share", "raters")
-]
-
-
 REPORT_OUTPUT_KINDS = {
     "index.html": {"dvc": "uncached"},
     "provenance.json": {"dvc": "uncached"},
@@ -366,7 +360,7 @@ STAGES = (
             Output(lambda preset, member: layout.study_plan_file(preset)),
         ),
         inputs=_study_build_inputs,
-        params=lambda member: [*STUDY_DESIGN_KEYS, "seed"],
+        params=lambda member: ["study", "seed"],
     ),
     Stage(
         "study_simulate",
@@ -376,7 +370,7 @@ STAGES = (
         "study_simulated",
         (Output(lambda preset, member: layout.study_simulated_file(preset)),),
         inputs=lambda preset, member, plan: [str(layout.study_plan_file(preset))],
-        params=lambda member: ["study.simulated", "seed"],
+        params=lambda member: ["study", "seed"],
     ),
     Stage(
         "study_analyse",
@@ -386,7 +380,7 @@ STAGES = (
         "study_analysed",
         (Output(lambda preset, member: layout.study_results_dir(preset), directory=True),),
         inputs=lambda preset, member, plan: [str(layout.study_plan_file(preset)), str(plan.study_answers(preset))],
-        params=lambda member: ["study.answers", "study.max_failed_vigilance", "study.bootstrap_resamples", "seed"],
+        params=lambda member: ["study", "seed"],
     ),
     Stage(
         "report",

@@ -144,7 +144,7 @@ def test_snakemake_report_holds_the_tables_and_figures_with_captions(snakemake_p
 
 def test_the_demo_builds_its_study_and_the_report_labels_the_simulated_fool_rates(snakemake_project):
     study = snakemake_project / "studies" / "demo"
-    plan = json.loads((study / "site" / "plan.json").read_text())
+    plan = json.loads((study / "plan.json").read_text())
     assert plan["study"]["methods"] == ["bicubic", "regression", "sr3"]
     assert (study / "simulated.sqlite").is_file() and not (study / "answers.sqlite").exists()
     fool_rates = pd.read_csv(snakemake_project / "results" / "demo" / "study" / "fool_rates.csv")

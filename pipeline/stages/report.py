@@ -11,7 +11,7 @@ from pipeline import layout, registry
 from sr3.schedule_spec import describe
 from sr3bench.reporting.build import ReportInputs, build_report
 from sr3bench.reporting.provenance import provenance
-from sr3bench.study.plan import shown_methods
+from sr3bench.study.selection import shown_methods
 
 
 def parameter_count(method: str, preset: dict) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sr3bench.core.images import list_images
 from sr3bench.study.build import build_study
-from sr3bench.study.plan import StudyDesign, shown_methods
+from sr3bench.study.plan import StudyDesign
+from sr3bench.study.selection import shown_methods
 
 
 def study_design(job) -> StudyDesign:

@@ -57,12 +57,6 @@ class StudyDesign:
         return max(1, round(self.main_trials * self.vigilance_share))
 
 
-def shown_methods(chosen: list[str] | None, compared: list[str]) -> list[str]:
-    """The methods a study shows: those of ``study.methods`` (all when None) that the run
-    compares, so that narrowing a run's methods narrows its study instead of failing it."""
-    return [method for method in (chosen or compared) if method in compared]
-
-
 def rater_ids(count: int) -> list[str]:
     return [f"r{index:03d}" for index in range(count)]
 
