@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from projects import dvc_project, kill_when, make_project, run, start, tiny_params
+from projects import committed_params, dvc_project, kill_when, make_project, run, start, tiny_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "8"]
@@ -14,9 +14,11 @@ DVC_REPRO = [sys.executable, "-m", "dvc", "repro"]
 
 def engine_params() -> dict:
     """The tiny preset with bicubic and SR3 only: what is checked here is the engines'
-    bookkeeping of jobs and SR3's resume; a third method would only add minutes."""
+    bookkeeping of jobs and SR3's resume; a third method would only add minutes. With the
+    demo's human study (simulated answers), so that both engines run its stages too."""
     params = tiny_params()
     params["methods"] = ["bicubic", "sr3"]
+    params["presets"]["demo"]["study"] = committed_params()["presets"]["demo"]["study"]
     return params
 
 
@@ -28,7 +30,12 @@ def uninterrupted(tmp_path_factory):
 
 
 def same_results(project, reference) -> None:
-    for name in ("reports/demo/metrics.csv", "reports/demo/per_image.csv"):
+    for name in (
+        "reports/demo/metrics.csv",
+        "reports/demo/per_image.csv",
+        "studies/demo/plan.json",
+        "results/demo/study/fool_rates.csv",
+    ):
         assert (project / name).read_text() == (reference / name).read_text(), name
     ours = torch.load(project / "models/demo/sr3/model.pt", weights_only=True)["state_dict"]
     theirs = torch.load(reference / "models/demo/sr3/model.pt", weights_only=True)["state_dict"]
