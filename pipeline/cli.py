@@ -14,7 +14,8 @@ Snakemake and DVC.
     sr3bench study-build / study-simulate / study-analyse --preset demo
 
 and tools: ``study-serve`` and ``study-import`` (a human study's answers), ``provision-weights``,
-``dvc-yaml``, ``readme-table``, ``list-presets``, ``--version``.
+``dvc-yaml``, ``readme-table``, ``list-presets``, ``score`` (a folder of SR images against one of
+HR images, outside the pipeline), ``--version``.
 """
 
 from __future__ import annotations
@@ -245,6 +246,98 @@ def command_study_import(args) -> int:
     return 0
 
 
+SCORE_PROTOCOL_OPTIONS = {"color": "--color", "crop": "--crop", "scale": "--scale"}
+
+
+def preset_protocol(preset: str, params: str | Path = config.PARAMS_FILE) -> dict:
+    """The protocol of ``preset`` in the params file as ``score()``'s keyword arguments:
+    ``color`` and ``crop`` (``protocol.color``, ``protocol.border_crop``) and ``scale``
+    (``dataset.scale``)."""
+    _, settings, _ = config.load(params, preset)
+    protocol = settings["protocol"]
+    return {"color": protocol["color"], "crop": protocol["border_crop"], "scale": settings["dataset"]["scale"]}
+
+
+def add_score_command(sub) -> None:
+    score = sub.add_parser(
+        "score",
+        help="score a folder of SR images against a folder of HR images of the same names: PSNR, SSIM, "
+        "consistency, LPIPS per image (averaged), FID, KID and IS per set, with the evaluate stage's code "
+        "and protocol record (docs/score-images.md)",
+    )
+    score.add_argument("--sr", required=True, help="folder of the super-resolved images")
+    score.add_argument("--hr", required=True, help="folder of the HR (ground truth) images, named as the SR images")
+    score.add_argument("--lr", help="folder of the LR inputs, named as the HR images (for consistency)")
+    score.add_argument(
+        "--scale",
+        type=int,
+        help="the SR factor; without --lr, the LR images for consistency are made from the HR ones "
+        "(MATLAB-compatible bicubic); with --lr, the default is the HR/LR size ratio",
+    )
+    score.add_argument("--color", choices=["rgb", "y"], help="PSNR/SSIM on RGB or on the Y channel (default: rgb)")
+    score.add_argument("--crop", type=int, help="border pixels cropped on each side for PSNR/SSIM (default: 0)")
+    score.add_argument(
+        "--protocol-of",
+        metavar="PRESET",
+        help="the colour, border crop and scale of this preset of the params file (as its report's numbers)",
+    )
+    score.add_argument("--params", default=config.PARAMS_FILE, help="params file for --protocol-of")
+    score.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    score.add_argument(
+        "--out",
+        help="per-image CSV to write (default: <SR folder name>-per-image.csv in the current directory)",
+    )
+    score.add_argument("--name", help="the method's name in the table (default: the SR folder's name)")
+    score.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
+    score.add_argument("--cache", help="keep torch-fidelity's HR features here (default: computed each time)")
+    score.add_argument("--no-fid", action="store_true", help="skip FID, KID and IS (slow on a CPU)")
+    score.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    score.add_argument("--threads", type=int, default=cpu_count(), help="torch threads (default: every usable core)")
+
+
+def command_score(args) -> int:
+    """``sr3bench score``: the table (or JSON) on stdout, the per-image CSV to ``--out``."""
+    given = {key: getattr(args, key) for key in SCORE_PROTOCOL_OPTIONS if getattr(args, key) is not None}
+    protocol = {"color": "rgb", "crop": 0, "scale": None}
+    if args.protocol_of:
+        try:
+            protocol = preset_protocol(args.protocol_of, args.params)
+        except config.ConfigError as error:
+            log.error("score: --protocol-of %s: %s", args.protocol_of, error)
+            return 2
+        clashes = [f"{SCORE_PROTOCOL_OPTIONS[k]} {v}" for k, v in given.items() if protocol[k] != v]
+        if clashes:
+            log.error(
+                "score: --protocol-of %s means %s; %s contradicts it (leave it out, or drop --protocol-of)",
+                args.protocol_of,
+                ", ".join(f"{SCORE_PROTOCOL_OPTIONS[k]} {v}" for k, v in protocol.items()),
+                " and ".join(clashes),
+            )
+            return 2
+    protocol.update(given)
+    from sr3bench.metrics.score import ScoreError, result_json, score
+
+    set_threads(args.threads)
+    try:
+        result = score(
+            args.sr,
+            args.hr,
+            args.lr,
+            weights_dir=args.weights,
+            cache_dir=args.cache,
+            fid=not args.no_fid,
+            lpips=not args.no_lpips,
+            name=args.name,
+            **protocol,
+        )
+    except ScoreError as error:
+        log.error("score: %s", error)
+        return 1
+    out = result.write_csv(args.out or f"{result.name}-per-image.csv")
+    print(result_json(result, per_image_csv=str(out)) if args.json else f"{result.table()}\n\nPer-image values: {out}")
+    return 0
+
+
 def shard_argument(text: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in text.split("/"))
@@ -358,6 +451,7 @@ def parser() -> argparse.ArgumentParser:
     for command in (serve, study_import):
         command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
         command.add_argument("--params", default=config.default_params_file(), help="params file")
+    add_score_command(sub)
     presets = sub.add_parser(
         "list-presets", help="list the presets of the params file: scale, sizes, methods and what each is for"
     )
@@ -424,6 +518,8 @@ def run_tool(args) -> int:
         return 0
     if args.command == "benchmark":
         return command_benchmark(args)
+    if args.command == "score":
+        return command_score(args)
     if args.command == "readme-table":
         try:
             return command_readme_table(args)

@@ -63,36 +63,57 @@ def evaluate_method(
 ) -> tuple[pd.DataFrame, dict]:
     """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), and
     the protocol record; ``groups`` maps image names to their test group."""
-    rows, sr_images, hr_images, lr_images = [], [], [], []
-    for hr_path in progress(list_images(hr_dir), desc=f"evaluate {method}", mininterval=2):
-        sr_path = Path(samples_dir) / hr_path.name
+    names = [hr_path.name for hr_path in list_images(hr_dir)]
+    for name in names:
+        sr_path = Path(samples_dir) / name
         if not sr_path.exists():
             raise FileNotFoundError(f"{sr_path} is missing; re-run the sample stage for {method}")
-        sr_images.append(read_image(sr_path))
-        hr_images.append(read_image(hr_path, keep_grey=True))
-        lr_images.append(read_image(Path(lr_dir) / hr_path.name, keep_grey=True))
-        rows.append({"method": method, "name": hr_path.name, "group": groups.get(hr_path.name, "")})
+    sr_images, hr_images, lr_images = read_images(names, samples_dir, hr_dir, lr_dir, f"evaluate {method}")
+    rows = [{"method": method, "name": name, "group": groups.get(name, "")} for name in names]
     for row, values in zip(rows, image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir)):
         row.update(values)
     return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
 
 
+def read_images(names, sr_dir: Path, hr_dir: Path, lr_dir: Path | None, desc: str) -> tuple[list, list, list | None]:
+    """The SR, HR and LR images called ``names`` in the three folders, as evaluate scores
+    them: SR as RGB, a one-channel HR or LR file kept grey; no LR images without ``lr_dir``."""
+    sr_images, hr_images, lr_images = [], [], []
+    for name in progress(names, desc=desc, mininterval=2):
+        sr_images.append(read_image(Path(sr_dir) / name))
+        hr_images.append(read_image(Path(hr_dir) / name, keep_grey=True))
+        if lr_dir is not None:
+            lr_images.append(read_image(Path(lr_dir) / name, keep_grey=True))
+    return sr_images, hr_images, lr_images if lr_dir is not None else None
+
+
 def image_metrics(sr_images, hr_images, lr_images, protocol: dict, scale: int, weights_dir=None) -> list[dict]:
     """PSNR and SSIM under ``protocol``, consistency and LPIPS of each SR image (uint8
     arrays; a grey HR image is scored in grey, and against its RGB replica for LPIPS)."""
-    color, border = protocol["color"], protocol["border_crop"]
-    rows = [
-        {
-            "psnr": psnr(sr, hr, color, border),
-            "ssim": ssim(sr, hr, color, border),
-            "consistency": consistency(sr, lr, scale),
-        }
-        for sr, hr, lr in zip(sr_images, hr_images, lr_images)
-    ]
-    rgb = [hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=-1) for hr in hr_images]
-    for row, score in zip(rows, lpips_per_image(sr_images, rgb, weights_dir)):
+    rows = pixel_metrics(sr_images, hr_images, lr_images, protocol, scale)
+    for row, score in zip(rows, lpips_scores(sr_images, hr_images, weights_dir)):
         row["lpips"] = score
     return rows
+
+
+def pixel_metrics(sr_images, hr_images, lr_images, protocol: dict, scale: int | None) -> list[dict]:
+    """PSNR and SSIM under ``protocol`` of each SR image, and its consistency with its LR
+    image at ``scale`` (none without LR images: ``lr_images`` None)."""
+    color, border = protocol["color"], protocol["border_crop"]
+    rows = [
+        {"psnr": psnr(sr, hr, color, border), "ssim": ssim(sr, hr, color, border)}
+        for sr, hr in zip(sr_images, hr_images)
+    ]
+    if lr_images is not None:
+        for row, sr, lr in zip(rows, sr_images, lr_images):
+            row["consistency"] = consistency(sr, lr, scale)
+    return rows
+
+
+def lpips_scores(sr_images, hr_images, weights_dir=None) -> list[float]:
+    """LPIPS of each SR image against its HR image (a grey HR image as its RGB replica)."""
+    rgb = [hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=-1) for hr in hr_images]
+    return lpips_per_image(sr_images, rgb, weights_dir)
 
 
 def evaluate_set(samples_dir: Path, hr_dir: Path, cache_dir: Path, weights_dir=None) -> dict:

@@ -1,0 +1,403 @@
+"""Scoring a folder of SR images against a folder of HR images, outside the pipeline
+(``sr3bench score``; docs/score-images.md).
+
+The numbers come from the evaluate stage's own code: the images are read by
+``evaluate.read_images``, PSNR, SSIM and consistency computed by ``evaluate.pixel_metrics``,
+LPIPS by ``evaluate.lpips_scores`` and FID, KID and IS by ``fid_kid_is.set_metrics``; the
+protocol is recorded by ``evaluate.protocol_record``. What this module adds is the checks
+of folders that no pipeline stage made (names, sizes, modes, stray files), LR images made
+from the HR ones when only the scale is given, and metrics left empty, with the reason,
+when their weights are not available.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field
+from numbers import Integral
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from sr3bench.core.atomic import atomic_path
+from sr3bench.core.image_files import IMAGE_SUFFIXES, named_like_an_image
+from sr3bench.core.resize import downsample
+from sr3bench.metrics.evaluate import lpips_scores, pixel_metrics, protocol_record, read_images
+from sr3bench.metrics.fid_kid_is import IMAGE_EXTENSIONS, set_metrics
+from sr3bench.metrics.protocol import PROTOCOLS
+from sr3bench.metrics.table import by_name, names
+from sr3bench.metrics.weights import WeightsUnavailableError
+
+# As the report's (sr3bench/reporting/build.py, which this package does not import; a test
+# checks that they agree): below the Inception feature size FID's covariance is rank-deficient.
+FID_MIN_IMAGES = 2048
+PER_IMAGE_COLUMNS = ["name", *names(per="image")]
+# Modes read as they are saved: 8-bit RGB, grey, palette; RGBA and LA only when opaque.
+EIGHT_BIT_MODES = ("RGB", "L", "P")
+WITH_ALPHA = ("RGBA", "LA")
+LR_OPERATOR = "MATLAB-compatible bicubic (sr3bench/core/resize.py)"
+NOT_REQUESTED = "not requested"
+LISTED = 12  # names listed in an error before "and N more"
+
+
+class ScoreError(ValueError):
+    """The folders cannot be scored as given; the message names the files and says why."""
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What :func:`score` computed: ``per_image`` (a row per image: name and the per-image
+    metrics), ``metrics`` (each metric of the metric table: the per-image ones averaged,
+    the set ones as computed; None when left empty), ``unavailable`` (metric -> why it is
+    empty), ``warnings``, ``protocol`` (the evaluate stage's protocol record), ``lr`` (where
+    the LR images for consistency came from, or None) and ``set_info`` (torch-fidelity's
+    image counts and the Inception weights used)."""
+
+    name: str
+    sr_dir: Path
+    hr_dir: Path
+    per_image: pd.DataFrame
+    metrics: dict
+    unavailable: dict
+    protocol: dict
+    lr: str | None = None
+    warnings: list = field(default_factory=list)
+    set_info: dict = field(default_factory=dict)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.per_image)
+
+    def cell(self, metric: str) -> str:
+        """The metric's value with the metric table's decimals, or "n/a"."""
+        value = self.metrics.get(metric)
+        return "n/a" if value is None else by_name(metric).format(value)
+
+    def table(self) -> str:
+        """The result as text: the protocol, a Markdown table (the metric table's headers and
+        decimals), why any metric is empty, and the warnings."""
+        columns = names()
+        headers = ["method", "images", *(by_name(metric).header for metric in columns)]
+        values = [self.name, str(self.n_images), *(self.cell(metric) for metric in columns)]
+        lines = [
+            f"{self.sr_dir} against {self.hr_dir}: {self.n_images} images",
+            f"protocol: {self.protocol['description']}; scale {self.protocol['scale'] or 'not given'}; "
+            f"LR images: {self.lr or 'none'}",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "---|" * len(headers),
+            "| " + " | ".join(values) + " |",
+        ]
+        if self.unavailable:
+            lines += ["", "Left empty (n/a), and why:"]
+            lines += [f"- {by_name(metric).label}: {reason}" for metric, reason in self.unavailable.items()]
+        lines += [f"\nWarning: {warning}" for warning in self.warnings]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        """The result as plain data (``sr3bench score --json``)."""
+        return {
+            "name": self.name,
+            "sr": str(self.sr_dir),
+            "hr": str(self.hr_dir),
+            "lr": self.lr,
+            "n_images": self.n_images,
+            "metrics": self.metrics,
+            "unavailable": self.unavailable,
+            "warnings": self.warnings,
+            "protocol": self.protocol,
+            "set_metrics": self.set_info,
+        }
+
+    def write_csv(self, path) -> Path:
+        """The per-image values as CSV (written under a temporary name, then renamed)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            self.per_image.to_csv(temporary, index=False)
+        return path
+
+
+def listing(items) -> str:
+    items = list(items)
+    shown = ", ".join(items[:LISTED])
+    return shown + (f" and {len(items) - LISTED} more" if len(items) > LISTED else "")
+
+
+def folder_images(folder, role: str) -> dict[str, Path]:
+    """The image files of ``folder`` by name; a ScoreError when it is missing or empty, or
+    holds anything but image files (hidden files that are not images, .DS_Store, are left
+    alone)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ScoreError(f"the {role} folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
+    entries = sorted(p for p in folder.iterdir() if named_like_an_image(p) or not p.name.startswith("."))
+    strays = [f"{p.name}{' (a folder)' if p.is_dir() else ''}" for p in entries if not p.is_file()]
+    strays += [p.name for p in entries if p.is_file() and not named_like_an_image(p)]
+    if strays:
+        what = (
+            "an entry that is not an image file"
+            if len(strays) == 1
+            else f"{len(strays)} entries that are not image files"
+        )
+        raise ScoreError(
+            f"the {role} folder {folder} holds {what} ({', '.join(IMAGE_SUFFIXES)}): {listing(sorted(strays))}; "
+            f"move {'it' if len(strays) == 1 else 'them'} out"
+        )
+    if not entries:
+        raise ScoreError(f"the {role} folder {folder} is empty: no images to score")
+    return {p.name: p for p in entries}
+
+
+def check_names(images: dict, hr: dict, role: str, folder, hr_dir) -> None:
+    """Every HR image has its ``role`` image of the same name, and there is no other."""
+    missing, extra = sorted(set(hr) - set(images)), sorted(set(images) - set(hr))
+    if not (missing or extra):
+        return
+    lines = [f"the {role} images in {folder} are not named like the HR images in {hr_dir}:"]
+    if missing:
+        lines.append(f"  missing from {role} ({len(missing)}): {listing(missing)}")
+    if extra:
+        lines.append(f"  in {role} but not in HR ({len(extra)}): {listing(extra)}")
+    same_stem = sorted({Path(n).stem for n in missing} & {Path(n).stem for n in extra})
+    if same_stem:
+        lines.append(
+            f"  {listing(same_stem)}: the names differ only in their suffix; name each image exactly as its HR image"
+        )
+    raise ScoreError("\n".join(lines))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an 8-bit image file that decodes in full; a ScoreError naming the
+    file otherwise (not an image, truncated, 16-bit, another mode, transparent)."""
+    try:
+        with Image.open(path) as image:
+            raw_mode = image.tile[0][3] if image.format == "PNG" and image.tile else ""
+            image.load()
+            mode, size = image.mode, image.size
+            opaque = mode not in WITH_ALPHA or image.getchannel("A").getextrema()[0] == 255
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ScoreError(f"{path} cannot be read as an image ({error})") from None
+    if ";16" in str(raw_mode) or mode.startswith("I") or mode == "F":
+        raise ScoreError(f"{path} is not an 8-bit image (mode {mode}): the metrics are computed on 8-bit images")
+    if mode not in EIGHT_BIT_MODES + WITH_ALPHA:
+        raise ScoreError(f"{path} has mode {mode}: save it as an 8-bit RGB or greyscale image")
+    if not opaque:
+        raise ScoreError(f"{path} has transparent pixels (mode {mode}): save it as an 8-bit RGB image")
+    return size
+
+
+def size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def size_hint(sr: tuple[int, int], hr: tuple[int, int]) -> str:
+    """What an SR size that is not its HR image's suggests ("" when nothing)."""
+    (w, h), (hw, hh) = sr, hr
+    if hw % w == 0 and hh % h == 0 and hw // w == hh // h:
+        return f"1/{hw // w} of the HR size: LR images, or the output of another scale?"
+    if w % hw == 0 and h % hh == 0 and w // hw == h // hh:
+        return f"{w // hw} times the HR size: the output of another scale?"
+    hints = []
+    if hw - w == hh - h > 0 and (hw - w) % 2 == 0:
+        hints.append(
+            f"{(hw - w) // 2} px smaller on each side: border-cropped? give whole images, the protocol crops (--crop)"
+        )
+    multiples = [str(scale) for scale in range(2, 9) if (w, h) == (hw - hw % scale, hh - hh % scale)]
+    if multiples:
+        scales = ", ".join(multiples[:-1]) + " or " + multiples[-1] if len(multiples) > 1 else multiples[0]
+        hints.append(f"the HR size cut down to a multiple of {scales}: crop the HR images the same way")
+    return "; or ".join(hints)
+
+
+def check_sizes(sizes: dict, hr_sizes: dict, role: str, folder) -> None:
+    """Each image has its HR image's size."""
+    wrong = [name for name in hr_sizes if sizes[name] != hr_sizes[name]]
+    if not wrong:
+        return
+    lines = [f"{len(wrong)} of the {len(hr_sizes)} {role} images in {folder} do not have their HR image's size:"]
+    for name in wrong[:LISTED]:
+        hint = size_hint(sizes[name], hr_sizes[name])
+        lines.append(
+            f"  {name}: {role} {size_text(sizes[name])}, HR {size_text(hr_sizes[name])}"
+            + (f" ({hint})" if hint else "")
+        )
+    if len(wrong) > LISTED:
+        lines.append(f"  and {len(wrong) - LISTED} more")
+    raise ScoreError("\n".join(lines))
+
+
+def lr_scale(lr_sizes: dict, hr_sizes: dict, scale: int | None, lr_dir) -> int:
+    """The scale from HR to LR: ``scale`` when every LR image is its HR image divided by it,
+    or the one integer scale they all share when ``scale`` is None."""
+    ratios = {}
+    for name, (w, h) in lr_sizes.items():
+        hw, hh = hr_sizes[name]
+        ratios[name] = hw // w if hw % w == 0 and hh % h == 0 and hw // w == hh // h else None
+    wanted = scale
+    if wanted is None:  # the scale most of them share
+        found = [ratio for ratio in ratios.values() if ratio is not None]
+        wanted = max(set(found), key=found.count) if found else None
+    wrong = [name for name, ratio in ratios.items() if ratio is None or ratio != wanted]
+    if not wrong:
+        return wanted
+    expected = f"the HR size divided by {wanted}" if wanted else "the HR size divided by one integer scale"
+    lines = [f"{len(wrong)} of the LR images in {lr_dir} are not {expected}:"]
+    lines += [f"  {name}: LR {size_text(lr_sizes[name])}, HR {size_text(hr_sizes[name])}" for name in wrong[:LISTED]]
+    if len(wrong) > LISTED:
+        lines.append(f"  and {len(wrong) - LISTED} more")
+    raise ScoreError("\n".join(lines))
+
+
+def check_options(color: str, crop: int, scale: int | None) -> None:
+    if color not in PROTOCOLS:
+        raise ScoreError(f"colour protocol {color!r} is not one of {', '.join(PROTOCOLS)}")
+    if not isinstance(crop, Integral) or crop < 0:
+        raise ScoreError(f"border crop {crop!r} is not a whole number of pixels >= 0")
+    if scale is not None and (not isinstance(scale, Integral) or scale < 1):
+        raise ScoreError(f"scale {scale!r} is not a whole number >= 1")
+
+
+def score(
+    sr_dir,
+    hr_dir,
+    lr_dir=None,
+    scale: int | None = None,
+    color: str = "rgb",
+    crop: int = 0,
+    weights_dir=None,
+    cache_dir=None,
+    fid: bool = True,
+    lpips: bool = True,
+    name: str | None = None,
+) -> ScoreResult:
+    """Score the SR images of ``sr_dir`` against the HR images of the same names in ``hr_dir``.
+
+    PSNR and SSIM under ``color`` (``rgb`` or ``y``) with ``crop`` border pixels cropped;
+    consistency when the LR images (``lr_dir``) or the ``scale`` are given (the LR images
+    are then made from the HR ones by the MATLAB-compatible bicubic, as the prepare stage
+    makes them); LPIPS and, with ``fid``, FID, KID and IS over the set. ``weights_dir``:
+    the metric weights (default ``$SR3BENCH_WEIGHTS`` or ``./weights``); ``cache_dir``: where
+    torch-fidelity keeps the HR features (default: a temporary folder); ``name``: the
+    method's name in the table (default: the SR folder's name). A metric whose weights are
+    unavailable is left empty, with the reason. Raises ScoreError for folders that cannot be
+    scored as given.
+    """
+    check_options(color, crop, scale)
+    sr_dir, hr_dir = Path(sr_dir), Path(hr_dir)
+    hr = folder_images(hr_dir, "HR")
+    sr = folder_images(sr_dir, "SR")
+    check_names(sr, hr, "SR", sr_dir, hr_dir)
+    hr_sizes = {image: image_size(path) for image, path in hr.items()}
+    check_sizes({image: image_size(path) for image, path in sr.items()}, hr_sizes, "SR", sr_dir)
+    smallest = min(min(size) for size in hr_sizes.values())
+    if 2 * crop >= smallest:
+        raise ScoreError(f"a border crop of {crop} px leaves nothing of the smallest HR image ({smallest} px)")
+    if lr_dir is not None:
+        lr_dir = Path(lr_dir)
+        lr = folder_images(lr_dir, "LR")
+        check_names(lr, hr, "LR", lr_dir, hr_dir)
+        scale = lr_scale({image: image_size(path) for image, path in lr.items()}, hr_sizes, scale, lr_dir)
+    elif scale is not None:
+        odd = [f"{image} ({size_text(size)})" for image, size in hr_sizes.items() if size[0] % scale or size[1] % scale]
+        if odd:
+            raise ScoreError(
+                f"consistency at scale {scale} makes the LR images by downsampling the HR ones, whose sizes must then "
+                f"be multiples of {scale}: {listing(odd)} are not; give the LR images (--lr) or crop the HR images"
+            )
+
+    images = sorted(hr)
+    sr_images, hr_images, lr_images = read_images(images, sr_dir, hr_dir, lr_dir, "score")
+    unavailable, lr_origin = {}, None
+    if lr_dir is not None:
+        lr_origin = f"{lr_dir} (x{scale})"
+    elif scale is not None:
+        lr_images = [downsample(image, scale) for image in hr_images]
+        lr_origin = f"made from the HR images by the {LR_OPERATOR}, x{scale}"
+    else:
+        unavailable["consistency"] = "no LR images: give the LR folder (--lr) or the scale (--scale)"
+    rows = pixel_metrics(sr_images, hr_images, lr_images, {"color": color, "border_crop": crop}, scale)
+    if lpips:
+        try:
+            for row, value in zip(rows, lpips_scores(sr_images, hr_images, weights_dir)):
+                row["lpips"] = value
+        except WeightsUnavailableError as error:
+            unavailable["lpips"] = str(error)
+    else:
+        unavailable["lpips"] = NOT_REQUESTED
+    per_image = pd.DataFrame([{"name": image, **row} for image, row in zip(images, rows)], columns=PER_IMAGE_COLUMNS)
+
+    set_level, set_info = score_set(sr_dir, hr_dir, images, cache_dir, weights_dir, fid)
+    metrics = {}
+    for metric in names():
+        if metric in per_image and per_image[metric].notna().all():
+            metrics[metric] = float(per_image[metric].mean())
+        else:
+            metrics[metric] = set_level.get(metric)
+    for metric, reason in set_level.get("unavailable", {}).items():
+        unavailable.setdefault(metric, reason)
+    warnings = []
+    if metrics["fid"] is not None and len(images) < FID_MIN_IMAGES:
+        warnings.append(
+            f"FID, KID and IS over {len(images)} images are dominated by sampling noise (FID needs thousands of "
+            f"images; below {FID_MIN_IMAGES} its covariance estimate is rank-deficient). KID is an unbiased estimate "
+            "and can be negative on so few images. Compare these only between methods scored on the same images, "
+            "never with numbers over another test set."
+        )
+    return ScoreResult(
+        name or sr_dir.resolve().name,
+        sr_dir,
+        hr_dir,
+        per_image,
+        metrics,
+        {metric: unavailable[metric] for metric in names() if metric in unavailable},
+        protocol_record({"color": color, "border_crop": crop}, scale),
+        lr_origin,
+        warnings,
+        set_info,
+    )
+
+
+def score_set(sr_dir: Path, hr_dir: Path, images: list, cache_dir, weights_dir, wanted: bool) -> tuple[dict, dict]:
+    """FID, KID and IS of the SR folder against the HR folder (``fid_kid_is.set_metrics``),
+    or the reason each is empty; and the counts and the weights used."""
+    set_names = names(per="set")
+    unreadable = [image for image in images if Path(image).suffix.lower()[1:] not in IMAGE_EXTENSIONS]
+    if not wanted:
+        reason = NOT_REQUESTED
+    elif len(images) < 2:
+        reason = f"FID/KID need at least 2 images per set, and there is {len(images)}"
+    elif unreadable:
+        reason = (
+            f"torch-fidelity reads .{', .'.join(IMAGE_EXTENSIONS)} files only, not {listing(unreadable)}: "
+            "save the images as PNG for FID, KID and IS"
+        )
+    else:
+        try:
+            if cache_dir is None:
+                with tempfile.TemporaryDirectory(prefix="sr3bench-score-") as temporary:
+                    result = set_metrics(sr_dir, hr_dir, temporary, weights_dir)
+            else:
+                result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir)
+        except WeightsUnavailableError as error:
+            reason = str(error)
+        else:
+            info = {key: result[key] for key in ("n_sr", "n_hr", "inception_weights")}
+            info["reference_set"] = f"the HR images of {hr_dir}"
+            values = {metric: result[metric] for metric in set_names}
+            for metric, value in values.items():
+                if value is not None and not math.isfinite(value):
+                    values[metric] = None
+                    result["unavailable"].setdefault(metric, f"{value} (not a finite number)")
+            return {**values, "unavailable": result["unavailable"]}, info
+    return {"unavailable": dict.fromkeys(set_names, reason)}, {}
+
+
+def result_json(result: ScoreResult, **more) -> str:
+    """``result.to_json()`` and ``more`` as text (NaN and infinity written as null)."""
+    data = {**result.to_json(), **more}
+    data["metrics"] = {k: (v if v is None or math.isfinite(v) else None) for k, v in data["metrics"].items()}
+    return json.dumps(data, indent=1)

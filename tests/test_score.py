@@ -1,0 +1,390 @@
+"""``sr3bench score`` (sr3bench/metrics/score.py, docs/score-images.md): a folder of SR images
+against a folder of HR images, with the evaluate stage's code and protocol record.
+
+The commands run the real CLI in a subprocess, with one thread (FID and LPIPS are several
+times faster so on a small, busy machine). Tests that compute FID or LPIPS need
+the provisioned metric weights (``make weights``) and skip without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import REPO
+from PIL import Image
+
+from sr3bench.core.images import list_images, read_image, write_png
+from sr3bench.core.resize import downsample, upsample
+from sr3bench.metrics import weights as W
+from sr3bench.metrics.score import FID_MIN_IMAGES, ScoreError, score
+from sr3bench.metrics.table import by_name, names
+
+PUBLISHED_SET5_BICUBIC_X4 = (28.42, 0.8104)  # EDSR and RCAN tables: PSNR (dB), SSIM; Y channel, 4-pixel crop
+WEIGHTS = Path(os.environ.get(W.WEIGHTS_ENV) or REPO / "weights")
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+PAGE = REPO / "docs" / "score-images.md"
+
+
+def sr3bench(*arguments, cwd: Path) -> subprocess.CompletedProcess:
+    """The CLI, with one thread (``--threads 1`` added to ``score``) and the project's metric weights."""
+    env = {**os.environ, **ONE_THREAD, W.WEIGHTS_ENV: str(WEIGHTS)}
+    command = [sys.executable, "-m", "pipeline.cli", *arguments, *(["--threads", "1"] if "score" in arguments else [])]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def weights() -> Path:
+    status = W.weights_status(WEIGHTS)
+    if not (status["inception"]["present"] and status["alexnet"]["present"]):
+        pytest.skip(f"metric weights are not provisioned in {WEIGHTS}: `make weights` (sr3bench provision-weights)")
+    return WEIGHTS
+
+
+def synthetic(root: Path, count: int = 3, size: int = 48, scale: int = 4, grey: tuple = ()) -> dict[str, Path]:
+    """HR images (smooth patterns with an edge), their LR images (the project's
+    downsampling) and bicubic SR images (RGB), one folder each, named 0000.png, ...; the
+    HR and LR images of the indices in ``grey`` are one-channel files."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    folders = {role: root / role for role in ("hr", "lr", "sr")}
+    for index in range(count):
+        frequency, phase = rng.uniform(0.05, 0.3, (3, 2)), rng.uniform(0, 6.3, 3)
+        channels = [128 + 90 * np.sin(frequency[c, 0] * xx + frequency[c, 1] * yy + phase[c]) for c in range(3)]
+        hr = np.stack(channels, axis=-1)
+        hr[: size // 2, : size // 3] = rng.uniform(0, 255, 3)
+        hr = hr.clip(0, 255).astype(np.uint8)
+        hr = hr[..., 1] if index in grey else hr
+        lr = downsample(hr, scale)
+        sr = upsample(lr, scale)
+        for role, image in (("hr", hr), ("lr", lr), ("sr", np.dstack([sr] * 3) if sr.ndim == 2 else sr)):
+            write_png(image, folders[role] / f"{index:04d}.png")
+    return folders
+
+
+def table_row(stdout: str) -> dict[str, str]:
+    """The printed Markdown table as {column header: cell}."""
+    rows = [line for line in stdout.splitlines() if line.startswith("| ")]
+    header, values = ([cell.strip() for cell in row.strip("|").split("|")] for row in rows[:2])
+    return dict(zip(header, values))
+
+
+# ----------------------------------------------------------------------------- Set5
+
+
+@pytest.fixture
+def set5_bicubic(sr_benchmarks, tmp_path_factory) -> Path:
+    """The bicubic method's outputs on Set5's provided LR images, made as the pipeline's
+    sample stage makes them (baselines/bicubic.py)."""
+    from baselines.bicubic import super_resolve
+
+    paths = list_images(sr_benchmarks / "Set5" / "LR_bicubic_x4")
+    images = super_resolve(None, [read_image(path) for path in paths], 4, None, {}, lambda fraction: None)
+    out = tmp_path_factory.mktemp("set5") / "bicubic"
+    for path, image in zip(paths, images):
+        write_png(image, out / path.name)
+    return out
+
+
+def test_the_set5_bicubic_outputs_give_the_published_numbers(sr_benchmarks, set5_bicubic, tmp_path):
+    """28.42 dB / 0.8104 (Y channel, 4-pixel crop) within 0.01 dB / 0.001: the printed table
+    and the unrounded values of --json."""
+    set5 = sr_benchmarks / "Set5"
+    options = ["--sr", set5_bicubic, "--hr", set5 / "HR", "--lr", set5 / "LR_bicubic_x4", "--color", "y", "--crop", "4"]
+    status = W.weights_status(WEIGHTS)
+    full = status["inception"]["present"] and status["alexnet"]["present"]
+    printed = sr3bench("score", *map(str, options), *([] if full else ["--no-fid", "--no-lpips"]), cwd=tmp_path)
+    print(printed.stdout)
+    assert printed.returncode == 0, printed.stderr
+    row = table_row(printed.stdout)
+    psnr, ssim = float(row[by_name("psnr").header]), float(row[by_name("ssim").header])
+    published_psnr, published_ssim = PUBLISHED_SET5_BICUBIC_X4
+    assert row["images"] == "5" and row[by_name("consistency").header] != "n/a"
+    assert "Per-image values: bicubic-per-image.csv" in printed.stdout
+    exact = sr3bench("score", *map(str, options), "--no-fid", "--no-lpips", "--json", cwd=tmp_path)
+    metrics = json.loads(exact.stdout)["metrics"]
+    assert abs(metrics["psnr"] - published_psnr) <= 0.01 and abs(metrics["ssim"] - published_ssim) <= 0.001, metrics
+    assert abs(psnr - published_psnr) <= 0.01 and abs(ssim - published_ssim) <= 0.001, (psnr, ssim)
+    per_image = pd.read_csv(tmp_path / "bicubic-per-image.csv")
+    assert len(per_image) == 5 and by_name("psnr").format(per_image["psnr"].mean()) == row[by_name("psnr").header]
+    if full:
+        assert f"below {FID_MIN_IMAGES} its covariance estimate is rank-deficient" in printed.stdout
+        assert float(row[by_name("fid").header]) > 0
+
+
+# ----------------------------------------------------------------------------- the CLI on synthetic images
+
+
+@pytest.fixture(scope="module")
+def scored(weights, tmp_path_factory) -> tuple[dict, dict, Path]:
+    """One full run of the CLI (FID and LPIPS included) on 4 synthetic images, as JSON."""
+    root = tmp_path_factory.mktemp("score")
+    folders = synthetic(root, count=4, grey=(1,))  # a grey HR image is scored in grey
+    out = root / "per-image.csv"
+    arguments = ["--sr", folders["sr"], "--hr", folders["hr"], "--lr", folders["lr"], "--color", "y", "--crop", "2"]
+    run = sr3bench("score", *map(str, arguments), "--json", "--out", str(out), "--weights", str(weights), cwd=root)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout), folders, out
+
+
+def test_the_per_image_csv_holds_the_evaluate_stages_values(scored, weights):
+    from sr3bench.metrics.evaluate import evaluate_method
+
+    result, folders, out = scored
+    protocol = {"color": "y", "border_crop": 2}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the command ran: LPIPS's sums in the same order
+    try:
+        table, record = evaluate_method("m", folders["hr"], folders["lr"], folders["sr"], {}, protocol, 4, weights)
+    finally:
+        torch.set_num_threads(threads)
+    columns = ["name", *names(per="image")]
+    assert out.read_text() == table[columns].to_csv(index=False)  # the same values, to every digit
+    assert result["protocol"] == record and result["per_image_csv"] == str(out)
+
+
+def test_the_json_has_every_metric_and_the_fid_warning(scored):
+    result = scored[0]
+    assert set(result["metrics"]) == set(names()) and result["n_images"] == 4
+    for metric in ("psnr", "ssim", "consistency", "lpips", "fid", "kid"):
+        assert isinstance(result["metrics"][metric], float), metric
+    if result["metrics"]["is"] is None:  # the offline Inception weights have no classifier head
+        assert "classifier" in result["unavailable"]["is"]
+    assert len(result["warnings"]) == 1 and f"below {FID_MIN_IMAGES}" in result["warnings"][0]
+    assert "over 4 images" in result["warnings"][0]
+    assert result["set_metrics"]["n_sr"] == result["set_metrics"]["n_hr"] == 4
+
+
+def test_protocol_of_a_preset_applies_its_protocol_and_refuses_a_contradiction(tmp_path):
+    from pipeline.cli import preset_protocol
+    from sr3bench.metrics.evaluate import protocol_record
+
+    folders = synthetic(tmp_path)
+    options = ["score", "--sr", str(folders["sr"]), "--hr", str(folders["hr"]), "--params", str(REPO / "params.yaml")]
+    run = sr3bench(*options, "--protocol-of", "benchmarks", "--json", "--no-fid", "--no-lpips", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert preset_protocol("benchmarks", REPO / "params.yaml") == {"color": "y", "crop": 4, "scale": 4}
+    assert result["protocol"] == protocol_record({"color": "y", "border_crop": 4}, 4)
+    assert result["metrics"]["consistency"] is not None and "made from the HR images" in result["lr"]
+
+    clash = sr3bench(*options, "--protocol-of", "benchmarks", "--color", "rgb", cwd=tmp_path)
+    assert clash.returncode == 2 and "--color rgb contradicts it" in clash.stderr, clash.stderr
+
+
+def test_a_folder_error_names_the_files_and_exits_1(tmp_path):
+    folders = synthetic(tmp_path)
+    (folders["sr"] / "0001.png").unlink()
+    (folders["sr"] / "notes.txt").write_text("x")
+    run = sr3bench("score", "--sr", str(folders["sr"]), "--hr", str(folders["hr"]), "--no-fid", cwd=tmp_path)
+    assert run.returncode == 1 and "notes.txt" in run.stderr and "move it out" in run.stderr, run.stderr
+    assert not list(tmp_path.glob("*.csv"))
+
+
+# ----------------------------------------------------------------------------- the Python function
+
+
+def quick(folders, **options):
+    return score(folders["sr"], folders["hr"], fid=False, lpips=False, **options)
+
+
+def test_consistency_only_with_the_lr_images_or_the_scale(tmp_path):
+    folders = synthetic(tmp_path)
+    without = quick(folders)
+    assert without.metrics["consistency"] is None and "--lr" in without.unavailable["consistency"]
+    assert without.per_image["consistency"].isna().all() and without.protocol["scale"] is None
+    with_lr = quick(folders, lr_dir=folders["lr"])
+    assert with_lr.protocol["scale"] == 4 and with_lr.metrics["consistency"] > 0  # the scale read from the sizes
+    with_scale = quick(folders, scale=4)  # LR made from HR by the same operator that made these LR images
+    assert with_scale.per_image["consistency"].tolist() == with_lr.per_image["consistency"].tolist()
+    assert "consistency" not in with_lr.unavailable and "made from the HR images" in with_scale.lr
+    assert with_lr.metrics["psnr"] == without.metrics["psnr"] and "n/a" in without.table()
+
+
+def test_the_table_prints_the_metric_tables_decimals(tmp_path):
+    result = quick(synthetic(tmp_path), lr_dir=tmp_path / "lr", color="y", crop=4)
+    row = table_row(result.table())
+    for metric in ("psnr", "ssim", "consistency"):
+        assert row[by_name(metric).header] == by_name(metric).format(result.metrics[metric])
+    assert row[by_name("fid").header] == "n/a" and result.unavailable["fid"] == "not requested"
+    assert result.warnings == []  # no FID, no warning
+
+
+def test_unavailable_weights_leave_their_columns_empty_with_the_reason(tmp_path, monkeypatch):
+    from sr3bench.metrics import fid_kid_is, lpips_metric
+
+    def missing(weights_dir):
+        raise W.WeightsUnavailableError(W.missing_message("the weights", OSError("no network"), weights_dir))
+
+    monkeypatch.setattr(lpips_metric, "lpips_model", missing)
+    monkeypatch.setattr(fid_kid_is, "resolve_inception_weights", missing)
+    folders = synthetic(tmp_path)
+    result = score(folders["sr"], folders["hr"], weights_dir=tmp_path / "none")
+    for metric in ("lpips", "fid", "kid", "is"):
+        assert result.metrics[metric] is None and "sr3bench provision-weights" in result.unavailable[metric]
+    assert result.metrics["psnr"] > 20 and result.warnings == []
+    row = table_row(result.table())
+    assert row[by_name("lpips").header] == row[by_name("fid").header] == "n/a"
+    assert "- LPIPS: the weights are not provisioned" in result.table()
+
+
+def save(image: np.ndarray, path: Path, **options) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path, **options)
+
+
+def break_names(folders):
+    (folders["sr"] / "0001.png").unlink()
+    shutil.copy(folders["sr"] / "0000.png", folders["sr"] / "zzz.png")
+    shutil.move(folders["sr"] / "0002.png", folders["sr"] / "0002.jpg")
+
+
+def sizes(factor: float):
+    def change(folders):
+        for path in list_images(folders["sr"]):
+            image = Image.open(path)
+            image.resize((int(image.width * factor), int(image.height * factor))).save(path)
+
+    return change
+
+
+def cropped(folders):
+    for path in list_images(folders["sr"]):
+        save(read_image(path)[4:-4, 4:-4], path)
+
+
+def cut_to_a_multiple(folders):
+    for path in list_images(folders["hr"]):  # HR 50x50: the SR images are 48x48
+        save(np.pad(read_image(path), ((0, 2), (0, 2), (0, 0))), path)
+
+
+def stray(name: str, folder: bool = False):
+    def add(folders):
+        (folders["sr"] / name).mkdir() if folder else (folders["sr"] / name).write_bytes(b"not an image")
+
+    return add
+
+
+def damaged(folders):
+    (folders["sr"] / "0002.png").write_bytes((folders["sr"] / "0002.png").read_bytes()[:100])
+
+
+def empty(folders):
+    for path in list_images(folders["sr"]):
+        path.unlink()
+
+
+def sixteen_bit(folders):
+    save(read_image(folders["sr"] / "0000.png")[..., 0].astype(np.uint16) * 257, folders["sr"] / "0000.png")
+
+
+def transparent(folders):
+    image = np.dstack([read_image(folders["sr"] / "0000.png"), np.full((48, 48), 128, dtype=np.uint8)])
+    save(image, folders["sr"] / "0000.png")
+
+
+def lr_of_another_scale(folders):
+    for path in list_images(folders["lr"]):
+        save(downsample(read_image(folders["hr"] / path.name), 2), path)
+
+
+ERRORS = {
+    "missing and extra names": (
+        break_names,
+        {},
+        [r"missing from SR \(2\): 0001.png, 0002.png", r"in SR but not in HR \(2\): 0002.jpg, zzz.png", "suffix"],
+    ),
+    "SR images of the LR size": (sizes(0.25), {}, ["3 of the 3 SR images", "0000.png: SR 12x12, HR 48x48", "1/4"]),
+    "SR images twice the HR size": (sizes(2), {}, ["SR 96x96, HR 48x48", "2 times the HR size: the output of another"]),
+    "border-cropped SR images": (cropped, {}, ["SR 40x40, HR 48x48", "4 px smaller on each side: border-cropped"]),
+    "HR not cut to a multiple": (
+        cut_to_a_multiple,
+        {},
+        ["SR 48x48, HR 50x50", "cut down to a multiple of 3, 4, 6 or 8"],
+    ),
+    "a file that is not an image": (stray("notes.txt"), {}, ["an entry that is not an image file", "notes.txt"]),
+    "a folder in the SR folder": (stray("extra", folder=True), {}, [r"extra \(a folder\)"]),
+    "an image that does not decode": (damaged, {}, [r"0002.png cannot be read as an image"]),
+    "an empty folder": (empty, {}, ["the SR folder .* is empty: no images to score"]),
+    "a missing folder": (lambda folders: shutil.rmtree(folders["sr"]), {}, ["the SR folder .* does not exist"]),
+    "a 16-bit image": (sixteen_bit, {}, ["0000.png is not an 8-bit image"]),
+    "a transparent image": (transparent, {}, ["0000.png has transparent pixels"]),
+    "LR images of another scale": (lr_of_another_scale, {"lr": True, "scale": 4}, ["not the HR size divided by 4"]),
+    "HR sizes the scale does not divide": (lambda folders: None, {"scale": 5}, [r"multiples of 5: 0000.png \(48x48\)"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_each_folder_problem_is_a_clear_error(tmp_path, case):
+    change, options, messages = ERRORS[case]
+    folders = synthetic(tmp_path)
+    change(folders)
+    lr_dir = folders["lr"] if options.get("lr") else None
+    with pytest.raises(ScoreError) as raised:
+        quick(folders, lr_dir=lr_dir, scale=options.get("scale"))
+    for message in messages:
+        assert re.search(message, str(raised.value)), (message, str(raised.value))
+
+
+def test_hidden_files_that_are_not_images_are_ignored(tmp_path):
+    folders = synthetic(tmp_path)
+    (folders["sr"] / ".DS_Store").write_bytes(b"\0")
+    assert quick(folders).n_images == 3
+
+
+def test_the_warning_threshold_is_the_reports():
+    from sr3bench.reporting.build import FID_MIN_IMAGES as REPORT_FID_MIN_IMAGES
+
+    assert FID_MIN_IMAGES == REPORT_FID_MIN_IMAGES == 2048
+
+
+# ----------------------------------------------------------------------------- the documentation page
+
+
+def page_blocks(language: str) -> list[str]:
+    """The page's fenced blocks in ``language`` ("" for plain ones), in order."""
+    blocks = re.findall(r"^```([^\n]*)\n(.*?)^```", PAGE.read_text(), re.M | re.S)
+    return [body for tag, body in blocks if tag.strip() == language]
+
+
+def test_the_pages_commands_run(weights, tmp_path, monkeypatch):
+    """docs/score-images.md: its `sr3bench score` commands and its Python example, on Set5
+    where it is present, else on synthetic images laid out as Set5."""
+    set5 = Path(os.environ.get("SR3BENCH_SHARED_DATA", REPO.parent / "shared" / "data")) / "sr-benchmarks" / "Set5"
+    if (set5 / "HR").is_dir():
+        shutil.copytree(set5, tmp_path / "Set5")
+    else:
+        folders = synthetic(tmp_path / "synthetic")
+        shutil.copytree(folders["hr"], tmp_path / "Set5" / "HR")
+        shutil.copytree(folders["lr"], tmp_path / "Set5" / "LR_bicubic_x4")
+    for path in list_images(tmp_path / "Set5" / "LR_bicubic_x4"):
+        write_png(upsample(read_image(path), 4), tmp_path / "outputs" / "bicubic" / path.name)
+    shutil.copy(REPO / "params.yaml", tmp_path)  # --protocol-of reads ./params.yaml
+
+    commands = [line for block in page_blocks("bash") for line in block.splitlines() if line.startswith("sr3bench ")]
+    assert len(commands) == 2
+    runs = [sr3bench(*command.split()[1:], cwd=tmp_path) for command in commands]
+    for command, run in zip(commands, runs):
+        assert run.returncode == 0, (command, run.stderr)
+    assert json.loads(runs[1].stdout)["protocol"]["description"].startswith("Y channel")
+    assert (tmp_path / "bicubic-per-image.csv").is_file()
+    if (set5 / "HR").is_dir():  # the page shows the first command's output: its per-image metrics are these
+        shown, printed = table_row(page_blocks("")[0]), table_row(runs[0].stdout)
+        for metric in names(per="image"):
+            assert shown[by_name(metric).header] == printed[by_name(metric).header], metric
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(W.WEIGHTS_ENV, str(weights))
+    (tmp_path / "bicubic-per-image.csv").unlink()
+    for block in page_blocks("python"):
+        exec(compile(block, str(PAGE), "exec"), {})
+    assert (tmp_path / "bicubic-per-image.csv").is_file()
