@@ -171,11 +171,12 @@ def validate(params: dict) -> None:
 
 
 def check_methods(methods: list[str], preset: dict, preset_name: str, key: str = "methods") -> None:
-    """Every compared method is registered, every variant is defined by the preset, and
-    every trained method has its training settings (``key``: where the list was given)."""
+    """Every compared method is registered (or an outside method of the preset), every
+    variant is defined by the preset, and every trained method has its training settings
+    (``key``: where the list was given)."""
     for method in methods:
         try:
-            entry = registry.entry(method)
+            entry = registry.entry(method, preset)
             if variant_name(method) and variant_name(method) not in preset["variants"]:
                 raise registry.UnknownMethodError(
                     f"{method!r}: variant {variant_name(method)!r} is not defined under variants of this preset"
@@ -199,7 +200,7 @@ def check_study(methods: list[str], preset: dict, preset_name: str) -> None:
     where = f"params: presets.{preset_name}.study"
     for method in study["methods"] or []:
         try:
-            registry.entry(method)
+            registry.entry(method, preset)
         except registry.UnknownMethodError as error:
             raise ConfigError(f"{where}.methods: {error}") from error
     if study["answers"] == "simulated":
@@ -231,6 +232,11 @@ def check_preset(name: str, preset: dict) -> None:
             f"{where}.dataset.hr_size: {dataset['hr_size']} must be divisible by {depth} for this UNet depth"
         )
     check_schedules(where, preset)
+    for method in preset["external"]:
+        if method in registry.REGISTRY:
+            raise ConfigError(
+                f"{where}.external.{method}: {method} is a registered method; give the outside method another name"
+            )
     if dataset["source"] == "skimage":
         for key in ("train_images", "test_images"):
             if not dataset[key]:

@@ -17,6 +17,12 @@ Only files whose size, mtime or inode changed since the last listing are hashed
 size and mtime restored goes unnoticed, as it would by make or rsync). Folders inside a registered
 download are left out: the download stage's output is tracked already. Bundled
 scikit-image photographs need nothing.
+
+An outside method's folder (``presets.<preset>.external.<method>``, read by the collect
+stage) is tracked the same way, in a listing of its own,
+``cache/<preset>/outside/<method>-listing.json``, of the images at its top level (those
+the collect stage reads): a changed image re-runs that method's collect and evaluate
+stages, and nothing of the other methods.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 
 from pipeline import layout
 from sr3bench.core.atomic import atomic_path
-from sr3bench.core.image_files import list_images_recursive
+from sr3bench.core.image_files import list_images, list_images_recursive
 
 
 def dataset_folders(dataset: dict) -> list[Path]:
@@ -55,17 +61,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def listing(folders: list[Path], known: dict) -> tuple[dict, dict]:
+def listing(folders: list[Path], known: dict, recursive: bool = True) -> tuple[dict, dict]:
     """(listing, stats) of ``folders``: {folder: {file: [size, sha256]}} (None for a
     missing folder) and {path: [size, mtime_ns, inode, sha256]}; ``known`` is the
-    previous stats, whose sha256 is reused for a file of unchanged size, mtime and inode."""
+    previous stats, whose sha256 is reused for a file of unchanged size, mtime and inode.
+    Not ``recursive``: the images at the folders' top level only."""
     files, stats = {}, {}
     for folder in folders:
         if not folder.is_dir():
-            files[str(folder)] = None  # prepare says what is missing
+            files[str(folder)] = None  # prepare (or collect) says what is missing
             continue
         entries = files[str(folder)] = {}
-        for path in list_images_recursive(folder):
+        for path in list_images_recursive(folder) if recursive else list_images(folder):
             status = path.stat()
             stat = [status.st_size, status.st_mtime_ns, status.st_ino]
             previous = known.get(str(path))
@@ -85,16 +92,28 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def refresh(preset: str, folders: list[Path]) -> Path:
+def refresh(preset: str, folders: list[Path], method: str | None = None) -> Path:
     """Bring ``preset``'s listing of ``folders`` up to date (rewritten only when a file's
-    name, size or content changed) and return its path."""
-    stats_file = layout.dataset_stats_file(preset)
+    name, size or content changed) and return its path; with ``method``, the listing of
+    that outside method's folder (its top-level images)."""
+    if method is None:
+        stats_file, listing_file = layout.dataset_stats_file(preset), layout.dataset_listing_file(preset)
+    else:
+        stats_file, listing_file = (
+            layout.outside_stats_file(preset, method),
+            layout.outside_listing_file(preset, method),
+        )
     try:
         known = json.loads(stats_file.read_text())
     except (OSError, ValueError):  # none yet, or damaged: hash every file again
         known = {}
-    files, stats = listing(folders, known)
+    files, stats = listing(folders, known, recursive=method is None)
     write_if_changed(stats_file, json.dumps(stats, sort_keys=True))
-    listing_file = layout.dataset_listing_file(preset)
     write_if_changed(listing_file, json.dumps(files, indent=1, sort_keys=True) + "\n")
     return listing_file
+
+
+def outside_folder(preset: dict, method: str) -> Path:
+    """The folder of an outside method of a (resolved) preset, ``external.<method>.folder``,
+    as both engines track it and the collect stage reads it (``~`` expanded, normalised)."""
+    return Path(os.path.normpath(Path(preset["external"][method]["folder"]).expanduser()))

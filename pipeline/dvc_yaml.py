@@ -37,9 +37,10 @@ def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict) -> dic
     entry = {
         "cmd": f"{stage.command(PRESET, member)} --threads {threads} --log {stage.log(PRESET, member)}",
         # dataset folders: DVC hashes them itself (those of the preset params.yaml names, as downloads)
-        "deps": [*stage.inputs(PRESET, member, plan), *map(str, stage.folders(plan)), *stage.code(member)],
+        # and an outside method's folder
+        "deps": [*stage.inputs(PRESET, member, plan), *map(str, stage.folders(plan, member)), *stage.code(member)],
     }
-    keys = stage_keys(stage, PRESET, member)
+    keys = stage_keys(stage, PRESET, member, plan)
     if stage.name in TRACK_METHODS and preset["methods"]:  # the preset's own list, as resolve() takes it
         keys = [f"presets.{PRESET}.methods" if key == "methods" else key for key in keys]
     if keys:

@@ -13,6 +13,7 @@ that builds paths, for the stages, the Snakemake rules and the generated dvc.yam
     cache/<preset>/fidelity/                                      torch-fidelity reference statistics
     cache/params/<hash>.yaml                                      the config an engine resolved, as its jobs read it
     cache/<preset>/dataset-listing.json, dataset-stats.json       dataset folders' files, as the Snakefile tracks them
+    cache/<preset>/outside/<method>-listing.json, -stats.json     an outside method's folder, as the Snakefile tracks it
     logs/<preset>/<stage>[_<method>].log, .benchmark.tsv          stage logs and Snakemake benchmarks
     logs/downloads/<dataset>.log                                  download stage logs
     studies/<preset>/site/, plan.json                             the human study's page and images; its full plan
@@ -223,6 +224,16 @@ def dataset_stats_file(preset: str) -> Path:
     """Size, mtime and sha256 of each listed file: a file whose size and mtime are
     unchanged is not hashed again."""
     return Path("cache") / preset / "dataset-stats.json"
+
+
+def outside_listing_file(preset: str, method: str) -> Path:
+    """The images of an outside method's folder (``presets.<preset>.external.<method>``),
+    as the Snakefile tracks them for its collect stage (as the dataset listing)."""
+    return Path("cache") / preset / "outside" / f"{method}-listing.json"
+
+
+def outside_stats_file(preset: str, method: str) -> Path:
+    return Path("cache") / preset / "outside" / f"{method}-stats.json"
 
 
 def resolved_params_file(digest: str) -> Path:

@@ -29,6 +29,11 @@ no edit of the schema file.
 A *variant* ``<method>@<name>`` samples a trained method with other sampling settings
 (``presets.<preset>.variants.<name>``, e.g. another inference schedule); it has its own
 samples and results and reuses the base method's model.
+
+An *outside method* is a preset's folder of someone's outputs, ``presets.<preset>.external.
+<name>`` (docs/outside-outputs.md): listed in ``methods:`` like a registered one, its
+entry made from the preset (``entry(method, preset)``); the collect stage checks and copies
+its folder into its samples, and every later stage treats it as any other method.
 """
 
 from __future__ import annotations
@@ -55,6 +60,22 @@ ENTRIES = (
     MethodEntry("bicubic", "baselines.bicubic", trained=False, title="Bicubic"),
     MethodEntry("regression", "baselines.regression", trained=True, title="Regression"),
     MethodEntry("sr3", "sr3.method", trained=True, title="SR3", stochastic=True),
+    MethodEntry(  # a public checkpoint, imported by its train stage (docs/public-checkpoints.md)
+        "sr3_janspiry",
+        "sr3.janspiry_method",
+        trained=True,
+        title="Janspiry SR3",
+        stochastic=True,
+        settings_schema={
+            "checkpoint": {"type": "string", "description": "their generator file (*_gen.pth) the train stage imports"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the file's: checked and tracked"},
+            "config": {
+                "anyOf": [{"enum": ["sr_sr3_16_128", "sr_sr3_64_512"]}, {"type": "object"}],
+                "description": "their config's name, or its model.unet keys and image_size",
+            },
+            "steps": {"type": "integer", "minimum": 0, "description": "fine-tuning steps (0: the checkpoint as is)"},
+        },
+    ),
 )
 REGISTRY = {entry.name: entry for entry in ENTRIES}
 
@@ -63,11 +84,38 @@ class UnknownMethodError(ValueError):
     """A method name that is not registered (or a variant of an untrained method)."""
 
 
-def entry(method: str) -> MethodEntry:
-    """The registry entry of a method or of the base of a variant (``sr3@fast`` -> sr3)."""
+# What the collect stage runs for an outside method (its folder checked and copied).
+OUTSIDE_MODULE = "pipeline.stages.collect"
+
+
+def outside_entry(name: str, spec: dict) -> MethodEntry:
+    """An outside method of a preset, ``presets.<preset>.external.<name>``: its samples are
+    a folder of someone's outputs, which the collect stage checks and copies (no module of
+    the method protocol; never trained, never sampled here)."""
+    return MethodEntry(name, OUTSIDE_MODULE, trained=False, title=spec["title"])
+
+
+def outside_methods(preset: dict | None, methods: list[str]) -> list[str]:
+    """The compared methods that are outside methods of ``preset`` (its ``external``)."""
+    outside = (preset or {}).get("external") or {}
+    return [m for m in methods if m in outside]
+
+
+def entry(method: str, preset: dict | None = None) -> MethodEntry:
+    """The registry entry of a method or of the base of a variant (``sr3@fast`` -> sr3);
+    with ``preset`` (resolved), also of its outside methods (``external``)."""
     base = base_method(method)
+    outside = (preset or {}).get("external") or {}
+    if base in outside:
+        if variant_name(method) is not None:
+            raise UnknownMethodError(
+                f"{method!r}: variants ({VARIANT_SEPARATOR}name) are of trained methods only; "
+                f"{base} is an outside method (external.{base})"
+            )
+        return outside_entry(base, outside[base])
     if base not in REGISTRY:
-        raise UnknownMethodError(f"unknown method {base!r}; registered methods: {', '.join(REGISTRY)}")
+        known = ", ".join(REGISTRY) + (f"; this preset's outside methods: {', '.join(outside)}" if outside else "")
+        raise UnknownMethodError(f"unknown method {base!r}; registered methods: {known}")
     if variant_name(method) is not None and not REGISTRY[base].trained:
         raise UnknownMethodError(
             f"{method!r}: variants ({VARIANT_SEPARATOR}name) are of trained methods only; {base} is not trained"
@@ -80,9 +128,10 @@ def load(method: str) -> ModuleType:
     return importlib.import_module(entry(method).module)
 
 
-def trained_methods(methods: list[str]) -> list[str]:
-    """The trained base methods that ``methods`` need, in order, without repeats."""
-    bases = [base_method(m) for m in methods if entry(m).trained]
+def trained_methods(methods: list[str], preset: dict | None = None) -> list[str]:
+    """The trained base methods that ``methods`` need, in order, without repeats (``preset``:
+    where ``methods`` may name its outside methods)."""
+    bases = [base_method(m) for m in methods if entry(m, preset).trained]
     return list(dict.fromkeys(bases))
 
 
@@ -91,7 +140,7 @@ def diverse_methods(preset: dict, methods: list[str]) -> list[str]:
     several seeds), none when the preset's ``diversity.images`` is 0."""
     if not preset["diversity"]["images"]:
         return []
-    return list(dict.fromkeys(base_method(m) for m in methods if entry(m).stochastic))
+    return list(dict.fromkeys(base_method(m) for m in methods if entry(m, preset).stochastic))
 
 
 def method_settings(preset: dict, method: str) -> dict:
@@ -99,9 +148,9 @@ def method_settings(preset: dict, method: str) -> dict:
     return preset["training"][base_method(method)]
 
 
-def title(method: str) -> str:
+def title(method: str, preset: dict | None = None) -> str:
     variant = variant_name(method)
-    return entry(method).title + (f" ({variant})" if variant else "")
+    return entry(method, preset).title + (f" ({variant})" if variant else "")
 
 
 def apply_variant(preset: dict, method: str, tuned: dict | None = None) -> dict:

@@ -59,16 +59,17 @@ def member_of(wildcards) -> str | None:
 
 def inputs(stage: Stage, config: dict, active_preset: str):
     """The rule's input function: the stage's files, planned for the job's own preset (its
-    downloads, shards and variants), the listing of the dataset folders it reads (brought
-    up to date here, each time a run plans the job: see pipeline/dataset_listing.py), and
-    its code."""
+    downloads, shards and variants), the listing of the folders it reads (the dataset's,
+    or an outside method's: brought up to date here, each time a run plans the job; see
+    pipeline/dataset_listing.py), and its code."""
 
     def of(wildcards) -> list[str]:
         member = member_of(wildcards)
         preset = wildcards.get("preset", active_preset)
         plan = Plan.of(config, preset)
-        folders = stage.folders(plan)
-        listing = [str(dataset_listing.refresh(preset, folders))] if folders else []
+        folders = stage.folders(plan, member)
+        outside = member if stage.fan_out == "external" else None
+        listing = [str(dataset_listing.refresh(preset, folders, outside))] if folders else []
         return [*stage.inputs(preset, member, plan), *listing, *stage.code(member)]
 
     return of
@@ -80,7 +81,13 @@ def tracked_values(config: dict, stage: Stage):
     params.yaml states, tracks all of ``datasets``)."""
     if stage.fan_out == "dataset":
         return lambda wildcards: {f"datasets.{wildcards.dataset}": config["datasets"].get(wildcards.dataset, {})}
-    return lambda wildcards: param_values(config, stage_keys(stage, wildcards.get("preset"), member_of(wildcards)))
+
+    def of(wildcards) -> dict:
+        preset = wildcards.get("preset")
+        plan = Plan.of(config, preset) if preset else None
+        return param_values(config, stage_keys(stage, preset, member_of(wildcards), plan))
+
+    return of
 
 
 def threads(config: dict, stage: Stage) -> int:

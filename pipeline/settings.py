@@ -169,6 +169,15 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ExternalMethod:
+    """``external.<name>``: an outside method, a folder of someone's outputs."""
+
+    folder: str
+    title: str
+    citation: str
+
+
+@dataclass(frozen=True)
 class Preset:
     """One preset, resolved: its name, paths and typed sections; ``config`` is the same
     preset as the plain mapping the layers below the pipeline take."""
@@ -183,6 +192,7 @@ class Preset:
     runtime: RuntimeSettings
     resources: Mapping
     variants: Mapping[str, Variant]
+    external: Mapping[str, ExternalMethod]
     tune: TuneSettings | None
     diversity: DiversitySettings
     study: StudySettings | None

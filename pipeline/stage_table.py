@@ -8,18 +8,20 @@ An entry says:
 - ``fan_out``: what one job of the stage is for: one preset (``preset``); one preset
   with a human study (``study``), with simulated answers (``study_simulated``) or with
   answers to analyse (``study_analysed``); each compared
-  method (``method``), each trained, tuned or stochastic base method (``trained``,
-  ``tuned``, ``diverse``), each dataset a preset downloads (``dataset``), each shard of
-  a method's samples (``shard``: Snakemake only; DVC samples the shards in one job), or
-  the whole project (``project``);
+  method (``method``), each compared method that is sampled here (``sampled``) or is an
+  outside method, a folder of someone's outputs (``external``), each trained, tuned or
+  stochastic base method (``trained``, ``tuned``, ``diverse``), each dataset a preset
+  downloads (``dataset``), each shard of a sampled method's samples (``shard``: Snakemake
+  only; DVC samples the shards in one job), or the whole project (``project``);
 - ``outputs`` and ``inputs``: paths from ``pipeline/layout.py`` (patterns such as
   ``{preset}`` for Snakemake, ``${preset}`` for DVC);
-- ``folders``: the dataset folders outside the pipeline that it reads: DVC hashes them
-  (deps of the stage), the Snakefile tracks a listing of their files
-  (``pipeline/dataset_listing.py``), since it compares mtimes;
+- ``folders``: the folders outside the pipeline that a job reads (the dataset's, an
+  outside method's): DVC hashes them (deps of the stage), the Snakefile tracks a listing
+  of their files (``pipeline/dataset_listing.py``), since it compares mtimes;
 - ``params``: the config keys under ``presets.<preset>`` its results depend on (both
   engines re-run the stage when one changes; ``runtime`` and ``threads`` say where and
-  how fast a stage computes, not what, and are tracked by neither);
+  how fast a stage computes, not what, and are tracked by neither); ``plan_params``:
+  those that depend on what the run compares (the report: each outside method's entry);
 - ``module``: whose ``run(job)`` the CLI calls; ``method_code``: whether the stage also
   runs the method's module (its code is tracked too).
 """
@@ -34,13 +36,13 @@ from typing import Callable
 
 from pipeline import layout, registry
 from pipeline.code_deps import stage_code
-from pipeline.dataset_listing import dataset_folders
+from pipeline.dataset_listing import dataset_folders, outside_folder
 from pipeline.settings import Preset
 from sr3bench.study.selection import shown_methods
 
 STUDY_FAN_OUTS = ("study", "study_simulated", "study_analysed")
-FAN_OUTS = ("project", "dataset", "preset", *STUDY_FAN_OUTS, "method", "trained", "tuned", "diverse", "shard")
-METHOD_FAN_OUTS = ("method", "trained", "tuned", "diverse", "shard")
+METHOD_FAN_OUTS = ("method", "sampled", "external", "trained", "tuned", "diverse", "shard")
+FAN_OUTS = ("project", "dataset", "preset", *STUDY_FAN_OUTS, *METHOD_FAN_OUTS)
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,19 @@ class Plan:
         return cls(methods, tuple(preset["dataset"]["downloads"]), preset["sampling"]["shards"], preset)
 
     @property
+    def external(self) -> list[str]:
+        """The compared methods that are outside methods: folders of someone's outputs."""
+        return registry.outside_methods(self.preset, list(self.methods))
+
+    @property
+    def sampled(self) -> list[str]:
+        """The compared methods whose samples the sample stage makes (all but the outside ones)."""
+        outside = set(self.external)
+        return [m for m in self.methods if m not in outside]
+
+    @property
     def trained(self) -> list[str]:
-        return registry.trained_methods(list(self.methods))
+        return registry.trained_methods(list(self.methods), self.preset)
 
     @property
     def tuned(self) -> list[str]:
@@ -106,9 +119,11 @@ class Plan:
             return [None]
         if fan_out == "dataset":
             return list(self.downloads)
-        if fan_out in ("method", "shard"):
+        if fan_out == "method":
             return list(self.methods)
-        return getattr(self, fan_out)  # trained, tuned, diverse, study*
+        if fan_out == "shard":
+            return self.sampled
+        return getattr(self, fan_out)  # sampled, external, trained, tuned, diverse, study*
 
 
 @dataclass(frozen=True)
@@ -131,8 +146,10 @@ class Stage:
     fan_out: str
     outputs: tuple[Output, ...]
     inputs: Callable[[str, str | None, Plan], list[str]] = lambda preset, member, plan: []
-    folders: Callable[[Plan], list[Path]] = lambda plan: []
+    # the folders outside the pipeline that the job for ``member`` reads
+    folders: Callable[[Plan, str | None], list[Path]] = lambda plan, member=None: []
     params: Callable[[str | None], list[str]] = lambda member: []
+    plan_params: Callable[[Plan], list[str]] = lambda plan: []
     method_code: bool = False
     cli_name: str = ""  # the CLI subcommand (default: the name, with - for _)
     threads_key: str = ""  # threads.<key> and resources.<key> (default: the name)
@@ -271,7 +288,7 @@ STAGES = (
         "preset",
         (Output(lambda preset, member: layout.data_dir(preset), directory=True),),
         inputs=_prepare_inputs,
-        folders=lambda plan: dataset_folders(plan.preset["dataset"]),
+        folders=lambda plan, member=None: dataset_folders(plan.preset["dataset"]),
         params=lambda member: ["dataset", "seed"],
     ),
     Stage(
@@ -306,7 +323,7 @@ STAGES = (
         "sample",
         "super-resolve the test images with one method (samples/<preset>/<method>/); resumes",
         "pipeline.stages.sample",
-        "method",
+        "sampled",
         (Output(layout.samples_dir, directory=True),),
         inputs=_sample_inputs,
         params=_sample_params,
@@ -329,6 +346,21 @@ STAGES = (
         method_code=True,
         cli_name="sample",
         threads_key="sample",
+    ),
+    # An outside method's samples: its folder, checked (every test image, each of its HR
+    # image's size and 8-bit RGB, or grey where the HR image is) and copied; like prepare,
+    # it reads and writes image files, with prepare's threads (one) and resources.
+    Stage(
+        "collect",
+        "check an outside method's folder of outputs (presets.<preset>.external.<method>) and copy its test "
+        "images into samples/<preset>/<method>/",
+        "pipeline.stages.collect",
+        "external",
+        (Output(layout.samples_dir, directory=True),),
+        inputs=_data,
+        folders=lambda plan, method=None: [outside_folder(plan.preset, method)],
+        params=lambda method: [f"external.{method}.folder"],
+        threads_key="prepare",
     ),
     Stage(
         "diversity",
@@ -390,6 +422,7 @@ STAGES = (
         tuple(_report_output(name) for name in layout.REPORT_FILES),
         inputs=_report_inputs,
         params=lambda member: ["diffusion", "training", "model", "paper"],
+        plan_params=lambda plan: [f"external.{method}" for method in plan.external],  # titles, citations
     ),
     Stage(
         "front_page",
@@ -418,11 +451,13 @@ PRESET_STAGE_SETTINGS = tuple(dict.fromkeys(s.settings_key for s in STAGES if s.
 TRACK_METHODS = ("report", "study_build")
 
 
-def stage_keys(stage: Stage, preset: str, member: str | None) -> list[str]:
-    """Dotted keys of params.yaml a job's results depend on (``presets.<preset>.seed``)."""
+def stage_keys(stage: Stage, preset: str, member: str | None, plan: Plan | None) -> list[str]:
+    """Dotted keys of params.yaml a job's results depend on (``presets.<preset>.seed``);
+    ``plan``: what the preset's run compares (None for the stages of no preset)."""
     if stage.fan_out == "dataset":
         return ["datasets"]
-    dotted = [f"presets.{preset}.{key}" for key in stage.params(member)]
+    keys = [*stage.params(member), *(stage.plan_params(plan) if plan is not None else [])]
+    dotted = [f"presets.{preset}.{key}" for key in keys]
     return ["methods", *dotted] if stage.name in TRACK_METHODS else dotted
 
 

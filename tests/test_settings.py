@@ -12,6 +12,7 @@ from pipeline.settings import (
     DatasetSettings,
     DiffusionSettings,
     DiversitySettings,
+    ExternalMethod,
     PaperSettings,
     Preset,
     ProtocolSettings,
@@ -49,6 +50,7 @@ def schema_keys(*path: str) -> set[str]:
         (DiversitySettings, ("preset", "diversity")),
         (PaperSettings, ("preset", "paper")),
         (Variant, ("variant",)),
+        (ExternalMethod, ("external_method",)),
         (TrainingSettings, ("training",)),
         (Preset, ("preset",)),
     ],
@@ -66,12 +68,13 @@ def test_every_committed_preset_becomes_read_only_typed_settings(name):
     settings = Preset.from_config(name, resolved["presets"][name])
     assert settings.dataset.scale == resolved["presets"][name]["dataset"]["scale"]
     assert settings.paths.split("test", "lr").as_posix() == f"data/{name}/test/lr"
-    assert isinstance(settings.training["sr3"], TrainingSettings)
+    method = next(iter(resolved["presets"][name]["training"]))  # sr3, or the one trained method of the preset
+    assert isinstance(settings.training[method], TrainingSettings)
     assert settings.diffusion.sampler == resolved["presets"][name]["diffusion"]["sampler"]  # the schema's default
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.seed = 1
     with pytest.raises(TypeError):
-        settings.training["sr3"] = None
+        settings.training[method] = None
 
 
 def test_a_methods_own_keys_are_kept_apart_and_a_missing_key_is_named():

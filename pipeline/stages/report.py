@@ -24,7 +24,7 @@ def parameter_count(method: str, preset: dict) -> int:
 def run_scale(job, methods: list[str]) -> dict:
     """This run's scale, in the rows the report sets beside the paper's."""
     settings = job.settings
-    trained = [m for m in registry.trained_methods(methods) if not layout.variant_name(m)]
+    trained = [m for m in registry.trained_methods(methods, job.preset) if not layout.variant_name(m)]
 
     def per_method(value) -> str:
         return ", ".join(f"{registry.title(m)} {value(m)}" for m in trained)
@@ -40,16 +40,30 @@ def run_scale(job, methods: list[str]) -> dict:
     }
 
 
+def outside_outputs(job, methods: list[str]) -> dict:
+    """Each compared outside method's title, citation, folder and samples (its copied test images)."""
+    return {
+        m: {
+            "title": job.settings.external[m].title,
+            "citation": job.settings.external[m].citation,
+            "folder": job.settings.external[m].folder,
+            "samples": job.paths.samples(m),
+        }
+        for m in registry.outside_methods(job.preset, methods)
+    }
+
+
 def run(job) -> None:
-    settings, paths, methods = job.settings, job.paths, job.methods
+    settings, paths, methods, preset = job.settings, job.paths, job.methods, job.preset
+    trained = registry.trained_methods(methods, preset)
     studied = bool(settings.study and shown_methods(settings.study.methods, methods))  # as Plan.study
     inputs = ReportInputs(
         results={m: paths.results(m) for m in methods},
-        titles={m: registry.title(m) for m in methods},
+        titles={m: registry.title(m, preset) for m in methods},
         test_hr=paths.split("test", "hr"),
         test_lr=paths.split("test", "lr"),
         samples={m: paths.samples(m) for m in methods},
-        losses={m: paths.loss(m) for m in registry.trained_methods(methods)},
+        losses={m: paths.loss(m) for m in trained},
         paper_tables=layout.PAPER_TABLES_DIR,
         out=paths.report_dir,
         scale_here=run_scale(job, methods),
@@ -66,7 +80,8 @@ def run(job) -> None:
             job.params["threads"],
             paths.log("report").parent,
             paths.manifest,
-            {registry.title(m): paths.loss(m) for m in registry.trained_methods(methods)},
+            {registry.title(m): paths.loss(m) for m in trained},
+            outside_outputs(job, methods),
         ),
     )
     build_report(settings.name, settings.config, inputs)

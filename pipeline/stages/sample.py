@@ -37,6 +37,11 @@ def run(job) -> None:
     nodes); without it, the shards not yet there are sampled here and then merged into
     the method's samples. The work folder is removed once the samples are published."""
     paths, method, shard = job.paths, job.method, job.shard
+    if method in registry.outside_methods(job.preset, [method]):
+        raise ValueError(
+            f"{method} is an outside method (presets.{job.preset_name}.external.{method}): its samples are its "
+            f"folder, which `sr3bench collect --preset {job.preset_name} --method {method}` checks and copies"
+        )
     settings = Preset.from_config(
         job.preset_name, registry.apply_variant(job.preset, method, read_choices(paths, method))
     )

@@ -1,7 +1,7 @@
 """Where a report's numbers come from: the code (git commit, uncommitted changes), the
 config (hash and full text), the packages, the machine, the torch threads that trained each
-model, each stage's wall time and peak memory (Snakemake's ``benchmark:`` files), and
-checksums of the dataset splits."""
+model, each stage's wall time and peak memory (Snakemake's ``benchmark:`` files),
+checksums of the dataset splits, and those of the outside methods' folders."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from sr3bench.core.image_files import list_images
 from sr3bench.core.machine import cpu_count, cpu_name
+from sr3bench.core.output_folder import folder_checksum
 
 PACKAGES = (
     "sr3-bench",
@@ -137,12 +139,34 @@ def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
     return checksums
 
 
+def outside_checksums(outside: dict[str, dict]) -> dict[str, dict]:
+    """method -> {title, citation, folder, images, sha256} of each outside method, whose
+    ``samples`` folder holds the test images of its ``folder`` (copied by the collect
+    stage): the digest over their names and the sha256 of each, as the dataset's."""
+    checksums = {}
+    for method, source in outside.items():
+        images = {path.name: path for path in list_images(source["samples"])}
+        checksums[method] = {
+            "title": source["title"],
+            "citation": source["citation"],
+            "folder": str(source["folder"]),
+            **folder_checksum(images),
+        }
+    return checksums
+
+
 def provenance(
-    preset: dict, threads: dict, benchmarks: Path, manifest_file: Path, losses: dict[str, Path] | None = None
+    preset: dict,
+    threads: dict,
+    benchmarks: Path,
+    manifest_file: Path,
+    losses: dict[str, Path] | None = None,
+    outside: dict[str, dict] | None = None,
 ) -> dict:
     """Everything the report's provenance section prints, also written as provenance.json.
-    ``losses``: title -> loss CSV of each trained model, for the threads that trained it."""
-    return {
+    ``losses``: title -> loss CSV of each trained model, for the threads that trained it;
+    ``outside``: method -> {title, citation, folder, samples} of each outside method."""
+    record = {
         "description": preset.get("description", ""),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git": git_state(),
@@ -154,6 +178,26 @@ def provenance(
         "stages": stage_times(benchmarks).to_dict(orient="records"),
         "datasets": dataset_checksums(manifest_file),
     }
+    if outside:
+        record["outside_outputs"] = outside_checksums(outside)
+    return record
+
+
+def outside_section(outside: dict[str, dict]) -> str:
+    """The outside methods' folders, checksums and citations ("" without any)."""
+    if not outside:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(v['title'])}</td><td><code>{html.escape(v['folder'])}</code></td>"
+        f"<td>{v['images']}</td><td><code>{v['sha256']}</code></td><td>{html.escape(v['citation'])}</td></tr>"
+        for v in outside.values()
+    )
+    return (
+        "<h3>Outside outputs</h3><table><thead><tr><th>method</th><th>folder</th><th>images</th>"
+        "<th>sha256 of names and image hashes</th><th>citation</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table><p class='cite'>Scored from these folders as they were given "
+        "(checked: every test image, its HR image's size, 8-bit RGB); not computed by this project.</p>"
+    )
 
 
 def provenance_section(record: dict) -> str:
@@ -214,5 +258,6 @@ the full config is below.</li>
 <h3>Dataset checksums</h3>
 <table><thead><tr><th>split</th><th>images</th><th>sha256 of names and image hashes</th></tr></thead>\
 <tbody>{datasets}</tbody></table>
+{outside_section(record.get("outside_outputs", {}))}
 <p>Per-image values: <a href="per_image.csv">per_image.csv</a>; summary: <a href="metrics.csv">metrics.csv</a>; \
 this section as <a href="provenance.json">provenance.json</a>.</p>"""
