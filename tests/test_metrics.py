@@ -22,7 +22,8 @@ def test_psnr_on_the_y_channel_uses_bt601_luma_and_crops_the_border():
     assert psnr(sr, hr, "y", border=1) == float("inf")
     sr = hr.copy()
     sr[5, 5] = (255, 0, 0)
-    y_difference = 65.481  # MATLAB rgb2ycbcr: 65.481 * R / 255 for pure red
+    # MATLAB rgb2ycbcr on uint8: Y = round(16 + 65.481 * R / 255) for pure red, 81 against black's 16
+    y_difference = 81 - 16
     expected = 10 * np.log10(255**2 / (y_difference**2 / 100))
     assert psnr(sr, hr, "y", border=1) == pytest.approx(expected)
     assert rgb_to_y(np.array([[[255, 255, 255]]], dtype=np.uint8))[0, 0] == pytest.approx(235.0)
