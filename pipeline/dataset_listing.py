@@ -27,13 +27,13 @@ stages, and nothing of the other methods.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from pipeline import layout
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.checksums import file_sha256
 from sr3bench.core.image_files import list_images, list_images_recursive
 
 
@@ -51,14 +51,6 @@ def dataset_folders(dataset: dict) -> list[Path]:
     downloads = [layout.download_dir(name) for name in dataset["downloads"]]
     normalised = dict.fromkeys(Path(os.path.normpath(folder)) for folder in folders)
     return [folder for folder in normalised if not any(folder.is_relative_to(d) for d in downloads)]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def listing(folders: list[Path], known: dict, recursive: bool = True) -> tuple[dict, dict]:

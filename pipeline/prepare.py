@@ -27,7 +27,6 @@ one file stem in a split are refused: they would be written to one name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from pipeline import layout
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.checksums import file_sha256
 from sr3bench.core.image_check import BadImageError, load_dataset_image
 from sr3bench.core.images import IMAGE_SUFFIXES, list_images, list_images_recursive, write_png
 from sr3bench.core.progress import progress
@@ -134,10 +134,6 @@ def hr_pieces(
     return [
         (f"{group}_{stem}_{index:03d}.png", crop) for index, crop in enumerate(random_crops(image, size, crops, rng))
     ]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def prepare_split(

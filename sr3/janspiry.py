@@ -35,7 +35,6 @@ is the thin wrapper that hands the network sqrt(gamma), so every sampler and sch
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from torch.nn import functional as F
 
 from sr3 import schedule as schedules
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.checksums import file_sha256
 
 SOURCE = "github.com/Janspiry/Image-Super-Resolution-via-Iterative-Refinement"
 FILE_FORMAT = "janspiry-sr3"  # the "format" of this project's model file for these networks
@@ -376,14 +376,6 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
 
 
 # ---------------------------------------------------------------- their checkpoint files
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def where_to_get(name: str) -> str:

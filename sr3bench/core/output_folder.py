@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from sr3bench.core.checksums import file_sha256
 from sr3bench.core.image_files import list_images
 
 SHOWN = 12  # names listed per problem, then "and N more"
@@ -194,14 +195,6 @@ def check_output_folder(
     if problems:
         raise OutputFolderError(f"{what} in {folder}:\n- " + "\n- ".join(problems))
     return CheckedFolder(folder, {name: folder / name for name in names}, extra)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def folder_checksum(images: dict[str, Path]) -> dict:
