@@ -33,6 +33,7 @@ from sr3bench.study.store import (
     database_files,
     next_trial,
     open_store,
+    other_plan,
     read_answers,
     record,
     record_many,
@@ -212,10 +213,14 @@ def test_answers_are_tied_to_the_plan_they_were_given_under(study, tmp_path):
     path = tmp_path / "answers.sqlite"
     connection = open_store(path)
     bind_plan(connection, other)
+    assert other_plan(path, fingerprint) is None  # bound elsewhere, but no answer to lose
     bind_plan(connection, fingerprint)  # no answer yet: bound anew
     assert stored_fingerprint(path) == fingerprint
     record(connection, answer_for(plan["raters"]["r000"][0], "left"))
     state = file_state(path)
+    assert other_plan(path, fingerprint) is None and other_plan(path, other) == fingerprint[:12]
+    assert other_plan(tmp_path / "absent.sqlite", other) is None
+    assert file_state(path) == state, "reading which plan the answers are under writes nothing"
     bind_plan(connection, fingerprint)
     assert file_state(path) == state, "binding to the same plan writes nothing"
     with pytest.raises(StoreError) as refused:

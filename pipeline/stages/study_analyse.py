@@ -22,10 +22,11 @@ def run(job) -> None:
             f"or load a static study's CSV with `sr3bench study-import --preset {job.preset_name} FILE` "
             "(docs/human-study.md)"
         )
-    stored, current = store.stored_fingerprint(answers_file), plan_fingerprint(paths.study_plan)
-    if stored is not None and stored != current:
+    current = plan_fingerprint(paths.study_plan)
+    other = store.other_plan(answers_file, current)
+    if other is not None:
         raise ValueError(
-            f"{answers_file} holds answers given under another build of the study (plan {stored[:12]}, now "
+            f"{answers_file} holds answers given under another build of the study (plan {other}, now "
             f"{current[:12]}): they do not match its trials. Restore the study's inputs, or move the answers away"
         )
     plan = read_plan(paths.study_plan)

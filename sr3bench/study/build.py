@@ -111,10 +111,10 @@ def build_study(
 
 
 def _refuse_other_answers(answers: Path | None, fingerprint: str) -> None:
-    stored = store.stored_fingerprint(answers) if answers is not None else None
-    if stored is not None and stored != fingerprint and store.read_answers(answers).shape[0]:
+    other = store.other_plan(answers, fingerprint) if answers is not None else None
+    if other is not None:
         raise StudyBuildError(
-            f"{answers} holds answers given under the study as it was built before (plan {stored[:12]}), and the "
+            f"{answers} holds answers given under the study as it was built before (plan {other}), and the "
             f"study would change (plan {fingerprint[:12]}: other samples, images or settings). Move {answers} "
             "away to start a new study with these inputs, or restore the inputs the answers were given under"
         )

@@ -247,6 +247,21 @@ def _handed_out(connection: sqlite3.Connection, rater: str) -> bool:
     return connection.execute(f"SELECT 1 FROM {HANDOUTS} WHERE rater = ?", (rater,)).fetchone() is not None
 
 
+def other_plan(path: Path, fingerprint: str) -> str | None:
+    """The plan (its fingerprint's first 12 digits, or "not recorded") under which the
+    database ``path`` holds answers, when that is not the plan ``fingerprint``; None when
+    there is no such file, no answer, or the answers are this plan's: the rule of
+    ``bind_plan``, read from a copy, so the database is never modified."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    query = f"SELECT (SELECT COUNT(*) FROM {TABLE}), (SELECT value FROM {META} WHERE key = '{PLAN_KEY}')"
+    found = _read_copy(path, query, missing_table_ok=True)
+    if not found or not found[0][0] or found[0][1] == fingerprint:
+        return None
+    return found[0][1][:12] if found[0][1] else "not recorded"
+
+
 def answered_counts(connection: sqlite3.Connection) -> dict[str, int]:
     """{rater: answers stored} for each rater with at least one answer."""
     return dict(connection.execute(f"SELECT rater, COUNT(*) FROM {TABLE} GROUP BY rater").fetchall())
