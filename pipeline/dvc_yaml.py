@@ -14,6 +14,7 @@ import re
 import yaml
 
 from pipeline import layout
+from pipeline.cascade_plan import upstream_jobs
 from pipeline.stage_table import STAGES, TRACK_METHODS, Plan, Stage, stage_keys
 
 PRESET = "${preset}"
@@ -32,21 +33,26 @@ def stage_name(stage: str, member: str | None = None) -> str:
     return stage if member is None else f"{stage}_{re.sub(r'[^A-Za-z0-9_-]', '-', member)}"
 
 
-def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict) -> dict:
+def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict, preset_name: str = PRESET) -> dict:
+    """One stage; ``preset_name``: ``${preset}``, or an upstream preset's name in a cascade."""
     threads = f"${{threads.{stage.settings_key}}}" if stage.per_preset else 1  # as the Snakemake rule's
     entry = {
-        "cmd": f"{stage.command(PRESET, member)} --threads {threads} --log {stage.log(PRESET, member)}",
+        "cmd": f"{stage.command(preset_name, member)} --threads {threads} --log {stage.log(preset_name, member)}",
         # dataset folders: DVC hashes them itself (those of the preset params.yaml names, as downloads)
         # and an outside method's folder
-        "deps": [*stage.inputs(PRESET, member, plan), *map(str, stage.folders(plan, member)), *stage.code(member)],
+        "deps": [
+            *stage.inputs(preset_name, member, plan),
+            *map(str, stage.folders(plan, member)),
+            *stage.code(member),
+        ],
     }
-    keys = stage_keys(stage, PRESET, member, plan)
+    keys = stage_keys(stage, preset_name, member, plan)
     if stage.name in TRACK_METHODS and preset["methods"]:  # the preset's own list, as resolve() takes it
-        keys = [f"presets.{PRESET}.methods" if key == "methods" else key for key in keys]
+        keys = [f"presets.{preset_name}.methods" if key == "methods" else key for key in keys]
     if keys:
         entry["params"] = keys
     for output in stage.outputs:
-        path = str(output.path(PRESET, member))
+        path = str(output.path(preset_name, member))
         kind = {"outs": "outs", "uncached": "outs"}.get(output.dvc, output.dvc)
         value = {path: {"cache": False}} if output.dvc == "uncached" else path
         if output.dvc_plot:
@@ -61,10 +67,18 @@ def render(params: dict) -> str:
     on are those of the preset params.yaml names (after switching to a preset with downloads
     or a dataset folder, re-generate; so too after changing
     a preset's study: its stages and the answers it analyses). Sharded sampling is
-    one DVC stage, which samples every shard and merges them."""
+    one DVC stage, which samples every shard and merges them. A cascade's upstream
+    presets (``dataset.lr_from``) get the stages that lead to the outputs it reads,
+    named ``<upstream preset>--<stage>`` (pipeline/cascade_plan.py)."""
     preset = params["presets"][params["preset"]]
     plan = dataclasses.replace(Plan.of(params, params["preset"]), shards=1)
+    # A cascade (dataset.lr_from): first the upstream presets' jobs that lead to what this
+    # preset reads, named per preset (a download is the project's: one stage per dataset).
     stages = {}
+    for job in upstream_jobs(params, params["preset"]):
+        name = stage_name(job.stage.name, job.member)
+        name = name if job.stage.fan_out == "dataset" else f"{job.preset}--{name}"
+        stages[name] = dvc_stage(job.stage, job.member, job.plan, job.plan.preset, job.preset)
     for stage in STAGES:
         if stage.fan_out == "shard":
             continue

@@ -7,6 +7,9 @@ that builds paths, for the stages, the Snakemake rules and the generated dvc.yam
     checkpoints/<preset>/<method>/last.pt                         resumable training state
     samples/<preset>/<method>[@<variant>]/*.png                   SR images, one slot per variant
     results/<preset>/<method>[@<variant>].csv, .json               per-image metrics, set metrics + protocol
+    data/<preset>/classify/{original,lr}/*.png, classify.json    the classify set (presets with classify:)
+    results/<preset>/classify/<method>.json, original-images.json  top-1/top-5 errors of a classifier
+    cache/<preset>/classify/<method>/<key>/                       a classify job's SR images (resumable)
     reports/<preset>/...                                          generated report (reports/paper/: the paper's tables)
     cache/<preset>/samples/<method>[@<variant>]/<key>/             unfinished sampling runs
     cache/downloads/<dataset>/                                    fetched archives, resumable
@@ -71,6 +74,34 @@ def shard_folder(data_root: Path, split: str) -> Path:
 
 def shard_dir(preset: str, split: str) -> Path:
     return shard_folder(data_dir(preset), split)
+
+
+CLASSIFY_KINDS = ("original", "lr")  # the classify set: the classifier's originals and the SR methods' inputs
+CLASSIFY_MANIFEST_NAME = "classify.json"
+CLASSIFY_BASELINE = "original-images"  # the classify stage's baseline row (no method can have this name)
+
+
+def classify_under(data_root: Path, kind: str | None = None) -> Path:
+    """``<data_root>/classify`` or, with ``kind``, its images (originals or LR inputs), as
+    prepare writes them under its staging root (pipeline/classify_data.py)."""
+    if kind not in (None, *CLASSIFY_KINDS):
+        raise ValueError(f"unknown classify image kind {kind!r}; kinds: {', '.join(CLASSIFY_KINDS)}")
+    folder = Path(data_root) / "classify"
+    return folder / kind if kind else folder
+
+
+def classify_data_dir(preset: str, kind: str | None = None) -> Path:
+    return classify_under(data_dir(preset), kind)
+
+
+def classify_result_file(preset: str, member: str) -> Path:
+    """A classify job's top-1/top-5 errors and protocol: ``member`` a method, or CLASSIFY_BASELINE."""
+    return Path("results") / preset / "classify" / f"{member}.json"
+
+
+def classify_cache_dir(preset: str, method: str) -> Path:
+    """A method's super-resolved classify inputs while its classify job runs (resumable)."""
+    return Path("cache") / preset / "classify" / method
 
 
 def download_dir(dataset: str) -> Path:
@@ -291,6 +322,15 @@ class PresetPaths:
 
     def sample_cache(self, method: str) -> Path:
         return sample_cache_dir(self.preset, method)
+
+    def classify_data(self, kind: str | None = None) -> Path:
+        return classify_data_dir(self.preset, kind)
+
+    def classify_result(self, member: str) -> Path:
+        return classify_result_file(self.preset, member)
+
+    def classify_cache(self, method: str) -> Path:
+        return classify_cache_dir(self.preset, method)
 
     def diversity(self, method: str) -> Path:
         return diversity_dir(self.preset, method)

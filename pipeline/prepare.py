@@ -21,7 +21,9 @@ How an HR image is made from a source image (``dataset.fit``):
   to ``hr_size`` by area interpolation (the paper's ImageNet preprocessing, Sec. 4).
 
 LR images are made by ``sr3bench.core.resize.downsample`` (MATLAB-compatible bicubic, antialiased)
-unless a folder dataset provides them (``lr_source: provided``). Two source images with
+unless a folder dataset provides them (``lr_source: provided``); in a cascade
+(``dataset.lr_from``, docs/cascade.md) the test split's LR images are an upstream preset's
+outputs, read from its samples folder and recorded in the manifest. Two source images with
 one file stem in a split are refused: they would be written to one name.
 """
 
@@ -34,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import layout
+from pipeline.classify_data import prepare_classify
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.checksums import file_sha256
 from sr3bench.core.image_check import BadImageError, load_dataset_image
@@ -144,6 +147,7 @@ def prepare_split(
     rng,
     provided_lr=None,
     items_per_shard: int = 4096,
+    chained_lr=None,
 ):
     """Make the HR/LR pairs of a split and write each as it is made (training split:
     shards, in the order of the sources; the others: PNG folders), so that a split of
@@ -169,10 +173,14 @@ def prepare_split(
         for name, hr in hr_pieces(image, split, stem, group, dataset, rng, path):
             if writer is None:
                 refuse_too_large(hr, path, split, dataset["max_test_pixels"])
-            lr = provided_lr(group, path) if provided_lr and whole else make_lr(hr, scale)
+            if chained_lr is not None:  # a cascade: the upstream preset's output of this test image
+                lr = chained_lr(name)
+            else:
+                lr = provided_lr(group, path) if provided_lr and whole else make_lr(hr, scale)
             expected = (hr.shape[0] // scale, hr.shape[1] // scale)
             if lr.shape[:2] != expected:
-                raise ValueError(f"{path}: provided LR image is {lr.shape[:2]}, expected {expected} for scale {scale}")
+                origin = "dataset.lr_from's" if chained_lr is not None else "provided"
+                raise ValueError(f"{path}: {origin} LR image is {lr.shape[:2]}, expected {expected} for scale {scale}")
             row = {"name": name, "group": group, "source": str(path)}
             if writer is not None:
                 row.update(writer.add(name, hr, lr))
@@ -299,6 +307,43 @@ def _set_folders(root: Path, folders: list[str], split: str) -> list:
     return sources
 
 
+class ChainedLR:
+    """The test LR images of a cascade's preset (``dataset.lr_from``): the upstream preset's
+    outputs, ``samples/<preset>/<method>/<name>``, one per test image and named like it."""
+
+    def __init__(self, lr_from: dict):
+        self.link = lr_from
+        self.folder = layout.samples_dir(lr_from["preset"], lr_from["method"])
+        self.key = "dataset.lr_from"
+        if not self.folder.is_dir():
+            raise FileNotFoundError(
+                f"{self.folder} not found: {self.key} takes the test LR images from {lr_from['method']} of preset "
+                f"{lr_from['preset']}; run that preset first (the engines do: snakemake or dvc repro)"
+            )
+
+    def read(self, name: str) -> np.ndarray:
+        path = self.folder / name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} not found: {self.key} ({self.link['preset']}, {self.link['method']}) has no output for the "
+                f"test image {name}; the upstream preset must have this preset's test images"
+            )
+        return load_dataset_image(path, min_size=1, keep_grey=True)
+
+    def check_all_read(self, names: list[str]) -> None:
+        """Every upstream output is a test image here (one left over means other test images)."""
+        extra = sorted({p.name for p in list_images(self.folder)} - set(names))
+        if extra:
+            raise ValueError(
+                f"{self.folder} holds {len(extra)} image(s) that are not test images of this preset "
+                f"({', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''}): {self.key} must name a preset with "
+                "the same test images"
+            )
+
+    def record(self) -> dict:
+        return {**self.link, "folder": str(self.folder)}
+
+
 def prepare(preset: dict, out: Path) -> None:
     dataset = preset["dataset"]
     rng = np.random.default_rng(preset["seed"])
@@ -321,10 +366,23 @@ def prepare(preset: dict, out: Path) -> None:
         "scale": dataset["scale"],
         "dropped": {},
     }
+    chained = ChainedLR(dataset["lr_from"]) if dataset["lr_from"] else None
+    if chained:
+        manifest["lr_from"] = chained.record()  # the test split's LR images: an upstream preset's outputs
+    if preset.get("classify"):  # the paper's Table 3 (pipeline/classify_data.py); first: a wrong devkit fails fast
+        prepare_classify(sources["test"], preset, out)
     order = ["train", "test"] + (["val"] if sources["val"] else [])  # val last: the other splits' crops do not move
     for split in order:
         manifest[split], manifest["dropped"][split] = prepare_split(
-            sources[split], split, dataset, out, rng, None if split == "train" else lr_maker
+            sources[split],
+            split,
+            dataset,
+            out,
+            rng,
+            None if split == "train" else lr_maker,
+            chained_lr=chained.read if chained and split == "test" else None,
         )
+    if chained:
+        chained.check_all_read([row["name"] for row in manifest["test"]])
     with atomic_path(out / layout.MANIFEST_NAME) as temporary:
         temporary.write_text(json.dumps(manifest, indent=1))

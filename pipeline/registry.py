@@ -52,6 +52,9 @@ class MethodEntry:
     trained: bool
     title: str  # as the report prints it
     stochastic: bool = False  # its samples depend on the seed: the report shows several
+    # its output is made from the test image's LR input; False: an unconditional generator
+    # (FID and KID only: evaluate leaves the paired metrics, PSNR, SSIM, consistency, LPIPS, empty)
+    conditional: bool = True
     # JSON schema properties of settings the method adds to the shared training settings
     settings_schema: dict = field(default_factory=dict)
 
@@ -60,6 +63,9 @@ ENTRIES = (
     MethodEntry("bicubic", "baselines.bicubic", trained=False, title="Bicubic"),
     MethodEntry("regression", "baselines.regression", trained=True, title="Regression"),
     MethodEntry("sr3", "sr3.method", trained=True, title="SR3", stochastic=True),
+    MethodEntry(  # SR3's UNet without the LR input: the unconditional first stage of a cascade
+        "sr3_base", "sr3.base_generator", trained=True, title="SR3 base generator", stochastic=True, conditional=False
+    ),
     MethodEntry(  # a public checkpoint, imported by its train stage (docs/public-checkpoints.md)
         "sr3_janspiry",
         "sr3.janspiry_method",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 
-from pipeline import dataset_listing
+from pipeline import cascade_plan, dataset_listing
 from pipeline.config import RESOLVED_PARAMS_VARIABLE
 from pipeline.stage_table import METHOD_FAN_OUTS, STAGES, Plan, Stage, param_values, stage_keys
 
@@ -66,7 +66,7 @@ def inputs(stage: Stage, config: dict, active_preset: str):
     def of(wildcards) -> list[str]:
         member = member_of(wildcards)
         preset = wildcards.get("preset", active_preset)
-        plan = Plan.of(config, preset)
+        plan = cascade_plan.plan_of(config, active_preset, preset)  # an upstream preset: what the chain reads
         folders = stage.folders(plan, member)
         outside = member if stage.fan_out == "external" else None
         listing = [str(dataset_listing.refresh(preset, folders, outside))] if folders else []
@@ -106,11 +106,13 @@ def resources(config: dict, stage: Stage) -> dict:
     return {"gpu": value("gpus"), "mem_mb": value("mem_mb"), "runtime": value("runtime")}
 
 
-def wildcard_constraints(stage: Stage, plan: Plan) -> dict:
-    """A method rule matches only its fan-out's methods (train: the trained ones)."""
+def wildcard_constraints(stage: Stage, *plans: Plan) -> dict:
+    """A method rule matches only its fan-out's methods (train: the trained ones), of
+    each preset the run plans (the active one and those above it in a cascade)."""
     constraints = {}
     if stage.fan_out in METHOD_FAN_OUTS:
-        constraints["method"] = "|".join(re.escape(m) for m in plan.members(stage.fan_out))
+        members = dict.fromkeys(m for plan in plans for m in plan.members(stage.fan_out))
+        constraints["method"] = "|".join(re.escape(m) for m in members)
     if stage.fan_out == "shard":
         constraints.update(shard=r"\d+", shards=r"\d+")
     return constraints

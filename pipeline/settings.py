@@ -26,6 +26,22 @@ from pipeline.layout import PresetPaths
 
 
 @dataclass(frozen=True)
+class LinkSettings:
+    """A preset's method: ``dataset.lr_from`` (the upstream stage of a cascade), or an
+    entry of ``cascade.compare``."""
+
+    preset: str
+    method: str
+
+
+@dataclass(frozen=True)
+class CascadeSettings:
+    """``cascade``: what the report sets beside this preset's chain (docs/cascade.md)."""
+
+    compare: list
+
+
+@dataclass(frozen=True)
 class DatasetSettings:
     source: str
     root: str | None
@@ -48,18 +64,20 @@ class DatasetSettings:
     test_crops_per_image: int
     test_center_crop: int | None
     max_test_pixels: int
+    lr_from: LinkSettings | None
 
 
 @dataclass(frozen=True)
 class ProtocolSettings:
     color: str
     border_crop: int
+    is_splits: int
 
 
 @dataclass(frozen=True)
 class RuntimeSettings:
     device: str
-    precision: str
+    precision: str  # as configured: fp32, bf16, fp16, or auto (resolved by sr3bench.core.runtime per stage)
     channels_last: bool
     gradient_checkpointing: bool
     tf32: bool
@@ -152,6 +170,15 @@ class StudySettings:
 
 
 @dataclass(frozen=True)
+class ClassifySettings:
+    """``classify``: the paper's Table 3, a classifier on each method's outputs."""
+
+    images: int
+    classifier: str
+    weights: str | None
+
+
+@dataclass(frozen=True)
 class PaperSettings:
     table: str | None
     experiment: str | None
@@ -196,6 +223,8 @@ class Preset:
     tune: TuneSettings | None
     diversity: DiversitySettings
     study: StudySettings | None
+    classify: ClassifySettings | None
+    cascade: CascadeSettings | None
     dataset: DatasetSettings
     protocol: ProtocolSettings
     model: Mapping
@@ -207,6 +236,15 @@ class Preset:
     def from_config(cls, name: str, preset: Mapping) -> Preset:
         """The typed view of a resolved preset (``pipeline.config.resolve``)."""
         return build(cls, {**preset, "name": name, "paths": PresetPaths(name), "config": preset})
+
+
+@dataclass(frozen=True)
+class WeightsSettings:
+    """``weights``, a top-level section (``job.weights``): local files of the networks the
+    metrics use (None: the provisioned offline files, else the libraries' downloads)."""
+
+    inception: str | None
+    resnet50: str | None
 
 
 def _is_union(hint) -> bool:

@@ -12,7 +12,9 @@ An entry says:
   outside method, a folder of someone's outputs (``external``), each trained, tuned or
   stochastic base method (``trained``, ``tuned``, ``diverse``), each dataset a preset
   downloads (``dataset``), each shard of a sampled method's samples (``shard``: Snakemake
-  only; DVC samples the shards in one job), or the whole project (``project``);
+  only; DVC samples the shards in one job), one preset with a classify section
+  (``classify``) and each method it classifies (``classified``), or the whole project
+  (``project``);
 - ``outputs`` and ``inputs``: paths from ``pipeline/layout.py`` (patterns such as
   ``{preset}`` for Snakemake, ``${preset}`` for DVC);
 - ``folders``: the folders outside the pipeline that a job reads (the dataset's, an
@@ -37,12 +39,12 @@ from typing import Callable
 from pipeline import layout, registry
 from pipeline.code_deps import stage_code
 from pipeline.dataset_listing import dataset_folders, outside_folder
-from pipeline.settings import Preset
+from pipeline.settings import Preset, WeightsSettings, build
 from sr3bench.study.selection import shown_methods
 
 STUDY_FAN_OUTS = ("study", "study_simulated", "study_analysed")
-METHOD_FAN_OUTS = ("method", "sampled", "external", "trained", "tuned", "diverse", "shard")
-FAN_OUTS = ("project", "dataset", "preset", *STUDY_FAN_OUTS, *METHOD_FAN_OUTS)
+METHOD_FAN_OUTS = ("method", "sampled", "external", "trained", "tuned", "diverse", "shard", "classified")
+FAN_OUTS = ("project", "dataset", "preset", *STUDY_FAN_OUTS, "classify", *METHOD_FAN_OUTS)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,19 @@ class Plan:
     def study_analysed(self) -> list:
         return self.study if self.study and self.preset["study"]["answers"] != "none" else []
 
+    @property
+    def classify(self) -> list:
+        """One job (the classifier on the original images) when the preset has a classify section."""
+        return [None] if self.preset.get("classify") else []
+
+    @property
+    def classified(self) -> list[str]:
+        """The methods whose outputs the classify stage classifies: those sampled here
+        that super-resolve an LR input (none without a classify section)."""
+        if not self.preset.get("classify"):
+            return []
+        return [m for m in self.sampled if registry.entry(m, self.preset).conditional]
+
     def study_answers(self, preset: str) -> Path:
         """The answers the study's analysis reads: simulated, or those of human raters."""
         if self.study_simulated:
@@ -123,7 +138,7 @@ class Plan:
             return list(self.methods)
         if fan_out == "shard":
             return self.sampled
-        return getattr(self, fan_out)  # sampled, external, trained, tuned, diverse, study*
+        return getattr(self, fan_out)  # sampled, external, trained, tuned, diverse, study*, classify*
 
 
 @dataclass(frozen=True)
@@ -204,7 +219,10 @@ def _data_and_model(preset, member, plan) -> list[str]:
 
 
 def _prepare_inputs(preset, member, plan) -> list[str]:
-    return [str(layout.download_dir(name)) for name in plan.downloads]
+    """Its downloads, and in a cascade the upstream outputs it takes its test LR from."""
+    chained = plan.preset["dataset"].get("lr_from")
+    upstream = [str(layout.samples_dir(chained["preset"], chained["method"]))] if chained else []
+    return [str(layout.download_dir(name)) for name in plan.downloads] + upstream
 
 
 def _sample_inputs(preset, method, plan, shard: bool = False) -> list[str]:
@@ -239,6 +257,8 @@ def _report_inputs(preset, member, plan) -> list[str]:
         *[str(layout.diversity_dir(preset, m)) for m in plan.diverse],
         *[str(layout.study_plan_file(preset)) for _ in plan.study],
         *[str(layout.study_results_dir(preset)) for _ in plan.study_analysed],
+        *[str(layout.classify_result_file(preset, layout.CLASSIFY_BASELINE)) for _ in plan.classify],
+        *[str(layout.classify_result_file(preset, m)) for m in plan.classified],
         str(layout.PAPER_TABLES_DIR),
     ]
 
@@ -290,6 +310,7 @@ STAGES = (
         inputs=_prepare_inputs,
         folders=lambda plan, member=None: dataset_folders(plan.preset["dataset"]),
         params=lambda member: ["dataset", "seed"],
+        plan_params=lambda plan: ["classify.images"] if plan.classify else [],  # the classify set
     ),
     Stage(
         "train",
@@ -382,6 +403,30 @@ STAGES = (
         inputs=lambda preset, method, plan: [str(layout.data_dir(preset)), str(layout.samples_dir(preset, method))],
         params=lambda method: ["protocol"],
     ),
+    # The paper's Table 3 (docs/classification.md): a classifier's top-1/top-5 error on
+    # each method's super-resolved classify set, and on the original images (the baseline).
+    Stage(
+        "classify",
+        "top-1/top-5 error of an ImageNet classifier on one method's 4x super-resolved classify set "
+        "(results/<preset>/classify/<method>.json)",
+        "pipeline.stages.classify",
+        "classified",
+        (Output(layout.classify_result_file),),
+        inputs=lambda preset, method, plan: _sample_inputs(preset, method, plan, shard=True),  # data, model, choices
+        params=lambda method: ["classify", *_sample_params(method)],
+        method_code=True,
+    ),
+    Stage(
+        "classify_baseline",
+        "top-1/top-5 error of an ImageNet classifier on the original images of the classify set "
+        "(results/<preset>/classify/original-images.json)",
+        "pipeline.stages.classify",
+        "classify",
+        (Output(lambda preset, member: layout.classify_result_file(preset, layout.CLASSIFY_BASELINE)),),
+        inputs=_data,
+        params=lambda member: ["classify"],
+        threads_key="classify",
+    ),
     Stage(
         "study_build",
         "build the human study (studies/<preset>/site/): page, each rater's trial plan, images",
@@ -449,6 +494,13 @@ PRESET_STAGE_SETTINGS = tuple(dict.fromkeys(s.settings_key for s in STAGES if s.
 # Stages whose results depend on the list of compared methods itself: the report, and the
 # study, which shows every compared method when study.methods is null.
 TRACK_METHODS = ("report", "study_build")
+# Top-level keys (outside presets.<preset>) a stage's results depend on: the Inception
+# weights file FID, KID and IS are computed with.
+TRACK_TOP_LEVEL = {
+    "evaluate": ("weights.inception",),
+    "classify": ("weights.resnet50",),  # the classifier's weights file
+    "classify_baseline": ("weights.resnet50",),
+}
 
 
 def stage_keys(stage: Stage, preset: str, member: str | None, plan: Plan | None) -> list[str]:
@@ -458,6 +510,7 @@ def stage_keys(stage: Stage, preset: str, member: str | None, plan: Plan | None)
         return ["datasets"]
     keys = [*stage.params(member), *(stage.plan_params(plan) if plan is not None else [])]
     dotted = [f"presets.{preset}.{key}" for key in keys]
+    dotted += TRACK_TOP_LEVEL.get(stage.name, ())
     return ["methods", *dotted] if stage.name in TRACK_METHODS else dotted
 
 
@@ -500,3 +553,8 @@ class Job:
     @property
     def methods(self) -> list[str]:
         return list(self.params["methods"])
+
+    @property
+    def weights(self) -> WeightsSettings:
+        """The top-level ``weights`` section: local metric weight files."""
+        return build(WeightsSettings, self.params.get("weights", {}))

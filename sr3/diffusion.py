@@ -2,6 +2,8 @@
 
 Images are in [-1, 1]. The model f(concat(x, y_t), gamma) predicts the noise eps in
 y_t = sqrt(gamma) y_0 + sqrt(1 - gamma) eps, where x is the bicubic-upsampled LR image.
+Without x (``upsampled_lr`` None) the same loss and samplers train and sample an
+unconditional model f(y_t, gamma) (Ho et al. 2020; the base of SR3's cascades, Sec. 4.4).
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ def noisy_image(clean: torch.Tensor, noise_level: torch.Tensor, noise: torch.Ten
     return gamma.sqrt() * clean + (1 - gamma).sqrt() * noise
 
 
+def network_input(upsampled_lr: torch.Tensor | None, noisy: torch.Tensor) -> torch.Tensor:
+    """What the UNet sees: the conditioning x and y_t concatenated on channels (SR3), or
+    y_t alone when there is no conditioning (an unconditional model)."""
+    return noisy if upsampled_lr is None else torch.cat([upsampled_lr, noisy], dim=1)
+
+
 def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str) -> torch.Tensor:
     """The noise estimate eps_hat(x, y_t, gamma).
 
@@ -30,7 +38,7 @@ def predict_noise(model, upsampled_lr, noisy, noise_level, parametrization: str)
     at high noise is then built in, so small models trained briefly do not amplify
     their errors by sqrt((1 - gamma) / gamma) when y_0 is recovered.
     """
-    output = model(torch.cat([upsampled_lr, noisy], dim=1), noise_level)
+    output = model(network_input(upsampled_lr, noisy), noise_level)
     if parametrization == "eps":
         return output
     gamma = noise_level.view(-1, 1, 1, 1)
@@ -55,12 +63,13 @@ def training_loss(
 
     ``hr`` may be the ``rows`` of a global batch of ``batch_size`` (a data-parallel rank's
     share, a micro-batch): the noise is drawn for the whole batch and these rows taken,
-    so that the pieces of a batch see the noise one process would draw for all of it."""
+    so that the pieces of a batch see the noise one process would draw for all of it.
+    ``upsampled_lr`` None: the loss of an unconditional model (no x)."""
     batch_size = batch_size or hr.shape[0]
     rows = rows or slice(0, batch_size)
     noise_level = schedules.sample_training_noise_levels(training_schedule, batch_size, generator)[rows].to(hr.device)
     noise = torch.randn((batch_size, *hr.shape[1:]), generator=generator)[rows].to(hr.device)
-    predicted = model(torch.cat([upsampled_lr, noisy_image(hr, noise_level, noise)], dim=1), noise_level)
+    predicted = model(network_input(upsampled_lr, noisy_image(hr, noise_level, noise)), noise_level)
     target = noise
     if parametrization == "v":
         gamma = noise_level.view(-1, 1, 1, 1)
@@ -93,8 +102,11 @@ def sample(
     progress,
     parametrization: str,
     sampler: str,
+    shape: tuple[int, int, int] | None = None,
 ) -> torch.Tensor:
     """SR images from y_T ~ N(0, I), one network evaluation per step of the inference schedule.
+    Without conditioning (``upsampled_lr`` None) an unconditional model's images of
+    ``shape`` (channels, height, width), one per seed, on the model's device.
 
     Every sampler predicts y_0 from the noise estimate and clips it to [-1, 1]; the last
     step returns that estimate's mean without noise.
@@ -112,10 +124,12 @@ def sample(
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
-    device = upsampled_lr.device
+    if upsampled_lr is None and shape is None:
+        raise ValueError("sampling without conditioning needs the images' shape (channels, height, width)")
+    device = next(model.parameters()).device if upsampled_lr is None else upsampled_lr.device
     betas = schedules.betas(inference_schedule)
     gamma = schedules.gammas_with_start(inference_schedule)
-    draw_noise = per_image_noise(upsampled_lr.shape[1:], seeds, device)
+    draw_noise = per_image_noise(upsampled_lr.shape[1:] if upsampled_lr is not None else shape, seeds, device)
     y = draw_noise()
     previous_clean, previous_h = None, None
     for t in range(len(betas), 0, -1):

@@ -10,10 +10,11 @@ from sr3.unet import UNet
 from sr3bench.core.atomic import atomic_path
 
 
-def build_unet(model_config: dict, image_size: int, noise_conditioned: bool) -> UNet:
-    """SR3's UNet (6 input channels, noise-conditioned) or the regression one (3, not)."""
+def build_unet(model_config: dict, image_size: int, noise_conditioned: bool, lr_channels: int = 3) -> UNet:
+    """SR3's UNet (6 input channels, noise-conditioned) or the regression one (3, not);
+    ``lr_channels`` 0: SR3's without the LR input, an unconditional generator (3, noise-conditioned)."""
     return UNet(
-        in_channels=6 if noise_conditioned else 3,
+        in_channels=lr_channels + (3 if noise_conditioned else 0),
         out_channels=3,
         base_channels=model_config["base_channels"],
         channel_multipliers=tuple(model_config["channel_multipliers"]),
@@ -33,6 +34,7 @@ def save_model(
     image_size: int,
     noise_conditioned: bool,
     training: dict | None = None,
+    lr_channels: int = 3,
 ) -> None:
     """The EMA weights, how to rebuild the network, and ``training``: how the weights were
     computed (torch threads per step range, processes, device, CPU; the trainer's provenance)."""
@@ -45,6 +47,8 @@ def save_model(
         "noise_conditioned": noise_conditioned,
         "training": training,
     }
+    if lr_channels != 3:  # only where it differs, so that the files of SR3 and regression keep their bytes
+        payload["lr_channels"] = lr_channels
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
 
@@ -63,7 +67,12 @@ def load_model(path: Path) -> UNet:
         raise FileNotFoundError(f"model file {path} not found; run the training stage first (sr3bench train)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_unet(payload["model_config"], payload["image_size"], payload["noise_conditioned"])
+        model = build_unet(
+            payload["model_config"],
+            payload["image_size"],
+            payload["noise_conditioned"],
+            payload.get("lr_channels", 3),  # files written before the key existed: with the LR input
+        )
         model.load_state_dict(payload["state_dict"])
     except Exception as error:  # unpickling and state-dict mismatches raise many types
         reason = " ".join(str(error).splitlines()[:2])[:300]  # state-dict errors run to pages

@@ -107,6 +107,7 @@ class Trainer:
             raise ValueError("training.keep is best_val_psnr but no validation split was given")
         self.best = None  # {"step", "psnr", "ema_model"} of the best validated weights
         self.running = (0.0, 0)  # loss sum and count since the last log line
+        self.unread_losses = []  # the steps' losses on the device, read at the next log line or checkpoint
         self.sampler_state = None  # the data order after the last batch used
         self._stop_signal = None
 
@@ -193,10 +194,17 @@ class Trainer:
                 ) as bar,
             ):
                 while self.step < settings["steps"]:
-                    loss = self._optimisation_step(*next_batch())
-                    running, count = running + loss, count + 1
-                    self.running = (running, count)
-                    if self.step % settings["log_every"] == 0 or self.step == settings["steps"]:
+                    local_loss = self._optimisation_step(*next_batch())
+                    loss, stopping = distributed.over_ranks(local_loss, self._stop_signal is not None, self.runtime)
+                    self.unread_losses.append(loss)
+                    last = self.step == settings["steps"]
+                    logging_now = self.step % settings["log_every"] == 0 or last
+                    validating = self.validate and (self.step % settings["validate_every"] == 0 or last)
+                    checkpointing = self.step % settings["checkpoint_every"] == 0 or stopping
+                    if logging_now or validating or checkpointing:  # the only waits for the device
+                        running, count = self._read_losses(running, count)
+                        self.running = (running, count)
+                    if logging_now:
                         self.loss_history.append((self.step, running / count))
                         if self.runtime.writes_files:
                             log.info("step %d loss %.5f", self.step, running / count)
@@ -204,14 +212,9 @@ class Trainer:
                         running, count = 0.0, 0
                         self.running = (running, count)
                     bar.update(1)
-                    if (
-                        self.validate
-                        and self.runtime.writes_files
-                        and (self.step % settings["validate_every"] == 0 or self.step == settings["steps"])
-                    ):
+                    if validating and self.runtime.writes_files:
                         self.score_on_validation()
-                    stopping = distributed.any_rank(self._stop_signal is not None, self.runtime)
-                    if self.step % settings["checkpoint_every"] == 0 or stopping:
+                    if checkpointing:
                         self.save_checkpoint()
                     if stopping:
                         raise KeyboardInterrupt(
@@ -246,12 +249,33 @@ class Trainer:
 
             yield next_batch
 
-    def _optimisation_step(self, upsampled_lr: torch.Tensor, hr: torch.Tensor) -> float:
+    def _read_losses(self, running: float, count: int) -> tuple[float, int]:
+        """The loss sum and count with the unread steps' losses added (one wait for the
+        device). A non-finite loss raises NonFiniteLossError naming its step; this runs
+        before every checkpoint, so no checkpoint holds the weights it made."""
+        values = torch.stack(self.unread_losses).tolist() if self.unread_losses else []
+        first_step, self.unread_losses = self.step - len(values) + 1, []
+        for offset, value in enumerate(values):
+            if not math.isfinite(value):
+                kept = (
+                    f"the last good checkpoint ({self.checkpoint_path}) is kept"
+                    if self.checkpoint_path.exists()
+                    else "no checkpoint had been written yet "
+                    f"(the first comes at step {self.settings['checkpoint_every']})"
+                )
+                raise NonFiniteLossError(
+                    f"loss became {value} at step {first_step + offset}; {kept}: lower the learning rate and re-run"
+                )
+            running, count = running + value, count + 1
+        return running, count
+
+    def _optimisation_step(self, upsampled_lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         """One step on the global batch: this rank's micro-batches, each a forward and a
         backward pass (gradients summed, synchronised over ranks at the last one), then
         Adam and EMA. Every micro-batch draws the whole batch's noise from the same
         generator state and keeps its rows, so the step equals one process's on the
-        whole batch. Returns the batch's mean loss over all ranks."""
+        whole batch. Returns this rank's mean loss, a float64 tensor on the device: reading
+        it would wait for the step, so the caller reads it only when it logs or checkpoints."""
         self.optimizer.zero_grad(set_to_none=True)
         start, offset = self.noise_generator.get_state(), self.rank_rows.start
         total = torch.zeros((), device=self.runtime.device)
@@ -268,22 +292,12 @@ class Trainer:
                     )
                 self.grad_scaler.scale(loss / len(self.micro_batches)).backward()
             total += loss.detach().float()
-        mean_loss = distributed.mean_over_ranks(total.item() / len(self.micro_batches), self.runtime)
-        if not math.isfinite(mean_loss):
-            kept = (
-                f"the last good checkpoint ({self.checkpoint_path}) is kept"
-                if self.checkpoint_path.exists()
-                else f"no checkpoint had been written yet (the first comes at step {self.settings['checkpoint_every']})"
-            )
-            raise NonFiniteLossError(
-                f"loss became {mean_loss} at step {self.step + 1}; {kept}: lower the learning rate and re-run"
-            )
         self.grad_scaler.step(self.optimizer)
         self.grad_scaler.update()
         self.lr_scheduler.step()
         update_ema(self.ema_model, self.model, self.settings["ema_decay"])
         self.step += 1
-        return mean_loss
+        return total.double() / len(self.micro_batches)
 
     def score_on_validation(self) -> None:
         was_training = self.ema_model.training
@@ -317,6 +331,8 @@ class Trainer:
             "torch_threads": [list(pair) for pair in self.threads_from_step],
             "processes": self.runtime.world_size,
             "device": self.runtime.device.type,
+            "precision": self.runtime.precision,
+            "precision_reason": self.runtime.precision_reason,  # what runtime.precision auto chose, and why
             "cpu": cpu_name(),
             "torch": str(torch.__version__),  # a TorchVersion would not load with weights_only
         }

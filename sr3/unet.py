@@ -86,7 +86,8 @@ class UNet(nn.Module):
     """UNet of Ho et al. 2020 as used by SR3.
 
     ``in_channels`` is 6 for SR3 (bicubic-upsampled LR and y_t) and 3 for the regression
-    baseline, which is built with ``noise_conditioned=False``. ``attention_resolutions``
+    baseline, which is built with ``noise_conditioned=False``, and for SR3's unconditional
+    base generator (y_t alone; ``sr3/model_file.py``'s ``lr_channels`` 0). ``attention_resolutions``
     are feature-map sizes (for an ``image_size`` input) that get self-attention, the
     middle of the UNet included; without any the network is fully convolutional and
     runs on images of any size (whole test images), at a cost linear in their area.

@@ -20,6 +20,9 @@ def pytest_configure(config):
     the pipeline stages it starts, which take their thread count from the affinity mask
     (sr3bench/core/machine.py): two workers sharing two cores with two threads each would spend
     their time waiting on each other's OpenMP threads."""
+    config.addinivalue_line(
+        "markers", "slurm_cluster: runs on the SLURM test cluster (tests/slurm_cluster.py); make test-cluster"
+    )
     worker = getattr(config, "workerinput", None)
     if worker is None or not hasattr(os, "sched_setaffinity"):
         return
@@ -34,10 +37,15 @@ def pytest_collection_modifyitems(items):
     """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers):
     the tests of one file stay on one worker, so that each module fixture (a pipeline
     run, a trained model) is built once, and so do all the users of the session's small
-    demo run, wherever their file. Without xdist the marks do nothing."""
+    demo run, wherever their file, and the users of the SLURM test cluster (which are also
+    marked ``slurm_cluster``: ``make test`` leaves them to ``make test-cluster``). Without
+    xdist the groups do nothing."""
     for item in items:
+        if "slurm_cluster" in item.fixturenames:
+            item.add_marker(pytest.mark.slurm_cluster)
         if not item.get_closest_marker("xdist_group"):
             group = "small-demo" if "small_demo_project" in item.fixturenames else item.path.name
+            group = "slurm-cluster" if "slurm_cluster" in item.fixturenames else group
             item.add_marker(pytest.mark.xdist_group(group))
 
 

@@ -17,9 +17,15 @@ def test_snakemake_lint_is_clean(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "preset, train_gpus, train_memory", [("faces16_128", 8, 256000), ("imagenet64_256", 8, 512000)]
+    "preset, train_gpus, train_memory, trainings",
+    [
+        ("faces16_128", 8, 256000, 2),
+        ("imagenet64_256", 8, 512000, 2),
+        ("faces64_256", 8, 512000, 2),
+        ("faces256_1024", 8, 512000, 3),  # and faces64_256's SR3, whose outputs are its test inputs (lr_from)
+    ],
 )
-def test_the_slurm_profile_plans_a_paper_preset(tmp_path, preset, train_gpus, train_memory):
+def test_the_slurm_profile_plans_a_paper_preset(tmp_path, preset, train_gpus, train_memory, trainings):
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="profiles/slurm needs pip install -e '.[cluster]'")
     project = make_project(tmp_path / "project", committed_params())
     result = run([*SNAKEMAKE, "--profile", "profiles/slurm", "--dry-run", "--config", f"preset={preset}"], project)
@@ -27,7 +33,7 @@ def test_the_slurm_profile_plans_a_paper_preset(tmp_path, preset, train_gpus, tr
     for stage in ("download", "prepare", "train", "sample", "evaluate", "report"):
         assert re.search(rf"^rule {stage}:", plan, re.MULTILINE), stage
     train_jobs = re.findall(r"^rule train:\n(?:    .*\n)*?    resources: (.*)$", plan, re.MULTILINE)
-    assert len(train_jobs) == 2  # SR3 and regression
+    assert len(train_jobs) == trainings  # SR3 and regression (of each preset of a chain)
     for resources in train_jobs:
         assert (
             f"gpu={train_gpus}" in resources and f"mem_mb={train_memory}" in resources and "runtime=10080" in resources

@@ -84,8 +84,7 @@ def test_only_rank_zero_writes_checkpoints(split, tmp_path, monkeypatch):
 
     monkeypatch.setattr(distributed, "start", lambda runtime: None)
     monkeypatch.setattr(distributed, "wrap", lambda model, runtime: model)
-    monkeypatch.setattr(distributed, "mean_over_ranks", lambda value, runtime: value)
-    monkeypatch.setattr(distributed, "any_rank", lambda flag, runtime: flag)
+    monkeypatch.setattr(distributed, "over_ranks", lambda loss, stopping, runtime: (loss, stopping))
 
     settings = {
         "steps": 2,

@@ -9,7 +9,8 @@ import yaml
 from conftest import REPO
 from projects import committed_params, dvc_project, make_project, run
 
-from pipeline import config, layout, registry
+from pipeline import cascade_plan, config, layout, registry
+from pipeline.cascade_plan import upstream_jobs
 from pipeline.dvc_yaml import render, stage_name
 from pipeline.stage_table import BY_NAME, Plan
 
@@ -61,6 +62,10 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
     tuned = {layout.base_method(m) for m in registry.tuned_variants(resolved["presets"][preset], methods)}
     diverse = registry.diverse_methods(resolved["presets"][preset], methods)
     plan = Plan.of(resolved, preset)
+    chained = {
+        (j.preset, j.stage.name, j.member) for j in upstream_jobs(resolved, preset) if j.stage.fan_out != "dataset"
+    }
+    plans = cascade_plan.plans(resolved, preset)  # {preset: plan} of the chain, this preset first
     study = len(plan.study) + len(plan.study_simulated) + len(plan.study_analysed)
     stages = (
         len(downloads)
@@ -70,6 +75,9 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
         + len(diverse)
         + 2 * len(methods)
         + study
+        + len(plan.classify)
+        + len(plan.classified)
+        + len(chained)  # a cascade's upstream presets' jobs (pipeline/cascade_plan.py)
     )  # + prepare, report, front page
     assert len(from_snakemake) == stages
     assert {f"sr3bench download --dataset {name}" for name in downloads} <= {
@@ -77,16 +85,20 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
     }
     assert set(from_snakemake) == set(from_dvc)
     assert all(
-        f"--preset {preset}" in command
+        any(f"--preset {name} " in command for name in plans)
         for command in from_dvc
         if not command.startswith(("sr3bench download", "sr3bench front-page"))
     )
-    listing, folders = str(layout.dataset_listing_file(preset)), {str(f) for f in BY_NAME["prepare"].folders(plan)}
-    prepare = next(inputs for command, inputs in from_snakemake.items() if command.startswith("sr3bench prepare"))
-    assert (listing in prepare) == bool(folders)
+    listings = {str(layout.dataset_listing_file(name)): name for name in plans}
+    folders = {name: {str(f) for f in BY_NAME["prepare"].folders(plans[name])} for name in plans}
+    prepare = next(
+        i for command, i in from_snakemake.items() if command.startswith(f"sr3bench prepare --preset {preset} ")
+    )
+    assert (str(layout.dataset_listing_file(preset)) in prepare) == bool(folders[preset])
     for command, inputs in from_snakemake.items():
-        if listing in inputs:  # Snakemake tracks the dataset folders through their listing, DVC hashes them
-            inputs = inputs - {listing} | folders
+        # Snakemake tracks the dataset folders through their listing, DVC hashes them
+        for listing in set(listings) & inputs:
+            inputs = inputs - {listing} | folders[listings[listing]]
         assert inputs == from_dvc[command], command
 
 

@@ -64,6 +64,19 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in kept["model"].values())
 
 
+def test_a_divergence_between_log_lines_is_caught_before_the_next_checkpoint(tmp_path, monkeypatch):
+    """The trainer reads its losses from the device only at log lines and checkpoints (no
+    wait per step): a NaN at step 3, logged every 10 steps, still names step 3, and the
+    step-4 checkpoint, which would hold its weights, is not written."""
+    monkeypatch.setitem(SETTINGS, "log_every", 10)
+    run = trainer(tmp_path, loss_that_explodes_at(3))
+    with pytest.raises(NonFiniteLossError, match="loss became nan at step 3;.*last good checkpoint"):
+        run.run()
+    kept = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert kept["step"] == 2 and run.step == 4
+    assert all(torch.isfinite(v).all() for v in kept["model"].values())
+
+
 def test_a_divergence_before_the_first_checkpoint_does_not_claim_one(tmp_path):
     """Issue 14: the message named a 'last good checkpoint' that did not exist."""
     run = trainer(tmp_path, loss_that_explodes_at(1))

@@ -4,12 +4,16 @@ Each keeps training what it was (equal weights, or a loss that falls) and resume
 
 import pytest
 import torch
+import yaml
+from conftest import REPO
 
+from pipeline import config
 from sr3.data import PatchSampler
 from sr3.method import training_loss
 from sr3.training import Trainer
 from sr3.unet import UNet
-from sr3bench.core.runtime import Runtime, runtime_from_config
+from sr3bench.core import runtime as runtime_module
+from sr3bench.core.runtime import Runtime, RuntimeSettingError, cpu_flags, resolve_precision, runtime_from_config
 
 DIFFUSION = {
     "training_schedule": {"steps": 100, "beta_start": 1e-4, "beta_end": 0.05},
@@ -121,3 +125,70 @@ def test_a_read_error_in_the_worker_thread_stops_training_with_its_message(tmp_p
 
     with pytest.raises(ValueError, match="item .* is damaged"):
         trainer(tmp_path / "damaged.pt", 4, data=Damaged(pairs()), data_workers=2).run()
+
+
+def test_the_trainer_waits_for_its_losses_only_at_log_lines_and_checkpoints(tmp_path, monkeypatch):
+    """No per-step read of the loss (on a GPU each would wait for the step): 10 steps,
+    a log line every 5 and a checkpoint every 3 read the losses at 3, 5, 6, 9 and 10."""
+    reads = []
+    read_losses = Trainer._read_losses
+
+    def recording(self, running, count):
+        reads.append((self.step, len(self.unread_losses)))
+        return read_losses(self, running, count)
+
+    monkeypatch.setattr(Trainer, "_read_losses", recording)
+    monkeypatch.setitem(SETTINGS, "log_every", 5)
+    run = trainer(tmp_path / "reads.pt", 10)
+    history = run.run()
+    assert reads == [(3, 3), (5, 2), (6, 1), (9, 3), (10, 1)]
+    assert [step for step, _ in history] == [5, 10] and run.unread_losses == []
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: A CPU\nflags\t\t: fpu avx2 avx512_bf16 amx_bf16\n\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16", "amx_bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()
+
+
+@pytest.mark.parametrize(
+    "flags, chosen, why",
+    [
+        ({"avx2", "amx_bf16", "amx_tile"}, "bf16", "has amx_bf16"),
+        ({"avx512f", "avx512_bf16"}, "bf16", "has avx512_bf16"),
+        ({"avx512f", "amx_bf16", "avx512_bf16"}, "bf16", "has amx_bf16 and avx512_bf16"),
+        ({"avx2", "fma"}, "fp32", "neither amx_bf16 nor avx512_bf16"),
+        (set(), "fp32", "neither amx_bf16 nor avx512_bf16"),
+    ],
+)
+def test_precision_auto_takes_bf16_only_where_the_cpu_computes_it_natively(flags, chosen, why):
+    precision, reason = resolve_precision("auto", torch.device("cpu"), flags)
+    assert precision == chosen and why in reason and reason.startswith("runtime.precision auto")
+    assert resolve_precision("fp32", torch.device("cpu"), {"amx_bf16"}) == ("fp32", "runtime.precision is fp32")
+    assert resolve_precision("bf16", torch.device("cpu"), set()) == ("bf16", "runtime.precision is bf16")
+
+
+def test_precision_auto_is_resolved_once_and_recorded_in_the_model_provenance(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: {"avx2"})
+    assert runtime_from_config({"device": "cpu", "precision": "auto"}, {}).precision == "fp32"
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    resolved = runtime_from_config({"device": "cpu", "precision": "auto"}, {})
+    assert resolved.precision == "bf16" and "amx_bf16" in resolved.precision_reason
+    run = trainer(tmp_path / "auto.pt", 2, precision=resolved.precision, precision_reason=resolved.precision_reason)
+    run.run()
+    record = run.provenance()
+    assert record["precision"] == "bf16" and record["precision_reason"] == resolved.precision_reason
+    with pytest.raises(RuntimeSettingError, match="runtime.precision auto is resolved by runtime_from_config"):
+        Runtime(torch.device("cpu"), "auto")
+
+
+def test_the_schema_takes_precision_auto_and_keeps_fp32_the_default():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["presets"]["demo"].setdefault("runtime", {})["precision"] = "auto"
+    assert config.resolve(params)["presets"]["demo"]["runtime"]["precision"] == "auto"
+    params["presets"]["demo"]["runtime"]["precision"] = "bf32"
+    with pytest.raises(config.ConfigError, match="presets.demo.runtime.precision"):
+        config.validate(params)
+    del params["presets"]["demo"]["runtime"]["precision"]
+    assert config.resolve(params)["presets"]["demo"]["runtime"]["precision"] == "fp32"

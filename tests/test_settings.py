@@ -9,10 +9,12 @@ from projects import committed_params
 
 from pipeline import config
 from pipeline.settings import (
+    CascadeSettings,
     DatasetSettings,
     DiffusionSettings,
     DiversitySettings,
     ExternalMethod,
+    LinkSettings,
     PaperSettings,
     Preset,
     ProtocolSettings,
@@ -52,6 +54,8 @@ def schema_keys(*path: str) -> set[str]:
         (Variant, ("variant",)),
         (ExternalMethod, ("external_method",)),
         (TrainingSettings, ("training",)),
+        (LinkSettings, ("preset", "dataset", "lr_from")),
+        (CascadeSettings, ("preset", "cascade")),
         (Preset, ("preset",)),
     ],
 )

@@ -212,11 +212,26 @@ def arrange_imagenet(entry, sources: Sources, staging: Path) -> None:
             link_or_copy(image, staging / split / image.relative_to(folder))
 
 
+def arrange_imagenet_devkit(entry, sources: Sources, staging: Path) -> None:
+    """The devkit's two label files (``data/`` of ILSVRC2012_devkit_t12), from the archive
+    or from an extracted folder (pipeline/imagenet_devkit.py reads them)."""
+    roots = sources.roots()
+    for name in entry.options["files"]:
+        found = next((path for root in roots for path in sorted(root.rglob(name)) if path.is_file()), None)
+        if found is None:
+            raise DownloadError(
+                f"no {name} in {', '.join(map(str, roots))} (expected ILSVRC2012_devkit_t12/data/{name}); "
+                f"{entry.how_to_get}"
+            )
+        link_or_copy(found, staging / name)
+
+
 ARRANGERS = {
     "sr_sets": arrange_sr_sets,
     "image_folder": arrange_image_folder,
     "ffhq": arrange_ffhq,
     "imagenet": arrange_imagenet,
+    "imagenet_devkit": arrange_imagenet_devkit,
 }
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 
+from pipeline import registry
 from sr3bench.core.atomic import atomic_path
-from sr3bench.metrics.evaluate import evaluate_method, evaluate_set
+from sr3bench.metrics.evaluate import evaluate_method, evaluate_set, unpaired_reasons
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +19,16 @@ def run(job) -> None:
     manifest = json.loads(paths.manifest.read_text())
     groups = {row["name"]: row["group"] for row in manifest["test"]}
     protocol, scale = settings.config["protocol"], settings.dataset.scale  # evaluate records the protocol as given
-    table, protocol = evaluate_method(method, hr_dir, lr_dir, samples, groups, protocol, scale, job.weights_dir)
-    set_level = evaluate_set(samples, hr_dir, paths.fidelity_cache, job.weights_dir)
+    paired = registry.entry(method, job.preset).conditional  # an unconditional generator's: FID and KID only
+    table, protocol = evaluate_method(
+        method, hr_dir, lr_dir, samples, groups, protocol, scale, job.weights_dir, paired=paired
+    )
+    set_level = evaluate_set(
+        samples, hr_dir, paths.fidelity_cache, job.weights_dir, job.weights.inception, settings.protocol.is_splits
+    )
+    protocol = {**protocol, "inception_weights": set_level.pop("inception_record")}  # one for all methods of a report
+    if not paired:
+        set_level["unavailable"] = {**set_level["unavailable"], **unpaired_reasons(method)}
     out = paths.results(method)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(paths.set_metrics(method)) as temporary:

@@ -7,9 +7,10 @@ import json
 
 import torch
 
-from pipeline import layout, registry
+from pipeline import cascade, layout, registry
 from sr3.schedule_spec import describe
 from sr3bench.reporting.build import ReportInputs, build_report
+from sr3bench.reporting.cascade_section import CascadeInputs
 from sr3bench.reporting.provenance import provenance
 from sr3bench.study.selection import shown_methods
 
@@ -53,6 +54,54 @@ def outside_outputs(job, methods: list[str]) -> dict:
     }
 
 
+def classification_results(job) -> dict:
+    """The classify stages' result files (Table 3): the baseline's, and those of the
+    methods sampled here that super-resolve an input (as the stage table's Plan.classified)."""
+    if not job.settings.classify:
+        return {}
+    outside = registry.outside_methods(job.preset, job.methods)
+    classified = [m for m in job.methods if m not in outside and registry.entry(m, job.preset).conditional]
+    return {"baseline": job.paths.classify_result(layout.CLASSIFY_BASELINE)} | {
+        m: job.paths.classify_result(m) for m in classified
+    }
+
+
+def cascade_inputs(job) -> CascadeInputs | None:
+    """The chain above this preset (``dataset.lr_from``) and the single-stage results set
+    beside it (``cascade.compare``, read if present: not inputs of this run); None when the
+    preset is not the end of a chain."""
+    presets = job.params["presets"]
+    links = cascade.links(presets, job.preset_name)
+    if not links:
+        return None
+
+    def sizes(name: str, generator: bool = False) -> str:
+        dataset = presets[name]["dataset"]
+        hr, lr = dataset["hr_size"], dataset["hr_size"] // dataset["scale"]
+        return f"{hr}x{hr}" if generator else f"{lr}x{lr} → {hr}x{hr}"
+
+    generators = {link.preset for link in links if not registry.entry(link.method, presets[link.preset]).conditional}
+    chain = [
+        {
+            "preset": link.preset,
+            "title": registry.title(link.method, presets[link.preset]),
+            "sizes": sizes(link.preset, link.preset in generators),
+        }
+        for link in reversed(links)
+    ]
+    compare = [
+        {
+            "preset": entry["preset"],
+            "method": entry["method"],
+            "title": registry.title(entry["method"], presets[entry["preset"]]),
+            "sizes": sizes(entry["preset"]),
+            "results": layout.results_file(entry["preset"], entry["method"]),
+        }
+        for entry in (job.settings.cascade.compare if job.settings.cascade else [])
+    ]
+    return CascadeInputs(chain, sizes(job.preset_name), bool(generators), compare)
+
+
 def run(job) -> None:
     settings, paths, methods, preset = job.settings, job.paths, job.methods, job.preset
     trained = registry.trained_methods(methods, preset)
@@ -75,6 +124,8 @@ def run(job) -> None:
         },
         study_plan=paths.study_plan if studied else None,
         study_results=paths.study_results if studied and settings.study.answers != "none" else None,
+        classification=classification_results(job),
+        cascade=cascade_inputs(job),
         provenance_record=provenance(
             settings.config,
             job.params["threads"],

@@ -154,16 +154,19 @@ def merge_shards(paths: layout.PresetPaths, method: str, names: list[str], count
     log.info("%s: merged %d shards (%d images)", method, count, len(names))
 
 
-def sample_missing(paths, settings: Preset, method: str, out: Path, names: list[str], members: list[str]) -> None:
+def sample_missing(
+    paths, settings: Preset, method: str, out: Path, names: list[str], members: list[str], lr_folder: Path | None = None
+) -> None:
     """Super-resolve the images of ``members`` not yet in ``out``, in batches of equal
-    size; ``names`` (the whole test set, in order) gives each image its seed."""
+    size; ``names`` (the whole test set, in order) gives each image its seed. ``lr_folder``:
+    where the LR images are (default: the test split's; the classify stage's inputs)."""
     implementation = registry.load(method)
     scale = settings.dataset.scale
     todo = [name for name in members if not (out / name).exists()]
     log.info("%s: %d test images, %d to sample", method, len(members), len(todo))
     trained = registry.entry(method).trained
     model = sampling_model(implementation, paths.model(method), settings.config) if trained and todo else None
-    lr_folder = paths.split("test", "lr")
+    lr_folder = lr_folder or paths.split("test", "lr")
     lr_images = {name: read_image(lr_folder / name) for name in todo}
     index_of = {name: index for index, name in enumerate(names)}
     sizes = {name: image.shape for name, image in lr_images.items()}

@@ -38,23 +38,17 @@ def without_gradient_sync(model: torch.nn.Module, skip: bool):
     return model.no_sync() if skip and hasattr(model, "no_sync") else contextlib.nullcontext()
 
 
-def mean_over_ranks(value: float, runtime: Runtime) -> float:
-    """The mean of a per-rank number (the loss a log line reports) over all ranks."""
+def over_ranks(loss: torch.Tensor, stopping: bool, runtime: Runtime) -> tuple[torch.Tensor, bool]:
+    """A step's loss averaged over all ranks (a float64 tensor left on the device) and whether
+    ``stopping`` holds on any rank, in one all-reduce of two numbers: a stop signal that
+    reached one rank a step before the others stops them all at the same step (none waits
+    forever for the others). On several ranks, reading the flag waits for the step; in one
+    process nothing waits (the trainer reads its losses once per log line)."""
     if not runtime.distributed:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=runtime.device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / runtime.world_size
-
-
-def any_rank(flag: bool, runtime: Runtime) -> bool:
-    """Whether ``flag`` holds on any rank: a stop signal that reached one rank a step
-    before the others stops them all at the same step (none waits forever for the others)."""
-    if not runtime.distributed:
-        return flag
-    tensor = torch.tensor([1.0 if flag else 0.0], device=runtime.device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item())
+        return loss, stopping
+    both = torch.stack([loss.double(), loss.new_full((), float(stopping), dtype=torch.float64)])
+    dist.all_reduce(both)
+    return both[0] / runtime.world_size, bool(both[1] > 0)
 
 
 def rows_of_rank(global_batch: int, runtime: Runtime, accumulation: int) -> list[slice]:

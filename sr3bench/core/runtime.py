@@ -3,15 +3,25 @@
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` are the variables torchrun sets; without them
 the process is rank 0 of 1 and runs the same code path. None of these settings changes
 what a stage computes beyond float rounding, so neither engine tracks them (see
-``pipeline/stage_table.py``); the report's provenance records them."""
+``pipeline/stage_table.py``); the report's provenance records them.
+
+``runtime.precision: auto`` is resolved once, when a stage builds its runtime: bf16 where
+the hardware computes it natively (a CUDA GPU that supports bfloat16; a CPU with AMX or
+AVX-512 BF16, as ``/proc/cpuinfo``'s flags ``amx_bf16`` and ``avx512_bf16`` say), fp32
+elsewhere. The choice and its reason travel in ``Runtime.precision_reason`` into the model
+file's provenance; weights trained in bf16 differ from fp32 ones, so ``auto`` makes a
+model depend on the machine (docs/performance.md)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+from sr3bench.core.machine import cpu_name
 
 
 class RuntimeSettingError(RuntimeError):
@@ -19,6 +29,7 @@ class RuntimeSettingError(RuntimeError):
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo's names for native bf16 arithmetic
 
 
 @dataclass(frozen=True)
@@ -30,8 +41,14 @@ class Runtime:
     channels_last: bool = False
     gradient_checkpointing: bool = False
     data_workers: int = 0
+    precision_reason: str = ""  # why this precision: the setting, or what runtime.precision auto found
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise RuntimeSettingError(
+                f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)} "
+                "(runtime.precision auto is resolved by runtime_from_config)"
+            )
         if not 0 <= self.rank < self.world_size:
             raise RuntimeSettingError(
                 f"RANK={self.rank} is not one of the WORLD_SIZE={self.world_size} ranks: "
@@ -88,11 +105,45 @@ def resolve_device(setting: str, local_rank: int = 0) -> torch.device:
     return torch.device(setting)
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags as Linux lists them (empty where there is no /proc/cpuinfo)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):  # x86, ARM
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def resolve_precision(setting: str, device: torch.device, flags: set[str] | None = None) -> tuple[str, str]:
+    """The precision a stage computes in and why: the setting itself, or for ``auto`` bf16
+    where ``device`` computes it natively and fp32 elsewhere. ``flags``: the CPU's (read
+    from /proc/cpuinfo when None)."""
+    if setting != "auto":
+        return setting, f"runtime.precision is {setting}"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16", f"runtime.precision auto: {name} computes bfloat16 natively"
+        return "fp32", f"runtime.precision auto: {name} has no native bfloat16"
+    if device.type == "cpu":
+        found = [flag for flag in CPU_BF16_FLAGS if flag in (cpu_flags() if flags is None else flags)]
+        if found:
+            return "bf16", f"runtime.precision auto: the CPU ({cpu_name()}) has {' and '.join(found)}"
+        return "fp32", (
+            f"runtime.precision auto: the CPU ({cpu_name()}) has neither {' nor '.join(CPU_BF16_FLAGS)}, "
+            "so bf16 would be emulated (many times slower)"
+        )
+    return "fp32", f"runtime.precision auto: fp32 on {device.type}"
+
+
 def runtime_from_config(runtime_config: dict, environ=os.environ) -> Runtime:
     """The runtime of this process from the preset's ``runtime`` section and torchrun's variables."""
     rank, world_size = int(environ.get("RANK", 0)), int(environ.get("WORLD_SIZE", 1))
     device = resolve_device(runtime_config["device"], int(environ.get("LOCAL_RANK", 0)))
-    precision = runtime_config["precision"]
+    precision, reason = resolve_precision(runtime_config["precision"], device)
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise RuntimeSettingError(
             f"runtime.precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16 or fp32"
@@ -108,6 +159,7 @@ def runtime_from_config(runtime_config: dict, environ=os.environ) -> Runtime:
         channels_last=runtime_config.get("channels_last", False),
         gradient_checkpointing=runtime_config.get("gradient_checkpointing", False),
         data_workers=runtime_config.get("data_workers", 0),
+        precision_reason=reason,
     )
 
 

@@ -17,13 +17,23 @@ from sr3bench.core.progress import progress
 # stage's tracked code (its import closure, pipeline/code_deps.py) includes them;
 # tests/test_metric_table.py checks that the table names these same functions.
 from sr3bench.metrics.consistency import consistency
-from sr3bench.metrics.fid_kid_is import set_metrics
+from sr3bench.metrics.fid_kid_is import IS_MIN_SPLIT_IMAGES, IS_SPLITS, set_metrics
 from sr3bench.metrics.lpips_metric import lpips_per_image
 from sr3bench.metrics.protocol import describe
 from sr3bench.metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
 from sr3bench.metrics.table import names
 
 PER_IMAGE_COLUMNS = ["method", "name", "group", *names(per="image")]
+
+
+def unpaired_reasons(method: str) -> dict[str, str]:
+    """Why an unconditional generator's per-image metrics are empty: each compares an
+    output with its own test image (or its LR input), which a generated image is not of."""
+    reason = (
+        f"not applicable: {method} generates images unconditionally, so none of its images is an estimate "
+        "of a test image (only the set metrics compare it with them)"
+    )
+    return {metric: reason for metric in names(per="image")}
 
 
 def package_version(name: str) -> str:
@@ -48,6 +58,8 @@ def protocol_record(protocol: dict, scale: int) -> dict:
         "(MATLAB-compatible bicubic), pixels in [0, 1], x 1e-5",
         "lpips": f"AlexNet LPIPS v0.1, lpips {package_version('lpips')}",
         "fid_kid_is": f"torch-fidelity {package_version('torch-fidelity')}, inception-v3-compat features",
+        "inception_score": f"torch-fidelity isc on logits_unbiased, {protocol.get('is_splits', IS_SPLITS)} splits "
+        f"(fewer where a split would hold under {IS_MIN_SPLIT_IMAGES} images), mean and std over the splits",
     }
 
 
@@ -60,16 +72,20 @@ def evaluate_method(
     protocol: dict,
     scale: int,
     weights_dir=None,
+    paired: bool = True,
 ) -> tuple[pd.DataFrame, dict]:
     """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), and
-    the protocol record; ``groups`` maps image names to their test group."""
+    the protocol record; ``groups`` maps image names to their test group. Not ``paired``
+    (an unconditional generator's images): the rows with those metrics left empty."""
     names = [hr_path.name for hr_path in list_images(hr_dir)]
     for name in names:
         sr_path = Path(samples_dir) / name
         if not sr_path.exists():
             raise FileNotFoundError(f"{sr_path} is missing; re-run the sample stage for {method}")
-    sr_images, hr_images, lr_images = read_images(names, samples_dir, hr_dir, lr_dir, f"evaluate {method}")
     rows = [{"method": method, "name": name, "group": groups.get(name, "")} for name in names]
+    if not paired:
+        return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
+    sr_images, hr_images, lr_images = read_images(names, samples_dir, hr_dir, lr_dir, f"evaluate {method}")
     for row, values in zip(rows, image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir)):
         row.update(values)
     return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
@@ -116,9 +132,15 @@ def lpips_scores(sr_images, hr_images, weights_dir=None) -> list[float]:
     return lpips_per_image(sr_images, rgb, weights_dir)
 
 
-def evaluate_set(samples_dir: Path, hr_dir: Path, cache_dir: Path, weights_dir=None) -> dict:
+def evaluate_set(
+    samples_dir: Path, hr_dir: Path, cache_dir: Path, weights_dir=None, inception_file=None, is_splits=IS_SPLITS
+) -> dict:
     """FID, KID and IS of the SR images against the HR test images (the reference set),
-    with the image count and the reasons for any metric left empty."""
-    result = set_metrics(samples_dir, hr_dir, cache_dir, weights_dir)
+    with the image count and the reasons for any metric left empty; ``inception_file``:
+    the original Inception file (``weights.inception``), ``is_splits``: the splits wanted
+    (``protocol.is_splits``)."""
+    result = set_metrics(
+        samples_dir, hr_dir, cache_dir, weights_dir, inception_file=inception_file, is_splits=is_splits
+    )
     result["reference_set"] = "HR test images of this preset"
     return result

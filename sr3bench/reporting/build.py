@@ -17,6 +17,8 @@ import pandas as pd
 from sr3bench.core.atomic import atomic_folder
 from sr3bench.metrics.table import find, header
 from sr3bench.reporting import comparison, figures, paper
+from sr3bench.reporting.cascade_section import CascadeInputs, cascade_section
+from sr3bench.reporting.classification import classification_section
 from sr3bench.reporting.provenance import provenance_section
 from sr3bench.reporting.study_section import extreme_rows, paper_fool_rates, study_section
 from sr3bench.reporting.tables import METRIC_COLUMNS, PER_IMAGE_METRICS, summarise
@@ -36,11 +38,17 @@ def _format(value, column: str) -> str:
 
 
 def _cell(row, column: str) -> str:
-    """A value, with its 95% bootstrap interval below it where the table holds one."""
+    """A value, with its 95% bootstrap interval below it where the table holds one, or its
+    standard deviation over splits (IS: ``is_std``, ``is_splits``)."""
     text = _format(row[column], column)
     low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
     if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
         text += f"<br><span class='ci'>[{_format(low, column)}, {_format(high, column)}]</span>"
+    std, splits = row.get(f"{column}_std"), row.get(f"{column}_splits")
+    if std is not None and not pd.isna(std) and not pd.isna(row[column]):
+        text += f"<br><span class='ci'>&plusmn; {_format(std, column)} ({int(splits)} splits)</span>"
+    elif splits is not None and not pd.isna(splits) and not pd.isna(row[column]):
+        text += f"<br><span class='ci'>({int(splits)} split{'s' if int(splits) != 1 else ''}, no spread)</span>"
     return text
 
 
@@ -73,6 +81,18 @@ def unavailable_notes(set_metrics: dict[str, dict]) -> dict[str, str]:
         for metric, reason in values.get("unavailable", {}).items():
             reasons.setdefault((metric, reason), []).append(method)
     return {f"{_label(metric)} ({', '.join(methods)})": reason for (metric, reason), methods in reasons.items()}
+
+
+def inception_source(record: dict) -> str:
+    """How the protocol names the Inception weights: the source, file, its SHA-256 prefix."""
+    text = str(record.get("source"))
+    if record.get("file"):
+        text += f", file {Path(record['file']).name}"
+    if record.get("sha256"):
+        text += f" (SHA-256 {record['sha256'][:16]}...)"
+    if record.get("published_hash") is False:
+        text += ", not the published file's hash"
+    return text
 
 
 def _label(column: str) -> str:
@@ -120,6 +140,8 @@ class ReportInputs:
     schedules: dict[str, str] = field(default_factory=dict)
     study_plan: Path | None = None
     study_results: Path | None = None
+    classification: dict[str, Path] = field(default_factory=dict)  # Table 3: {"baseline" or method: result JSON}
+    cascade: CascadeInputs | None = None  # the end of a chain of presets (dataset.lr_from)
 
 
 @dataclass(frozen=True)
@@ -140,6 +162,8 @@ class PageParts:
     provenance_html: str = ""
     schedules: dict = field(default_factory=dict)
     study: str = ""
+    classification: str = ""
+    cascade: str = ""
 
 
 def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
@@ -162,6 +186,8 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
     grid_names = names[:: max(1, len(names) // GRID_ROWS)][:GRID_ROWS]
     columns = [("LR (input)", test_lr)] + [(titles[m], f) for m, f in samples.items()] + [("HR (truth)", test_hr)]
     sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values()})
+    if protocol_record.get("inception_weights"):  # one record, the same for every method (read_protocol)
+        sources = [inception_source(protocol_record["inception_weights"])]
     tables = paper.load_tables(paper_tables)
     beside = beside_the_paper(
         preset,
@@ -214,6 +240,8 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
         provenance_html,
         inputs.schedules,
         study_html,
+        classification_section(inputs.classification, paper_tables, titles),
+        cascade_section(inputs.cascade, summary, tables, titles, _format, protocol_record),
     )
     page = render_html(preset_name, preset, parts)
     with atomic_folder(out) as staging:  # every file written in full before any is replaced
@@ -356,6 +384,13 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
     )
     group_columns = ["method", "group", "n_images"] + [c for c in PER_IMAGE_METRICS if by_group[c].notna().any()]
     lr_origin = "provided by the dataset" if dataset["lr_source"] == "provided" else "made from the HR images"
+    if dataset.get("lr_from"):  # a cascade: the test split's LR images are another preset's outputs
+        link = dataset["lr_from"]
+        lr_origin = (
+            f"of the test split: the outputs of {html.escape(link['method'])} of preset "
+            f"<code>{html.escape(link['preset'])}</code> (the cascade above); of training and validation: "
+            "made from the HR images"
+        )
     diversity_section = (
         "<h3>Sample diversity</h3><p>One input, several seeds (the paper shows such samples in its figures): "
         "a diffusion model draws different plausible details each time; "
@@ -372,9 +407,11 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
 <h2>Reproduced metrics ({n_test})</h2>
 {html_table(summary, ["method", "n_images"] + METRIC_COLUMNS)}
 <p class='cite'>Means over the test images; in brackets, the 95% bootstrap interval of the mean \
-(images resampled, 2000 times). ↑: higher is better, ↓: lower is better.</p>
+(images resampled, 2000 times); IS: &plusmn; its standard deviation over the splits of the SR images. \
+↑: higher is better, ↓: lower is better.</p>
 {fid_warning}
 {beside}
+{parts.cascade}
 {"<p>Metrics left empty, and why:</p><ul>" + missing + "</ul>" if missing else ""}
 <h3>Per test group</h3>
 {html_table(by_group, group_columns)}
@@ -391,6 +428,7 @@ Grey (one-channel) HR images are compared in their grey values, as the MATLAB sc
 Inception weights: {html.escape(", ".join(inception_sources))})
 are computed on each method's {count} SR images against the reference set of the {count} HR test images; \
 LPIPS ({html.escape(protocol["lpips"])}) per image, averaged.</li>
+{"<li>IS: " + html.escape(protocol["inception_score"]) + ".</li>" if protocol.get("inception_score") else ""}
 <li>Consistency: {html.escape(protocol["consistency"])} (the paper's Table 1).</li>
 {method_notes}
 </ul>
@@ -404,6 +442,7 @@ from every method, enlarged with nearest neighbour.</p>
 {diversity_section}
 {'<h2>Training loss</h2><img src="loss.png" alt="training loss curves">' if has_losses else ""}
 {sampling}
+{parts.classification}
 {parts.study}
 <h2>The paper's numbers</h2>
 <p>Published values{paper_note}.</p>

@@ -15,6 +15,9 @@ SUMMARY_COLUMNS = ["method", "n_images"] + METRIC_COLUMNS + ["protocol"]
 PER_IMAGE_METRICS = names(per="image")
 # The metrics the README table and the front page show.
 HEADLINE = ["psnr", "ssim", "consistency", "fid", "lpips"]
+# Set metrics whose spread the set metrics carry: ``<metric>_std`` (IS: the standard
+# deviation over its splits, torch-fidelity's inception_score_std) and ``<metric>_splits``.
+SPREAD_METRICS = ("is",)
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
 
@@ -38,8 +41,8 @@ def summarise(
 ) -> pd.DataFrame:
     """One row per method (and per ``by`` group): image count, mean of each per-image
     metric, the set-level metrics, and the protocol; without ``by``, also each per-image
-    metric's 95% interval (``<metric>_ci_low``, ``<metric>_ci_high``). Missing metrics
-    stay empty."""
+    metric's 95% interval (``<metric>_ci_low``, ``<metric>_ci_high``) and the spread of
+    the set metrics that have one (``is_std``, ``is_splits``). Missing metrics stay empty."""
     keys = ["method"] + (by or [])
     present = [c for c in PER_IMAGE_METRICS if c in per_image.columns]
     table = per_image.groupby(keys, sort=False).agg(n_images=("name", "size"), **{c: (c, "mean") for c in present})
@@ -54,4 +57,7 @@ def summarise(
     for column in present:
         intervals = [bootstrap_interval(per_image.loc[per_image["method"] == m, column]) for m in table["method"]]
         table[f"{column}_ci_low"], table[f"{column}_ci_high"] = [i[0] for i in intervals], [i[1] for i in intervals]
+    for column in SPREAD_METRICS:
+        for spread in ("std", "splits"):
+            table[f"{column}_{spread}"] = [set_metrics.get(m, {}).get(f"{column}_{spread}") for m in table["method"]]
     return table

@@ -1,0 +1,129 @@
+"""The ImageNet classifier of the paper's Table 3 and its weights: torchvision's ResNet-50
+with the ``IMAGENET1K_V1`` weights ("a pre-trained ResNet-50" in 2021, 76.13% top-1 on
+the validation set by torchvision's documentation), or another architecture named
+``module:function`` (a function returning the ``torch.nn.Module``; the tests' small one).
+
+Weights come from a local file (``weights.resnet50`` in params.yaml for ResNet-50,
+``classify.weights`` for another architecture) or, for ResNet-50, from torchvision's
+download into the torch hub cache (where torchvision keeps it). Either way the file's
+SHA-256 must begin with the prefix its published name carries (``resnet50-0676ba61.pth``:
+``0676ba61``), the convention of ``torch.hub``'s ``check_hash`` (torch.hub documentation,
+``load_state_dict_from_url``). A download that cannot be made raises
+``WeightsUnavailableError`` naming the setting that provides the file; a file whose hash
+differs is refused, naming it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sr3bench.core.checksums import file_sha256
+from sr3bench.metrics.weights import DOWNLOAD_ERRORS, WeightsUnavailableError
+
+RESNET50 = "resnet50"
+RESNET50_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"  # torchvision ResNet50_Weights.IMAGENET1K_V1
+RESNET50_SETTING = "weights.resnet50"
+OTHER_SETTING = "classify.weights"
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub's convention: <name>-<sha256 prefix>.<ext>
+
+
+class WeightsMismatchError(ValueError):
+    """A classifier weights file whose bytes are not the published ones."""
+
+
+@dataclass(frozen=True)
+class ClassifierWeights:
+    """A checked weights file, and where it came from."""
+
+    path: Path
+    sha256: str
+    source: str
+
+
+def hash_prefix(name: str) -> str | None:
+    """``0676ba61`` of ``resnet50-0676ba61.pth``; None for a name without one."""
+    match = HASH_IN_NAME.search(name)
+    return match.group(1) if match else None
+
+
+def check_file(path: Path, prefix: str, where: str) -> str:
+    """The file's SHA-256, which must begin with ``prefix``."""
+    digest = file_sha256(path)
+    if not digest.startswith(prefix):
+        raise WeightsMismatchError(
+            f"classifier weights {path} ({where}) have SHA-256 {digest[:16]}..., not the published {prefix}...: "
+            "the file is damaged or other weights; replace it (a downloaded one: delete it, it is fetched again)"
+        )
+    return digest
+
+
+def download(url: str, folder: Path) -> Path:
+    """``url`` into ``folder`` unless there already, its hash checked while it downloads
+    (``torch.hub.download_url_to_file``'s ``hash_prefix``)."""
+    target = Path(folder) / url.rsplit("/", 1)[-1]
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix(target.name), progress=False)
+    except RuntimeError as error:  # torch.hub: "invalid hash value"
+        raise WeightsMismatchError(f"{url}: {error}; the download was discarded") from error
+    except DOWNLOAD_ERRORS as error:
+        raise WeightsUnavailableError(
+            f"the ResNet-50 weights could not be downloaded from {url} ({error}). Download "
+            f"{target.name} elsewhere and set {RESNET50_SETTING} in params.yaml to its path, or put it in "
+            f"{target.parent} (the torch hub cache)"
+        ) from error
+    return target
+
+
+def resolve_weights(classifier: str, local: str | None, url: str | None = None) -> ClassifierWeights:
+    """The classifier's weights file, checked: ``local`` (its setting's path) or, for
+    ResNet-50, torchvision's file (``url``, default RESNET50_URL) from the torch hub
+    cache, downloaded there if absent."""
+    url = url or RESNET50_URL
+    setting = RESNET50_SETTING if classifier == RESNET50 else OTHER_SETTING
+    if local is not None:
+        path = Path(local).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{setting}: {path} does not exist; point it at the classifier's weights file")
+        prefix = hash_prefix(Path(url).name) if classifier == RESNET50 else hash_prefix(path.name)
+        if prefix is None:
+            raise ValueError(
+                f"{setting}: {path.name} has no SHA-256 prefix in its name; name it <name>-<first 8 or more hex "
+                "digits of its SHA-256>.<ext> (torch.hub's convention), so that it is checked"
+            )
+        return ClassifierWeights(path, check_file(path, prefix, setting), f"local file ({setting})")
+    if classifier != RESNET50:
+        raise ValueError(f"{OTHER_SETTING}: the classifier {classifier} needs its weights file")
+    path = download(url, Path(torch.hub.get_dir()) / "checkpoints")  # layout: another package's folder
+    return ClassifierWeights(path, check_file(path, hash_prefix(path.name), url), f"torchvision download ({url})")
+
+
+def build(classifier: str) -> torch.nn.Module:
+    """The architecture, without weights: torchvision's ResNet-50, or ``module:function``'s."""
+    if classifier == RESNET50:
+        import torchvision
+
+        return torchvision.models.resnet50(weights=None)
+    module, _, function = classifier.partition(":")
+    return getattr(importlib.import_module(module), function)()
+
+
+def load_classifier(classifier: str, weights: ClassifierWeights, device: torch.device) -> torch.nn.Module:
+    """The architecture with its weights (a state dict, loaded strictly), in eval mode."""
+    model = build(classifier)
+    state = torch.load(weights.path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model.eval().to(device)
+
+
+def describe(classifier: str, weights: ClassifierWeights) -> dict:
+    """The protocol record of a classifier and its weights."""
+    name = "torchvision ResNet-50, IMAGENET1K_V1 weights" if classifier == RESNET50 else classifier
+    return {"classifier": name, "weights_file": weights.path.name, "sha256": weights.sha256, "source": weights.source}
