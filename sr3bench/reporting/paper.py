@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 DESCRIPTIVE_COLUMNS = ("table", "title", "method", "citation")
-# Not metric tables: the runs' scale (sr3bench/reporting/comparison.py) and the human
-# study's fool rates (sr3bench/reporting/study_section.py).
-OTHER_FILES = ("scale.csv", "fool_rates.csv")
+# Not metric tables: the runs' scale (sr3bench/reporting/comparison.py), the human
+# study's fool rates (sr3bench/reporting/study_section.py) and Table 3's classification
+# errors (sr3bench/reporting/classification.py), each shown by its own section.
+OTHER_FILES = ("scale.csv", "fool_rates.csv", "sr3_table3_classification.csv")
 
 
 def load_tables(folder: Path) -> list[dict]:
