@@ -10,11 +10,10 @@ The LR test images it is given say only how many images to generate and of which
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 
 from sr3 import diffusion
+from sr3 import method as sr3_method
 from sr3.model_file import build_unet, load_model, save_model
 from sr3bench.core.images import to_uint8
 
@@ -45,21 +44,8 @@ def save_model_file(path, model, settings: dict, own: dict, training: dict) -> N
 
 
 def training_loss(settings: dict):
-    """loss_fn(model, upsampled_lr, hr, generator, rows, batch_size) for the shared Trainer:
-    SR3's loss (Eq. 6) on the HR patches, the upsampled LR images unused."""
-    config = settings["diffusion"]
-    return partial(
-        _loss,
-        training_schedule=config["training_schedule"],
-        norm=config["loss"],
-        parametrization=config["parametrization"],
-    )
-
-
-def _loss(model, upsampled_lr, hr, generator, rows=None, batch_size=None, *, training_schedule, norm, parametrization):
-    return diffusion.training_loss(
-        model, None, hr, training_schedule, generator, norm, parametrization, rows, batch_size
-    )
+    """SR3's loss (Eq. 6) on the HR patches, the upsampled LR images unused."""
+    return sr3_method.training_loss(settings, conditional=False)
 
 
 def super_resolve(model, lr_images, scale: int, seeds: list[int], settings: dict, progress) -> list:

@@ -23,20 +23,35 @@ def save_model_file(path, model, settings: dict, own: dict, training: dict) -> N
     save_model(path, model, settings["model"], own["patch_size"], noise_conditioned=True, training=training)
 
 
-def training_loss(settings: dict):
-    """loss_fn(model, upsampled_lr, hr, generator, rows, batch_size) for the shared Trainer."""
+def training_loss(settings: dict, conditional: bool = True):
+    """loss_fn(model, upsampled_lr, hr, generator, rows, batch_size) for the shared Trainer;
+    ``conditional=False`` (the base generator): the upsampled LR images are not the model's."""
     config = settings["diffusion"]
     return partial(
         _loss,
         training_schedule=config["training_schedule"],
         norm=config["loss"],
         parametrization=config["parametrization"],
+        conditional=conditional,
     )
 
 
-def _loss(model, upsampled_lr, hr, generator, rows=None, batch_size=None, *, training_schedule, norm, parametrization):
+def _loss(
+    model,
+    upsampled_lr,
+    hr,
+    generator,
+    rows=None,
+    batch_size=None,
+    *,
+    training_schedule,
+    norm,
+    parametrization,
+    conditional,
+):
+    condition = upsampled_lr if conditional else None
     return diffusion.training_loss(
-        model, upsampled_lr, hr, training_schedule, generator, norm, parametrization, rows, batch_size
+        model, condition, hr, training_schedule, generator, norm, parametrization, rows, batch_size
     )
 
 

@@ -140,7 +140,7 @@ def test_a_cancelled_training_job_resumes_from_its_checkpoint_when_submitted_aga
     checkpoint, and its model equals the uninterrupted local run's."""
     project = make_project(tmp_path / "project", tiny_params())
     shutil.copytree(runs["slurm"] / "data", project / "data")
-    threads = min(2, slurm_cluster.cpus)  # as the local run's training (snakemake --cores 2)
+    threads = min(8, slurm_cluster.cpus)  # the local run's: params.yaml's 8, capped by snakemake --cores
     sbatch = [
         "sbatch",
         "--parsable",
