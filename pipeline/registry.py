@@ -193,3 +193,12 @@ def tuned_variants(preset: dict, methods: list[str]) -> list[str]:
 def tuned_methods(preset: dict, methods: list[str]) -> list[str]:
     """The base methods a tune stage runs for: those with a tuned variant among ``methods``."""
     return list(dict.fromkeys(base_method(m) for m in tuned_variants(preset, methods)))
+
+
+def classified_methods(preset: dict, methods: list[str]) -> list[str]:
+    """The compared methods the classify stage (Table 3) runs: those sampled here (not the
+    outside ones) that super-resolve an LR input; none without the preset's ``classify``."""
+    if not preset.get("classify"):
+        return []
+    outside = set(outside_methods(preset, methods))
+    return [m for m in methods if m not in outside and entry(m, preset).conditional]

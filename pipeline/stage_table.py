@@ -117,9 +117,7 @@ class Plan:
     def classified(self) -> list[str]:
         """The methods whose outputs the classify stage classifies: those sampled here
         that super-resolve an LR input (none without a classify section)."""
-        if not self.preset.get("classify"):
-            return []
-        return [m for m in self.sampled if registry.entry(m, self.preset).conditional]
+        return registry.classified_methods(self.preset, list(self.methods))
 
     def study_answers(self, preset: str) -> Path:
         """The answers the study's analysis reads: simulated, or those of human raters."""

@@ -56,13 +56,11 @@ def outside_outputs(job, methods: list[str]) -> dict:
 
 def classification_results(job) -> dict:
     """The classify stages' result files (Table 3): the baseline's, and those of the
-    methods sampled here that super-resolve an input (as the stage table's Plan.classified)."""
+    methods sampled here that super-resolve an input)."""
     if not job.settings.classify:
         return {}
-    outside = registry.outside_methods(job.preset, job.methods)
-    classified = [m for m in job.methods if m not in outside and registry.entry(m, job.preset).conditional]
     return {"baseline": job.paths.classify_result(layout.CLASSIFY_BASELINE)} | {
-        m: job.paths.classify_result(m) for m in classified
+        m: job.paths.classify_result(m) for m in registry.classified_methods(job.preset, job.methods)
     }
 
 
