@@ -16,20 +16,18 @@ differs is refused, naming it.
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from sr3bench.core.checksums import file_sha256
-from sr3bench.metrics.weights import DOWNLOAD_ERRORS, WeightsUnavailableError
+from sr3bench.metrics.weights import DOWNLOAD_ERRORS, WeightsUnavailableError, hash_prefix_in_name
 
 RESNET50 = "resnet50"
 RESNET50_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"  # torchvision ResNet50_Weights.IMAGENET1K_V1
 RESNET50_SETTING = "weights.resnet50"
 OTHER_SETTING = "classify.weights"
-HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # torch.hub's convention: <name>-<sha256 prefix>.<ext>
 
 
 class WeightsMismatchError(ValueError):
@@ -43,12 +41,6 @@ class ClassifierWeights:
     path: Path
     sha256: str
     source: str
-
-
-def hash_prefix(name: str) -> str | None:
-    """``0676ba61`` of ``resnet50-0676ba61.pth``; None for a name without one."""
-    match = HASH_IN_NAME.search(name)
-    return match.group(1) if match else None
 
 
 def check_file(path: Path, prefix: str, where: str) -> str:
@@ -70,7 +62,7 @@ def download(url: str, folder: Path) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix(target.name), progress=False)
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix_in_name(target.name), progress=False)
     except RuntimeError as error:  # torch.hub: "invalid hash value"
         raise WeightsMismatchError(f"{url}: {error}; the download was discarded") from error
     except DOWNLOAD_ERRORS as error:
@@ -92,7 +84,7 @@ def resolve_weights(classifier: str, local: str | None, url: str | None = None) 
         path = Path(local).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{setting}: {path} does not exist; point it at the classifier's weights file")
-        prefix = hash_prefix(Path(url).name) if classifier == RESNET50 else hash_prefix(path.name)
+        prefix = hash_prefix_in_name(Path(url).name) if classifier == RESNET50 else hash_prefix_in_name(path.name)
         if prefix is None:
             raise ValueError(
                 f"{setting}: {path.name} has no SHA-256 prefix in its name; name it <name>-<first 8 or more hex "
@@ -102,7 +94,9 @@ def resolve_weights(classifier: str, local: str | None, url: str | None = None) 
     if classifier != RESNET50:
         raise ValueError(f"{OTHER_SETTING}: the classifier {classifier} needs its weights file")
     path = download(url, Path(torch.hub.get_dir()) / "checkpoints")  # layout: another package's folder
-    return ClassifierWeights(path, check_file(path, hash_prefix(path.name), url), f"torchvision download ({url})")
+    return ClassifierWeights(
+        path, check_file(path, hash_prefix_in_name(path.name), url), f"torchvision download ({url})"
+    )
 
 
 def build(classifier: str) -> torch.nn.Module:
