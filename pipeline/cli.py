@@ -246,16 +246,23 @@ def command_study_import(args) -> int:
     return 0
 
 
-SCORE_PROTOCOL_OPTIONS = {"color": "--color", "crop": "--crop", "scale": "--scale"}
+SCORE_PROTOCOL_OPTIONS = {"color": "--color", "crop": "--crop", "scale": "--scale", "is_splits": "--is-splits"}
 
 
-def preset_protocol(preset: str, params: str | Path = config.PARAMS_FILE) -> dict:
+def preset_protocol(preset: str, params: str | Path = config.PARAMS_FILE) -> tuple[dict, str | None]:
     """The protocol of ``preset`` in the params file as ``score()``'s keyword arguments:
-    ``color`` and ``crop`` (``protocol.color``, ``protocol.border_crop``) and ``scale``
-    (``dataset.scale``)."""
-    _, settings, _ = config.load(params, preset)
+    ``color``, ``crop`` and ``is_splits`` (``protocol.color``, ``protocol.border_crop``,
+    ``protocol.is_splits``) and ``scale`` (``dataset.scale``); and the params file's
+    ``weights.inception`` (None: not set)."""
+    _, settings, params_dict = config.load(params, preset)
     protocol = settings["protocol"]
-    return {"color": protocol["color"], "crop": protocol["border_crop"], "scale": settings["dataset"]["scale"]}
+    keywords = {
+        "color": protocol["color"],
+        "crop": protocol["border_crop"],
+        "scale": settings["dataset"]["scale"],
+        "is_splits": protocol["is_splits"],
+    }
+    return keywords, (params_dict.get("weights") or {}).get("inception")
 
 
 def add_score_command(sub) -> None:
@@ -290,6 +297,17 @@ def add_score_command(sub) -> None:
     score.add_argument("--name", help="the method's name in the table (default: the SR folder's name)")
     score.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
     score.add_argument("--cache", help="keep torch-fidelity's HR features here (default: computed each time)")
+    score.add_argument(
+        "--inception-weights",
+        metavar="FILE",
+        help="the original Inception file with its 1008-class head, for IS: torch-fidelity's "
+        "weights-inception-2015-12-05-6726825d.pth or pytorch-fid's pt_inception-2015-12-05-6726825d.pth, checked "
+        "by the SHA-256 prefix in its name (default: weights.inception of --protocol-of's params file, else the "
+        "weights folder's Inception, which offline has no head and gives no IS)",
+    )
+    score.add_argument(
+        "--is-splits", type=int, help="IS splits (default 10; fewer where a split would hold under 2 images)"
+    )
     score.add_argument("--no-fid", action="store_true", help="skip FID, KID and IS (slow on a CPU)")
     score.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     score.add_argument("--threads", type=int, default=cpu_count(), help="torch threads (default: every usable core)")
@@ -298,10 +316,11 @@ def add_score_command(sub) -> None:
 def command_score(args) -> int:
     """``sr3bench score``: the table (or JSON) on stdout, the per-image CSV to ``--out``."""
     given = {key: getattr(args, key) for key in SCORE_PROTOCOL_OPTIONS if getattr(args, key) is not None}
-    protocol = {"color": "rgb", "crop": 0, "scale": None}
+    protocol = {"color": "rgb", "crop": 0, "scale": None}  # is_splits: score()'s default
+    inception = args.inception_weights
     if args.protocol_of:
         try:
-            protocol = preset_protocol(args.protocol_of, args.params)
+            protocol, preset_inception = preset_protocol(args.protocol_of, args.params)
         except config.ConfigError as error:
             log.error("score: --protocol-of %s: %s", args.protocol_of, error)
             return 2
@@ -314,7 +333,11 @@ def command_score(args) -> int:
                 " and ".join(clashes),
             )
             return 2
+        inception = inception or preset_inception
     protocol.update(given)
+    if protocol.get("is_splits", 1) < 1:
+        log.error("score: --is-splits %s: give a whole number of at least 1", protocol["is_splits"])
+        return 2
     from sr3bench.metrics.score import ScoreError, result_json, score
 
     set_threads(args.threads)
@@ -328,6 +351,7 @@ def command_score(args) -> int:
             fid=not args.no_fid,
             lpips=not args.no_lpips,
             name=args.name,
+            inception_file=inception,
             **protocol,
         )
     except ScoreError as error:

@@ -42,6 +42,7 @@ import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
 
+from pipeline import cascade
 from pipeline.layout import VARIANT_SEPARATOR, base_method, variant_name
 
 
@@ -147,6 +148,14 @@ def diverse_methods(preset: dict, methods: list[str]) -> list[str]:
     if not preset["diversity"]["images"]:
         return []
     return list(dict.fromkeys(base_method(m) for m in methods if entry(m, preset).stochastic))
+
+
+def chain_generator(presets: dict, name: str) -> cascade.Link | None:
+    """The link of the chain above preset ``name`` (``dataset.lr_from``) whose method is an
+    unconditional generator, or None: below it no image is of a test image, so none of this
+    preset's outputs is an estimate of its own test HR image."""
+    links = cascade.links(presets, name)
+    return next((link for link in links if not entry(link.method, presets[link.preset]).conditional), None)
 
 
 def method_settings(preset: dict, method: str) -> dict:

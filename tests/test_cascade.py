@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO
 from projects import dvc_project, make_project, run, tiny_params
 from test_engines_agree import dvc_stages, snakemake_jobs
 
@@ -281,8 +282,13 @@ def test_the_report_sets_the_chain_beside_direct_sr_and_table_4(tmp_path):
     assert set(absent_row[2:]) == {"&ndash;"} and "no.csv not found: run that preset first" in page
     for method, fid in {"VQ-VAE-2": "38.10", "BigGAN (truncation 1.0)": "7.40", "SR3 (two stages)": "11.30"}.items():
         assert f"<td>{method}</td><td>{fid}</td>" in page
+    as_evaluated = summarise(
+        per_image.assign(psnr=float("nan"), lpips=float("nan")),
+        {"sr3": {"fid": 150.0, "kid": 0.05}},
+        protocol["description"],
+    )
     generated = cascade_section(
-        CascadeInputs(chain, "64x64 → 128x128", True, compare), summary, tables, titles, _format
+        CascadeInputs(chain, "64x64 → 128x128", True, compare), as_evaluated, tables, titles, _format
     )
     assert cells(generated)[0][2:] == ["2", "150.00", "0.0500", "&ndash;", "&ndash;", "&ndash;", "&ndash;"]
     assert "PSNR, SSIM and LPIPS against them mean nothing" in generated
@@ -290,3 +296,38 @@ def test_the_report_sets_the_chain_beside_direct_sr_and_table_4(tmp_path):
     assert "another protocol" not in page
     other = cascade_section(inputs, summary, tables, titles, _format, {"description": "Y, border crop 4 px"})
     assert "was evaluated under another protocol (description differ)" in other
+
+
+def test_a_chain_from_a_generator_leaves_the_metrics_against_the_test_images_empty(tmp_path, monkeypatch):
+    """Below an unconditional generator no output is an estimate of its test image: the
+    evaluate stage computes consistency with the generated LR inputs (the same numbers as
+    a paired evaluation) and leaves PSNR, SSIM and LPIPS empty, with the reason."""
+    from pipeline import registry
+    from sr3bench.core.images import write_png
+    from sr3bench.core.resize import downsample, upsample
+    from sr3bench.metrics import evaluate
+    from sr3bench.metrics.evaluate import AGAINST_HR, evaluate_method, generated_input_reasons
+
+    presets = config.resolve(config.read_params(REPO / "params.yaml"))["presets"]
+    generator = registry.chain_generator(presets, "faces64_128_small")
+    assert (generator.preset, generator.method) == ("faces16_base_small", "sr3_base")
+    assert registry.chain_generator(presets, "faces16_64_small") == generator
+    assert registry.chain_generator(presets, "faces256_1024") is None  # its chain starts at SR3 64->256
+    assert registry.chain_generator(presets, "demo") is None
+
+    rng = np.random.default_rng(0)
+    folders = {role: tmp_path / role for role in ("hr", "lr", "sr")}
+    for name in ("a.png", "b.png"):
+        hr = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+        lr = downsample(hr, 2)
+        for role, image in {"hr": hr, "lr": lr, "sr": upsample(lr, 2)}.items():
+            write_png(image, folders[role] / name)
+    groups = {"a.png": "g", "b.png": "g"}
+    arguments = (folders["hr"], folders["lr"], folders["sr"], groups, {"color": "rgb", "border_crop": 0}, 2)
+    monkeypatch.setattr(evaluate, "lpips_scores", lambda sr, hr, weights_dir: [0.5] * len(sr))  # no network here
+    paired, _ = evaluate_method("bicubic", *arguments)
+    generated, _ = evaluate_method("bicubic", *arguments, inputs_of_test_images=False)
+    assert generated["consistency"].tolist() == paired["consistency"].tolist()
+    assert generated[list(AGAINST_HR)].isna().all().all() and paired["psnr"].notna().all()
+    reasons = generated_input_reasons("sr3_base of preset faces16_base_small")
+    assert set(reasons) == set(AGAINST_HR) and "unconditional generator" in reasons["psnr"]

@@ -21,6 +21,14 @@ import pandas as pd
 import pytest
 import torch
 from conftest import REPO
+from inception_fixtures import (
+    SR_COLOURS,
+    inception_score_by_hand,
+    save_named,
+    synthetic_inception,
+    unbiased_logits,
+    write_colours,
+)
 from PIL import Image
 
 from sr3bench.core.images import list_images, read_image, write_png
@@ -173,12 +181,47 @@ def test_protocol_of_a_preset_applies_its_protocol_and_refuses_a_contradiction(t
     run = sr3bench(*options, "--protocol-of", "benchmarks", "--json", "--no-fid", "--no-lpips", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
-    assert preset_protocol("benchmarks", REPO / "params.yaml") == {"color": "y", "crop": 4, "scale": 4}
+    protocol = {"color": "y", "crop": 4, "scale": 4, "is_splits": 10}
+    assert preset_protocol("benchmarks", REPO / "params.yaml") == (protocol, None)
     assert result["protocol"] == protocol_record({"color": "y", "border_crop": 4}, 4)
     assert result["metrics"]["consistency"] is not None and "made from the HR images" in result["lr"]
 
     clash = sr3bench(*options, "--protocol-of", "benchmarks", "--color", "rgb", cwd=tmp_path)
     assert clash.returncode == 2 and "--color rgb contradicts it" in clash.stderr, clash.stderr
+
+
+def test_an_inception_file_gives_is_with_its_spread_and_protocol_of_reads_the_params_one(tmp_path):
+    """IS of the synthetic Inception file (tests/inception_fixtures.py) equals the hand
+    computation, from --inception-weights and from the params file's weights.inception."""
+    original = save_named(synthetic_inception(), tmp_path / "weights", "weights-inception-2015-12-05-")
+    sr = write_colours(tmp_path / "sr", SR_COLOURS)
+    hr = write_colours(tmp_path / "hr", SR_COLOURS[::-1])  # the same names, other colours
+    options = ["score", "--sr", str(sr), "--hr", str(hr), "--no-lpips"]
+    run = sr3bench(*options, "--json", "--inception-weights", str(original), "--is-splits", "3", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    expected, expected_std = inception_score_by_hand(unbiased_logits(SR_COLOURS), splits=3)
+    assert result["metrics"]["is"] == pytest.approx(expected, rel=1e-6) and "is" not in result["unavailable"]
+    assert result["set_metrics"]["is_std"] == pytest.approx(expected_std, rel=1e-6)
+    assert result["set_metrics"]["is_splits"] == 3 and "3 splits" in result["protocol"]["inception_score"]
+    assert result["set_metrics"]["inception_record"]["file"] == str(original)
+
+    params = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text()
+    assert text.count("  inception: null\n") == 1
+    params.write_text(text.replace("  inception: null\n", f"  inception: {original}\n"))
+    table = sr3bench(*options, "--protocol-of", "benchmarks", "--params", str(params), cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    is_cell = table_row(table.stdout)[by_name("is").header]
+    assert is_cell == f"{by_name('is').format(expected)} ± {by_name('is').format(expected_std)}"
+    assert "over 3 splits of the SR images" in table.stdout  # protocol.is_splits 10, six images: three splits
+
+    wrong = original.with_name("weights-inception-2015-12-05-00000000.pth")
+    shutil.copy(original, wrong)
+    refused = sr3bench(*options, "--inception-weights", str(wrong), cwd=tmp_path)
+    assert refused.returncode == 1 and str(wrong) in refused.stderr and "SHA-256" in refused.stderr, refused.stderr
+    bad_splits = sr3bench(*options, "--inception-weights", str(original), "--is-splits", "0", cwd=tmp_path)
+    assert bad_splits.returncode == 2 and "--is-splits 0" in bad_splits.stderr
 
 
 def test_a_folder_error_names_the_files_and_exits_1(tmp_path):

@@ -26,6 +26,22 @@ from sr3bench.metrics.table import names
 PER_IMAGE_COLUMNS = ["method", "name", "group", *names(per="image")]
 
 
+# The per-image metrics that compare an output with its test HR image (consistency compares
+# it with its own LR input).
+AGAINST_HR = ("psnr", "ssim", "lpips")
+
+
+def generated_input_reasons(generator: str) -> dict[str, str]:
+    """Why PSNR, SSIM and LPIPS are empty for a cascade stage whose chain starts from a
+    generator (``generator``: which, in words): its LR inputs are of no test image."""
+    reason = (
+        f"not applicable: the test LR images come from a chain that starts at {generator}, an unconditional "
+        "generator (dataset.lr_from), so no output is an estimate of its test image; consistency (with those LR "
+        "inputs) and the set metrics apply"
+    )
+    return dict.fromkeys(AGAINST_HR, reason)
+
+
 def unpaired_reasons(method: str) -> dict[str, str]:
     """Why an unconditional generator's per-image metrics are empty: each compares an
     output with its own test image (or its LR input), which a generated image is not of."""
@@ -73,10 +89,13 @@ def evaluate_method(
     scale: int,
     weights_dir=None,
     paired: bool = True,
+    inputs_of_test_images: bool = True,
 ) -> tuple[pd.DataFrame, dict]:
     """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), and
     the protocol record; ``groups`` maps image names to their test group. Not ``paired``
-    (an unconditional generator's images): the rows with those metrics left empty."""
+    (an unconditional generator's images): the rows with those metrics left empty. Not
+    ``inputs_of_test_images`` (a cascade stage whose chain starts from a generator):
+    consistency only, the metrics against the HR image (``AGAINST_HR``) left empty."""
     names = [hr_path.name for hr_path in list_images(hr_dir)]
     for name in names:
         sr_path = Path(samples_dir) / name
@@ -86,8 +105,12 @@ def evaluate_method(
     if not paired:
         return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
     sr_images, hr_images, lr_images = read_images(names, samples_dir, hr_dir, lr_dir, f"evaluate {method}")
-    for row, values in zip(rows, image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir)):
-        row.update(values)
+    if inputs_of_test_images:
+        values = image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir)
+    else:
+        values = [{"consistency": consistency(sr, lr, scale)} for sr, lr in zip(sr_images, lr_images)]
+    for row, value in zip(rows, values):
+        row.update(value)
     return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
 
 

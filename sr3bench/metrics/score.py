@@ -26,7 +26,7 @@ from sr3bench.core.atomic import atomic_path
 from sr3bench.core.image_files import IMAGE_SUFFIXES, named_like_an_image
 from sr3bench.core.resize import downsample
 from sr3bench.metrics.evaluate import lpips_scores, pixel_metrics, protocol_record, read_images
-from sr3bench.metrics.fid_kid_is import IMAGE_EXTENSIONS, set_metrics
+from sr3bench.metrics.fid_kid_is import IMAGE_EXTENSIONS, IS_SPLITS, set_metrics
 from sr3bench.metrics.protocol import PROTOCOLS
 from sr3bench.metrics.table import by_name, names
 from sr3bench.metrics.weights import WeightsUnavailableError
@@ -72,9 +72,12 @@ class ScoreResult:
         return len(self.per_image)
 
     def cell(self, metric: str) -> str:
-        """The metric's value with the metric table's decimals, or "n/a"."""
-        value = self.metrics.get(metric)
-        return "n/a" if value is None else by_name(metric).format(value)
+        """The metric's value with the metric table's decimals (and ± its standard deviation
+        over splits, IS's), or "n/a"."""
+        value, spread = self.metrics.get(metric), self.set_info.get(f"{metric}_std")
+        if value is None:
+            return "n/a"
+        return by_name(metric).format(value) + ("" if spread is None else f" ± {by_name(metric).format(spread)}")
 
     def table(self) -> str:
         """The result as text: the protocol, a Markdown table (the metric table's headers and
@@ -91,6 +94,13 @@ class ScoreResult:
             "|" + "---|" * len(headers),
             "| " + " | ".join(values) + " |",
         ]
+        if self.set_info.get("is_splits"):
+            splits = self.set_info["is_splits"]
+            lines += [
+                "",
+                f"IS: mean ± standard deviation over {splits} split{'s' * (splits != 1)} of the SR images, "
+                f"with {self.set_info['inception_weights']}",
+            ]
         if self.unavailable:
             lines += ["", "Left empty (n/a), and why:"]
             lines += [f"- {by_name(metric).label}: {reason}" for metric, reason in self.unavailable.items()]
@@ -273,6 +283,8 @@ def score(
     fid: bool = True,
     lpips: bool = True,
     name: str | None = None,
+    inception_file=None,
+    is_splits: int = IS_SPLITS,
 ) -> ScoreResult:
     """Score the SR images of ``sr_dir`` against the HR images of the same names in ``hr_dir``.
 
@@ -282,9 +294,12 @@ def score(
     makes them); LPIPS and, with ``fid``, FID, KID and IS over the set. ``weights_dir``:
     the metric weights (default ``$SR3BENCH_WEIGHTS`` or ``./weights``); ``cache_dir``: where
     torch-fidelity keeps the HR features (default: a temporary folder); ``name``: the
-    method's name in the table (default: the SR folder's name). A metric whose weights are
-    unavailable is left empty, with the reason. Raises ScoreError for folders that cannot be
-    scored as given.
+    method's name in the table (default: the SR folder's name); ``inception_file``: the
+    original Inception file with its classifier head, for IS (``weights.inception``; checked
+    by the SHA-256 prefix in its name); ``is_splits``: IS splits wanted (``protocol.is_splits``,
+    fewer where a split would hold under two images). A metric whose weights are unavailable
+    is left empty, with the reason. Raises ScoreError for folders that cannot be scored as
+    given.
     """
     check_options(color, crop, scale)
     sr_dir, hr_dir = Path(sr_dir), Path(hr_dir)
@@ -330,7 +345,7 @@ def score(
         unavailable["lpips"] = NOT_REQUESTED
     per_image = pd.DataFrame([{"name": image, **row} for image, row in zip(images, rows)], columns=PER_IMAGE_COLUMNS)
 
-    set_level, set_info = score_set(sr_dir, hr_dir, images, cache_dir, weights_dir, fid)
+    set_level, set_info = score_set(sr_dir, hr_dir, images, cache_dir, weights_dir, fid, inception_file, is_splits)
     metrics = {}
     for metric in names():
         if metric in per_image and per_image[metric].notna().all():
@@ -354,16 +369,18 @@ def score(
         per_image,
         metrics,
         {metric: unavailable[metric] for metric in names() if metric in unavailable},
-        protocol_record({"color": color, "border_crop": crop}, scale),
+        protocol_record({"color": color, "border_crop": crop, "is_splits": is_splits}, scale),
         lr_origin,
         warnings,
         set_info,
     )
 
 
-def score_set(sr_dir: Path, hr_dir: Path, images: list, cache_dir, weights_dir, wanted: bool) -> tuple[dict, dict]:
+def score_set(
+    sr_dir: Path, hr_dir: Path, images: list, cache_dir, weights_dir, wanted: bool, inception_file, is_splits: int
+) -> tuple[dict, dict]:
     """FID, KID and IS of the SR folder against the HR folder (``fid_kid_is.set_metrics``),
-    or the reason each is empty; and the counts and the weights used."""
+    or the reason each is empty; and the counts, IS's spread and the weights used."""
     set_names = names(per="set")
     unreadable = [image for image in images if Path(image).suffix.lower()[1:] not in IMAGE_EXTENSIONS]
     if not wanted:
@@ -377,15 +394,19 @@ def score_set(sr_dir: Path, hr_dir: Path, images: list, cache_dir, weights_dir, 
         )
     else:
         try:
+            options = {"inception_file": inception_file, "is_splits": is_splits}
             if cache_dir is None:
                 with tempfile.TemporaryDirectory(prefix="sr3bench-score-") as temporary:
-                    result = set_metrics(sr_dir, hr_dir, temporary, weights_dir)
+                    result = set_metrics(sr_dir, hr_dir, temporary, weights_dir, **options)
             else:
-                result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir)
+                result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir, **options)
         except WeightsUnavailableError as error:
+            if inception_file is not None:  # a file the user named: refused, not left empty
+                raise ScoreError(f"the Inception file {inception_file}: {error}") from error
             reason = str(error)
         else:
-            info = {key: result[key] for key in ("n_sr", "n_hr", "inception_weights")}
+            keys = ("n_sr", "n_hr", "inception_weights", "inception_record", "is_std", "is_splits")
+            info = {key: result[key] for key in keys if key in result}
             info["reference_set"] = f"the HR images of {hr_dir}"
             values = {metric: result[metric] for metric in set_names}
             for metric, value in values.items():

@@ -25,8 +25,8 @@ from sr3bench.reporting.tables import summarise
 
 TABLE = "sr3_table4_cascade"  # reports/paper/<TABLE>.csv
 SET_COLUMNS = ["fid", "kid", "is"]
-# Metrics of an output against its own test image: meaningless when the chain starts from
-# a generator, whose images are not of the test images.
+# Metrics of an output against its own test image: empty when the chain starts from a
+# generator, whose images are not of the test images (the evaluate stage leaves them so).
 PAIRED_COLUMNS = ["psnr", "ssim", "lpips"]
 
 
@@ -85,9 +85,7 @@ def cascade_section(
     columns = ["n_images", *SET_COLUMNS, *PAIRED_COLUMNS]
     rows, notes = [], []
     for _, row in summary.iterrows():
-        values = {c: row[c] for c in columns}
-        if inputs.generated:
-            values.update({c: None for c in PAIRED_COLUMNS})
+        values = {c: row[c] for c in columns}  # a generated chain's PSNR, SSIM, LPIPS: empty since evaluate
         rows.append((f"cascade, last stage {titles.get(row['method'], row['method'])}", inputs.sizes, values))
     for entry in inputs.compare:
         found = read_results(entry["results"], entry["method"])
