@@ -190,6 +190,28 @@ def check_methods(methods: list[str], preset: dict, preset_name: str, key: str =
                 "training settings "
                 "(steps, batch_size, patch_size, learning_rate, ema_decay, checkpoint_every, log_every)"
             )
+        problem = None if entry.conditional else unconditional_problem(method, entry, preset)
+        if problem:
+            raise ConfigError(f"params: presets.{preset_name}.{problem}")
+
+
+def unconditional_problem(method: str, entry: registry.MethodEntry, preset: dict) -> str | None:
+    """What ``preset`` asks of an unconditional generator (``method``) that only outputs of
+    given images have, as "<key>: <why>" (None: nothing): a validation PSNR to keep weights
+    by, a tuned sampler (the tune stage scores validation outputs against their HR images)."""
+    variant = variant_name(method)
+    if variant and "tuned" in preset["variants"][variant]:
+        return (
+            f"variants.{variant}.tuned: {method} is an unconditional generator, and the tune stage chooses a "
+            "sampler by its outputs' PSNR and LPIPS against their validation images, which a generated image is "
+            "not of; give the variant an inference_schedule (and a sampler) instead"
+        )
+    if entry.trained and preset["training"][entry.name]["keep"] == "best_val_psnr":
+        return (
+            f"training.{entry.name}.keep: best_val_psnr scores the validation images' PSNR, which an unconditional "
+            f"generator's images ({method}) have none of (they are not of those images); set keep: last"
+        )
+    return None
 
 
 def check_cascades(presets: dict) -> None:
@@ -214,6 +236,14 @@ def check_study(methods: list[str], preset: dict, preset_name: str) -> None:
             registry.entry(method, preset)
         except registry.UnknownMethodError as error:
             raise ConfigError(f"{where}.methods: {error}") from error
+    generators = [m for m in shown_methods(study["methods"], methods) if not registry.entry(m, preset).conditional]
+    if generators:
+        raise ConfigError(
+            f"{where}.methods: {', '.join(generators)} generate{'s' * (len(generators) == 1)} images "
+            "unconditionally, and each study trial sets a method's output beside the test image it super-resolves; "
+            "list the methods the study shows without "
+            f"{'it' if len(generators) == 1 else 'them'}"
+        )
     if study["answers"] == "simulated":
         missing = [m for m in shown_methods(study["methods"], methods) if m not in study["simulated"]["fool_rates"]]
         if missing:

@@ -144,10 +144,12 @@ def trained_methods(methods: list[str], preset: dict | None = None) -> list[str]
 
 def diverse_methods(preset: dict, methods: list[str]) -> list[str]:
     """The stochastic base methods ``methods`` need (the diversity stage samples each with
-    several seeds), none when the preset's ``diversity.images`` is 0."""
+    several seeds, for the same LR input), none when the preset's ``diversity.images`` is 0.
+    Not an unconditional generator: its images are of no LR input."""
     if not preset["diversity"]["images"]:
         return []
-    return list(dict.fromkeys(base_method(m) for m in methods if entry(m, preset).stochastic))
+    chosen = [m for m in methods if entry(m, preset).stochastic and entry(m, preset).conditional]
+    return list(dict.fromkeys(base_method(m) for m in chosen))
 
 
 def chain_generator(presets: dict, name: str) -> cascade.Link | None:

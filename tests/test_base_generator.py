@@ -2,15 +2,17 @@
 input, trained and sampled by SR3's own diffusion code with no conditioning, learns a
 simple distribution; SR3's conditional path is what it was before the parametrisation."""
 
+import copy
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import REPO
 from torch.nn import functional as F
 
-from pipeline import registry
+from pipeline import config, registry
 from sr3 import base_generator, diffusion
 from sr3 import method as sr3_method
 from sr3 import schedule as schedules
@@ -142,6 +144,55 @@ def test_the_model_file_rebuilds_the_unconditional_unet(tmp_path, generator):
 def test_keeping_the_best_validation_psnr_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="keep: last"):
         base_generator.build_model(SETTINGS, dict(OWN, keep="best_val_psnr"))
+
+
+def generator_params(change) -> dict:
+    """The committed params, active preset faces16_base_small (sr3_base) changed by ``change``."""
+    params = config.read_params(REPO / "params.yaml")
+    params["preset"] = "faces16_base_small"
+    change(params["presets"]["faces16_base_small"])
+    return params
+
+
+def tuned_variant(preset: dict) -> None:
+    preset["tune"] = {"samplers": ["ddim"], "steps": [5], "schedules": [{"shape": "cosine"}]}
+    preset["variants"] = {"t": {"tuned": {"max_steps": 10}}}
+    preset["methods"] = ["sr3_base", "sr3_base@t"]
+
+
+def study_of_every_method(preset: dict) -> None:
+    preset["study"] = copy.deepcopy(config.read_params(REPO / "params.yaml")["presets"]["demo"]["study"])
+    preset["study"].update(methods=None, answers="collected")
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (lambda preset: preset["training"]["sr3_base"].update(keep="best_val_psnr"), "training.sr3_base.keep"),
+        (tuned_variant, "variants.t.tuned"),
+        (study_of_every_method, "study.methods"),
+    ],
+    ids=["keep-best", "tuned-variant", "study"],
+)
+def test_what_needs_outputs_of_given_images_is_refused_for_a_generator_before_a_run(change, key):
+    with pytest.raises(config.ConfigError) as error:
+        config.resolve(generator_params(change))
+    assert f"presets.faces16_base_small.{key}:" in str(error.value) and "unconditional" in str(error.value)
+
+
+def test_a_generator_may_sample_other_ways_and_is_left_out_of_the_diversity_stage():
+    def other_sampler_and_diversity(preset):
+        preset["variants"] = {
+            "fast": {"sampler": "ddim", "inference_schedule": {"steps": 10, "beta_start": 1e-4, "beta_end": 0.2}}
+        }
+        preset["methods"] = ["sr3_base", "sr3_base@fast"]
+        preset["diversity"] = {"images": 2, "seeds": 2}
+
+    resolved = config.resolve(generator_params(other_sampler_and_diversity))
+    preset = resolved["presets"]["faces16_base_small"]
+    assert registry.diverse_methods(preset, ["sr3_base", "sr3_base@fast"]) == []  # its images are of no LR input
+    demo = resolved["presets"]["demo"]
+    assert registry.diverse_methods(demo, ["bicubic", "sr3"]) == (["sr3"] if demo["diversity"]["images"] else [])
 
 
 # SR3's conditional path as it was before the conditioning became optional (sr3/diffusion.py
