@@ -1,8 +1,8 @@
 """The classify set (the paper's Table 3): the first ``classify.images`` ImageNet validation
 images as the classifier's originals and as the SR methods' inputs, with their labels.
 
-Written by the prepare stage of a preset with a ``classify`` section, beside (and
-independent of) its test split, under ``data/<preset>/classify/``::
+Written by the prepare_classify stage of a preset with a ``classify`` section, beside (and
+independent of) its test split, under ``data/<preset>.classify/``::
 
     original/<stem>.png   224x224: shorter side resized to 256 (PIL bilinear, antialiased),
                           centre crop 224x224, as torchvision's ImageNet evaluation of
@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline import layout
-from pipeline.imagenet_devkit import DEVKIT_FILES, check_matches, read_devkit, validation_number
+from pipeline.imagenet_devkit import DEVKIT_DATASET, DEVKIT_FILES, check_matches, read_devkit, validation_number
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.checksums import file_sha256
 from sr3bench.core.image_check import load_dataset_image
@@ -38,7 +38,6 @@ from sr3bench.core.resize import downsample, imresize
 
 log = logging.getLogger(__name__)
 
-DEVKIT_DATASET = "imagenet_devkit"  # the registered dataset the labels come from (pipeline/datasets.py)
 SHORTER_SIDE = 256
 CROP = 224
 LR_FACTOR = 4  # 224 -> 56
@@ -77,8 +76,8 @@ def classify_input(original: np.ndarray) -> np.ndarray:
 
 
 def prepare_classify(test_sources: list[tuple[str, str, Path]], preset: dict, out: Path) -> None:
-    """Lay out the classify set under ``out`` (prepare's staging root) from the test split's
-    source images, which must be the ImageNet validation images its devkit labels."""
+    """Lay out the classify set under ``out`` (the stage's staging folder) from the test
+    split's source images, which must be the ImageNet validation images its devkit labels."""
     count = preset["classify"]["images"]
     devkit_folder = layout.download_dir(DEVKIT_DATASET)
     devkit = read_devkit(devkit_folder)

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+DEVKIT_DATASET = "imagenet_devkit"  # the registered dataset the labels come from (pipeline/datasets.py)
 GROUND_TRUTH_FILE = "ILSVRC2012_validation_ground_truth.txt"
 META_FILE = "meta.mat"
 DEVKIT_FILES = (GROUND_TRUTH_FILE, META_FILE)  # what the download stage keeps (pipeline/datasets.py's entry)

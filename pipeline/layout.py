@@ -7,7 +7,7 @@ that builds paths, for the stages, the Snakemake rules and the generated dvc.yam
     checkpoints/<preset>/<method>/last.pt                         resumable training state
     samples/<preset>/<method>[@<variant>]/*.png                   SR images, one slot per variant
     results/<preset>/<method>[@<variant>].csv, .json               per-image metrics, set metrics + protocol
-    data/<preset>/classify/{original,lr}/*.png, classify.json    the classify set (presets with classify:)
+    data/<preset>.classify/{original,lr}/*.png, classify.json    the classify set (presets with classify:)
     results/<preset>/classify/<method>.json, original-images.json  top-1/top-5 errors of a classifier
     cache/<preset>/classify/<method>/<key>/                       a classify job's SR images (resumable)
     reports/<preset>/...                                          generated report (reports/paper/: the paper's tables)
@@ -81,17 +81,19 @@ CLASSIFY_MANIFEST_NAME = "classify.json"
 CLASSIFY_BASELINE = "original-images"  # the classify stage's baseline row (no method can have this name)
 
 
-def classify_under(data_root: Path, kind: str | None = None) -> Path:
-    """``<data_root>/classify`` or, with ``kind``, its images (originals or LR inputs), as
-    prepare writes them under its staging root (pipeline/classify_data.py)."""
+def classify_under(root: Path, kind: str | None = None) -> Path:
+    """A classify set's folder ``root`` or, with ``kind``, its images (originals or LR
+    inputs), as the prepare_classify stage writes them under its staging root
+    (pipeline/classify_data.py)."""
     if kind not in (None, *CLASSIFY_KINDS):
         raise ValueError(f"unknown classify image kind {kind!r}; kinds: {', '.join(CLASSIFY_KINDS)}")
-    folder = Path(data_root) / "classify"
-    return folder / kind if kind else folder
+    return Path(root) / kind if kind else Path(root)
 
 
 def classify_data_dir(preset: str, kind: str | None = None) -> Path:
-    return classify_under(data_dir(preset), kind)
+    """``data/<preset>.classify``: beside the preset's splits, not in them, so that the two
+    are written (and re-run) by stages of their own; no preset name holds a dot."""
+    return classify_under(Path("data") / f"{preset}.classify", kind)
 
 
 def classify_result_file(preset: str, member: str) -> Path:

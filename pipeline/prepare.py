@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import layout
-from pipeline.classify_data import prepare_classify
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.checksums import file_sha256
 from sr3bench.core.image_check import BadImageError, load_dataset_image
@@ -369,8 +368,6 @@ def prepare(preset: dict, out: Path) -> None:
     chained = ChainedLR(dataset["lr_from"]) if dataset["lr_from"] else None
     if chained:
         manifest["lr_from"] = chained.record()  # the test split's LR images: an upstream preset's outputs
-    if preset.get("classify"):  # the paper's Table 3 (pipeline/classify_data.py); first: a wrong devkit fails fast
-        prepare_classify(sources["test"], preset, out)
     order = ["train", "test"] + (["val"] if sources["val"] else [])  # val last: the other splits' crops do not move
     for split in order:
         manifest[split], manifest["dropped"][split] = prepare_split(

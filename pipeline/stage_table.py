@@ -39,6 +39,7 @@ from typing import Callable
 from pipeline import layout, registry
 from pipeline.code_deps import stage_code
 from pipeline.dataset_listing import dataset_folders, outside_folder
+from pipeline.imagenet_devkit import DEVKIT_DATASET
 from pipeline.settings import Preset, WeightsSettings, build
 from sr3bench.study.selection import shown_methods
 
@@ -217,10 +218,21 @@ def _data_and_model(preset, member, plan) -> list[str]:
 
 
 def _prepare_inputs(preset, member, plan) -> list[str]:
-    """Its downloads, and in a cascade the upstream outputs it takes its test LR from."""
+    """Its downloads (not the devkit, whose labels only the classify set takes), and in a
+    cascade the upstream outputs it takes its test LR from."""
     chained = plan.preset["dataset"].get("lr_from")
     upstream = [str(layout.samples_dir(chained["preset"], chained["method"]))] if chained else []
-    return [str(layout.download_dir(name)) for name in plan.downloads] + upstream
+    images = [name for name in plan.downloads if name != DEVKIT_DATASET]
+    return [str(layout.download_dir(name)) for name in images] + upstream
+
+
+def _classify_set(preset, member, plan) -> list[str]:
+    return [str(layout.classify_data_dir(preset))]
+
+
+def _classify_inputs(preset, method, plan) -> list[str]:
+    """The classify set and what sampling the method needs (its model, its tuned choices)."""
+    return [*_classify_set(preset, method, plan), *_sample_inputs(preset, method, plan, shard=True)]
 
 
 def _sample_inputs(preset, method, plan, shard: bool = False) -> list[str]:
@@ -308,7 +320,19 @@ STAGES = (
         inputs=_prepare_inputs,
         folders=lambda plan, member=None: dataset_folders(plan.preset["dataset"]),
         params=lambda member: ["dataset", "seed"],
-        plan_params=lambda plan: ["classify.images"] if plan.classify else [],  # the classify set
+    ),
+    # The paper's Table 3 (docs/classification.md): the classify set, beside the splits.
+    Stage(
+        "prepare_classify",
+        "lay out a preset's classify set (data/<preset>.classify/): its first classify.images validation images "
+        "as the classifier's originals and the SR methods' 64x64 inputs, with the devkit's labels",
+        "pipeline.stages.prepare_classify",
+        "classify",
+        (Output(lambda preset, member: layout.classify_data_dir(preset), directory=True),),
+        inputs=lambda preset, member, plan: [str(layout.download_dir(name)) for name in plan.downloads],
+        folders=lambda plan, member=None: dataset_folders(plan.preset["dataset"]),
+        params=lambda member: ["dataset", "seed", "classify.images"],
+        threads_key="prepare",  # threads.prepare and resources.prepare serve both
     ),
     Stage(
         "train",
@@ -410,7 +434,7 @@ STAGES = (
         "pipeline.stages.classify",
         "classified",
         (Output(layout.classify_result_file),),
-        inputs=lambda preset, method, plan: _sample_inputs(preset, method, plan, shard=True),  # data, model, choices
+        inputs=_classify_inputs,
         params=lambda method: ["classify", *_sample_params(method)],
         method_code=True,
     ),
@@ -421,7 +445,7 @@ STAGES = (
         "pipeline.stages.classify",
         "classify",
         (Output(lambda preset, member: layout.classify_result_file(preset, layout.CLASSIFY_BASELINE)),),
-        inputs=_data,
+        inputs=_classify_set,
         params=lambda member: ["classify"],
         threads_key="classify",
     ),

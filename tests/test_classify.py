@@ -69,11 +69,12 @@ def synthetic(tmp_path):
 
 
 def run_stages(params, *jobs) -> None:
-    from pipeline.stages import classify, download, prepare
+    from pipeline.stages import classify, download, prepare, prepare_classify
 
     resolved = config.resolve(params)
     download.run(Job(resolved, None, dataset="imagenet_devkit"))
     prepare.run(Job(resolved, "demo"))
+    prepare_classify.run(Job(resolved, "demo"))
     for method in jobs:
         classify.run(Job(resolved, "demo", method))
 
@@ -233,7 +234,12 @@ def test_imagenet64_256_plans_the_classify_jobs_for_both_engines(tmp_path):
         assert stage["outs"] == [f"results/${{preset}}/classify/{method}.json"]
     assert "models/${preset}/sr3/model.pt" in stages["classify_sr3"]["deps"]
     assert stages["classify_baseline"]["outs"] == ["results/${preset}/classify/original-images.json"]
-    assert "downloads/imagenet_devkit" in stages["prepare"]["deps"]
+    assert "downloads/imagenet_devkit" in stages["prepare_classify"]["deps"]
+    assert stages["prepare_classify"]["outs"] == ["data/${preset}.classify"]
+    assert "data/${preset}.classify" in stages["classify_baseline"]["deps"] + stages["classify_sr3"]["deps"]
+    # the splits' stage depends on no classify code: editing it re-runs no preset's prepare
+    assert not [dep for dep in stages["prepare"]["deps"] if "classify" in dep or "devkit" in dep]
+    assert "pipeline/classify_data.py" in stages["prepare_classify"]["deps"]
     assert "results/${preset}/classify/sr3.json" in stages["report"]["deps"]
     project = make_project(tmp_path / "project", committed_params())
     plan = run(
