@@ -249,20 +249,20 @@ def command_study_import(args) -> int:
 SCORE_PROTOCOL_OPTIONS = {"color": "--color", "crop": "--crop", "scale": "--scale", "is_splits": "--is-splits"}
 
 
-def preset_protocol(preset: str, params: str | Path = config.PARAMS_FILE) -> tuple[dict, str | None]:
+def preset_protocol(preset: str, params: str | Path = config.PARAMS_FILE) -> dict:
     """The protocol of ``preset`` in the params file as ``score()``'s keyword arguments:
     ``color``, ``crop`` and ``is_splits`` (``protocol.color``, ``protocol.border_crop``,
-    ``protocol.is_splits``) and ``scale`` (``dataset.scale``); and the params file's
-    ``weights.inception`` (None: not set)."""
+    ``protocol.is_splits``), ``scale`` (``dataset.scale``) and ``inception_file`` (the
+    params file's ``weights.inception``, None when not set)."""
     _, settings, params_dict = config.load(params, preset)
     protocol = settings["protocol"]
-    keywords = {
+    return {
         "color": protocol["color"],
         "crop": protocol["border_crop"],
         "scale": settings["dataset"]["scale"],
         "is_splits": protocol["is_splits"],
+        "inception_file": (params_dict.get("weights") or {}).get("inception"),
     }
-    return keywords, (params_dict.get("weights") or {}).get("inception")
 
 
 def add_score_command(sub) -> None:
@@ -320,10 +320,11 @@ def command_score(args) -> int:
     inception = args.inception_weights
     if args.protocol_of:
         try:
-            protocol, preset_inception = preset_protocol(args.protocol_of, args.params)
+            protocol = preset_protocol(args.protocol_of, args.params)
         except config.ConfigError as error:
             log.error("score: --protocol-of %s: %s", args.protocol_of, error)
             return 2
+        inception = inception or protocol.pop("inception_file")  # --inception-weights names another
         clashes = [f"{SCORE_PROTOCOL_OPTIONS[k]} {v}" for k, v in given.items() if protocol[k] != v]
         if clashes:
             log.error(
@@ -333,7 +334,6 @@ def command_score(args) -> int:
                 " and ".join(clashes),
             )
             return 2
-        inception = inception or preset_inception
     protocol.update(given)
     if protocol.get("is_splits", 1) < 1:
         log.error("score: --is-splits %s: give a whole number of at least 1", protocol["is_splits"])

@@ -75,7 +75,7 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
         + len(diverse)
         + 2 * len(methods)
         + study
-        + len(plan.classify)
+        + 2 * len(plan.classify)  # prepare_classify and classify_baseline
         + len(plan.classified)
         + len(chained)  # a cascade's upstream presets' jobs (pipeline/cascade_plan.py)
     )  # + prepare, report, front page

@@ -181,8 +181,8 @@ def test_protocol_of_a_preset_applies_its_protocol_and_refuses_a_contradiction(t
     run = sr3bench(*options, "--protocol-of", "benchmarks", "--json", "--no-fid", "--no-lpips", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
-    protocol = {"color": "y", "crop": 4, "scale": 4, "is_splits": 10}
-    assert preset_protocol("benchmarks", REPO / "params.yaml") == (protocol, None)
+    protocol = {"color": "y", "crop": 4, "scale": 4, "is_splits": 10, "inception_file": None}
+    assert preset_protocol("benchmarks", REPO / "params.yaml") == protocol
     assert result["protocol"] == protocol_record({"color": "y", "border_crop": 4}, 4)
     assert result["metrics"]["consistency"] is not None and "made from the HR images" in result["lr"]
 
