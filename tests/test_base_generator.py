@@ -272,10 +272,9 @@ def test_only_the_generator_is_unconditional_and_evaluate_leaves_its_paired_metr
         for name in ("a.png", "b.png"):
             (folder / name).write_bytes(b"not read")  # a generated image is compared with no test image
     protocol = {"color": "rgb", "border_crop": 0}
-    table, record = evaluate_method("sr3_base", hr, tmp_path / "lr", samples, {}, protocol, 4, paired=False)
+    table, record, reasons = evaluate_method("sr3_base", hr, tmp_path / "lr", samples, {}, protocol, 4, paired=False)
     assert list(table["name"]) == ["a.png", "b.png"] and record["scale"] == 4
-    assert table[names(per="image")].isna().all().all()
-    reasons = unpaired_reasons("sr3_base")
+    assert table[names(per="image")].isna().all().all() and reasons == unpaired_reasons("sr3_base")
     assert set(reasons) == {"psnr", "ssim", "consistency", "lpips"}
     set_metrics = {"sr3_base": {"fid": 80.0, "kid": 0.05, "is": None, "unavailable": reasons}}
     notes = unavailable_notes(set_metrics)

@@ -298,15 +298,15 @@ def test_the_report_sets_the_chain_beside_direct_sr_and_table_4(tmp_path):
     assert "was evaluated under another protocol (description differ)" in other
 
 
-def test_a_chain_from_a_generator_leaves_the_metrics_against_the_test_images_empty(tmp_path, monkeypatch):
+def test_a_chain_from_a_generator_leaves_the_metrics_against_the_test_images_empty(tmp_path):
     """Below an unconditional generator no output is an estimate of its test image: the
     evaluate stage computes consistency with the generated LR inputs (the same numbers as
     a paired evaluation) and leaves PSNR, SSIM and LPIPS empty, with the reason."""
     from pipeline import registry
-    from sr3bench.core.images import write_png
+    from sr3bench.core.images import read_image, write_png
     from sr3bench.core.resize import downsample, upsample
-    from sr3bench.metrics import evaluate
     from sr3bench.metrics.evaluate import AGAINST_HR, evaluate_method, generated_input_reasons
+    from sr3bench.metrics.lpips_metric import lpips_per_image
 
     presets = config.resolve(config.read_params(REPO / "params.yaml"))["presets"]
     generator = registry.chain_generator(presets, "faces64_128_small")
@@ -324,10 +324,15 @@ def test_a_chain_from_a_generator_leaves_the_metrics_against_the_test_images_emp
             write_png(image, folders[role] / name)
     groups = {"a.png": "g", "b.png": "g"}
     arguments = (folders["hr"], folders["lr"], folders["sr"], groups, {"color": "rgb", "border_crop": 0}, 2)
-    monkeypatch.setattr(evaluate, "lpips_scores", lambda sr, hr, weights_dir: [0.5] * len(sr))  # no network here
-    paired, _ = evaluate_method("bicubic", *arguments)
-    generated, _ = evaluate_method("bicubic", *arguments, inputs_of_test_images=False)
+    paired, _, too_small = evaluate_method("bicubic", *arguments)  # 16x16: under LPIPS's 31x31 (left empty)
+    origin = "sr3_base of preset faces16_base_small"
+    generated, _, reasons = evaluate_method("bicubic", *arguments, generator=origin)
     assert generated["consistency"].tolist() == paired["consistency"].tolist()
     assert generated[list(AGAINST_HR)].isna().all().all() and paired["psnr"].notna().all()
-    reasons = generated_input_reasons("sr3_base of preset faces16_base_small")
-    assert set(reasons) == set(AGAINST_HR) and "unconditional generator" in reasons["psnr"]
+    assert paired["lpips"].isna().all() and list(too_small) == ["lpips"] and "at least 31x31" in too_small["lpips"]
+    with pytest.raises(ValueError, match="2 of 2 are smaller"):  # called directly: a clear error, no traceback
+        lpips_per_image(
+            [read_image(folders["sr"] / n) for n in groups], [read_image(folders["hr"] / n) for n in groups]
+        )
+    assert reasons == generated_input_reasons(origin) and set(reasons) == set(AGAINST_HR)
+    assert "unconditional generator" in reasons["psnr"] and origin in reasons["psnr"]

@@ -152,7 +152,7 @@ def test_the_per_image_csv_holds_the_evaluate_stages_values(scored, weights):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the command ran: LPIPS's sums in the same order
     try:
-        table, record = evaluate_method("m", folders["hr"], folders["lr"], folders["sr"], {}, protocol, 4, weights)
+        table, record, _ = evaluate_method("m", folders["hr"], folders["lr"], folders["sr"], {}, protocol, 4, weights)
     finally:
         torch.set_num_threads(threads)
     columns = ["name", *names(per="image")]
@@ -196,10 +196,11 @@ def test_an_inception_file_gives_is_with_its_spread_and_protocol_of_reads_the_pa
     original = save_named(synthetic_inception(), tmp_path / "weights", "weights-inception-2015-12-05-")
     sr = write_colours(tmp_path / "sr", SR_COLOURS)
     hr = write_colours(tmp_path / "hr", SR_COLOURS[::-1])  # the same names, other colours
-    options = ["score", "--sr", str(sr), "--hr", str(hr), "--no-lpips"]
+    options = ["score", "--sr", str(sr), "--hr", str(hr)]
     run = sr3bench(*options, "--json", "--inception-weights", str(original), "--is-splits", "3", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
+    assert "at least 31x31 pixels, and 6 of 6 are smaller (the smallest 24x24)" in result["unavailable"]["lpips"]
     expected, expected_std = inception_score_by_hand(unbiased_logits(SR_COLOURS), splits=3)
     assert result["metrics"]["is"] == pytest.approx(expected, rel=1e-6) and "is" not in result["unavailable"]
     assert result["set_metrics"]["is_std"] == pytest.approx(expected_std, rel=1e-6)

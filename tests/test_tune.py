@@ -55,6 +55,10 @@ def test_the_choice_is_the_best_metric_within_the_step_budget_and_the_consistenc
     assert (row.name, met) == (3, False)  # the most consistent, flagged
     with pytest.raises(ValueError, match="no point of at most 4 steps"):
         choose(rows, 4, select)
+    without_lpips = rows.assign(lpips=float("nan"))  # validation crops under LPIPS's 31x31 pixels
+    assert choose(without_lpips, 25, {"metric": "psnr", "max_consistency_ratio": 1.1})[0].name == 2
+    with pytest.raises(ValueError, match="tune.select.metric: lpips is empty for every grid point"):
+        choose(without_lpips, 25, select)
 
 
 def test_the_tune_crop_keeps_hr_and_lr_aligned():

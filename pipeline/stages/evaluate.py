@@ -8,7 +8,7 @@ import logging
 
 from pipeline import registry
 from sr3bench.core.atomic import atomic_path
-from sr3bench.metrics.evaluate import evaluate_method, evaluate_set, generated_input_reasons, unpaired_reasons
+from sr3bench.metrics.evaluate import evaluate_method, evaluate_set
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def run(job) -> None:
     protocol, scale = settings.config["protocol"], settings.dataset.scale  # evaluate records the protocol as given
     paired = registry.entry(method, job.preset).conditional  # an unconditional generator's: FID and KID only
     generator = registry.chain_generator(job.params["presets"], job.preset_name)  # a cascade's generated inputs
-    table, protocol = evaluate_method(
+    table, protocol, unavailable = evaluate_method(
         method,
         hr_dir,
         lr_dir,
@@ -31,17 +31,13 @@ def run(job) -> None:
         scale,
         job.weights_dir,
         paired=paired,
-        inputs_of_test_images=generator is None,
+        generator=None if generator is None else f"{generator.method} of preset {generator.preset}",
     )
     set_level = evaluate_set(
         samples, hr_dir, paths.fidelity_cache, job.weights_dir, job.weights.inception, settings.protocol.is_splits
     )
     protocol = {**protocol, "inception_weights": set_level.pop("inception_record")}  # one for all methods of a report
-    if not paired:
-        set_level["unavailable"] = {**set_level["unavailable"], **unpaired_reasons(method)}
-    elif generator is not None:
-        origin = f"{generator.method} of preset {generator.preset}"
-        set_level["unavailable"] = {**set_level["unavailable"], **generated_input_reasons(origin)}
+    set_level["unavailable"] = {**set_level["unavailable"], **unavailable}
     out = paths.results(method)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(paths.set_metrics(method)) as temporary:

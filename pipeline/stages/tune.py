@@ -36,6 +36,7 @@ from sr3bench.core.images import list_images, read_image
 from sr3bench.core.progress import progress
 from sr3bench.core.runtime import sampling_model
 from sr3bench.core.seeds import numpy_seed
+from sr3bench.metrics.lpips_metric import MIN_SIDE
 from sr3bench.metrics.table import TUNE_COLUMNS, by_name, format_value, names
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,11 @@ def choose(table: pd.DataFrame, max_steps: int, select: dict) -> tuple[pd.Series
     if allowed.empty:
         return rows.loc[rows["consistency_reference_images"].idxmin()], False
     metric = select["metric"]
+    if allowed[metric].isna().all():
+        raise ValueError(
+            f"tune.select.metric: {metric} is empty for every grid point (LPIPS: the validation images, or their "
+            f"tune.crop, are under {MIN_SIDE}x{MIN_SIDE} pixels); choose another metric, or a larger tune.crop"
+        )
     best = allowed[metric].idxmax() if by_name(metric).higher_is_better else allowed[metric].idxmin()
     return allowed.loc[best], True
 

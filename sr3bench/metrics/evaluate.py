@@ -4,6 +4,7 @@ with the protocol they were computed under, as data that travels with the table.
 
 from __future__ import annotations
 
+import math
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from sr3bench.core.progress import progress
 # tests/test_metric_table.py checks that the table names these same functions.
 from sr3bench.metrics.consistency import consistency
 from sr3bench.metrics.fid_kid_is import IS_MIN_SPLIT_IMAGES, IS_SPLITS, set_metrics
-from sr3bench.metrics.lpips_metric import lpips_per_image
+from sr3bench.metrics.lpips_metric import lpips_per_image, size_problem
 from sr3bench.metrics.protocol import describe
 from sr3bench.metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
 from sr3bench.metrics.table import names
@@ -89,13 +90,14 @@ def evaluate_method(
     scale: int,
     weights_dir=None,
     paired: bool = True,
-    inputs_of_test_images: bool = True,
-) -> tuple[pd.DataFrame, dict]:
-    """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), and
-    the protocol record; ``groups`` maps image names to their test group. Not ``paired``
-    (an unconditional generator's images): the rows with those metrics left empty. Not
-    ``inputs_of_test_images`` (a cascade stage whose chain starts from a generator):
-    consistency only, the metrics against the HR image (``AGAINST_HR``) left empty."""
+    generator: str | None = None,
+) -> tuple[pd.DataFrame, dict, dict]:
+    """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), the
+    protocol record, and why any metric is left empty (metric -> reason); ``groups`` maps
+    image names to their test group. Not ``paired`` (an unconditional generator's images):
+    the rows with those metrics left empty. ``generator`` (a cascade stage whose chain
+    starts from that generator, in words): consistency only, the metrics against the HR
+    image (``AGAINST_HR``) left empty."""
     names = [hr_path.name for hr_path in list_images(hr_dir)]
     for name in names:
         sr_path = Path(samples_dir) / name
@@ -103,15 +105,18 @@ def evaluate_method(
             raise FileNotFoundError(f"{sr_path} is missing; re-run the sample stage for {method}")
     rows = [{"method": method, "name": name, "group": groups.get(name, "")} for name in names]
     if not paired:
-        return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
+        return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unpaired_reasons(method)
     sr_images, hr_images, lr_images = read_images(names, samples_dir, hr_dir, lr_dir, f"evaluate {method}")
-    if inputs_of_test_images:
+    if generator is None:
         values = image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir)
+        too_small = size_problem(sr_images)
+        unavailable = {"lpips": too_small} if too_small else {}
     else:
         values = [{"consistency": consistency(sr, lr, scale)} for sr, lr in zip(sr_images, lr_images)]
+        unavailable = generated_input_reasons(generator)
     for row, value in zip(rows, values):
         row.update(value)
-    return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale)
+    return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unavailable
 
 
 def read_images(names, sr_dir: Path, hr_dir: Path, lr_dir: Path | None, desc: str) -> tuple[list, list, list | None]:
@@ -128,9 +133,11 @@ def read_images(names, sr_dir: Path, hr_dir: Path, lr_dir: Path | None, desc: st
 
 def image_metrics(sr_images, hr_images, lr_images, protocol: dict, scale: int, weights_dir=None) -> list[dict]:
     """PSNR and SSIM under ``protocol``, consistency and LPIPS of each SR image (uint8
-    arrays; a grey HR image is scored in grey, and against its RGB replica for LPIPS)."""
+    arrays; a grey HR image is scored in grey, and against its RGB replica for LPIPS).
+    LPIPS is NaN for images too small for it (``lpips_metric.size_problem`` says why)."""
     rows = pixel_metrics(sr_images, hr_images, lr_images, protocol, scale)
-    for row, score in zip(rows, lpips_scores(sr_images, hr_images, weights_dir)):
+    scores = [math.nan] * len(rows) if size_problem(sr_images) else lpips_scores(sr_images, hr_images, weights_dir)
+    for row, score in zip(rows, scores):
         row["lpips"] = score
     return rows
 

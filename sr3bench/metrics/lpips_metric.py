@@ -66,10 +66,31 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 
+# AlexNet's trunk (an 11x11 stride-4 convolution, then three 3x3 stride-2 max-poolings)
+# leaves its last pooling nothing to pool on a side under 31 pixels.
+MIN_SIDE = 31
+
+
+def size_problem(images) -> str | None:
+    """Why LPIPS cannot score ``images`` (HxW[xC] arrays), or None: a side under MIN_SIDE."""
+    small = [image.shape[:2] for image in images if min(image.shape[:2]) < MIN_SIDE]
+    if not small:
+        return None
+    height, width = min(small, key=min)
+    return (
+        f"LPIPS's AlexNet needs images of at least {MIN_SIDE}x{MIN_SIDE} pixels, and {len(small)} of "
+        f"{len(images)} are smaller (the smallest {height}x{width})"
+    )
+
+
 def lpips_per_image(sr_images, hr_images, weights_dir=None) -> list[float]:
-    """LPIPS distance of each SR image to its HR image (lower is more similar)."""
+    """LPIPS distance of each SR image to its HR image (lower is more similar). Raises
+    ValueError for images LPIPS cannot score (``size_problem``)."""
     if len(sr_images) != len(hr_images):
         raise ValueError(f"{len(sr_images)} SR images but {len(hr_images)} HR images")
+    problem = size_problem(sr_images)
+    if problem:
+        raise ValueError(problem)
     model, _ = lpips_model(str(Path(weights_dir) if weights_dir is not None else default_weights_dir()))
     scores = []
     with torch.no_grad():

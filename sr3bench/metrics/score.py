@@ -27,6 +27,7 @@ from sr3bench.core.image_files import IMAGE_SUFFIXES, named_like_an_image
 from sr3bench.core.resize import downsample
 from sr3bench.metrics.evaluate import lpips_scores, pixel_metrics, protocol_record, read_images
 from sr3bench.metrics.fid_kid_is import IMAGE_EXTENSIONS, IS_SPLITS, set_metrics
+from sr3bench.metrics.lpips_metric import size_problem
 from sr3bench.metrics.protocol import PROTOCOLS
 from sr3bench.metrics.table import by_name, names
 from sr3bench.metrics.weights import WeightsUnavailableError
@@ -335,14 +336,16 @@ def score(
     else:
         unavailable["consistency"] = "no LR images: give the LR folder (--lr) or the scale (--scale)"
     rows = pixel_metrics(sr_images, hr_images, lr_images, {"color": color, "border_crop": crop}, scale)
-    if lpips:
+    if not lpips:
+        unavailable["lpips"] = NOT_REQUESTED
+    elif size_problem(sr_images):
+        unavailable["lpips"] = size_problem(sr_images)
+    else:
         try:
             for row, value in zip(rows, lpips_scores(sr_images, hr_images, weights_dir)):
                 row["lpips"] = value
         except WeightsUnavailableError as error:
             unavailable["lpips"] = str(error)
-    else:
-        unavailable["lpips"] = NOT_REQUESTED
     per_image = pd.DataFrame([{"name": image, **row} for image, row in zip(images, rows)], columns=PER_IMAGE_COLUMNS)
 
     set_level, set_info = score_set(sr_dir, hr_dir, images, cache_dir, weights_dir, fid, inception_file, is_splits)
