@@ -72,6 +72,7 @@ class ProtocolSettings:
     color: str
     border_crop: int
     is_splits: int
+    set_metrics: bool  # false: FID, KID and IS left empty, "not requested"
 
 
 @dataclass(frozen=True)

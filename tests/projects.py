@@ -35,10 +35,13 @@ def committed_params() -> dict:
 def tiny_params() -> dict:
     """The demo preset shrunk to seconds: 32x32 images, a two-level UNet, 150 training
     steps checkpointed every 25, and a 200-step inference schedule (long enough to be
-    interrupted: about 1.5 s per image on a 2-core CPU); no human study."""
+    interrupted: about 1.5 s per image on a 2-core CPU); no human study, and no FID, KID
+    or IS (``protocol.set_metrics: false``: FID's matrix square root alone costs 5 s per
+    method on one core; the small demo computes them)."""
     params = committed_params()
     demo = params["presets"]["demo"]
     demo.update(methods=None, tune=None, variants={})  # the top-level methods; no tune stage
+    demo["protocol"]["set_metrics"] = False
     demo["study"] = None  # the study's stages run in the small demo and in tests/test_engine_rerun.py
     demo["dataset"].update(
         train_images=["astronaut", "ihc"],

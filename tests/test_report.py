@@ -131,6 +131,19 @@ def test_the_page_prints_the_stored_protocol_the_paper_and_the_warnings(tmp_path
     assert "600 training steps" not in page and "7 training steps" in page
 
 
+def test_set_metrics_not_requested_leave_no_noise_warning_and_say_so_in_the_protocol(tmp_path, inputs):
+    from sr3bench.metrics.evaluate import SET_METRICS_NOT_REQUESTED, set_metrics_not_requested
+
+    for results in inputs["results"].values():
+        sidecar = results.with_suffix(".json")
+        protocol = {**PROTOCOL, "fid_kid_is": SET_METRICS_NOT_REQUESTED, "inception_weights": None}
+        sidecar.write_text(json.dumps({**set_metrics_not_requested(), "protocol": protocol}))
+    page = (build(tmp_path, inputs) / "index.html").read_text()
+    assert "dominated by sampling noise" not in page  # nothing computed, nothing to warn of
+    assert f"FID, KID and IS: {SET_METRICS_NOT_REQUESTED}" in page and "<li>IS: " not in page
+    assert f"<b>FID (bicubic, sr3)</b>: {SET_METRICS_NOT_REQUESTED}" in page
+
+
 def test_results_under_different_protocols_are_refused(tmp_path, inputs):
     sidecar = inputs["results"]["sr3"].with_suffix(".json")
     data = json.loads(sidecar.read_text())

@@ -8,7 +8,7 @@ import logging
 
 from pipeline import registry
 from sr3bench.core.atomic import atomic_path
-from sr3bench.metrics.evaluate import evaluate_method, evaluate_set
+from sr3bench.metrics.evaluate import evaluate_method, evaluate_set, set_metrics_not_requested
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,12 @@ def run(job) -> None:
         paired=paired,
         generator=None if generator is None else f"{generator.method} of preset {generator.preset}",
     )
-    set_level = evaluate_set(
-        samples, hr_dir, paths.fidelity_cache, job.weights_dir, job.weights.inception, settings.protocol.is_splits
-    )
+    if settings.protocol.set_metrics:
+        set_level = evaluate_set(
+            samples, hr_dir, paths.fidelity_cache, job.weights_dir, job.weights.inception, settings.protocol.is_splits
+        )
+    else:
+        set_level = set_metrics_not_requested()
     protocol = {**protocol, "inception_weights": set_level.pop("inception_record")}  # one for all methods of a report
     set_level["unavailable"] = {**set_level["unavailable"], **unavailable}
     out = paths.results(method)
@@ -44,12 +47,13 @@ def run(job) -> None:
         temporary.write_text(json.dumps({**set_level, "protocol": protocol}, indent=1))
     with atomic_path(out) as temporary:
         table.to_csv(temporary, index=False)
+    fid = "not computed" if set_level["fid"] is None else f"{set_level['fid']:.2f}"
     log.info(
-        "%s: PSNR %.3f dB, SSIM %.4f, LPIPS %.4f, FID %.2f over %d images",
+        "%s: PSNR %.3f dB, SSIM %.4f, LPIPS %.4f, FID %s over %d images",
         method,
         table["psnr"].mean(),
         table["ssim"].mean(),
         table["lpips"].mean(),
-        set_level["fid"],
+        fid,
         len(table),
     )

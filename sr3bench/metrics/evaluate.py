@@ -27,6 +27,7 @@ from sr3bench.metrics.table import names
 PER_IMAGE_COLUMNS = ["method", "name", "group", *names(per="image")]
 
 
+SET_METRICS_NOT_REQUESTED = "not requested (protocol.set_metrics: false)"
 # The per-image metrics that compare an output with its test HR image (consistency compares
 # it with its own LR input).
 AGAINST_HR = ("psnr", "ssim", "lpips")
@@ -74,7 +75,9 @@ def protocol_record(protocol: dict, scale: int) -> dict:
         "consistency": "MSE between the LR input and the SR output downsampled by the LR operator "
         "(MATLAB-compatible bicubic), pixels in [0, 1], x 1e-5",
         "lpips": f"AlexNet LPIPS v0.1, lpips {package_version('lpips')}",
-        "fid_kid_is": f"torch-fidelity {package_version('torch-fidelity')}, inception-v3-compat features",
+        "fid_kid_is": f"torch-fidelity {package_version('torch-fidelity')}, inception-v3-compat features"
+        if protocol.get("set_metrics", True)
+        else SET_METRICS_NOT_REQUESTED,
         "inception_score": f"torch-fidelity isc on logits_unbiased, {protocol.get('is_splits', IS_SPLITS)} splits "
         f"(fewer where a split would hold under {IS_MIN_SPLIT_IMAGES} images), mean and std over the splits",
     }
@@ -160,6 +163,17 @@ def lpips_scores(sr_images, hr_images, weights_dir=None) -> list[float]:
     """LPIPS of each SR image against its HR image (a grey HR image as its RGB replica)."""
     rgb = [hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=-1) for hr in hr_images]
     return lpips_per_image(sr_images, rgb, weights_dir)
+
+
+def set_metrics_not_requested() -> dict:
+    """What evaluate_set gives when the protocol asks for no set metrics (``protocol.set_metrics``
+    false): FID, KID and IS empty, with the reason."""
+    empty = dict.fromkeys(("fid", "kid", "is", "is_std", "is_splits"))
+    return {
+        **empty,
+        "unavailable": dict.fromkeys(names(per="set"), SET_METRICS_NOT_REQUESTED),
+        "inception_record": None,
+    }
 
 
 def evaluate_set(

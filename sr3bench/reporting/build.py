@@ -379,8 +379,21 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
         f"(FID needs thousands of images; below {FID_MIN_IMAGES} its covariance estimate is rank-deficient). "
         "KID is an unbiased estimate and can be negative on so few images. "
         "Compare these only between methods of this report, never with the paper.</p>"
-        if count < FID_MIN_IMAGES
+        if count < FID_MIN_IMAGES and summary["fid"].notna().any()
+        else ""  # none computed: nothing to warn of
+    )
+    set_metrics_computed = summary["fid"].notna().any() or summary["kid"].notna().any()
+    is_note = (
+        f"<li>IS: {html.escape(protocol['inception_score'])}.</li>"
+        if set_metrics_computed and protocol.get("inception_score")
         else ""
+    )
+    set_metrics_note = (
+        f"FID, KID and IS ({html.escape(protocol['fid_kid_is'])}; "
+        f"Inception weights: {html.escape(', '.join(inception_sources))}) are computed on each method's {count} SR "
+        f"images against the reference set of the {count} HR test images"
+        if set_metrics_computed
+        else f"FID, KID and IS: {html.escape(protocol['fid_kid_is'])}"
     )
     group_columns = ["method", "group", "n_images"] + [c for c in PER_IMAGE_METRICS if by_group[c].notna().any()]
     lr_origin = "provided by the dataset" if dataset["lr_source"] == "provided" else "made from the HR images"
@@ -424,11 +437,8 @@ The bicubic baseline and SR3's conditioning input use the same resizer for upsam
 <li>PSNR and SSIM ({html.escape(protocol["psnr_ssim"])}): {html.escape(protocol["description"])}; \
 SSIM: {html.escape(protocol["ssim_settings"])}.
 Grey (one-channel) HR images are compared in their grey values, as the MATLAB scripts do.</li>
-<li>FID, KID and IS ({html.escape(protocol["fid_kid_is"])}; \
-Inception weights: {html.escape(", ".join(inception_sources))})
-are computed on each method's {count} SR images against the reference set of the {count} HR test images; \
-LPIPS ({html.escape(protocol["lpips"])}) per image, averaged.</li>
-{"<li>IS: " + html.escape(protocol["inception_score"]) + ".</li>" if protocol.get("inception_score") else ""}
+<li>{set_metrics_note}; LPIPS ({html.escape(protocol["lpips"])}) per image, averaged.</li>
+{is_note}
 <li>Consistency: {html.escape(protocol["consistency"])} (the paper's Table 1).</li>
 {method_notes}
 </ul>
