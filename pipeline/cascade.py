@@ -106,11 +106,14 @@ def link_problem(presets: dict, link: Link) -> tuple[str, str] | None:
     return None
 
 
-def check(presets: dict, check_methods) -> None:
-    """Every preset's chain is valid; raises CascadeError naming the key. ``check_methods
-    (methods, preset, preset_name, key)``: the config's check that a method is registered
-    and has its training settings (``pipeline.config.check_methods``)."""
-    for name, preset in presets.items():
+def check(presets: dict, check_methods, active: str) -> None:
+    """The chain of the ``active`` preset is valid, and so is what its report compares
+    (``cascade.compare``); raises CascadeError naming the key. Only the presets a run of
+    ``active`` reads are checked: another preset's cross-references never block it.
+    ``check_methods (methods, preset, preset_name, key)``: the config's check that a method
+    is registered and has its training settings (``pipeline.config.check_methods``)."""
+    for name in [active, *upstream_presets(presets, active)]:
+        preset = presets[name]
         for link in links(presets, name)[:1]:  # each preset checks its own link
             up = presets[link.preset]
             key = f"presets.{name}.dataset.lr_from.method"
@@ -138,6 +141,12 @@ def check(presets: dict, check_methods) -> None:
                     f"{key}.preset", f"unknown preset {entry['preset']!r} (allowed: {', '.join(presets)})"
                 )
             other = presets[entry["preset"]]
+            if other["methods"] and entry["method"] not in other["methods"]:
+                raise CascadeError(
+                    f"{key}.method",
+                    f"{entry['preset']} does not compare {entry['method']!r} (it compares "
+                    f"{', '.join(other['methods'])}), so it has no results of it; name one of those",
+                )
             check_methods([entry["method"]], other, entry["preset"], f"{key}.method")
             problem = compare_problem(preset, other, entry["preset"])
             if problem:

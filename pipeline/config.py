@@ -135,14 +135,23 @@ def resolve(params: dict) -> dict:
         elif error.validator == "additionalProperties":
             known = sorted(error.schema.get("properties", {}))
             allowed = f" (allowed keys: {', '.join(known)})" if known else ""
+            extra = sorted(set(error.instance) - set(known)) if isinstance(error.instance, dict) else []
+            if not error.absolute_path and extra:  # the key itself, so that the layer that gave it is named
+                raise ConfigError(f"params: {extra[0]}: not a top-level key{allowed}")
         raise ConfigError(f"params: {_key_path(error)}: {error.message}{allowed}")
     for name, preset in params["presets"].items():
         check_preset(name, preset)
-    check_cascades(params["presets"])
     if params["preset"] not in params["presets"]:
         raise ConfigError(
             f"params: preset: unknown preset {params['preset']!r} (allowed: {', '.join(params['presets'])})"
         )
+    unknown = [name for name in params.get("datasets") or {} if name not in dataset_registry.REGISTRY]
+    if unknown:
+        raise ConfigError(
+            f"params: datasets.{unknown[0]}: not a registered dataset (registered: "
+            f"{', '.join(dataset_registry.REGISTRY)})"
+        )
+    check_cascades(params["presets"], params["preset"])
     active = params["presets"][params["preset"]]
     methods_key = "methods"
     if active["methods"]:
@@ -214,12 +223,12 @@ def unconditional_problem(method: str, entry: registry.MethodEntry, preset: dict
     return None
 
 
-def check_cascades(presets: dict) -> None:
-    """Each preset's ``dataset.lr_from`` and ``cascade`` (pipeline/cascade.py)."""
+def check_cascades(presets: dict, active: str) -> None:
+    """The ``dataset.lr_from`` and ``cascade`` of the active preset and its chain (pipeline/cascade.py)."""
     from pipeline.cascade import CascadeError, check
 
     try:
-        check(presets, check_methods)
+        check(presets, check_methods, active)
     except CascadeError as error:
         raise ConfigError(f"params: {error}") from None
 
@@ -274,6 +283,7 @@ def check_preset(name: str, preset: dict) -> None:
         )
     check_schedules(where, preset)
     check_classify(where, preset)
+    check_paper(where, preset["paper"])
     for method in preset["external"]:
         if method in registry.REGISTRY:
             raise ConfigError(
@@ -283,6 +293,11 @@ def check_preset(name: str, preset: dict) -> None:
         for key in ("train_images", "test_images"):
             if not dataset[key]:
                 raise ConfigError(f"{where}.dataset.{key}: list the scikit-image photographs to use")
+        if dataset["val_from_train"]:
+            raise ConfigError(
+                f"{where}.dataset.val_from_train: holds out images of a folder dataset; for scikit-image "
+                "photographs, name the validation ones in val_images"
+            )
         splits = {key: set(dataset[key]) for key in ("train_images", "val_images", "test_images")}
         for first, second in (
             ("train_images", "test_images"),
@@ -356,6 +371,12 @@ def check_schedules(where: str, preset: dict) -> None:
             raise ConfigError(
                 f"{where}.variants.{name}.tuned: needs the preset's tune section (the grid the tune stage searches)"
             )
+        if "tuned" in variant and variant["tuned"]["max_steps"] < min(preset["tune"]["steps"]):
+            raise ConfigError(
+                f"{where}.variants.{name}.tuned.max_steps: {variant['tuned']['max_steps']} is below every step count "
+                f"of the tune grid (tune.steps: {', '.join(map(str, preset['tune']['steps']))}), so no point could be "
+                "chosen; raise it or add smaller steps to tune.steps"
+            )
         if "inference_schedule" in variant:
             schedules.append((f"variants.{name}.inference_schedule", variant["inference_schedule"]))
     if preset["tune"]:
@@ -367,6 +388,26 @@ def check_schedules(where: str, preset: dict) -> None:
         problem = schedule_problem(schedule)
         if problem:
             raise ConfigError(f"{where}.{key}: {problem}")
+
+
+def check_paper(where: str, paper: dict) -> None:
+    """``paper.table`` and ``paper.experiment`` name a table and a row of the project's
+    reports/paper/ (not checked where that folder is absent: an installed copy)."""
+    from sr3bench.reporting.paper import experiments, table_names
+
+    folder = Path(__file__).resolve().parents[1] / layout.PAPER_TABLES_DIR
+    if not folder.is_dir():
+        return
+    if paper.get("table") and paper["table"] not in table_names(folder):
+        raise ConfigError(
+            f"{where}.paper.table: no table {paper['table']!r} in {layout.PAPER_TABLES_DIR}/ "
+            f"(tables: {', '.join(table_names(folder))})"
+        )
+    if paper.get("experiment") and paper["experiment"] not in experiments(folder):
+        raise ConfigError(
+            f"{where}.paper.experiment: no row {paper['experiment']!r} in {layout.PAPER_TABLES_DIR / 'scale.csv'} "
+            f"(rows: {', '.join(experiments(folder))})"
+        )
 
 
 def check_classify(where: str, preset: dict) -> None:
@@ -384,6 +425,9 @@ def check_classify(where: str, preset: dict) -> None:
         raise ConfigError(f"{where}.classify.weights: the classifier {classify['classifier']} needs its weights file")
 
 
+YAML_NULLS = ("null", "Null", "NULL", "~")
+
+
 def typed_engine_config(engine_config: dict) -> dict:
     """Snakemake's ``config`` with the strings of ``--config`` given their schema's types.
 
@@ -391,7 +435,7 @@ def typed_engine_config(engine_config: dict) -> dict:
     params.yaml by Snakemake, but read with YAML's base loader, so every nested scalar
     arrives as a string ("12"). Where the schema does not allow a string at that place, the
     string is read as YAML (12); strings the schema wants stay strings."""
-    params = copy.deepcopy(engine_config)
+    params = _nulls(copy.deepcopy(engine_config))
     # One pass finds every misplaced string: Snakemake already built the nesting, so each
     # one is a leaf whose parent validates (a default-filled copy is what is validated).
     for error in DefaultFillingValidator(_schema()).iter_errors(copy.deepcopy(params)):
@@ -407,6 +451,16 @@ def typed_engine_config(engine_config: dict) -> dict:
             if not isinstance(value, str):
                 node[leaf] = value
     return params
+
+
+def _nulls(node):
+    """``node`` with YAML's spellings of null as None: ``--config 'weights={inception: null}'``
+    arrives as the text "null", which a key that takes a file name would keep as one."""
+    if isinstance(node, dict):
+        return {key: _nulls(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_nulls(value) for value in node]
+    return None if isinstance(node, str) and node in YAML_NULLS else node
 
 
 def read_params(path: Path | str) -> dict:

@@ -4,6 +4,8 @@ DVC uses, refuses it: every engine must give the same answer for the same file).
 
 from __future__ import annotations
 
+import re
+
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -53,6 +55,12 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_document(self, node):
         refuse_duplicate_keys(node)
         return super().construct_document(node)
+
+
+# YAML 1.2's floats with an exponent and no dot (1e-3, 2E+5), which YAML 1.1, and so
+# PyYAML, reads as text; ruamel.yaml (DVC) reads them as numbers.
+EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$")
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789"))
 
 
 def load(stream):

@@ -20,6 +20,11 @@ def test_committed_params_are_valid(params):
     config.validate(params)
 
 
+def tuned_below_the_grid(params):
+    demo(params)["variants"] = {"t": {"tuned": {"max_steps": 3}}}  # the demo's tune.steps start at 5
+    demo(params)["methods"] = ["sr3", "sr3@t"]
+
+
 @pytest.mark.fault
 @pytest.mark.parametrize(
     "change, key, hint",
@@ -41,6 +46,23 @@ def test_committed_params_are_valid(params):
         (lambda p: demo(p)["training"]["sr3"].__setitem__("patch_size", 30), "training.sr3.patch_size", "divisible"),
         (lambda p: p.__setitem__("preset", "nope"), "preset", "allowed: demo"),
         (lambda p: demo(p)["dataset"].__setitem__("test_images", ["astronaut"]), "presets.demo.dataset", "both"),
+        (
+            lambda p: demo(p)["dataset"].__setitem__("val_from_train", 1),  # skimage photographs: val_images
+            "presets.demo.dataset.val_from_train",
+            "name the validation ones in val_images",
+        ),
+        (
+            lambda p: demo(p)["paper"].__setitem__("table", "sr3_table1_face"),
+            "presets.demo.paper.table",
+            "sr3_table1_faces",
+        ),
+        (
+            lambda p: demo(p)["paper"].__setitem__("experiment", "faces16_12"),
+            "presets.demo.paper.experiment",
+            "faces16_128",
+        ),
+        (lambda p: p.__setitem__("datasets", {"celebhq": {"local": "x"}}), "datasets.celebhq", "celebahq"),
+        (tuned_below_the_grid, "presets.demo.variants.t.tuned.max_steps", "below every step count"),
     ],
 )
 def test_bad_values_name_the_key(params, change, key, hint):
@@ -90,6 +112,14 @@ def test_nested_config_strings_get_their_schema_types(params):
     assert resolved["presets"]["demo"]["training"]["sr3"]["steps"] == 12
     assert resolved["presets"]["demo"]["model"]["channel_multipliers"] == [1, 2]
     assert resolved["presets"]["demo"]["diffusion"]["inference_schedule"]["beta_end"] == 0.5
+    params["weights"] = {"inception": "null", "resnet50": "~"}  # --config 'weights={inception: null}'
+    typed = config.typed_engine_config(params)
+    assert typed["weights"] == {"inception": None, "resnet50": None}  # not a file called "null"
+    demo(params)["training"]["sr3"]["learning_rate"] = "1e-3"  # YAML 1.2's float, text to YAML 1.1
+    assert (
+        config.resolve(config.typed_engine_config(params))["presets"]["demo"]["training"]["sr3"]["learning_rate"]
+        == 1e-3
+    )
     demo(params)["dataset"]["scale"] = "four"  # not a number in any reading: still refused
     with pytest.raises(config.ConfigError, match="presets.demo.dataset.scale"):
         config.resolve(config.typed_engine_config(params))
@@ -106,6 +136,24 @@ def test_methods_and_variants_are_checked(params):
     demo(params)["methods"] = ["bicubic", "esrgan"]
     with pytest.raises(config.ConfigError, match="unknown method 'esrgan'"):
         config.validate(params)
+
+
+def test_a_params_file_reads_exponent_floats_as_dvc_does(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e-3 as text, ruamel.yaml (DVC, YAML 1.2) as a number."""
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text().replace("learning_rate: 5.0e-4", "learning_rate: 5e-4"))
+    assert config.resolve(config.read_params(path))["presets"]["demo"]["training"]["sr3"]["learning_rate"] == 5e-4
+
+
+def test_another_presets_cross_references_do_not_block_a_run(params):
+    """faces64_128_small compares faces16_128_small's results: a run of faces16_128_small with
+    another seed is its own business (the compare check is the comparing preset's)."""
+    params["presets"]["faces16_128_small"]["seed"] = 1
+    params["preset"] = "faces16_128_small"
+    config.resolve(params)
+    params["preset"] = "faces64_128_small"
+    with pytest.raises(config.ConfigError, match="cascade.compare.0.: faces16_128_small's test images"):
+        config.resolve(params)
 
 
 def test_a_presets_own_methods_replace_the_top_level_list(params):

@@ -77,6 +77,11 @@ def test_an_unknown_method_on_snakemakes_command_line_names_config(project):
     assert "--config: methods: 'sr3@nosuchvariant': variant 'nosuchvariant' is not defined" in output
 
 
+def test_a_misspelled_top_level_key_names_the_layer_that_gave_it(project):
+    output = snakemake_dry_run(project, "--config", "prest=demo")
+    assert "--config: prest: not a top-level key (allowed keys: datasets, methods, preset, presets" in output
+
+
 def test_methods_given_twice_in_a_configfile_are_refused(project, tmp_path):
     (project / "twice.yaml").write_text("methods: [bicubic]\nmethods: [sr3]\n")
     output = snakemake_dry_run(project, "--configfile", "twice.yaml")

@@ -58,3 +58,15 @@ def test_consistency_is_reported_in_units_of_1e_minus_5():
 def test_grey_references_are_compared_in_grey_values():
     grey = np.random.default_rng(2).integers(0, 256, (16, 16), dtype=np.uint8)
     assert psnr(np.repeat(grey[..., None], 3, axis=-1), grey, "y", 2) > 200  # equal up to float rounding
+
+
+@pytest.mark.fault
+def test_a_border_crop_or_image_too_small_for_ssim_is_a_clear_error_naming_the_setting():
+    image = np.zeros((192, 192, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="protocol.border_crop 96 crops 96 px from each side of a 192x192 image"):
+        psnr(image, image, "rgb", 96)
+    with pytest.raises(ValueError, match="cropped by 92 px a side .protocol.border_crop. leaves 8x8: lower"):
+        ssim(image, image, "rgb", 92)  # scikit-image's own message would ask for a win_size argument
+    with pytest.raises(ValueError, match="needs at least 11x11 pixels; this image is 8x8"):
+        ssim(image[:8, :8], image[:8, :8])
+    assert ssim(image[:11, :11], image[:11, :11]) == 1.0

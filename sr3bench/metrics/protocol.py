@@ -52,6 +52,12 @@ def metric_arrays(sr_image: np.ndarray, hr_image: np.ndarray, color: str, border
         reference, estimate = rgb_to_y(hr_image), rgb_to_y(sr_image)
     else:
         reference, estimate = hr_image.astype(np.float64), sr_image.astype(np.float64)
+    if 2 * border >= min(hr_image.shape[:2]):
+        height, width = hr_image.shape[:2]
+        raise ValueError(
+            f"protocol.border_crop {border} crops {border} px from each side of a {height}x{width} image, "
+            "which leaves nothing; lower it"
+        )
     if border:
         reference = reference[border:-border, border:-border]
         estimate = estimate[border:-border, border:-border]

@@ -5,9 +5,8 @@ before relying on a digit)."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
-
-import pandas as pd
 
 DESCRIPTIVE_COLUMNS = ("table", "title", "method", "citation")
 # Not metric tables: the runs' scale (sr3bench/reporting/comparison.py), the human
@@ -16,8 +15,24 @@ DESCRIPTIVE_COLUMNS = ("table", "title", "method", "citation")
 OTHER_FILES = ("scale.csv", "fool_rates.csv", "sr3_table3_classification.csv")
 
 
+def table_names(folder: Path) -> list[str]:
+    """The file stems of the metric tables in ``folder`` (what ``paper.table`` names)."""
+    return sorted(path.stem for path in Path(folder).glob("*.csv") if path.name not in OTHER_FILES)
+
+
+def experiments(folder: Path) -> list[str]:
+    """The rows of ``scale.csv`` (what ``paper.experiment`` names)."""
+    path = Path(folder) / "scale.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [row["experiment"] for row in csv.DictReader(handle)]
+
+
 def load_tables(folder: Path) -> list[dict]:
     """[{"title", "citation", "columns", "rows": {method: {column: value}}}] in file-name order."""
+    import pandas as pd  # here: the config's checks read OTHER_FILES without pandas
+
     tables = []
     for path in sorted(Path(folder).glob("*.csv")):
         if path.name in OTHER_FILES:
