@@ -284,10 +284,17 @@ def check_preset(name: str, preset: dict) -> None:
     check_schedules(where, preset)
     check_classify(where, preset)
     check_paper(where, preset["paper"])
-    for method in preset["external"]:
+    for method, spec in preset["external"].items():
         if method in registry.REGISTRY:
             raise ConfigError(
                 f"{where}.external.{method}: {method} is a registered method; give the outside method another name"
+            )
+        inside = pipeline_root_of(spec["folder"])
+        if inside:
+            raise ConfigError(
+                f"{where}.external.{method}.folder: {spec['folder']} is under {inside}/, which the pipeline writes "
+                f"and replaces (collect copies the outputs to {layout.samples_dir('<preset>', method)}); keep your "
+                "outputs in a folder of their own, outside it"
             )
     if dataset["source"] == "skimage":
         for key in ("train_images", "test_images"):
@@ -388,6 +395,16 @@ def check_schedules(where: str, preset: dict) -> None:
         problem = schedule_problem(schedule)
         if problem:
             raise ConfigError(f"{where}.{key}: {problem}")
+
+
+def pipeline_root_of(folder: str) -> str | None:
+    """The project folder the pipeline writes (``layout.PIPELINE_ROOTS``) that holds ``folder``,
+    relative to the project root (the working directory), or None."""
+    path = Path(os.path.normpath(Path(folder).expanduser().absolute()))
+    for root in layout.PIPELINE_ROOTS:
+        if path.is_relative_to(Path.cwd() / root):
+            return root
+    return None
 
 
 def check_paper(where: str, paper: dict) -> None:

@@ -226,6 +226,19 @@ def study_results_dir(preset: str) -> Path:
     return Path("results") / preset / "study"
 
 
+# The project's folders that stages write, and replace or delete files in.
+PIPELINE_ROOTS = (
+    "downloads",
+    "data",
+    "models",
+    "checkpoints",
+    "samples",
+    "results",
+    "reports",
+    "cache",
+    "logs",
+    "studies",
+)
 PAPER_TABLES_DIR = Path("reports") / "paper"
 FRONT_PAGE = Path("reports") / "index.html"  # every preset that has a report
 ALL_PRESETS_CSV = Path("reports") / "all_presets.csv"  # their metrics.csv tables, one file

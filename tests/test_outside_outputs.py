@@ -155,6 +155,12 @@ def test_an_outside_method_is_a_method_of_its_preset():
         ),
         ("external", {"bicubic": {"folder": "x", "title": "B"}}, "external.bicubic: bicubic is a registered method"),
         ("external", {"mine": {"folder": "x"}}, "'title' is a required property"),
+        (  # collect would replace the user's folder with its copy of the outputs: lost work
+            "external",
+            {"mine": {"folder": "samples/demo/mine", "title": "M"}},
+            "external.mine.folder: samples/demo/mine is under samples/, which the pipeline writes and replaces",
+        ),
+        ("external", {"mine": {"folder": "./results/../data/x", "title": "M"}}, "is under data/"),
     ]
     for key, value, expected in refused:
         params = outside_params("outside/mine")
