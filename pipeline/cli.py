@@ -338,6 +338,11 @@ def command_score(args) -> int:
     if protocol.get("is_splits", 1) < 1:
         log.error("score: --is-splits %s: give a whole number of at least 1", protocol["is_splits"])
         return 2
+    out = Path(args.out or f"{args.name or Path(args.sr).resolve().name}-per-image.csv")
+    problem = score_paths_problem(out, args.cache)
+    if problem:
+        log.error("score: %s", problem)
+        return 2
     from sr3bench.metrics.score import ScoreError, result_json, score
 
     set_threads(args.threads)
@@ -357,9 +362,30 @@ def command_score(args) -> int:
     except ScoreError as error:
         log.error("score: %s", error)
         return 1
-    out = result.write_csv(args.out or f"{result.name}-per-image.csv")
-    print(result_json(result, per_image_csv=str(out)) if args.json else f"{result.table()}\n\nPer-image values: {out}")
+    if not args.json:
+        print(result.table())  # before the CSV: a failed write loses none of the computed numbers
+    try:
+        result.write_csv(out)
+    except OSError as error:
+        log.error("score: the per-image CSV %s cannot be written (%s); give another --out", out, error)
+        if args.json:
+            print(result_json(result, per_image_csv=None))
+        return 1
+    print(result_json(result, per_image_csv=str(out)) if args.json else f"\nPer-image values: {out}")
     return 0
+
+
+def score_paths_problem(out: Path, cache: str | None) -> str | None:
+    """What is wrong with where ``sr3bench score`` would write, before any scoring: the
+    per-image CSV ``out`` and torch-fidelity's ``--cache`` folder (None: nothing)."""
+    if out.is_dir():
+        return f"--out {out} is a folder: give the per-image CSV's file name (e.g. {out / 'per-image.csv'})"
+    parent = next((folder for folder in [out.parent, *out.parent.parents] if folder.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        return f"--out {out}: {parent} is not a folder this user can write in; give another path"
+    if cache is not None and Path(cache).exists() and not Path(cache).is_dir():
+        return f"--cache {cache} is a file: give a folder for torch-fidelity's HR features"
+    return None
 
 
 def shard_argument(text: str) -> tuple[int, int]:

@@ -221,6 +221,7 @@ def test_an_inception_file_gives_is_with_its_spread_and_protocol_of_reads_the_pa
     shutil.copy(original, wrong)
     refused = sr3bench(*options, "--inception-weights", str(wrong), cwd=tmp_path)
     assert refused.returncode == 1 and str(wrong) in refused.stderr and "SHA-256" in refused.stderr, refused.stderr
+    assert "params.yaml" not in refused.stderr  # the command's fix is its option, not the pipeline's key
     bad_splits = sr3bench(*options, "--inception-weights", str(original), "--is-splits", "0", cwd=tmp_path)
     assert bad_splits.returncode == 2 and "--is-splits 0" in bad_splits.stderr
 
@@ -336,6 +337,24 @@ def transparent(folders):
     save(image, folders["sr"] / "0000.png")
 
 
+def sixteen_bit_tiff(folders):
+    """Pillow opens a 16-bit RGB TIFF as mode RGB, each sample shifted to 8 bits."""
+    import tifffile
+
+    for role in ("sr", "hr"):
+        image = read_image(folders[role] / "0000.png")
+        (folders[role] / "0000.png").unlink()
+        if role == "sr":
+            tifffile.imwrite(folders[role] / "0000.tif", image.astype(np.uint16) * 257, photometric="rgb")
+        else:
+            save(image, folders[role] / "0000.tif")
+
+
+def palette_with_a_transparent_index(folders):
+    image = Image.fromarray(read_image(folders["sr"] / "0000.png")).convert("P")
+    image.save(folders["sr"] / "0000.png", transparency=image.getpixel((0, 0)))
+
+
 def lr_of_another_scale(folders):
     for path in list_images(folders["lr"]):
         save(downsample(read_image(folders["hr"] / path.name), 2), path)
@@ -362,6 +381,13 @@ ERRORS = {
     "a missing folder": (lambda folders: shutil.rmtree(folders["sr"]), {}, ["the SR folder .* does not exist"]),
     "a 16-bit image": (sixteen_bit, {}, ["0000.png is not an 8-bit image"]),
     "a transparent image": (transparent, {}, ["0000.png has transparent pixels"]),
+    "a 16-bit TIFF": (sixteen_bit_tiff, {}, ["0000.tif is not an 8-bit image"]),
+    "a palette image with a transparent index": (palette_with_a_transparent_index, {}, ["0000.png has transparent"]),
+    "a crop that leaves less than SSIM's window": (
+        lambda folders: None,
+        {"crop": 19},
+        [r"SSIM's 11x11 Gaussian window needs images of at least 11x11 pixels after the border crop", "lower --crop"],
+    ),
     "LR images of another scale": (lr_of_another_scale, {"lr": True, "scale": 4}, ["not the HR size divided by 4"]),
     "HR sizes the scale does not divide": (lambda folders: None, {"scale": 5}, [r"multiples of 5: 0000.png \(48x48\)"]),
 }
@@ -374,9 +400,28 @@ def test_each_folder_problem_is_a_clear_error(tmp_path, case):
     change(folders)
     lr_dir = folders["lr"] if options.get("lr") else None
     with pytest.raises(ScoreError) as raised:
-        quick(folders, lr_dir=lr_dir, scale=options.get("scale"))
+        quick(folders, lr_dir=lr_dir, scale=options.get("scale"), crop=options.get("crop", 0))
     for message in messages:
         assert re.search(message, str(raised.value)), (message, str(raised.value))
+
+
+def test_an_infinite_mean_is_left_empty_with_the_images_that_make_it(tmp_path):
+    folders = synthetic(tmp_path)
+    shutil.copy(folders["hr"] / "0001.png", folders["sr"] / "0001.png")  # identical: PSNR infinite
+    result = quick(folders)
+    assert result.metrics["psnr"] is None and result.metrics["ssim"] is not None
+    assert result.unavailable["psnr"].startswith("infinite: 0001.png is identical to the HR image")
+    assert np.isinf(result.per_image.set_index("name").loc["0001.png", "psnr"])  # the CSV keeps it
+
+
+def test_where_it_would_write_is_checked_before_any_scoring(tmp_path):
+    folders = synthetic(tmp_path)
+    options = ["score", "--sr", str(folders["sr"]), "--hr", str(folders["hr"]), "--no-fid", "--no-lpips"]
+    into_a_folder = sr3bench(*options, "--out", str(folders["hr"]), cwd=tmp_path)
+    assert into_a_folder.returncode == 2 and "is a folder: give the per-image CSV's file name" in into_a_folder.stderr
+    cache_file = sr3bench(*options, "--cache", str(folders["hr"] / "0000.png"), cwd=tmp_path)
+    assert cache_file.returncode == 2 and "--cache" in cache_file.stderr and "is a file" in cache_file.stderr
+    assert "Traceback" not in into_a_folder.stderr + cache_file.stderr
 
 
 def test_hidden_files_that_are_not_images_are_ignored(tmp_path):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
@@ -29,8 +30,9 @@ from sr3bench.metrics.evaluate import lpips_scores, pixel_metrics, protocol_reco
 from sr3bench.metrics.fid_kid_is import IMAGE_EXTENSIONS, IS_SPLITS, set_metrics
 from sr3bench.metrics.lpips_metric import size_problem
 from sr3bench.metrics.protocol import PROTOCOLS
+from sr3bench.metrics.psnr_ssim import SSIM_WINDOW
 from sr3bench.metrics.table import by_name, names
-from sr3bench.metrics.weights import WeightsUnavailableError
+from sr3bench.metrics.weights import INCEPTION_KEY, WeightsUnavailableError
 
 # As the report's (sr3bench/reporting/build.py, which this package does not import; a test
 # checks that they agree): below the Inception feature size FID's covariance is rank-deficient.
@@ -39,6 +41,7 @@ PER_IMAGE_COLUMNS = ["name", *names(per="image")]
 # Modes read as they are saved: 8-bit RGB, grey, palette; RGBA and LA only when opaque.
 EIGHT_BIT_MODES = ("RGB", "L", "P")
 WITH_ALPHA = ("RGBA", "LA")
+BITS_PER_SAMPLE = 258  # the TIFF tag: Pillow opens a 16-bit RGB TIFF as mode RGB, its samples shifted to 8 bits
 LR_OPERATOR = "MATLAB-compatible bicubic (sr3bench/core/resize.py)"
 NOT_REQUESTED = "not requested"
 LISTED = 12  # names listed in an error before "and N more"
@@ -181,18 +184,25 @@ def check_names(images: dict, hr: dict, role: str, folder, hr_dir) -> None:
     raise ScoreError("\n".join(lines))
 
 
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an 8-bit image file that decodes in full; a ScoreError naming the
     file otherwise (not an image, truncated, 16-bit, another mode, transparent)."""
     try:
         with Image.open(path) as image:
             raw_mode = image.tile[0][3] if image.format == "PNG" and image.tile else ""
+            bits = image.tag_v2.get(BITS_PER_SAMPLE, ()) if image.format == "TIFF" else ()
             image.load()
             mode, size = image.mode, image.size
             opaque = mode not in WITH_ALPHA or image.getchannel("A").getextrema()[0] == 255
+            if "transparency" in image.info:  # a palette index or an RGB/grey colour key: transparent
+                opaque = opaque and image.convert("RGBA").getchannel("A").getextrema()[0] == 255
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ScoreError(f"{path} cannot be read as an image ({error})") from None
-    if ";16" in str(raw_mode) or mode.startswith("I") or mode == "F":
+    if ";16" in str(raw_mode) or mode.startswith("I") or mode == "F" or any(b > 8 for b in _as_tuple(bits)):
         raise ScoreError(f"{path} is not an 8-bit image (mode {mode}): the metrics are computed on 8-bit images")
     if mode not in EIGHT_BIT_MODES + WITH_ALPHA:
         raise ScoreError(f"{path} has mode {mode}: save it as an 8-bit RGB or greyscale image")
@@ -312,6 +322,14 @@ def score(
     smallest = min(min(size) for size in hr_sizes.values())
     if 2 * crop >= smallest:
         raise ScoreError(f"a border crop of {crop} px leaves nothing of the smallest HR image ({smallest} px)")
+    if smallest - 2 * crop < SSIM_WINDOW:
+        small = sorted(image for image, size in hr_sizes.items() if min(size) - 2 * crop < SSIM_WINDOW)
+        raise ScoreError(
+            f"SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} Gaussian window needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} "
+            f"pixels after the border crop ({crop} px a side); {listing(small)} "
+            f"{'is' if len(small) == 1 else 'are'} smaller (the smallest side: {smallest} px)"
+            + ("; lower --crop" if crop else "")
+        )
     if lr_dir is not None:
         lr_dir = Path(lr_dir)
         lr = folder_images(lr_dir, "LR")
@@ -355,6 +373,13 @@ def score(
             metrics[metric] = float(per_image[metric].mean())
         else:
             metrics[metric] = set_level.get(metric)
+        if metric in per_image and metrics[metric] is not None and not math.isfinite(metrics[metric]):
+            same = per_image.loc[~np.isfinite(per_image[metric].astype(float)), "name"].tolist()
+            metrics[metric] = None  # the per-image CSV keeps each image's value
+            unavailable[metric] = (
+                f"infinite: {listing(same)} {'is' if len(same) == 1 else 'are'} identical to the HR image, "
+                "so the mean over the set is infinite too"
+            )
     for metric, reason in set_level.get("unavailable", {}).items():
         unavailable.setdefault(metric, reason)
     warnings = []
@@ -377,6 +402,21 @@ def score(
         warnings,
         set_info,
     )
+
+
+# The fixes the pipeline's messages give for the Inception file, as this command takes it.
+FOR_THE_COMMAND = (
+    (f"`{INCEPTION_KEY}: <path>` in params.yaml", "`--inception-weights FILE`"),
+    (f"set `{INCEPTION_KEY}: null` in params.yaml", "leave out --inception-weights"),
+    (f"{INCEPTION_KEY}: ", "--inception-weights "),
+)
+
+
+def for_the_command(message: str) -> str:
+    """A weights message with the command's option where the pipeline's names its params key."""
+    for pipeline, command in FOR_THE_COMMAND:
+        message = message.replace(pipeline, command)
+    return message
 
 
 def score_set(
@@ -405,7 +445,7 @@ def score_set(
                 result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir, **options)
         except WeightsUnavailableError as error:
             if inception_file is not None:  # a file the user named: refused, not left empty
-                raise ScoreError(f"the Inception file {inception_file}: {error}") from error
+                raise ScoreError(f"the Inception file {inception_file}: {for_the_command(str(error))}") from error
             reason = str(error)
         else:
             keys = ("n_sr", "n_hr", "inception_weights", "inception_record", "is_std", "is_splits")
@@ -416,7 +456,8 @@ def score_set(
                 if value is not None and not math.isfinite(value):
                     values[metric] = None
                     result["unavailable"].setdefault(metric, f"{value} (not a finite number)")
-            return {**values, "unavailable": result["unavailable"]}, info
+            unavailable = {metric: for_the_command(text) for metric, text in result["unavailable"].items()}
+            return {**values, "unavailable": unavailable}, info
     return {"unavailable": dict.fromkeys(set_names, reason)}, {}
 
 
