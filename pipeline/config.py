@@ -548,9 +548,18 @@ def resolve_engine_config(engine_config: dict, layers: list[tuple[str, dict]]) -
     """Snakemake's merged config, typed and resolved; a ConfigError names the file (or
     ``--config``) that gave the key."""
     try:
-        return resolve(typed_engine_config(engine_config))
+        resolved = resolve(typed_engine_config(engine_config))
     except ConfigError as error:
         raise error.located(source_of(error.key, layers)) from None
+    active = resolved["preset"]
+    own = resolved["presets"][active]["methods"]
+    for name, layer in layers[1:]:
+        if "methods" in layer and own and (layer["methods"] or []) != own:
+            raise ConfigError(
+                f"{name}: methods: preset {active} lists its own methods (presets.{active}.methods: "
+                f"{', '.join(own)}), which replace this list; give presets.{active}.methods instead"
+            )
+    return resolved
 
 
 def digest(value) -> str:

@@ -77,6 +77,12 @@ def test_an_unknown_method_on_snakemakes_command_line_names_config(project):
     assert "--config: methods: 'sr3@nosuchvariant': variant 'nosuchvariant' is not defined" in output
 
 
+def test_top_level_methods_on_the_command_line_for_a_preset_with_its_own_list_are_refused(project):
+    output = snakemake_dry_run(project, "--config", "preset=faces16_128_small", "methods=[bicubic]")
+    assert "--config: methods: preset faces16_128_small lists its own methods" in output
+    assert "give presets.faces16_128_small.methods instead" in output
+
+
 def test_a_misspelled_top_level_key_names_the_layer_that_gave_it(project):
     output = snakemake_dry_run(project, "--config", "prest=demo")
     assert "--config: prest: not a top-level key (allowed keys: datasets, methods, preset, presets" in output
