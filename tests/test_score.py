@@ -405,6 +405,15 @@ def test_each_folder_problem_is_a_clear_error(tmp_path, case):
         assert re.search(message, str(raised.value)), (message, str(raised.value))
 
 
+def test_names_that_differ_only_in_their_unicode_form_are_said_to(tmp_path):
+    folders = synthetic(tmp_path)
+    nfc, nfd = "caf\u00e9.png", "cafe\u0301.png"  # the same name, as Linux and macOS write it
+    (folders["hr"] / "0000.png").rename(folders["hr"] / nfc)
+    (folders["sr"] / "0000.png").rename(folders["sr"] / nfd)
+    with pytest.raises(ScoreError, match="differ only in how their accented letters are encoded"):
+        quick(folders)
+
+
 def test_an_infinite_mean_is_left_empty_with_the_images_that_make_it(tmp_path):
     folders = synthetic(tmp_path)
     shutil.copy(folders["hr"] / "0001.png", folders["sr"] / "0001.png")  # identical: PSNR infinite

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -176,6 +177,14 @@ def check_names(images: dict, hr: dict, role: str, folder, hr_dir) -> None:
         lines.append(f"  missing from {role} ({len(missing)}): {listing(missing)}")
     if extra:
         lines.append(f"  in {role} but not in HR ({len(extra)}): {listing(extra)}")
+    unicode_forms = sorted(
+        {unicodedata.normalize("NFC", n) for n in missing} & {unicodedata.normalize("NFC", n) for n in extra}
+    )
+    if unicode_forms:
+        lines.append(
+            f"  {listing(unicode_forms)}: the names differ only in how their accented letters are encoded "
+            "(Unicode NFC against NFD, as macOS writes them); rename the images with the HR images' names"
+        )
     same_stem = sorted({Path(n).stem for n in missing} & {Path(n).stem for n in extra})
     if same_stem:
         lines.append(
