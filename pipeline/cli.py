@@ -237,12 +237,27 @@ def command_study_serve(args) -> int:
 
 
 def command_study_import(args) -> int:
-    from sr3bench.study.importing import import_csv
+    from sr3bench.study.importing import AnswersImportError, import_csv
 
     plan, _, answers, _ = study_paths(args)
-    for path in args.csv:
-        count = import_csv(Path(path), plan, answers)
+    refused = []
+    for path in args.csv:  # each file on its own: one that is refused leaves the others imported
+        try:
+            count = import_csv(Path(path), plan, answers)
+        except AnswersImportError as error:
+            log.error("%s", error)
+            refused.append(path)
+            continue
         log.info("%s: %d answers imported into %s", path, count, answers)
+    if refused:
+        log.error(
+            "study-import: %d of %d file(s) refused, nothing of them imported: %s; fix them and import them again "
+            "(answers already stored are skipped)",
+            len(refused),
+            len(args.csv),
+            ", ".join(refused),
+        )
+        return 1
     return 0
 
 

@@ -324,6 +324,20 @@ def serve():
     stop()
 
 
+def test_a_port_in_use_is_the_bind_error_itself_and_a_json_nested_too_deep_a_400(study, tmp_path, serve):
+    site, plan_file, _ = study
+    url = serve(plan_file, site, tmp_path / "answers.sqlite")
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(OSError, match="Address already in use"):  # not an AttributeError hiding it
+        make_server(plan_file, site, tmp_path / "other.sqlite", port=port)
+    request = urllib.request.Request(
+        f"{url}/api/answer", data=b"[" * 30000 + b"]" * 30000, headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400 and "answer refused" in refused.value.read().decode()
+
+
 def test_the_server_stores_each_answer_once_and_refuses_one_that_disagrees_with_the_plan(study, tmp_path, serve):
     site, plan_file, plan = study
     url = serve(plan_file, site, tmp_path / "answers.sqlite")
@@ -542,6 +556,26 @@ def test_a_good_csv_is_imported_and_a_second_import_adds_nothing(study, imported
     assert stored_fingerprint(fresh) == plan_fingerprint(plan_file), "the import ties the database to the plan"
 
 
+def test_a_refused_file_leaves_the_files_after_it_imported_and_is_named(study, imported, tmp_path, monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from pipeline import cli
+
+    plan_file, plan = study.plan_file, study.plan
+    _, answers = imported
+    files = {
+        rater: write_csv(tmp_path / f"{rater}.csv", [page_answer(t, "left") for t in plan["raters"][rater]])
+        for rater in ("r001", "r002")
+    }
+    bad = rewrite(write_csv(tmp_path / "bad.csv", []), lambda text: text.replace("choice", "chioce"))
+    monkeypatch.setattr(cli, "study_paths", lambda args: (plan_file, None, answers, None))
+    arguments = SimpleNamespace(csv=[str(files["r001"]), str(bad), str(files["r002"])])
+    assert cli.command_study_import(arguments) == 1
+    stored = set(read_answers(answers)["rater"])
+    assert {"r001", "r002"} <= stored  # the file after the refused one is imported too
+    assert f"1 of 3 file(s) refused, nothing of them imported: {bad}" in caplog.text
+
+
 def rewrite(path: Path, change) -> Path:
     path.write_text(change(path.read_text()))
     return path
@@ -563,8 +597,10 @@ def rewrite(path: Path, change) -> Path:
             "missing column",
             r"line 1: wrong columns: missing column\(s\) choice.*Expected the header: rater,session,trial,left",
         ),
-        ("unknown column", r"line 1: wrong columns: unknown column\(s\) rating"),
-        ("an older page's CSV", r"line 1: wrong columns: unknown column\(s\) kind, task, image, method, method_side"),
+        ("unknown column", r"line 1: wrong columns: unknown column\(s\) 'rating'"),
+        ("a comma at each line's end", r"unknown column\(s\) an empty one \(a comma at the end of each line\?\)"),
+        ("semicolons", r"the columns are separated by ';', not ','"),
+        ("an older page's CSV", r"line 1: wrong columns: unknown column\(s\) 'kind', 'task', 'image', 'method'"),
         ("header not CSV", r"line 1: the header is not CSV \(',' expected after '\"'\)"),
         ("stored differently", r"line 2: rater r002's trial 0 is stored already with another answer"),
     ],
@@ -608,6 +644,10 @@ def test_a_bad_csv_is_refused_with_its_line_and_nothing_is_imported(study, impor
         write_csv(
             path, older, columns=[*CSV_COLUMNS[:3], "kind", "task", "image", "method", "method_side", *CSV_COLUMNS[3:]]
         )
+    elif case == "a comma at each line's end":
+        rewrite(write_csv(path, rows), lambda text: text.replace("\n", ",\n"))
+    elif case == "semicolons":
+        rewrite(write_csv(path, rows), lambda text: text.replace(",", ";"))
     elif case == "header not CSV":
         rewrite(write_csv(path, rows), lambda text: text.replace("session", '"session"x', 1))
     elif case == "stored differently":

@@ -261,11 +261,16 @@ def _check_header(path: Path, header: list[str]) -> None:
     unknown = [column for column in header if column not in CSV_COLUMNS]
     repeated = sorted({column for column in header if header.count(column) > 1})
     if missing or unknown or repeated:
+        named = [
+            repr(column) if column.strip() else "an empty one (a comma at the end of each line?)" for column in unknown
+        ]
         problems = (
             ([f"missing column(s) {', '.join(missing)}"] if missing else [])
-            + ([f"unknown column(s) {', '.join(unknown)}"] if unknown else [])
+            + ([f"unknown column(s) {', '.join(named)}"] if unknown else [])
             + ([f"repeated column(s) {', '.join(repeated)}"] if repeated else [])
         )
+        if len(header) == 1 and ";" in header[0]:
+            problems.append("the columns are separated by ';', not ','; save the file as comma-separated CSV")
         raise AnswersImportError(
             f"{path}, line 1: wrong columns: {'; '.join(problems)}; nothing imported. "
             f"Expected the header: {','.join(CSV_COLUMNS)}"

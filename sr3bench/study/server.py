@@ -98,7 +98,8 @@ class StudyServer(ThreadingHTTPServer):
         try:
             super().__init__(address, StudyHandler)
         except BaseException:
-            self.connection.close()
+            if self.connection is not None:  # a failed bind has closed it already (server_close)
+                self.connection.close()
             raise
 
     @property
@@ -202,7 +203,7 @@ class StudyHandler(BaseHTTPRequestHandler):
             log.warning("answer refused: %s", error)
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"this page was built for another plan: reload ({error})"})
             return
-        except ValueError as error:  # an AnswerError, or json.JSONDecodeError
+        except (ValueError, RecursionError) as error:  # an AnswerError, json.JSONDecodeError, JSON nested too deep
             log.warning("answer refused: %s", error)
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"answer refused: {error}"})
             return
