@@ -154,6 +154,20 @@ def test_bootstrap_of_one_rater_with_identical_answers_is_a_point():
     row = result.fool_rates.iloc[0]
     assert row["bootstrap_low"] == row["bootstrap_high"] == row["rate"] == 1.0
     assert row["wilson_low"] < 1.0  # Wilson's interval does not collapse
+    assert analysis.bootstrap_without_spread(row)  # the log and the report say so
+    from sr3bench.reporting.study_section import _row
+
+    assert "no spread: every rater at the same end; read Wilson's" in _row(
+        row, {}, pd.DataFrame(columns=["method", "task"])
+    )
+
+
+def test_a_planned_task_without_answers_keeps_its_rows():
+    rows = [answer("A", index, "main", IMAGES[index % 4], "sr3", index % 2 == 0) for index in range(4)]
+    result = analyse(pd.DataFrame(rows), ["sr3"], IMAGES, resamples=50, tasks=[1, 2])
+    rates = result.fool_rates.set_index("task")
+    assert list(rates.index) == [1, 2] and rates.loc[2, "trials"] == 0 and rates.loc[1, "trials"] == 4
+    assert not analysis.bootstrap_without_spread(rates.loc[2])  # nothing answered: nothing to flag
 
 
 def test_bootstrap_is_deterministic_for_a_seed_and_changes_with_it():

@@ -39,17 +39,24 @@ def run(job) -> None:
         resamples=settings.study.bootstrap_resamples,
         seed=settings.seed,
         raters=list(plan["raters"]),
+        tasks=study["tasks"],
     )
     analysis.write(result, paths.study_results)
     kind = "SIMULATED answers" if result.simulated else "answers"
     for _, row in result.fool_rates.iterrows():
         log.info(
-            "%s task %d: fool rate %.1f%% [%.1f%%, %.1f%%] (%d trials, %d raters; %s)",
+            "%s task %d: fool rate %.1f%%, Wilson [%.1f%%, %.1f%%], bootstrap [%.1f%%, %.1f%%]%s "
+            "(%d trials, %d raters; %s)",
             row["method"],
             row["task"],
             100 * row["rate"],
+            100 * row["wilson_low"],
+            100 * row["wilson_high"],
             100 * row["bootstrap_low"],
             100 * row["bootstrap_high"],
+            " without spread (every rater at the same end: read Wilson's)"
+            if analysis.bootstrap_without_spread(row)
+            else "",
             row["trials"],
             row["raters"],
             kind,

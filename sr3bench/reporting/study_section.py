@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sr3bench.study.analysis import StudyAnalysis, extreme_images
+from sr3bench.study.analysis import StudyAnalysis, bootstrap_without_spread, extreme_images
 
 FOOL_RATES_FILE = "fool_rates.csv"  # in reports/paper/
 EXTREMES = 3  # worst and best images shown per method
@@ -116,9 +116,14 @@ def _row(row, titles: dict, published: pd.DataFrame) -> str:
     ]
     paper_text = html.escape(str(matches["statement"].iloc[0])) if len(matches) else "&ndash;"
     reaction = "&ndash;" if pd.isna(row["reaction_ms_median"]) else f"{row['reaction_ms_median']:.0f}"
+    flat = (
+        "<br><span class='ci'>no spread: every rater at the same end; read Wilson's</span>"
+        if bootstrap_without_spread(row)
+        else ""
+    )
     return (
         f"<tr><td>{html.escape(titles.get(row['method'], row['method']))}</td><td>{int(row['task'])}</td>"
         f"<td>{_percent(row['rate'])}</td><td>{_interval(row['wilson_low'], row['wilson_high'])}</td>"
-        f"<td>{_interval(row['bootstrap_low'], row['bootstrap_high'])}</td><td>{int(row['raters'])}</td>"
+        f"<td>{_interval(row['bootstrap_low'], row['bootstrap_high'])}{flat}</td><td>{int(row['raters'])}</td>"
         f"<td>{int(row['trials'])}</td><td>{reaction}</td><td>{paper_text}</td></tr>"
     )

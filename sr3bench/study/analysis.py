@@ -94,6 +94,14 @@ def wilson_interval(fooled: int, trials: int, z: float = WILSON_Z) -> tuple[floa
     return low, 1.0 if fooled == trials else min(1.0, centre + half_width)
 
 
+def bootstrap_without_spread(row) -> bool:
+    """Whether a fool-rate row's bootstrap interval has no width although trials were
+    answered: every included rater at 0% or every one at 100% (a percentile bootstrap
+    cannot leave an observed 0 or 1), or a single rater at either end. Wilson's interval is
+    then the one to read."""
+    return bool(row["trials"]) and row["bootstrap_low"] == row["bootstrap_high"]
+
+
 def hierarchical_bootstrap(
     trials_per_rater, fooled_per_rater, resamples: int, rng: np.random.Generator
 ) -> tuple[float, float]:
@@ -291,11 +299,14 @@ def analyse(
     resamples: int = 1000,
     seed: int = 0,
     raters: list[str] | None = None,
+    tasks: list[int] | None = None,
 ) -> StudyAnalysis:
     """The study's fool rates from its answer rows. ``methods`` and ``images`` are the
     study's compared methods and test images (an answer naming another is an error);
     ``raters``, where given, the rater ids expected: those without a main answer are listed
-    as such, and an answer from another rater is an error. Rater ids are compared as text."""
+    as such, and an answer from another rater is an error. Rater ids are compared as text.
+    ``tasks``, where given, the planned tasks: each has its rows (``trials`` 0 where nothing
+    of it was answered)."""
     methods, images = list(methods), list(images)
     if VIGILANCE in methods:
         raise ValueError(f"{VIGILANCE!r} is the vigilance trials' method, not a compared one: leave it out of methods")
@@ -313,7 +324,7 @@ def analyse(
     rater_table = _rater_table(rows, max_failed_vigilance, expected)
     included = set(rater_table.loc[~rater_table["excluded"], "rater"])
     main = rows[(rows["kind"] == "main") & rows["rater"].isin(included)]
-    tasks = sorted(set(rows.loc[rows["kind"] == "main", "task"]))
+    tasks = sorted(set(tasks or ()) | set(rows.loc[rows["kind"] == "main", "task"]))
     return StudyAnalysis(
         fool_rates=_fool_rates(main, methods, tasks, resamples, seed),
         per_image=_per_image(main),
