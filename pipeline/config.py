@@ -486,9 +486,15 @@ def read_params(path: Path | str) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"params file {path} not found; run from the project root or pass --params")
+    if not path.is_file():
+        raise ConfigError(f"params file {path} is a folder, not a file; pass --params params.yaml (or another file)")
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             params = strict_yaml.load(handle)
+    except (UnicodeDecodeError, ValueError) as error:  # a binary file; PyYAML's reader raises a ValueError subclass
+        raise ConfigError(
+            f"params file {path} is not a YAML text file ({error.__class__.__name__}); pass the params file"
+        ) from error
     except strict_yaml.DuplicateKeyError as error:
         raise ConfigError(f"params file {path}, {error}") from error
     except yaml.YAMLError as error:

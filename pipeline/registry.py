@@ -19,6 +19,8 @@ A method module provides::
     save_model_file(path, model, settings, own, training)  and  load_model(path) -> model in eval mode
         training: how the weights were computed (torch threads per step range, processes,
         device, CPU; a dict of plain values), kept in the file as its provenance
+    model_mismatch(path, model_config) -> str | None   (optional: how the file's network
+        differs from the preset's model: section; sampling then refuses the file)
 
 Adding a method is one module and one line in ``ENTRIES``; listing it under ``methods:``
 in params.yaml (and running ``sr3bench dvc-yaml`` for DVC) makes the engines run it. A

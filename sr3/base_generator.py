@@ -15,9 +15,10 @@ import torch
 from sr3 import diffusion
 from sr3 import method as sr3_method
 from sr3.model_file import build_unet, load_model, save_model
+from sr3.model_file import settings_mismatch as model_mismatch
 from sr3bench.core.images import to_uint8
 
-__all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
+__all__ = ["build_model", "training_loss", "save_model_file", "load_model", "model_mismatch", "super_resolve"]
 
 LR_CHANNELS = 0  # the UNet sees y_t alone
 

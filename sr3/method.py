@@ -9,10 +9,11 @@ import torch
 
 from sr3 import diffusion
 from sr3.model_file import build_unet, load_model, save_model
+from sr3.model_file import settings_mismatch as model_mismatch
 from sr3.unet import padded_to_depth
 from sr3bench.core.images import to_uint8, upsampled_tensor
 
-__all__ = ["build_model", "training_loss", "save_model_file", "load_model", "super_resolve"]
+__all__ = ["build_model", "training_loss", "save_model_file", "load_model", "model_mismatch", "super_resolve"]
 
 
 def build_model(settings: dict, own: dict) -> torch.nn.Module:

@@ -60,6 +60,28 @@ def training_record(path: Path) -> dict | None:
     return payload.get("training")
 
 
+def settings_mismatch(path: Path, model_config: dict) -> str | None:
+    """How the UNet of the model file ``path`` differs from ``model_config`` (a preset's
+    ``model:``), in words, or None (also for a file of another format: its loader judges it)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # missing or unreadable: load_model says so, naming the file
+        return None
+    recorded = payload.get("model_config") if isinstance(payload, dict) else None
+    if not isinstance(recorded, dict):
+        return None
+    differences = [
+        f"{key} {recorded[key]!r} (the preset's: {model_config[key]!r})"
+        for key in model_config
+        if key in recorded and list(_as_list(recorded[key])) != list(_as_list(model_config[key]))
+    ]
+    return ", ".join(differences) or None
+
+
+def _as_list(value):
+    return value if isinstance(value, (list, tuple)) else [value]
+
+
 def load_model(path: Path) -> UNet:
     """The UNet with the weights saved by ``save_model`` (in eval mode)."""
     path = Path(path)

@@ -383,3 +383,55 @@ def test_a_yaml_error_in_params_names_the_file_and_line_under_snakemake(tmp_path
     assert result.returncode != 0
     assert "params file params.yaml is not valid YAML" in result.stderr + result.stdout
     assert "line 3" in result.stderr + result.stdout
+
+
+@pytest.mark.fault
+def test_a_staged_folder_replaces_its_output_whole_or_not_at_all_and_clears_dead_runs(tmp_path):
+    """prepare and prepare_classify stage in a folder of their own process (two runs at once
+    no longer delete each other's staging), and a killed run's folder goes with the next run."""
+    from sr3bench.core.atomic import staged_folder
+
+    out = tmp_path / "data" / "demo"
+    dead = tmp_path / "data" / ".demo.partial-999999999"  # no such process
+    dead.mkdir(parents=True)
+    (dead / "half.png").write_bytes(b"x")
+    with staged_folder(out) as staging:
+        assert staging.name == f".demo.partial-{os.getpid()}" and staging.is_dir() and not dead.exists()
+        (staging / "manifest.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"] and not staging.exists()
+    with pytest.raises(RuntimeError), staged_folder(out) as staging:
+        (staging / "other.json").write_text("{}")
+        raise RuntimeError("a failed run")
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"] and not staging.exists()  # kept whole
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("kind", ["folder", "binary"])
+def test_a_params_file_that_is_a_folder_or_binary_is_a_clear_error(tmp_path, kind):
+    from pipeline import config
+
+    path = tmp_path / "params"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(config.ConfigError, match=f"params file {path} is (a folder|not a YAML text file)"):
+        config.read_params(path)
+
+
+@pytest.mark.fault
+def test_evaluate_refuses_a_samples_folder_holding_images_that_are_not_test_images(tmp_path, monkeypatch):
+    """FID, KID and IS read the whole folder: an image left over would count beside the test set."""
+    import shutil
+    import sys
+
+    from projects import environment, make_project, run, tiny_params
+
+    project = make_project(tmp_path / "project", tiny_params())
+    run([sys.executable, "-m", "snakemake", "--cores", "2", "samples/demo/bicubic"], project)
+    samples = project / "samples" / "demo" / "bicubic"
+    shutil.copy(next(samples.iterdir()), samples / "left_over.png")
+    command = [sys.executable, "-m", "pipeline.cli", "evaluate", "--preset", "demo", "--method", "bicubic"]
+    result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
+    assert result.returncode != 0 and "holds 1 image(s) that are not test images of preset demo" in result.stderr
+    assert "left_over.png" in result.stderr and "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 import torch
 
 from baselines.regression import regression_loss
@@ -107,3 +108,30 @@ def test_best_on_validation_keeps_the_best_scored_weights_across_a_resume(tmp_pa
     write_loss_csv(resumed.loss_history, tmp_path / "loss.csv", resumed.validation_history)
     table = pd.read_csv(tmp_path / "loss.csv").set_index("step")
     assert list(table["val_psnr"].dropna()) == [20.0, 25.0, 21.0, 22.0] and table["loss"].notna().all()
+
+
+@pytest.mark.fault
+def test_sampling_refuses_a_model_trained_with_another_model_section(tmp_path):
+    """A model file whose UNet is not the preset's model: (trained under other settings,
+    copied from elsewhere) is refused by name instead of silently sampled."""
+    from sr3 import method as sr3_method
+    from sr3.model_file import build_unet, save_model
+    from sr3bench.core.runtime import sampling_model
+
+    config = {
+        "base_channels": 8,
+        "channel_multipliers": [1, 2],
+        "res_blocks": 1,
+        "attention_resolutions": [],
+        "dropout": 0.0,
+    }
+    path = tmp_path / "models" / "demo" / "sr3" / "model.pt"
+    save_model(path, build_unet(config, 16, noise_conditioned=True), config, 16, noise_conditioned=True)
+    runtime = {"device": "cpu", "precision": "fp32", "channels_last": False}
+    settings = {"model": dict(config), "runtime": runtime, "sampling": {"compile": False}}
+    assert sampling_model(sr3_method, path, settings) is not None  # the same network: loaded
+    settings["model"]["base_channels"] = 16
+    with pytest.raises(
+        ValueError, match=r"model.pt was trained with another model: .*base_channels 8 \(the preset's: 16\)"
+    ):
+        sampling_model(sr3_method, path, settings)

@@ -8,6 +8,7 @@ import logging
 
 from pipeline import registry
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.images import list_images
 from sr3bench.metrics.evaluate import evaluate_method, evaluate_set, set_metrics_not_requested
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,14 @@ def run(job) -> None:
     manifest = json.loads(paths.manifest.read_text())
     groups = {row["name"]: row["group"] for row in manifest["test"]}
     protocol, scale = settings.config["protocol"], settings.dataset.scale  # evaluate records the protocol as given
+    sampled = {path.name for path in list_images(samples)} if samples.is_dir() else set()
+    extra = sorted(sampled - {path.name for path in list_images(hr_dir)})
+    if extra:  # FID, KID and IS would count them beside the test images
+        raise ValueError(
+            f"{samples} holds {len(extra)} image(s) that are not test images of preset {job.preset_name} "
+            f"({', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''}): re-run the sample stage "
+            f"(sr3bench sample --preset {job.preset_name} --method {method}) or move them away"
+        )
     paired = registry.entry(method, job.preset).conditional  # an unconditional generator's: FID and KID only
     generator = registry.chain_generator(job.params["presets"], job.preset_name)  # a cascade's generated inputs
     table, protocol, unavailable = evaluate_method(

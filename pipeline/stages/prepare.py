@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
 from pipeline.prepare import prepare
+from sr3bench.core.atomic import staged_folder
 
 
 def run(job) -> None:
-    out = job.paths.data
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    prepare(job.preset, staging)
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    with staged_folder(job.paths.data) as staging:
+        prepare(job.preset, staging)

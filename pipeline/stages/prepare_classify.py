@@ -5,16 +5,15 @@ preset does not depend on this code."""
 
 from __future__ import annotations
 
-import shutil
-
 from pipeline.classify_data import prepare_classify
 from pipeline.prepare import dataset_sources
+from sr3bench.core.atomic import staged_folder
 
 
 def run(job) -> None:
-    out = job.paths.classify_data()
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    prepare_classify(dataset_sources(job.preset["dataset"], job.preset["seed"])["test"], job.preset, staging)
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    if not job.settings.classify:
+        raise ValueError(
+            f"presets.{job.preset_name}.classify: this preset has no classify section (docs/classification.md)"
+        )
+    with staged_folder(job.paths.classify_data()) as staging:
+        prepare_classify(dataset_sources(job.preset["dataset"], job.preset["seed"])["test"], job.preset, staging)

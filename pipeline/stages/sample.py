@@ -88,6 +88,11 @@ def sample_work_dir(paths: layout.PresetPaths, settings: Preset, method: str) ->
     file, test set, diffusion settings, seed, sampling code), so a re-run after an
     interruption samples only the missing images. Shards of one method share it."""
     trained = registry.entry(method).trained
+    if trained and not paths.model(method).is_file():
+        raise FileNotFoundError(
+            f"model file {paths.model(method)} not found; run the training stage first "
+            f"(sr3bench train --preset {paths.preset} --method {layout.base_method(method)})"
+        )
     model_hash = hashlib.sha256(paths.model(method).read_bytes()).hexdigest()[:12] if trained else "none"
     manifest = hashlib.sha256(paths.manifest.read_bytes()).hexdigest()
     compiled = settings.sampling.compile  # compiled kernels round differently

@@ -245,6 +245,10 @@ def run(job) -> None:
     """The tune stage of ``job.method``, for its tuned variants among the compared methods."""
     settings, method = job.settings, job.method
     variants = [m for m in registry.tuned_variants(job.preset, job.methods) if layout.base_method(m) == method]
+    if not registry.entry(method, job.preset).stochastic:
+        raise ValueError(
+            f"{method} has no sampler or schedule to tune: the tune stage is for diffusion methods (sr3, sr3_janspiry)"
+        )
     if not settings.tune or not variants:
         raise ValueError(
             f"nothing to tune for {method}: list a tuned variant ({method}@<name> with variants.<name>.tuned) "

@@ -61,6 +61,39 @@ def atomic_folder(path: Path):
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_folder(out: Path):
+    """Yield an empty staging folder of this process beside ``out``, which replaces ``out``
+    whole when the block ends without error; on error it goes and ``out`` stays as it was.
+    Two runs of one job at once stage apart (the last to finish wins, complete), and a run
+    killed before it ends leaves a folder that the next run removes."""
+    out = Path(out)
+    prefix = f".{out.name}.partial-"
+    for stale in out.parent.glob(f"{prefix}*") if out.parent.is_dir() else []:
+        pid = stale.name[len(prefix) :]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = out.with_name(f"{prefix}{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        yield staging
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def publish_folder(files: dict[str, Path], out: Path, link: bool = False) -> None:
     """The folder ``out`` holding exactly ``{name: source}``: copied (or hard-linked, where
     the filesystem allows) into a staging folder that replaces ``out`` when complete."""

@@ -167,7 +167,15 @@ def sampling_model(implementation, path, settings: dict) -> torch.nn.Module:
     """A method's trained model, loaded onto the preset's device (in channels_last when
     ``sampling.channels_last`` asks) and compiled when ``sampling.compile`` asks
     (``torch.compile``: the first batch pays the compilation; benchmarks/sampling.py
-    measures it)."""
+    measures it). A model file whose network is not the preset's ``model:`` is refused, where
+    the method's module can tell (its optional ``model_mismatch(path, model_config)``)."""
+    check = getattr(implementation, "model_mismatch", None)
+    mismatch = check(path, settings["model"]) if check else None
+    if mismatch:
+        raise ValueError(
+            f"{path} was trained with another model: than the preset's ({mismatch}); train it again "
+            f"(sr3bench train --method {Path(path).parent.name}), which the engines do when model: changes"
+        )
     model = implementation.load_model(path).to(runtime_from_config(settings["runtime"]).device)
     if settings["sampling"].get("channels_last", False):
         model = model.to(memory_format=torch.channels_last)
