@@ -145,8 +145,22 @@ def command_readme_table(args) -> int:
             "%s does not exist: run the preset first (snakemake --cores 8 --config preset=%s)", metrics_csv, args.preset
         )
         return 1
+    if not Path(args.readme).is_file():
+        log.error("readme-table: --readme %s is not a file: give the README to fill", args.readme)
+        return 1
+    metrics = pd.read_csv(metrics_csv) if metrics_csv.stat().st_size else pd.DataFrame()
+    missing = [column for column in ("method", "psnr") if column not in metrics.columns]
+    if missing or metrics.empty:
+        log.error(
+            "readme-table: %s holds %s; the README is left as it is: run the report again "
+            "(sr3bench report --preset %s)",
+            metrics_csv,
+            f"no column {', '.join(missing)}" if missing else "no rows",
+            args.preset,
+        )
+        return 1
     titles = {}
-    for method in pd.read_csv(metrics_csv)["method"]:
+    for method in metrics["method"]:
         try:
             titles[method] = registry.title(method)
         except registry.UnknownMethodError:

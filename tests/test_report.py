@@ -395,3 +395,25 @@ def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no <!-- results:test -->"):
         update_readme(readme, "test", out / "metrics.csv", {})
+
+
+@pytest.mark.fault
+def test_readme_table_leaves_the_readme_alone_for_a_metrics_csv_without_rows_and_names_a_missing_readme(tmp_path):
+    import subprocess
+    import sys
+
+    metrics = tmp_path / "reports" / "demo" / "metrics.csv"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text("method,n_images,psnr\n")  # a report cut short: its header alone
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:demo -->\n| Bicubic | 27.61 |\n<!-- /results:demo -->\n")
+
+    def readme_table(*options):
+        command = [sys.executable, "-m", "pipeline.cli", "readme-table", "--preset", "demo", *options]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    emptied = readme_table("--readme", str(readme))
+    assert emptied.returncode == 1 and "holds no rows; the README is left as it is" in emptied.stderr
+    assert "| Bicubic | 27.61 |" in readme.read_text()
+    missing = readme_table("--readme", str(tmp_path / "NONE.md"))
+    assert missing.returncode == 1 and "NONE.md is not a file" in missing.stderr and "Traceback" not in missing.stderr
