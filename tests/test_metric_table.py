@@ -170,3 +170,30 @@ def test_every_better_follows_the_tables_direction():
         )
         best, met = choose(grid, 10, {"metric": name, "max_consistency_ratio": 1.0})
         assert met and best[name] == (2.0 if by_name(name).higher_is_better else 1.0)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: (folder / "metrics.csv").write_text(""), r"old/metrics.csv cannot be read as a table"),
+        (
+            lambda folder: (folder / "metrics.csv").write_text("method,psnr\nsr3,27\n"),
+            r"old/metrics.csv has no column n_images",
+        ),
+        (lambda folder: (folder / "provenance.json").write_text("{"), r"old/provenance.json is not valid JSON"),
+    ],
+)
+def test_a_damaged_report_is_named_and_the_front_page_files_stay_as_they_were(tmp_path, damage, message):
+    from sr3bench.reporting.front_page import FrontPageError, build_front_page
+
+    demo, old = tmp_path / "demo", tmp_path / "old"
+    for folder in (demo, old):
+        folder.mkdir()
+        pd.DataFrame([{"method": "sr3", "n_images": 3, "psnr": 27.0}]).to_csv(folder / "metrics.csv", index=False)
+    build_front_page(tmp_path, tmp_path / "index.html", tmp_path / "all.csv")
+    before = (tmp_path / "index.html").read_text(), (tmp_path / "all.csv").read_text()
+    damage(old)
+    with pytest.raises(FrontPageError, match=message):
+        build_front_page(tmp_path, tmp_path / "index.html", tmp_path / "all.csv")
+    assert ((tmp_path / "index.html").read_text(), (tmp_path / "all.csv").read_text()) == before

@@ -15,14 +15,41 @@ from sr3bench.metrics.table import format_value, header
 from sr3bench.reporting.tables import HEADLINE
 
 
+class FrontPageError(ValueError):
+    """A preset's report files cannot be read; the message names the file and the fix."""
+
+
 def collect(reports: Path) -> pd.DataFrame:
     """All presets' metrics.csv, with the preset's name as the first column."""
     tables = []
     for path in sorted(Path(reports).glob("*/metrics.csv")):
-        table = pd.read_csv(path)
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise FrontPageError(f"{path} cannot be read as a table ({error}); {_fix(path)}") from error
+        missing = [column for column in ("method", "n_images") if column not in table.columns]
+        if missing:
+            raise FrontPageError(f"{path} has no column {', '.join(missing)}; {_fix(path)}")
         table.insert(0, "preset", path.parent.name)
         tables.append(table)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["preset", "method"])
+
+
+def _fix(path: Path) -> str:
+    preset = path.parent.name
+    return (
+        f"run its report again (sr3bench report --preset {preset}), or move {path.parent} away if {preset} is not "
+        "a preset any more"
+    )
+
+
+def _record(record_file: Path) -> dict:
+    if not record_file.exists():
+        return {}
+    try:
+        return json.loads(record_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FrontPageError(f"{record_file} is not valid JSON ({error}); {_fix(record_file)}") from error
 
 
 def _value(value, metric: str) -> str:
@@ -33,7 +60,7 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
     sections = []
     for preset, table in combined.groupby("preset", sort=True):
         record_file = Path(reports) / preset / "provenance.json"
-        record = json.loads(record_file.read_text()) if record_file.exists() else {}
+        record = _record(record_file)
         about = html.escape(record.get("description", ""))
         made = (
             f"generated {html.escape(record['generated'])}, commit <code>{html.escape(record['git']['commit'])}</code>"
@@ -42,7 +69,8 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
         )
         head = "<th>method</th><th>test images</th>" + "".join(f"<th>{html.escape(header(m))}</th>" for m in HEADLINE)
         rows = "".join(
-            f"<tr><td>{html.escape(str(row['method']))}</td><td>{int(row['n_images'])}</td>"
+            f"<tr><td>{html.escape(str(row['method']))}</td>"
+            f"<td>{'&ndash;' if pd.isna(row['n_images']) else int(row['n_images'])}</td>"
             + "".join(f"<td>{_value(row.get(m), m)}</td>" for m in HEADLINE)
             + "</tr>"
             for _, row in table.iterrows()
@@ -66,8 +94,10 @@ All presets in one table: <a href="all_presets.csv">all_presets.csv</a>.</p>
 
 
 def build_front_page(reports: Path, page: Path, combined_csv: Path) -> None:
+    """Both files, or neither: everything is read and rendered before either is written."""
     combined = collect(reports)
+    text = render(combined, reports)
     with atomic_path(combined_csv) as temporary:
         combined.to_csv(temporary, index=False)
     with atomic_path(page) as temporary:
-        temporary.write_text(render(combined, reports))
+        temporary.write_text(text)
