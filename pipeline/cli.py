@@ -353,7 +353,8 @@ def command_score(args) -> int:
         except config.ConfigError as error:
             log.error("score: --protocol-of %s: %s", args.protocol_of, error)
             return 2
-        inception = inception or protocol.pop("inception_file")  # --inception-weights names another
+        preset_inception = protocol.pop("inception_file")
+        inception = inception or preset_inception  # --inception-weights names another
         clashes = [f"{SCORE_PROTOCOL_OPTIONS[k]} {v}" for k, v in given.items() if protocol[k] != v]
         if clashes:
             log.error(

@@ -219,6 +219,18 @@ def test_an_inception_file_gives_is_with_its_spread_and_protocol_of_reads_the_pa
 
     wrong = original.with_name("weights-inception-2015-12-05-00000000.pth")
     shutil.copy(original, wrong)
+    preset_and_option = sr3bench(
+        *options,
+        "--protocol-of",
+        "benchmarks",
+        "--params",
+        str(params),
+        "--inception-weights",
+        str(wrong),
+        cwd=tmp_path,
+    )
+    assert preset_and_option.returncode == 1 and str(wrong) in preset_and_option.stderr  # the option wins
+    assert "Traceback" not in preset_and_option.stderr
     refused = sr3bench(*options, "--inception-weights", str(wrong), cwd=tmp_path)
     assert refused.returncode == 1 and str(wrong) in refused.stderr and "SHA-256" in refused.stderr, refused.stderr
     assert "params.yaml" not in refused.stderr  # the command's fix is its option, not the pipeline's key
