@@ -559,8 +559,9 @@ def resolve_engine_config(engine_config: dict, layers: list[tuple[str, dict]]) -
         raise error.located(source_of(error.key, layers)) from None
     active = resolved["preset"]
     own = resolved["presets"][active]["methods"]
+    stated = layers[0][1].get("methods")  # the params file's: a full copy of it as --configfile changes nothing
     for name, layer in layers[1:]:
-        if "methods" in layer and own and (layer["methods"] or []) != own:
+        if "methods" in layer and own and layer["methods"] != stated and (layer["methods"] or []) != own:
             raise ConfigError(
                 f"{name}: methods: preset {active} lists its own methods (presets.{active}.methods: "
                 f"{', '.join(own)}), which replace this list; give presets.{active}.methods instead"
