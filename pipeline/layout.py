@@ -226,6 +226,11 @@ def study_results_dir(preset: str) -> Path:
     return Path("results") / preset / "study"
 
 
+def prepare_command(preset: str) -> str:
+    """The command that writes ``data/<preset>/``, for messages about its files."""
+    return f"sr3bench prepare --preset {preset}"
+
+
 # The project's folders that stages write, and replace or delete files in.
 PIPELINE_ROOTS = (
     "downloads",

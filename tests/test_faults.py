@@ -435,3 +435,28 @@ def test_evaluate_refuses_a_samples_folder_holding_images_that_are_not_test_imag
     result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
     assert result.returncode != 0 and "holds 1 image(s) that are not test images of preset demo" in result.stderr
     assert "left_over.png" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "manifest.json not found: run the prepare stage again"),
+        ('{"test": [', r"manifest.json is damaged \(not valid JSON: .*\): run the prepare stage again"),
+        ("{}", "manifest.json holds no train, test: run the prepare stage again"),
+        ("[1, 2]", "manifest.json holds a list, not an object"),
+    ],
+)
+def test_a_damaged_stage_file_is_named_with_the_stage_that_makes_it(tmp_path, content, message):
+    from sr3bench.core.stage_files import StageFileError, read_json, read_table
+
+    path = tmp_path / "data" / "demo" / "manifest.json"
+    path.parent.mkdir(parents=True)
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(StageFileError, match=message):
+        read_json(path, "run the prepare stage again (sr3bench prepare --preset demo)", ("train", "test"))
+    empty = tmp_path / "results.csv"
+    empty.write_text("")
+    with pytest.raises(StageFileError, match=r"results.csv is damaged .*: run evaluate"):
+        read_table(empty, "run evaluate")

@@ -7,8 +7,10 @@ import json
 import logging
 
 from pipeline import registry
+from pipeline.layout import prepare_command
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.images import list_images
+from sr3bench.core.stage_files import read_json
 from sr3bench.metrics.evaluate import evaluate_method, evaluate_set, set_metrics_not_requested
 
 log = logging.getLogger(__name__)
@@ -17,7 +19,7 @@ log = logging.getLogger(__name__)
 def run(job) -> None:
     settings, paths, method = job.settings, job.paths, job.method
     samples, hr_dir, lr_dir = paths.samples(method), paths.split("test", "hr"), paths.split("test", "lr")
-    manifest = json.loads(paths.manifest.read_text())
+    manifest = read_json(paths.manifest, f"run the prepare stage again ({prepare_command(job.preset_name)})", ("test",))
     groups = {row["name"]: row["group"] for row in manifest["test"]}
     protocol, scale = settings.config["protocol"], settings.dataset.scale  # evaluate records the protocol as given
     sampled = {path.name for path in list_images(samples)} if samples.is_dir() else set()

@@ -3,12 +3,11 @@ results, samples and logs of the compared methods."""
 
 from __future__ import annotations
 
-import json
-
 import torch
 
 from pipeline import cascade, layout, registry
 from sr3.schedule_spec import describe
+from sr3bench.core.stage_files import read_json
 from sr3bench.reporting.build import ReportInputs, build_report
 from sr3bench.reporting.cascade_section import CascadeInputs
 from sr3bench.reporting.provenance import provenance
@@ -30,7 +29,11 @@ def run_scale(job, methods: list[str]) -> dict:
     def per_method(value) -> str:
         return ", ".join(f"{registry.title(m)} {value(m)}" for m in trained)
 
-    manifest = json.loads(job.paths.manifest.read_text())
+    manifest = read_json(
+        job.paths.manifest,
+        f"run the prepare stage again ({layout.prepare_command(job.preset_name)})",
+        ("train", "test"),
+    )
     return {
         "training_images": f"{len(manifest['train'])} pairs",
         "training_steps": per_method(lambda m: f"{settings.training[m].steps:,}"),

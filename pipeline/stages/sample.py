@@ -94,6 +94,10 @@ def sample_work_dir(paths: layout.PresetPaths, settings: Preset, method: str) ->
             f"(sr3bench train --preset {paths.preset} --method {layout.base_method(method)})"
         )
     model_hash = hashlib.sha256(paths.model(method).read_bytes()).hexdigest()[:12] if trained else "none"
+    if not paths.manifest.is_file():
+        raise FileNotFoundError(
+            f"{paths.manifest} not found: run the prepare stage first ({layout.prepare_command(paths.preset)})"
+        )
     manifest = hashlib.sha256(paths.manifest.read_bytes()).hexdigest()
     compiled = settings.sampling.compile  # compiled kernels round differently
     code = code_fingerprint(stage_code(__name__, method))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from sr3bench.core.atomic import atomic_folder
+from sr3bench.core.stage_files import read_json, read_table
 from sr3bench.metrics.table import find, header
 from sr3bench.reporting import comparison, figures, paper
 from sr3bench.reporting.cascade_section import CascadeInputs, cascade_section
@@ -171,8 +172,9 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
     results, titles, samples, losses = inputs.results, inputs.titles, inputs.samples, inputs.losses
     test_hr, test_lr, paper_tables, out = inputs.test_hr, inputs.test_lr, inputs.paper_tables, inputs.out
     tuning, diversity, provenance_record = inputs.tuning, inputs.diversity, inputs.provenance_record
-    per_image = pd.concat([pd.read_csv(path) for path in results.values()], ignore_index=True)
-    set_metrics = {m: json.loads(p.with_suffix(".json").read_text()) for m, p in results.items()}
+    again = "run the evaluate stage of {} again (sr3bench evaluate --preset " + preset_name + " --method {})"
+    per_image = pd.concat([read_table(path, again.format(m, m)) for m, path in results.items()], ignore_index=True)
+    set_metrics = {m: read_json(p.with_suffix(".json"), again.format(m, m), ("protocol",)) for m, p in results.items()}
     protocol_record = read_protocol(set_metrics)
     protocol = protocol_record["description"]
     notes = unavailable_notes(set_metrics)
