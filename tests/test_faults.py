@@ -250,13 +250,13 @@ def test_the_installed_snakemake_keeps_its_locks_where_the_clean_up_looks(tmp_pa
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
     """Issue 14: the CLI caught only OSError, ValueError and RuntimeError; any other error
-    a damaged file causes (here a manifest.json that is a list) printed a traceback."""
+    a damaged file causes (here a manifest.json whose test rows are numbers) printed a traceback."""
     import yaml
     from projects import committed_params
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(committed_params()))
     (tmp_path / "data" / "demo").mkdir(parents=True)
-    (tmp_path / "data" / "demo" / "manifest.json").write_text("[]")
+    (tmp_path / "data" / "demo" / "manifest.json").write_text('{"test": [1]}')
     command = [sys.executable, "-m", "pipeline.cli", "evaluate", "--preset", "demo", "--method", "bicubic"]
     plain = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
