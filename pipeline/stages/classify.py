@@ -25,6 +25,7 @@ from sr3bench.core.atomic import atomic_path
 from sr3bench.core.images import read_image
 from sr3bench.core.progress import progress
 from sr3bench.core.runtime import runtime_from_config
+from sr3bench.core.stage_files import read_json
 from sr3bench.metrics.classification import NORMALISATION, RESIZE, errors, top_classes
 from sr3bench.metrics.classifier import RESNET50, describe, load_classifier, resolve_weights
 from sr3bench.metrics.weights import WeightsUnavailableError
@@ -46,7 +47,11 @@ def run(job) -> None:
         raise ValueError(f"{method} is not conditioned on an LR image: there is nothing of the input to classify")
     if method in registry.outside_methods(job.preset, [method] if method else []):
         raise ValueError(f"{method} is an outside method: the classify set is super-resolved here, and it cannot be")
-    manifest = json.loads((paths.classify_data() / layout.CLASSIFY_MANIFEST_NAME).read_text())
+    manifest = read_json(
+        paths.classify_data() / layout.CLASSIFY_MANIFEST_NAME,
+        f"run the prepare_classify stage again (sr3bench prepare-classify --preset {job.preset_name})",
+        ("images", "rows"),
+    )
     out = paths.classify_result(method or layout.CLASSIFY_BASELINE)
     record = {"row": method or "baseline", "method": method, "images": manifest["images"]}
     classifier = settings.classify.classifier
