@@ -64,22 +64,26 @@ def atomic_folder(path: Path):
 @contextlib.contextmanager
 def staged_folder(out: Path):
     """Yield an empty staging folder of this process beside ``out``, which replaces ``out``
-    whole when the block ends without error; on error it goes and ``out`` stays as it was.
-    Two runs of one job at once stage apart (the last to finish wins, complete), and a run
-    killed before it ends leaves a folder that the next run removes."""
+    whole when the block ends without error (the old folder is moved aside first and
+    removed after); on error it goes and ``out`` stays as it was, a failed write told as a
+    WriteError naming ``out``. Two runs of one job at once stage apart (the last to finish
+    wins, complete), and what a killed run left beside ``out`` goes with the next run."""
     out = Path(out)
-    prefix = f".{out.name}.partial-"
-    for stale in out.parent.glob(f"{prefix}*") if out.parent.is_dir() else []:
-        pid = stale.name[len(prefix) :]
+    prefixes = (f".{out.name}.partial-", f".{out.name}.previous-")
+    for stale in [path for prefix in prefixes for path in out.parent.glob(f"{prefix}*")]:
+        pid = stale.name.rsplit("-", 1)[1]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
-    staging = out.with_name(f"{prefix}{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging, previous = (out.with_name(f"{prefix}{os.getpid()}") for prefix in prefixes)
     try:
-        staging.mkdir(parents=True)
-        yield staging
-        shutil.rmtree(out, ignore_errors=True)
-        staging.rename(out)
+        with reporting_writes(out, staging):
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            yield staging
+            if out.exists():
+                os.replace(out, previous)
+            os.replace(staging, out)
+            shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -97,10 +101,7 @@ def _alive(pid: int) -> bool:
 def publish_folder(files: dict[str, Path], out: Path, link: bool = False) -> None:
     """The folder ``out`` holding exactly ``{name: source}``: copied (or hard-linked, where
     the filesystem allows) into a staging folder that replaces ``out`` when complete."""
-    staging = out.with_name(out.name + ".partial")
-    with reporting_writes(out, staging):
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+    with staged_folder(out) as staging:
         for name, source in files.items():
             if link:
                 try:
@@ -109,5 +110,3 @@ def publish_folder(files: dict[str, Path], out: Path, link: bool = False) -> Non
                 except OSError:  # across filesystems: copy instead
                     pass
             shutil.copy2(source, staging / name)
-        shutil.rmtree(out, ignore_errors=True)
-        staging.rename(out)

@@ -363,10 +363,11 @@ def score(
     else:
         unavailable["consistency"] = "no LR images: give the LR folder (--lr) or the scale (--scale)"
     rows = pixel_metrics(sr_images, hr_images, lr_images, {"color": color, "border_crop": crop}, scale)
+    too_small = size_problem(sr_images)
     if not lpips:
         unavailable["lpips"] = NOT_REQUESTED
-    elif size_problem(sr_images):
-        unavailable["lpips"] = size_problem(sr_images)
+    elif too_small:
+        unavailable["lpips"] = too_small
     else:
         try:
             for row, value in zip(rows, lpips_scores(sr_images, hr_images, weights_dir)):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Mapping
 
 from PIL import Image
 
-from sr3bench.core.atomic import atomic_path
+from sr3bench.core.atomic import atomic_path, staged_folder
 from sr3bench.study import store
 from sr3bench.study.plan import VIGILANCE, StudyDesign, client_plan, plan_trials
 
@@ -60,11 +59,8 @@ def build_study(
     {rater: [trial, ...]}}. Refused when ``answers`` holds answers given under another
     plan: they would no longer match the images and trials."""
     _check_inputs(design, hr_dir, lr_dir, method_dirs)
-    site = Path(site)
-    staging = site.with_name(f".{site.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "images").mkdir(parents=True)
-    try:
+    with staged_folder(Path(site)) as staging:
+        (staging / "images").mkdir()
         files = _ImageStore(staging / "images")
         hr = {name: files.add_file(hr_dir / name) for name in design.images}
         lr = {name: files.add_file(lr_dir / name) for name in design.images}
@@ -93,9 +89,6 @@ def build_study(
             shutil.copyfile(PAGE_DIR / name, staging / name)
         with atomic_path(Path(plan_file)) as temporary:
             temporary.write_text(text)
-        _replace(site, staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     log.info(
         "study of %s: %d raters x (%d practice + %d main + %d vigilance) trials, tasks %s, methods %s, in %s",
         preset,
@@ -179,12 +172,3 @@ class _ImageStore:
         if not target.exists():
             target.write_bytes(data)
         return name
-
-
-def _replace(site: Path, staging: Path) -> None:
-    """Swap the complete staging folder in; the previous folder goes only after."""
-    previous = site.with_name(f".{site.name}.previous-{os.getpid()}")
-    if site.exists():
-        os.replace(site, previous)
-    os.replace(staging, site)
-    shutil.rmtree(previous, ignore_errors=True)
