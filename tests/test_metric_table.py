@@ -172,6 +172,13 @@ def test_every_better_follows_the_tables_direction():
         assert met and best[name] == (2.0 if by_name(name).higher_is_better else 1.0)
 
 
+def damaged_provenance_beside_new_numbers(folder):
+    """New numbers that all_presets.csv would take, with a provenance the page cannot read:
+    the CSV must not be written before the page has been rendered."""
+    pd.DataFrame([{"method": "sr3", "n_images": 3, "psnr": 28.0}]).to_csv(folder / "metrics.csv", index=False)
+    (folder / "provenance.json").write_text("{")
+
+
 @pytest.mark.fault
 @pytest.mark.parametrize(
     "damage, message",
@@ -181,7 +188,7 @@ def test_every_better_follows_the_tables_direction():
             lambda folder: (folder / "metrics.csv").write_text("method,psnr\nsr3,27\n"),
             r"old/metrics.csv has no column n_images",
         ),
-        (lambda folder: (folder / "provenance.json").write_text("{"), r"old/provenance.json is not valid JSON"),
+        (damaged_provenance_beside_new_numbers, r"old/provenance.json is not valid JSON"),
     ],
 )
 def test_a_damaged_report_is_named_and_the_front_page_files_stay_as_they_were(tmp_path, damage, message):
