@@ -13,7 +13,7 @@ Snakemake and DVC.
 
     sr3bench study-build / study-simulate / study-analyse --preset demo
 
-and tools: ``study-serve`` and ``study-import`` (a human study's answers), ``provision-weights``,
+and tools: ``study-serve``, ``study-links`` and ``study-import`` (a human study), ``provision-weights``,
 ``dvc-yaml``, ``readme-table``, ``list-presets``, ``score`` (a folder of SR images against one of
 HR images, outside the pipeline), ``--version``.
 """
@@ -248,6 +248,21 @@ def command_study_serve(args) -> int:
         )
     options = ["--plan", str(plan), "--site", str(site), "--answers", str(answers)]
     return server.main([*options, "--host", args.host, "--port", str(args.port)])
+
+
+def command_study_links(args) -> int:
+    """Each rater's link (CSV: rater, link), for handing out a statically hosted study."""
+    from sr3bench.study.plan import page_link, read_plan
+
+    plan_file, _, _, _ = study_paths(args)
+    plan = read_plan(plan_file)
+    if "pages" not in plan:
+        raise ValueError(f"{plan_file} was built by an older version: build the study again (sr3bench study-build)")
+    base = args.base_url.rstrip("/") + "/" if args.base_url else ""
+    print("rater,link")
+    for rater in plan["raters"]:
+        print(f"{rater},{base}{page_link(plan, rater)}{'&static=1' if args.static else ''}")
+    return 0
 
 
 def command_study_import(args) -> int:
@@ -528,7 +543,14 @@ def parser() -> argparse.ArgumentParser:
         "(all of a file or nothing)",
     )
     study_import.add_argument("csv", nargs="+", help="the CSV files the study page offered the raters")
-    for command in (serve, study_import):
+    links = sub.add_parser(
+        "study-links",
+        help="print each rater's link to a preset's human study (CSV: rater, link), to hand out when the study "
+        "folder is hosted elsewhere",
+    )
+    links.add_argument("--base-url", help="where studies/<preset>/site/ is hosted (default: links relative to it)")
+    links.add_argument("--static", action="store_true", help="links to the static page (answers offered as a CSV)")
+    for command in (serve, study_import, links):
         command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
         command.add_argument("--params", default=config.default_params_file(), help="params file")
     add_score_command(sub)
@@ -622,7 +644,11 @@ def run_tool(args) -> int:
         return 2
 
 
-STUDY_TOOLS = {"study-serve": command_study_serve, "study-import": command_study_import}
+STUDY_TOOLS = {
+    "study-serve": command_study_serve,
+    "study-import": command_study_import,
+    "study-links": command_study_links,
+}
 STAGE_COMMANDS = {stage.subcommand: stage for stage in stage_table.STAGES if stage.fan_out != "shard"}
 
 

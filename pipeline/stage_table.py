@@ -454,10 +454,10 @@ STAGES = (
         "build the human study (studies/<preset>/site/): page, each rater's trial plan, images",
         "pipeline.stages.study_build",
         "study",
-        (
-            Output(lambda preset, member: layout.study_site_dir(preset), directory=True),
-            Output(lambda preset, member: layout.study_plan_file(preset)),
-        ),
+        # The study folder is written beside the plan but not declared: the engines delete a
+        # job's outputs before running it, and a live study's page must outlive a build that
+        # refuses (its answers were given under another plan).
+        (Output(lambda preset, member: layout.study_plan_file(preset)),),
         inputs=_study_build_inputs,
         params=lambda member: ["study", "seed"],
     ),

@@ -22,6 +22,7 @@ from browser import artifacts_dir
 from study_fixtures import make_study
 
 from sr3bench.study.importing import CSV_COLUMNS, import_csv
+from sr3bench.study.plan import page_link
 from sr3bench.study.server import make_server
 from sr3bench.study.store import read_answers
 
@@ -270,7 +271,7 @@ def test_a_served_session_by_keys_and_clicks_resumes_after_a_reload(page, study,
     trials = study.plan["raters"]["r000"]
     choices = ["left", "right", "right", "left", "left", "right"][: len(trials)]
     ways = ["arrow", "click", "letter", "arrow", "click", "letter"]
-    page.get(f"{url}/index.html?rater=r000")
+    page.get(f"{url}/{page_link(study.plan, 'r000')}")
     start(page, "space")
     for trial, choice, way in zip(trials[:3], choices, ways):
         answer(page, trial, choice, way)
@@ -300,9 +301,9 @@ def test_start_hands_out_raters_and_an_answer_at_the_onset_ends_the_display(page
     page.get(f"{url}/")
     assert page.current_url == f"{url}/" and "planned" in page.find_element("id", "raters").text
     page.get(f"{url}/start")
-    assert page.current_url == f"{url}/index.html?rater=r000", "the information page handed out no rater"
+    assert page.current_url == f"{url}/{page_link(study.plan, 'r000')}", "the information page handed out no rater"
     page.get(f"{url}/start")
-    assert page.current_url == f"{url}/index.html?rater=r001"
+    assert page.current_url == f"{url}/{page_link(study.plan, 'r001')}"
     trials = study.plan["raters"]["r001"]
     choices = ["right", "right", "left", "left", "right", "left"][: len(trials)]
     start(page, "enter")
@@ -321,6 +322,17 @@ def test_start_hands_out_raters_and_an_answer_at_the_onset_ends_the_display(page
     assert not elsewhere, elsewhere
 
 
+def test_a_link_without_a_raters_plan_says_so_and_shows_no_trial(page, served):
+    url, _ = served
+    for link, message in (
+        ("index.html?rater=r000", "This link names no study plan"),
+        (f"index.html?plan={'0' * 32}", "This link's study plan was not found"),
+    ):
+        page.get(f"{url}/{link}")
+        wait_for(page, "error")
+        assert message in page.find_element("id", "error-message").text, link
+
+
 def test_an_answer_given_while_the_server_is_down_waits_and_is_stored_once(page, study, tmp_path):
     site, plan_file, plan = study
     answers = tmp_path / "answers.sqlite"
@@ -328,7 +340,7 @@ def test_an_answer_given_while_the_server_is_down_waits_and_is_stored_once(page,
     port = server.server_address[1]
     trials = plan["raters"]["r002"]
     choices = ["right", "left", "left", "right", "right", "left"][: len(trials)]
-    page.get(f"{server.url}/index.html?rater=r002")
+    page.get(f"{server.url}/{page_link(plan, 'r002')}")
     start(page, "space")
     answer(page, trials[0], choices[0], "letter")
     wait_for(page, "choose", trial=1)
@@ -355,7 +367,7 @@ def test_the_static_page_keeps_answers_through_a_reload_and_its_csv_imports(page
     trials = plan["raters"]["r002"]
     choices = ["left", "left", "right", "right", "left", "right"][: len(trials)]
     ways = ["letter", "click", "arrow", "click", "letter", "arrow"]
-    page.get(f"{hosted}/index.html?rater=r002&static=1")
+    page.get(f"{hosted}/{page_link(plan, 'r002')}&static=1")
     start(page, "space")
     for index in range(2):
         answer(page, trials[index], choices[index], ways[index])
@@ -387,7 +399,7 @@ def test_the_static_page_keeps_answers_through_a_reload_and_its_csv_imports(page
 def test_a_task_1_trial_as_a_rater_sees_it(page, tmp_path):
     """From file:// (no server at all), with the paper's 3 s display: screenshot of the pair."""
     site, _, plan = make_study(tmp_path, raters=1, tasks=(1,), practice_trials=0, display_ms=3000, size=256)
-    page.get(f"{(site / 'index.html').as_uri()}?rater=r000")
+    page.get(f"{(site / 'index.html').as_uri()}?plan={plan['pages']['r000']}")
     start(page, "space")
     wait_for(page, "pair", trial=0)
     shot = artifacts_dir() / "study-trial.png"

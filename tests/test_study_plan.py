@@ -1,8 +1,10 @@
 """The human study's trial plans (sr3bench/study/plan.py) and its folder (build.py): balanced,
 seeded, self-contained; and its place in the stage table and the config."""
 
+import hashlib
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,15 @@ from PIL import Image
 
 from pipeline import config, stage_table
 from sr3bench.study.build import StudyBuildError, build_study
-from sr3bench.study.plan import CLIENT_STUDY_KEYS, VIGILANCE, StudyDesign, client_plan, plan_trials, read_plan
+from sr3bench.study.plan import (
+    CLIENT_STUDY_KEYS,
+    VIGILANCE,
+    StudyDesign,
+    page_link,
+    plan_trials,
+    rater_page,
+    read_plan,
+)
 
 PAPER = StudyDesign(
     methods=("sr3", "regression"),
@@ -51,12 +61,13 @@ def test_sides_are_balanced_per_rater_and_per_method_and_tasks_alternate_between
             assert abs(per_method[(task, method, "left")] - per_method[(task, method, "right")]) <= 1
 
 
-def test_a_rater_sees_distinct_images_the_methods_in_turn_and_practice_on_other_images():
+def test_a_rater_sees_distinct_images_the_methods_in_turn_and_practice_and_vigilance_on_other_images():
     for trials in plan_trials(PAPER).values():
         main = [t for t in trials if t["kind"] == "main"]
         assert len({t["image"] for t in main}) == len(main) == 50
         assert Counter(t["method"] for t in main) == {"sr3": 25, "regression": 25}
-        assert not {t["image"] for t in trials if t["kind"] == "practice"} & {t["image"] for t in main}
+        # a practice trial names the photograph, a vigilance trial shows it beside an obvious fake
+        assert not {t["image"] for t in trials if t["kind"] != "main"} & {t["image"] for t in main}
 
 
 def test_practice_first_vigilance_spread_never_first_and_indices_consecutive():
@@ -84,21 +95,22 @@ def test_a_small_set_caps_the_trials_at_one_per_pair_and_still_balances():
     assert set(Counter((t["task"], t["image"], t["method"]) for t in main_trials(plans)).values()) == {6}
 
 
-def test_the_page_gets_no_method_no_image_name_and_no_side_but_the_practice_feedback():
+def test_a_raters_page_gets_their_trials_only_no_method_no_image_name_and_no_side_but_the_practice_feedback():
     plan = {"study": {key: 0 for key in CLIENT_STUDY_KEYS} | {"methods": ["sr3"]}, "raters": {}}
     trials = plan_trials(StudyDesign(("sr3", "bicubic"), ("a.png", "b.png"), (1,), 2, 4, 1, 0.25, 0))
     plan["raters"] = {
-        r: [{**t, "left": "images/1.png", "right": "images/2.png", "lr": "images/3.png"} for t in ts]
+        r: [{**t, "left": f"images/{r}{t['trial']}l.png", "right": "images/2.png", "lr": "images/3.png"} for t in ts]
         for r, ts in trials.items()
     }
-    client = client_plan(plan)
-    text = json.dumps(client)
-    assert not any(word in text for word in ("sr3", "bicubic", "a.png", "b.png", "method", 'image"'))
-    for rater, shown in client["raters"].items():
-        for trial, full in zip(shown, plan["raters"][rater]):
-            assert ("real_side" in trial) == (full["kind"] == "practice")
-            if "real_side" in trial:
-                assert trial["real_side"] != full["method_side"]
+    page = rater_page(plan, "r001")
+    text = json.dumps(page)
+    assert not any(word in text for word in ("sr3", "bicubic", "a.png", "b.png", "method", 'image"', "r000"))
+    assert page["rater"] == "r001" and len(page["trials"]) == len(plan["raters"]["r001"])
+    for trial, full in zip(page["trials"], plan["raters"]["r001"]):
+        assert trial["left"] == full["left"]
+        assert ("real_side" in trial) == (full["kind"] == "practice")
+        if "real_side" in trial:
+            assert trial["real_side"] != full["method_side"]
 
 
 def write_images(folder, names, size, seed):
@@ -125,30 +137,79 @@ def build(root, design, answers=None):
     )
 
 
+def pixels(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def page_of(site, plan, rater):
+    text = (site / "raters" / f"{plan['pages'][rater]}.js").read_text()
+    assert text.startswith("window.STUDY = ") and text.endswith(";\n")
+    return json.loads(text.removeprefix("window.STUDY = ").removesuffix(";\n"))
+
+
 def test_the_study_folder_holds_every_image_of_its_plan_and_no_external_reference(sources):
     root, design = sources
     site = root / "site"
     plan = build(root, design)
     assert read_plan(root / "plan.json") == json.loads(json.dumps(plan)) and not (site / "plan.json").exists()
-    served = (site / "plan.js").read_text()
-    assert served.startswith("window.STUDY = ") and json.loads(served[15:-2]) == client_plan(plan)
-    for trials in plan["raters"].values():
+    assert sorted(p.name for p in (site / "raters").iterdir()) == sorted(
+        f"{page}.js" for page in plan["pages"].values()
+    )
+    for rater, trials in plan["raters"].items():
+        assert page_of(site, plan, rater) == json.loads(json.dumps(rater_page(plan, rater)))
+        assert page_link(plan, rater) == f"index.html?plan={plan['pages'][rater]}"
         for trial in trials:
             for key in ("left", "right", "lr"):
                 assert (site / trial[key]).is_file()
             real = trial["right"] if trial["method_side"] == "left" else trial["left"]
-            assert (site / real).read_bytes() == (root / "hr" / trial["image"]).read_bytes()
+            assert np.array_equal(pixels(site / real), pixels(root / "hr" / trial["image"]))
             shown = trial["left"] if trial["method_side"] == "left" else trial["right"]
             if trial["method"] == VIGILANCE:  # the LR enlarged by nearest neighbour
-                lr = np.asarray(Image.open(root / "lr" / trial["image"]).convert("RGB"))
-                assert np.array_equal(np.asarray(Image.open(site / shown)), lr.repeat(4, 0).repeat(4, 1))
+                lr = pixels(root / "lr" / trial["image"])
+                assert np.array_equal(pixels(site / shown), lr.repeat(4, 0).repeat(4, 1))
             else:
-                assert (site / shown).read_bytes() == (root / trial["method"] / trial["image"]).read_bytes()
+                assert np.array_equal(pixels(site / shown), pixels(root / trial["method"] / trial["image"]))
     for path in site.rglob("*"):
         if path.suffix in (".html", ".js", ".css"):
             text = path.read_text()
             assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
             assert not any(word in text for word in ("method_side", '"sr3"', '"bicubic"', '"a.png"')), path
+
+
+def test_what_a_rater_can_read_does_not_tell_the_photograph_from_the_output(tmp_path):
+    """The served files a rater can reach (the page, their own plan, its images) give no sign
+    of the real side: no file recurs in a page, files of one size weigh the same (a photograph
+    has more detail than an output, so it would compress worse), names are no hash of the
+    source files, and no served file but the rater's own plan names trials."""
+    names = [f"{i}.png" for i in range(6)]
+    rng = np.random.default_rng(5)
+    for folder, size in (("hr", 32), ("lr", 8)):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(tmp_path / folder / name)
+    for method, level in (("sr3", 100), ("flat", 7)):  # smooth outputs compress far better than noise
+        (tmp_path / method).mkdir()
+        for index, name in enumerate(names):
+            Image.new("RGB", (32, 32), (level, index, level)).save(tmp_path / method / name)
+    design = StudyDesign(("sr3", "flat"), tuple(names), (1, 2), 4, 3, 2, 0.4, 0)
+    plan = build(tmp_path, design)
+    site = tmp_path / "site"
+    sources = {hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("*/*.png") if site not in p.parents}
+    for rater in plan["raters"]:
+        shown = [f for t in page_of(site, plan, rater)["trials"] for f in (t["left"], t["right"], t["lr"])]
+        main = [f for t in plan["raters"][rater] if t["kind"] == "main" for f in (t["left"], t["right"], t["lr"])]
+        assert all(shown.count(name) == 1 for name in main), "a main trial's file recurs in the rater's page"
+        sizes = {}
+        for name in shown:
+            sizes.setdefault(Image.open(site / name).size, set()).add((site / name).stat().st_size)
+            served = hashlib.sha256((site / name).read_bytes()).hexdigest()
+            assert not any(digest.startswith(Path(name).stem[:16]) for digest in sources | {served})
+        assert all(len(weights) == 1 for weights in sizes.values()), sizes
+    trial_names = {t["left"] for trials in plan["raters"].values() for t in trials}
+    for path in site.rglob("*.*"):
+        if path.suffix in (".html", ".js", ".css") and path.parent.name != "raters":
+            assert not any(name in path.read_text() for name in trial_names), path
+            assert not any(page in path.read_text() for page in plan["pages"].values()), path
 
 
 def test_a_missing_or_wrong_sized_output_is_refused_and_the_previous_folder_kept(sources):

@@ -24,7 +24,7 @@ from PIL import Image
 from study_fixtures import METHODS, answer_for, make_study, page_answer
 
 from sr3bench.study.importing import CSV_COLUMNS, AnswersImportError, import_csv
-from sr3bench.study.plan import client_plan, plan_fingerprint
+from sr3bench.study.plan import page_link, plan_fingerprint, rater_page
 from sr3bench.study.server import make_server
 from sr3bench.study.store import (
     COLUMNS,
@@ -189,19 +189,21 @@ def test_the_full_plan_never_reaches_the_served_folder(study):
     assert not (site / "plan.json").exists() and not plan_file.is_relative_to(site)
     names = re.compile(rb"\b(" + b"|".join(m.encode() for m in METHODS) + rb")\b")
     files = [path for path in site.rglob("*") if path.is_file()]
-    assert {path.name for path in files} >= {"index.html", "study.js", "study.css", "plan.js"}
+    assert {path.name for path in files} >= {"index.html", "study.js", "study.css"}
     for path in files:
         if path.suffix == ".png":
-            assert re.fullmatch(r"[0-9a-f]{16}\.png", path.name), path
+            assert re.fullmatch(r"[0-9a-f]{32}\.png", path.name), path
             with Image.open(path) as image:
                 text = repr(image.info).encode()
         else:
             text = path.read_bytes()
         assert b"method_side" not in text and not names.search(text), path
-    shown = json.loads((site / "plan.js").read_text().removeprefix("window.STUDY = ").rstrip().removesuffix(";"))
-    assert shown == json.loads(json.dumps(client_plan(plan)))
-    for trials in shown["raters"].values():
-        for trial in trials:
+    assert sorted(p.stem for p in (site / "raters").iterdir()) == sorted(plan["pages"].values())
+    for rater, page in plan["pages"].items():
+        text = (site / "raters" / f"{page}.js").read_text()
+        shown = json.loads(text.removeprefix("window.STUDY = ").rstrip().removesuffix(";"))
+        assert shown == json.loads(json.dumps(rater_page(plan, rater)))
+        for trial in shown["trials"]:
             assert set(trial) == {"trial", "kind", "task", "left", "right", "lr"} | (
                 {"real_side"} if trial["kind"] == "practice" else set()
             ), trial
@@ -418,13 +420,13 @@ def test_start_hands_out_each_rater_once_even_across_a_restart_and_the_root_hand
         ("finished", "0"),
     ]
     status, _, headers = http(f"{url}/start")
-    assert status == 303 and headers["Location"] == "/index.html?rater=r001"
+    assert status == 303 and headers["Location"] == f"/{page_link(plan, 'r001')}"
     serve.stop()
 
     url = serve(plan_file, site, answers)  # restarted: r001 was handed out and is not handed out again
-    assert http(f"{url}/start")[2]["Location"] == "/index.html?rater=r002"
+    assert http(f"{url}/start")[2]["Location"] == f"/{page_link(plan, 'r002')}"
     assert http(f"{url}/start")[0] == 409, "every rater has started or has been handed a link"
-    assert http(f"{url}/start?rater=r000")[2]["Location"] == "/index.html?rater=r000"  # recorded too
+    assert http(f"{url}/start?rater=r000")[2]["Location"] == f"/{page_link(plan, 'r000')}"  # recorded too
     assert http(f"{url}/start?rater=r999")[0] == 404
     assert ("handed out", "3") in re.findall(r"<th>([^<]+)</th><td>(\d+)</td>", http(f"{url}/")[1])
 
@@ -435,13 +437,15 @@ def test_the_server_serves_the_study_folder_and_nothing_else(study, tmp_path, se
     shutil.copytree(site, private)
     (tmp_path / "secret.txt").write_text("not for raters")
     url = serve(plan_file, private, private / "answers.sqlite")
-    status, page, headers = http(f"{url}/index.html?rater=r000")
+    status, page, headers = http(f"{url}/{page_link(plan, 'r000')}")
     assert status == 200 and "study.js" in page and "default-src 'self'" in headers["Content-Security-Policy"]
     assert http(f"{url}/{plan['raters']['r000'][0]['left']}")[0] == 200
-    assert http(f"{url}/plan.js")[0] == 200
+    assert http(f"{url}/raters/{plan['pages']['r000']}.js")[0] == 200
     for path in (
         "/images/",
         "/images",
+        "/raters/",
+        "/raters",
         "/../secret.txt",
         "/%2e%2e/secret.txt",
         "/images/..%2f..%2fsecret.txt",
@@ -673,3 +677,14 @@ def test_an_answers_file_that_is_not_a_database_is_refused_naming_it(study, tmp_
     with pytest.raises(StoreError, match=rf"{re.escape(str(path))}: not a usable answers database"):
         make_server(plan_file, study.site, path)
     assert path.read_text() == "these are not answers\n" * 100
+
+
+def test_the_server_refuses_a_study_folder_that_is_not_the_build_of_its_plan(study, tmp_path):
+    site, plan_file, plan = study
+    copy = tmp_path / "site"
+    shutil.copytree(site, copy)
+    (copy / "raters" / f"{plan['pages']['r001']}.js").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no page for rater\(s\) r001 .*sr3bench study-build --preset test"):
+        make_server(plan_file, copy, tmp_path / "answers.sqlite")
+    with pytest.raises(FileNotFoundError, match="the study folder is missing"):
+        make_server(plan_file, tmp_path / "nowhere", tmp_path / "answers.sqlite")

@@ -8,13 +8,14 @@ import json
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
 
 import pandas as pd
 import pytest
-from projects import run, start
+from projects import environment, run, start
 
 from sr3bench.study.importing import CSV_COLUMNS
 from sr3bench.study.store import read_answers
@@ -102,3 +103,41 @@ def test_a_served_and_an_imported_rater_are_analysed_and_reported_as_human_answe
     assert summary["simulated"] is False and summary["raters_without_answers"] == len(plan["raters"]) - 2
     html = (project / "reports" / "demo" / "index.html").read_text()
     assert "SIMULATED" not in html and "From answers of 2 raters" in html
+
+
+def test_a_live_study_keeps_its_page_when_a_changed_setting_is_refused_and_links_name_each_raters_page(lab, tmp_path):
+    """The engines delete a job's outputs before they run it: the study folder is not one, so
+    a build refused for the answers already given leaves the raters' pages served."""
+    source, plan = lab
+    project = tmp_path / "project"
+    shutil.copytree(source, project, symlinks=True)
+    sheet = tmp_path / "answers-r001.csv"
+    with open(sheet, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(answer(trial, False) for trial in plan["raters"]["r001"][:2])
+    run([sys.executable, "-m", "pipeline.cli", "study-import", "--preset", "demo", str(sheet)], project)
+    site = project / "studies" / "demo" / "site"
+    served = {path: path.read_bytes() for path in site.rglob("*") if path.is_file()}
+
+    changed = "presets={demo: {study: {answers: collected, display_ms: 2000}}}"
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--config", changed],
+        cwd=project,
+        env=environment(project),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode != 0 and "holds answers given under the study as it was built before" in result.stderr
+    assert {path: path.read_bytes() for path in site.rglob("*") if path.is_file()} == served, "the page is intact"
+
+    links = run(
+        [sys.executable, "-m", "pipeline.cli", "study-links", "--preset", "demo", "--base-url", "https://lab.test/s/"],
+        source,
+    ).stdout.splitlines()
+    assert links[0] == "rater,link" and len(links) == len(plan["raters"]) + 1
+    for line, (rater, page) in zip(links[1:], plan["pages"].items()):
+        assert (
+            line == f"{rater},https://lab.test/s/index.html?plan={page}" and (site / "raters" / f"{page}.js").is_file()
+        )

@@ -2,20 +2,32 @@
 served by ``sr3bench study-serve`` or copied to any web server; and the full plan beside it.
 
     site/index.html, study.js, study.css  the page (sr3bench/study/page/)
-    site/plan.js                          what the page needs of the plan (plan.client_plan)
-    site/images/<sha256 prefix>.png       HR, method outputs, LR inputs and vigilance fakes
+    site/raters/<page>.js                 one rater's trials (plan.rater_page), opened by the
+                                          rater's link index.html?plan=<page>
+    site/images/<name>.png                HR, method outputs, LR inputs and vigilance fakes
     plan.json                             the full plan: the study's settings, each rater's
-                                          trials with their images, methods and sides
+                                          trials with their images, methods and sides, and
+                                          each rater's <page>
 
-Nothing in the served folder says which method made an image or which side is the real
-photograph: the full plan stays outside it, and image files are named by their content
-(an image shared by two trials is stored once; a rater comparing file names across trials
-in the browser's tools could still tell that one recurs).
+What a rater can read of the served files must not tell the real photograph from the
+method's output (the fool rate would then measure who reads page sources):
+- the full plan stays outside the folder, and a rater's page holds that rater's trials only;
+- file names are keyed hashes (HMAC-SHA256) of the image, and page names of the rater, under
+  a key derived from every image of the study, so no one who lacks the method outputs can
+  compute the photograph's name or another rater's page; the same inputs give the same key,
+  so a rebuild writes the same plan to the byte;
+- within one rater's page no file recurs (each image once in the main trials while
+  ``images_per_rater`` is at most the number of images; practice and vigilance trials on
+  other images where the set has them), so counting names tells nothing;
+- every image is stored as an uncompressed PNG without metadata: two images of one size
+  have files of one size, however much detail either has.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import io
 import json
 import logging
 import shutil
@@ -27,7 +39,7 @@ from PIL import Image
 
 from sr3bench.core.atomic import atomic_path, staged_folder
 from sr3bench.study import store
-from sr3bench.study.plan import VIGILANCE, StudyDesign, client_plan, plan_trials
+from sr3bench.study.plan import VIGILANCE, StudyDesign, plan_trials, rater_ids, rater_page
 
 log = logging.getLogger(__name__)
 
@@ -55,36 +67,45 @@ def build_study(
     answers: Path | None = None,
 ) -> dict:
     """Write the study folder ``site`` and the full plan ``plan_file`` (each replacing the
-    previous one only when complete) and return the plan: {"study": settings, "raters":
-    {rater: [trial, ...]}}. Refused when ``answers`` holds answers given under another
+    previous one only when complete) and return the plan: {"study": settings, "pages": {rater:
+    page}, "raters": {rater: [trial, ...]}}. Refused when ``answers`` holds answers given under another
     plan: they would no longer match the images and trials."""
     _check_inputs(design, hr_dir, lr_dir, method_dirs)
+    hr = {name: _png(hr_dir / name) for name in design.images}
+    lr = {name: _png(lr_dir / name) for name in design.images}
+    fakes = {name: _png(lr_dir / name, enlarge_to=hr_dir / name) for name in design.images}
+    outputs = {(name, m): _png(Path(method_dirs[m]) / name) for m in design.methods for name in design.images}
+    names = _Names(design.seed, [*hr.values(), *lr.values(), *fakes.values(), *outputs.values()])
+    hr, lr, fakes = ({image: names.image(data) for image, data in table.items()} for table in (hr, lr, fakes))
+    outputs = {key: names.image(data) for key, data in outputs.items()}
+    raters = {
+        rater: [_with_files(trial, hr, lr, fakes, outputs) for trial in trials]
+        for rater, trials in plan_trials(design).items()
+    }
+    plan = {
+        "study": {
+            "preset": preset,
+            **{key: list(value) if isinstance(value, tuple) else value for key, value in asdict(design).items()},
+            "display_ms": display_ms,
+            "questions": {str(task): QUESTIONS[task] for task in design.tasks},
+            "main_trials": design.main_trials,
+            "vigilance_trials": design.vigilance_trials,
+        },
+        "pages": {rater: names.page(rater) for rater in rater_ids(design.raters)},
+        "raters": raters,
+    }
+    text = json.dumps(plan, indent=1)
+    _refuse_other_answers(answers, hashlib.sha256(text.encode()).hexdigest())
     with staged_folder(Path(site)) as staging:
         (staging / "images").mkdir()
-        files = _ImageStore(staging / "images")
-        hr = {name: files.add_file(hr_dir / name) for name in design.images}
-        lr = {name: files.add_file(lr_dir / name) for name in design.images}
-        fakes = {name: files.add_image(_nearest_fake(lr_dir / name, hr_dir / name)) for name in design.images}
-        outputs = {
-            (name, m): files.add_file(Path(method_dirs[m]) / name) for m in design.methods for name in design.images
-        }
-        raters = {}
-        for rater, trials in plan_trials(design).items():
-            raters[rater] = [_with_files(trial, hr, lr, fakes, outputs) for trial in trials]
-        plan = {
-            "study": {
-                "preset": preset,
-                **{key: list(value) if isinstance(value, tuple) else value for key, value in asdict(design).items()},
-                "display_ms": display_ms,
-                "questions": {str(task): QUESTIONS[task] for task in design.tasks},
-                "main_trials": design.main_trials,
-                "vigilance_trials": design.vigilance_trials,
-            },
-            "raters": raters,
-        }
-        text = json.dumps(plan, indent=1)
-        _refuse_other_answers(answers, hashlib.sha256(text.encode()).hexdigest())
-        (staging / "plan.js").write_text(f"window.STUDY = {json.dumps(client_plan(plan), indent=1)};\n")
+        shown = {trial[slot] for trials in raters.values() for trial in trials for slot in ("left", "right", "lr")}
+        for name in sorted(shown):
+            (staging / name).write_bytes(names.files[name])
+        (staging / "raters").mkdir()
+        for rater, page in plan["pages"].items():
+            (staging / "raters" / f"{page}.js").write_text(
+                f"window.STUDY = {json.dumps(rater_page(plan, rater), indent=1)};\n"
+            )
         for name in PAGE_FILES:
             shutil.copyfile(PAGE_DIR / name, staging / name)
         with atomic_path(Path(plan_file)) as temporary:
@@ -140,35 +161,36 @@ def _size(path: Path) -> tuple[int, int]:
         return image.size
 
 
-def _nearest_fake(lr_path: Path, hr_path: Path) -> Image.Image:
-    """The vigilance trial's obvious fake: the LR input enlarged by nearest neighbour."""
-    with Image.open(lr_path) as lr:
-        return lr.convert("RGB").resize(_size(hr_path), Image.NEAREST)
+def _png(path: Path, enlarge_to: Path | None = None) -> bytes:
+    """The image as served: RGB, an uncompressed PNG without metadata (equal sizes give
+    equal file sizes). With ``enlarge_to``, the vigilance trial's obvious fake: the LR input
+    enlarged to that image's size by nearest neighbour."""
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    if enlarge_to is not None:
+        rgb = rgb.resize(_size(enlarge_to), Image.NEAREST)
+    plain = Image.frombytes("RGB", rgb.size, rgb.tobytes())  # no ICC profile, text or gamma chunk
+    buffer = io.BytesIO()
+    plain.save(buffer, format="PNG", compress_level=0)
+    return buffer.getvalue()
 
 
-class _ImageStore:
-    """Files under their content's name: images/<first 16 hex digits of sha256>.png."""
+class _Names:
+    """Served names under a key that only the whole study's images give (sha256 of them all,
+    with the seed): images/<HMAC of the image>.png and raters/<HMAC of the rater>.js."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, seed: int, images: list[bytes]):
+        digests = sorted(hashlib.sha256(data).digest() for data in images)
+        self.key = hashlib.sha256(b"sr3bench study names|%d|" % seed + b"".join(digests)).digest()
+        self.files: dict[str, bytes] = {}
 
-    def add_file(self, path: Path) -> str:
-        data = path.read_bytes()
-        if path.suffix.lower() != ".png":
-            with Image.open(path) as image:
-                return self.add_image(image.convert("RGB"))
-        return self._store(data)
+    def _mac(self, message: bytes) -> str:
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()[:32]
 
-    def add_image(self, image: Image.Image) -> str:
-        temporary = self.folder / ".image.png"
-        image.save(temporary, format="PNG")
-        data = temporary.read_bytes()
-        temporary.unlink()
-        return self._store(data)
-
-    def _store(self, data: bytes) -> str:
-        name = f"images/{hashlib.sha256(data).hexdigest()[:16]}.png"
-        target = self.folder.parent / name
-        if not target.exists():
-            target.write_bytes(data)
+    def image(self, data: bytes) -> str:
+        name = f"images/{self._mac(b'image|' + data)}.png"
+        self.files[name] = data
         return name
+
+    def page(self, rater: str) -> str:
+        return self._mac(b"page|" + rater.encode())

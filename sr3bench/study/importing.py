@@ -79,6 +79,7 @@ class PlannedTrials:
     def __init__(self, plan: dict, fingerprint: str | None = None):
         self.study = dict(plan.get("study", {}))
         self.raters = dict(plan["raters"])
+        self.pages = dict(plan.get("pages", {}))  # rater -> the name of the rater's page file
         self.files = {trial[side] for trials in self.raters.values() for trial in trials for side in SIDES}
         self.fingerprint = fingerprint
 

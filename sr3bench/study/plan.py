@@ -11,13 +11,14 @@
 - Sides: each method's trials of a rater alternate between left and right (in a seeded
   order; when they are odd in number, the extra one alternates between raters): every
   rater and every method is balanced within one per method.
-- Practice trials (with feedback in the page) come first, on images the rater does not see
-  in the main trials where the set has any (feedback names the real photograph); vigilance
-  trials, whose fake is the LR input enlarged by nearest neighbour, are spread among the
-  main trials.
+- Practice trials (with feedback in the page) come first; vigilance trials, whose fake is
+  the LR input enlarged by nearest neighbour, are spread among the main trials. Both take
+  images the rater does not see in the main trials where the set has any: the feedback
+  names the real photograph, and so does the obvious fake.
 
-The full plan (``studies/<preset>/plan.json``) stays outside the served folder: the page
-gets ``client_plan``, which names neither methods nor images nor where the method's output is.
+The full plan (``studies/<preset>/plan.json``) stays outside the served folder: each rater's
+page gets ``rater_page``, which names neither methods nor images nor where the method's output
+is, nor another rater's trials.
 """
 
 from __future__ import annotations
@@ -107,12 +108,15 @@ def _main_trials(design: StudyDesign, position: int, images, methods, flip: int)
 
 def _rater_trials(design: StudyDesign, rater: str, task: int, main: list[tuple], rng) -> list[dict]:
     main = [main[i] for i in rng.permutation(len(main))]
+    # Practice and vigilance trials show the photograph beside an obvious or a named fake: on
+    # an image of the rater's main trials, it would give away that trial's real side.
+    unseen = [image for image in design.images if image not in {trial[1] for trial in main}]
+    spare_images = unseen or list(design.images)
     for _ in range(design.vigilance_trials):  # never first: a rater settles in on a real trial
-        trial = ("vigilance", design.images[rng.integers(len(design.images))], VIGILANCE, SIDES[rng.integers(2)])
+        trial = ("vigilance", spare_images[rng.integers(len(spare_images))], VIGILANCE, SIDES[rng.integers(2)])
         main.insert(int(rng.integers(1, len(main) + 1)), trial)
 
-    unseen = [image for image in design.images if image not in {trial[1] for trial in main}]
-    practice_images = unseen or list(design.images)
+    practice_images = spare_images
     practice = [
         (
             "practice",
@@ -136,26 +140,31 @@ def _rater_trials(design: StudyDesign, rater: str, task: int, main: list[tuple],
     ]
 
 
-CLIENT_STUDY_KEYS = ("display_ms", "questions", "tasks", "practice_trials", "main_trials", "vigilance_trials", "raters")
+CLIENT_STUDY_KEYS = ("display_ms", "questions", "tasks", "practice_trials", "main_trials", "vigilance_trials")
 CLIENT_TRIAL_KEYS = ("trial", "kind", "task", "left", "right", "lr")
 
 
-def client_plan(plan: dict) -> dict:
-    """What the page gets (site/plan.js): each trial's image files and, for practice trials
-    only, the real photograph's side (the feedback); never a method, an image's name or
-    where the method's output is."""
-    study = {key: plan["study"][key] for key in CLIENT_STUDY_KEYS}
-    raters = {
-        rater: [
+def rater_page(plan: dict, rater: str) -> dict:
+    """What the page of one rater gets (site/raters/<page>.js): the study's display settings,
+    the rater's name, and per trial its image files and, for practice trials only, the real
+    photograph's side (the feedback); never a method, an image's name, where the method's
+    output is, or another rater's trials."""
+    return {
+        "study": {key: plan["study"][key] for key in CLIENT_STUDY_KEYS},
+        "rater": rater,
+        "trials": [
             {
                 **{key: trial[key] for key in CLIENT_TRIAL_KEYS},
                 **({"real_side": _other(trial["method_side"])} if trial["kind"] == "practice" else {}),
             }
-            for trial in trials
-        ]
-        for rater, trials in plan["raters"].items()
+            for trial in plan["raters"][rater]
+        ],
     }
-    return {"study": study, "raters": raters}
+
+
+def page_link(plan: dict, rater: str) -> str:
+    """The rater's link, relative to the study folder: the page with the rater's plan file."""
+    return f"index.html?plan={plan['pages'][rater]}"
 
 
 def _other(side: str) -> str:

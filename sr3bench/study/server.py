@@ -7,7 +7,8 @@ when it is given.
     GET  /start                    redirect to the page of the first planned rater neither
                                    started nor handed out, recorded as handed out (409 when none is left)
     GET  /start?rater=ID           redirect to that rater's page (recorded as handed out too)
-    GET  /index.html?rater=ID      the page (any file of the study folder; no listing)
+    GET  /index.html?plan=PAGE     the page of the rater whose plan is raters/PAGE.js (any file
+                                   of the study folder; no listing)
     GET  /api/state?rater=ID       {"rater", "next_trial", "trials"}
     POST /api/answer               one answer (JSON: importing.CSV_COLUMNS) -> {"stored": bool,
                                    "next_trial": n}; a re-sent answer is not stored twice; 400 for
@@ -84,6 +85,7 @@ class StudyServer(ThreadingHTTPServer):
                 "which method's and must stay outside it (rebuild the study)"
             )
         self.planned = PlannedTrials.from_file(self.plan_file)
+        _check_site(self.site, self.planned)
         self.connection = open_store(self.answers)
         try:
             check_origin(self.connection, "served")  # refuse at once to add human answers to simulated ones
@@ -279,7 +281,7 @@ Opening it uses one rater up, so do not open it to try the study: use /start?rat
         else:
             self.server.hand_out_rater(rater)
         self.send_response(HTTPStatus.SEE_OTHER)
-        self.send_header("Location", f"/{PAGE}?rater={quote(rater)}")
+        self.send_header("Location", f"/{PAGE}?plan={quote(self.server.planned.pages[rater])}")
         self.send_header("Content-Length", "0")
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
@@ -340,6 +342,21 @@ Opening it uses one rater up, so do not open it to try the study: use /start?rat
         self.wfile.write(body)
 
 
+def _check_site(site: Path, planned: PlannedTrials) -> None:
+    """Refuse a study folder that is not the build of the plan: a rater would get a page
+    that is missing or shows other images than the plan maps the answers through."""
+    preset = planned.study.get("preset", "PRESET")
+    rebuild = f"build the study again (sr3bench study-build --preset {preset})"
+    if not site.is_dir():
+        raise FileNotFoundError(f"{site}: the study folder is missing: {rebuild}")
+    missing = [rater for rater in planned.raters if not (site / "raters" / f"{planned.pages.get(rater)}.js").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{site} has no page for rater(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} of the "
+            f"plan: the folder is not the build of that plan (or was built by an older version): {rebuild}"
+        )
+
+
 def make_server(plan_file: Path, site: Path, answers: Path, host: str = "127.0.0.1", port: int = 0) -> StudyServer:
     """The server of the study folder ``site`` whose full plan is ``plan_file``, bound and
     ready for ``serve_forever()`` (``port=0``: a free port; its address is ``server.url``);
@@ -387,7 +404,7 @@ def _print_urls(server: StudyServer, host: str) -> None:
     for base in hosts:
         print(f"  about the study (raters started and finished): {base}/", flush=True)
         print(f"  one link for every rater (each opening hands out the next rater): {base}/start", flush=True)
-        print(f"  a given rater's page: {base}/{PAGE}?rater={first}", flush=True)
+        print(f"  a given rater's page: {base}/{PAGE}?plan={server.planned.pages[first]} (rater {first})", flush=True)
     print(f"answers stored in {server.answers}; Ctrl-C stops", flush=True)
 
 

@@ -1,13 +1,14 @@
 /* The two-alternative forced-choice study page (SR3 Bench).
  *
- * index.html?rater=ID            served mode: each answer is posted to the server, and the next
+ * index.html?plan=PAGE            served mode: each answer is posted to the server, and the next
  *                                trial is shown once the server has stored it
- * index.html?rater=ID&static=1   static mode (also from file://): answers kept in localStorage,
+ * index.html?plan=PAGE&static=1   static mode (also from file://): answers kept in localStorage,
  *                                offered as a CSV at the end
  *
- * window.STUDY (plan.js) is the client plan: per trial only its index, kind, task and image
- * files (left, right, lr), and for practice trials the real photograph's side (real_side,
- * for the feedback); the page never knows which method made an image. An answer names the
+ * PAGE names the rater's plan, raters/PAGE.js, which sets window.STUDY: the study's display
+ * settings, the rater, and per trial only its index, kind, task and image files (left, right,
+ * lr), and for practice trials the real photograph's side (real_side, for the feedback); the
+ * page never knows which method made an image, nor other raters' trials. An answer names the
  * files shown (left, right); the server, or the import of the static page's CSV, maps it
  * through the full plan, and refuses it when the files are not the plan's (another build).
  *
@@ -29,9 +30,10 @@
   const SECTIONS = ['intro', 'trial', 'done', 'error'];
 
   const params = new URLSearchParams(location.search);
-  const rater = params.get('rater');
+  const page = params.get('plan');
   const staticMode = params.get('static') === '1' || location.protocol === 'file:';
-  const study = window.STUDY;
+  let study = null;
+  let rater = null;
   const session = randomHex(16);
   const $ = (id) => document.getElementById(id);
 
@@ -95,10 +97,20 @@
     }
   }
 
+  function loadPlan() { // the rater's plan is a script (not fetched JSON), so that file:// pages load it too
+    if (!/^[0-9a-f]{32}$/.test(page || '')) return fail('This link names no study plan: please open the link you were given.');
+    const script = document.createElement('script');
+    script.src = `raters/${page}.js`;
+    script.onload = begin;
+    script.onerror = () => fail('This link\'s study plan was not found: please open the link you were given.');
+    document.body.append(script);
+  }
+
   async function begin() {
-    if (!study) return fail('The study plan (plan.js) did not load.');
-    trials = study.raters[rater];
-    if (!trials) return fail('Unknown rater: please open the link you were given.');
+    study = window.STUDY;
+    if (!study || !Array.isArray(study.trials)) return fail('The study plan did not load: please reload the page.');
+    rater = study.rater;
+    trials = study.trials;
     try {
       position = staticMode ? storedAnswers().length : (await request(`api/state?rater=${encodeURIComponent(rater)}`)).next_trial;
     } catch (error) {
@@ -266,5 +278,5 @@
   $('start').addEventListener('click', () => onContinue && onContinue());
   $('continue').addEventListener('click', () => onContinue && onContinue());
 
-  begin();
+  loadPlan();
 })();
