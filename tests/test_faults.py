@@ -460,3 +460,54 @@ def test_a_damaged_stage_file_is_named_with_the_stage_that_makes_it(tmp_path, co
     empty.write_text("")
     with pytest.raises(StageFileError, match=r"results.csv is damaged .*: run evaluate"):
         read_table(empty, "run evaluate")
+
+
+def damaged_json_readers(folder):
+    """(reader, damaged file, the stage its message names) of the stage files read outside
+    the stages that check them: the tune choices, the report's inputs, the shard index, the
+    study's plan and analysis."""
+    from pipeline import layout
+    from pipeline.stages.sample import read_choices
+    from sr3bench.core.shards import ShardReader
+    from sr3bench.reporting.cascade_section import read_results as cascade_results
+    from sr3bench.reporting.classification import read_results as classify_results
+    from sr3bench.reporting.provenance import dataset_checksums
+    from sr3bench.reporting.tuning import load_tuning
+    from sr3bench.study import analysis
+    from sr3bench.study.plan import read_plan
+
+    paths = layout.PresetPaths("demo")  # relative paths: ``folder`` is the working folder
+    folder = Path(".")
+    tune_table = folder / "tune" / "sr3.csv"
+    study = folder / "study"
+    return [
+        (lambda: read_choices(paths, "sr3@tuned"), paths.tune_choices("sr3"), "sr3bench tune --preset demo"),
+        (lambda: load_tuning({"sr3": tune_table}), tune_table.with_suffix(".json"), "run the tune stage of sr3"),
+        (lambda: classify_results({"sr3": folder / "c.json"}), folder / "c.json", "sr3bench classify --preset"),
+        (lambda: cascade_results(folder / "r.csv", "sr3"), folder / "r.json", "run the evaluate stage of sr3"),
+        (lambda: dataset_checksums(folder / "m.json"), folder / "m.json", "run the prepare stage again"),
+        (lambda: ShardReader(folder / "shards"), folder / "shards" / "index.json", "run the prepare stage again"),
+        (lambda: read_plan(folder / "plan.json"), folder / "plan.json", "sr3bench study-build"),
+        (lambda: analysis.read(study), study / "summary.json", "run the study_analyse stage again"),
+    ]
+
+
+@pytest.mark.fault
+def test_every_stage_file_read_elsewhere_names_the_file_and_its_stage_when_damaged(tmp_path, monkeypatch):
+    from sr3bench.core.stage_files import StageFileError
+    from sr3bench.study import analysis
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.csv").write_text("name,psnr\na.png,30\n")
+    (tmp_path / "tune").mkdir()
+    (tmp_path / "tune" / "sr3.csv").write_text("steps\n10\n")
+    (tmp_path / "study").mkdir()
+    for name in analysis.FILES:
+        (tmp_path / "study" / name).write_text("method,image,rater,tasks,status\n")
+    for read, damaged, stage in damaged_json_readers(tmp_path):
+        damaged.parent.mkdir(parents=True, exist_ok=True)
+        damaged.write_text('{"items": [')  # cut short, as by a full disk
+        with pytest.raises(StageFileError) as error:
+            read()
+        assert str(damaged) in str(error.value) and "is damaged" in str(error.value), error.value
+        assert stage in str(error.value), (stage, str(error.value))

@@ -4,7 +4,6 @@ optionally in shards that separate jobs sample and this stage merges."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -20,6 +19,7 @@ from sr3bench.core.images import batches_of_equal_size, list_images, read_image,
 from sr3bench.core.progress import progress
 from sr3bench.core.runtime import sampling_model
 from sr3bench.core.seeds import numpy_seed
+from sr3bench.core.stage_files import read_json
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,12 @@ def run(job) -> None:
 
 def read_choices(paths: layout.PresetPaths, method: str) -> dict | None:
     """{variant: {sampler, inference_schedule}} from the tune stage, or None before it ran."""
-    path = paths.tune_choices(layout.base_method(method))
+    base = layout.base_method(method)
+    path = paths.tune_choices(base)
     if not path.exists():
         return None
-    choices = json.loads(path.read_text())["choices"]
+    again = f"run the tune stage again (sr3bench tune --preset {paths.preset} --method {base})"
+    choices = read_json(path, again, ("choices",))["choices"]
     return {name: {key: choice[key] for key in ("sampler", "inference_schedule")} for name, choice in choices.items()}
 
 

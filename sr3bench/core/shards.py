@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.stage_files import read_json
 
 INDEX_NAME = "index.json"
 KINDS = ("hr", "lr")
@@ -85,9 +86,8 @@ class ShardReader:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         index = self.folder / INDEX_NAME
-        if not index.exists():
-            raise FileNotFoundError(f"{index} not found: the split has not been prepared; run the prepare stage first")
-        self.items = json.loads(index.read_text())["items"]
+        again = "the split has not been prepared (or was damaged): run the prepare stage again"
+        self.items = read_json(index, again, ("items",))["items"]
         self.handles: dict[str, object] = {}
 
     def __len__(self) -> int:

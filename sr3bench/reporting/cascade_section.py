@@ -13,13 +13,13 @@ presets' ``results/<preset>/<method>.csv`` and ``.json``.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
+from sr3bench.core.stage_files import read_json, read_table
 from sr3bench.metrics.table import header
 from sr3bench.reporting.tables import summarise
 
@@ -50,9 +50,12 @@ def read_results(results: Path, method: str) -> tuple[pd.DataFrame, dict] | None
     results, sidecar = Path(results), Path(results).with_suffix(".json")
     if not results.is_file() or not sidecar.is_file():
         return None
-    set_metrics = json.loads(sidecar.read_text())
+    again = f"run the evaluate stage of {method} again (sr3bench evaluate --method {method}) for that preset"
+    set_metrics = read_json(sidecar, again)
     protocol = set_metrics.get("protocol", {})
-    row = summarise(pd.read_csv(results).assign(method=method), {method: set_metrics}, protocol.get("description", ""))
+    row = summarise(
+        read_table(results, again).assign(method=method), {method: set_metrics}, protocol.get("description", "")
+    )
     return row, protocol
 
 

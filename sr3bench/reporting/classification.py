@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from sr3bench.core.stage_files import read_json
 
 PAPER_FILE = "sr3_table3_classification.csv"  # in reports/paper/
 BASELINE = "baseline"  # the row of the original images, here and in the paper's table
@@ -20,7 +21,13 @@ COLUMNS = (("top1_error", "top-1 error"), ("top5_error", "top-5 error"))
 
 def read_results(files: dict[str, Path]) -> dict[str, dict]:
     """{row: result} of the classify stages' JSON files (row: ``baseline`` or a method)."""
-    return {row: json.loads(Path(path).read_text()) for row, path in files.items()}
+    again = "run the classify stage again (sr3bench {} --preset PRESET{})"
+    return {
+        row: read_json(
+            path, again.format(*(("classify-baseline", "") if row == BASELINE else ("classify", f" --method {row}")))
+        )
+        for row, path in files.items()
+    }
 
 
 def paper_rows(paper_tables: Path) -> tuple[dict[str, dict], str]:

@@ -20,6 +20,7 @@ import pandas as pd
 from sr3bench.core.image_files import list_images
 from sr3bench.core.machine import cpu_count, cpu_name
 from sr3bench.core.output_folder import folder_checksum
+from sr3bench.core.stage_files import read_json
 
 PACKAGES = (
     "sr3-bench",
@@ -128,7 +129,7 @@ def training_threads(losses: dict[str, Path]) -> dict[str, str]:
 def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
     """split -> {images, sha256}: a digest over the split's image names and the sha256 of
     each HR and LR image (from prepare's manifest), so two runs on the same data agree."""
-    manifest = json.loads(Path(manifest_file).read_text())
+    manifest = read_json(manifest_file, "run the prepare stage again (sr3bench prepare --preset PRESET)")
     checksums = {}
     for split in ("train", "val", "test"):
         rows = sorted(manifest.get(split, []), key=lambda row: row["name"])

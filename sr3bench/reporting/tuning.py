@@ -4,11 +4,11 @@ reference sampler, and the schedules the tuned variants chose."""
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from sr3bench.core.stage_files import read_json, read_table
 from sr3bench.metrics.table import TUNE_COLUMNS, by_name, header, names
 
 POINT_COLUMNS = ["sampler", "schedule", "steps"]  # printed as they are
@@ -20,9 +20,10 @@ def load_tuning(tables: dict[str, Path]) -> dict[str, tuple[pd.DataFrame, dict]]
     CSV and the choices JSON beside it."""
     loaded = {}
     for method, path in tables.items():
-        record = json.loads(Path(path).with_suffix(".json").read_text())
+        again = f"run the tune stage of {method} again (sr3bench tune --method {method})"
+        record = read_json(Path(path).with_suffix(".json"), again, ("choices",))
         loaded[method] = (
-            pd.read_csv(path),
+            read_table(path, again),
             {f"{method}@{name}": choice["row"] for name, choice in record["choices"].items()},
         )
     return loaded

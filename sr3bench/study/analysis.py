@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sr3bench.core.atomic import atomic_folder
+from sr3bench.core.stage_files import read_json
 from sr3bench.study.plan import KINDS, SIDES, VIGILANCE
 from sr3bench.study.store import COLUMNS as ANSWER_COLUMNS
 from sr3bench.study.store import ORIGINS
@@ -448,7 +449,7 @@ def read(folder: Path) -> StudyAnalysis:
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}: write the study analysis there first")
-    facts = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    facts = read_json(folder / "summary.json", "run the study_analyse stage again (sr3bench study-analyse)")
     return StudyAnalysis(
         fool_rates=_typed_fool_rates(_read_csv(folder / "fool_rates.csv", ["method"])[FOOL_RATE_COLUMNS]),
         per_image=_typed_per_image(_read_csv(folder / "per_image.csv", ["method", "image"])[PER_IMAGE_COLUMNS]),

@@ -24,11 +24,12 @@ is, nor another rater's trials.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from sr3bench.core.stage_files import read_json
 
 VIGILANCE = "vigilance"  # the method name of a vigilance trial
 SIDES = ("left", "right")
@@ -173,10 +174,7 @@ def _other(side: str) -> str:
 
 def read_plan(plan_file: Path) -> dict:
     """The full plan (studies/<preset>/plan.json)."""
-    path = Path(plan_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: build the study first (sr3bench study-build --preset PRESET)")
-    return json.loads(path.read_text())
+    return read_json(plan_file, "build the study again (sr3bench study-build --preset PRESET)", ("study", "raters"))
 
 
 def plan_fingerprint(plan_file: Path) -> str:
