@@ -420,7 +420,7 @@ def test_a_params_file_that_is_a_folder_or_binary_is_a_clear_error(tmp_path, kin
 
 
 @pytest.mark.fault
-def test_evaluate_refuses_a_samples_folder_holding_images_that_are_not_test_images(tmp_path, monkeypatch):
+def test_evaluate_refuses_images_that_are_not_test_images_and_a_test_split_changed_by_hand(tmp_path, monkeypatch):
     """FID, KID and IS read the whole folder: an image left over would count beside the test set."""
     import shutil
     import sys
@@ -435,6 +435,20 @@ def test_evaluate_refuses_a_samples_folder_holding_images_that_are_not_test_imag
     result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
     assert result.returncode != 0 and "holds 1 image(s) that are not test images of preset demo" in result.stderr
     assert "left_over.png" in result.stderr and "Traceback" not in result.stderr
+
+    # the test split itself changed by hand: a manifest row deleted, an HR image deleted
+    (samples / "left_over.png").unlink()
+    manifest_file = project / "data" / "demo" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    dropped = manifest["test"].pop()["name"]
+    manifest_file.write_text(json.dumps(manifest))
+    result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
+    assert result.returncode != 0 and "the test split was changed after it was prepared" in result.stderr
+    assert f"but not in data/demo/manifest.json ({dropped})" in result.stderr and "Traceback" not in result.stderr
+    manifest["test"].append({"name": "gone.png", "group": "x"})
+    manifest_file.write_text(json.dumps(manifest))
+    result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
+    assert "of data/demo/manifest.json not in data/demo/test/hr (gone.png)" in result.stderr, result.stderr
 
 
 @pytest.mark.fault

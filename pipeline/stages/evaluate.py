@@ -21,9 +21,11 @@ def run(job) -> None:
     samples, hr_dir, lr_dir = paths.samples(method), paths.split("test", "hr"), paths.split("test", "lr")
     manifest = read_json(paths.manifest, f"run the prepare stage again ({prepare_command(job.preset_name)})", ("test",))
     groups = {row["name"]: row["group"] for row in manifest["test"]}
+    test_images = {path.name for path in list_images(hr_dir)}
+    _check_test_split(test_images, groups, hr_dir, paths.manifest, job.preset_name)
     protocol, scale = settings.config["protocol"], settings.dataset.scale  # evaluate records the protocol as given
     sampled = {path.name for path in list_images(samples)} if samples.is_dir() else set()
-    extra = sorted(sampled - {path.name for path in list_images(hr_dir)})
+    extra = sorted(sampled - test_images)
     if extra:  # FID, KID and IS would count them beside the test images
         raise ValueError(
             f"{samples} holds {len(extra)} image(s) that are not test images of preset {job.preset_name} "
@@ -68,3 +70,22 @@ def run(job) -> None:
         fid,
         len(table),
     )
+
+
+def _check_test_split(test_images: set[str], groups: dict, hr_dir, manifest, preset: str) -> None:
+    """The test images are the manifest's: one added or removed by hand would change the
+    numbers, or drop out of the per-group table, without a word."""
+    unlisted, missing = sorted(test_images - set(groups)), sorted(set(groups) - test_images)
+    if unlisted or missing:
+        problems = [
+            f"{len(names)} image(s) {where} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+            for names, where in (
+                (unlisted, f"in {hr_dir} but not in {manifest}"),
+                (missing, f"of {manifest} not in {hr_dir}"),
+            )
+            if names
+        ]
+        raise ValueError(
+            f"the test split was changed after it was prepared: {'; '.join(problems)}; restore the images, or "
+            f"run the prepare stage again ({prepare_command(preset)})"
+        )
