@@ -20,6 +20,8 @@ from sr3bench.study.plan import (
     plan_trials,
     rater_page,
     read_plan,
+    recognisable_trials,
+    shown_files,
 )
 
 PAPER = StudyDesign(
@@ -68,6 +70,15 @@ def test_a_rater_sees_distinct_images_the_methods_in_turn_and_practice_and_vigil
         assert Counter(t["method"] for t in main) == {"sr3": 25, "regression": 25}
         # a practice trial names the photograph, a vigilance trial shows it beside an obvious fake
         assert not {t["image"] for t in trials if t["kind"] != "main"} & {t["image"] for t in main}
+
+
+def test_too_few_images_for_the_trials_per_rater_are_counted_as_recognisable_trials():
+    assert recognisable_trials(plan_trials(PAPER)) == (0, 0)
+    tight = StudyDesign(("sr3", "regression"), tuple(f"{i}.png" for i in range(8)), (1,), 3, 8, 2, 0.25, 0)
+    raters, trials = recognisable_trials(plan_trials(tight))
+    assert raters == 3 and 3 * 2 <= trials <= 3 * 8, "practice and vigilance trials have no images of their own"
+    repeated = StudyDesign(("sr3", "regression"), ("a.png", "b.png"), (1,), 1, 4, 0, 0, 0)
+    assert recognisable_trials(plan_trials(repeated)) == (1, 4), "each image twice in the main trials"
 
 
 def test_practice_first_vigilance_spread_never_first_and_indices_consecutive():
@@ -159,8 +170,8 @@ def test_the_study_folder_holds_every_image_of_its_plan_and_no_external_referenc
         assert page_of(site, plan, rater) == json.loads(json.dumps(rater_page(plan, rater)))
         assert page_link(plan, rater) == f"index.html?plan={plan['pages'][rater]}"
         for trial in trials:
-            for key in ("left", "right", "lr"):
-                assert (site / trial[key]).is_file()
+            for name in shown_files(trial):
+                assert (site / name).is_file()
             real = trial["right"] if trial["method_side"] == "left" else trial["left"]
             assert np.array_equal(pixels(site / real), pixels(root / "hr" / trial["image"]))
             shown = trial["left"] if trial["method_side"] == "left" else trial["right"]
@@ -196,8 +207,8 @@ def test_what_a_rater_can_read_does_not_tell_the_photograph_from_the_output(tmp_
     site = tmp_path / "site"
     sources = {hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("*/*.png") if site not in p.parents}
     for rater in plan["raters"]:
-        shown = [f for t in page_of(site, plan, rater)["trials"] for f in (t["left"], t["right"], t["lr"])]
-        main = [f for t in plan["raters"][rater] if t["kind"] == "main" for f in (t["left"], t["right"], t["lr"])]
+        shown = [f for t in page_of(site, plan, rater)["trials"] for f in shown_files(t)]
+        main = [f for t in plan["raters"][rater] if t["kind"] == "main" for f in shown_files(t)]
         assert all(shown.count(name) == 1 for name in main), "a main trial's file recurs in the rater's page"
         sizes = {}
         for name in shown:

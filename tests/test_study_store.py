@@ -44,10 +44,15 @@ from sr3bench.study.store import (
 REPO = Path(__file__).resolve().parents[1]
 
 
+PAGES: dict[str, str] = {}  # rater -> page name, of the study below
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """Three raters of 1 practice + 8 main + 2 vigilance trials (tasks 1, 2, 1)."""
-    return make_study(tmp_path_factory.mktemp("study"), raters=3, images_per_rater=8)
+    built = make_study(tmp_path_factory.mktemp("study"), raters=3, images_per_rater=8)
+    PAGES.update(built.plan["pages"])
+    return built
 
 
 def rows_in(path: Path) -> list[tuple]:
@@ -204,9 +209,9 @@ def test_the_full_plan_never_reaches_the_served_folder(study):
         shown = json.loads(text.removeprefix("window.STUDY = ").rstrip().removesuffix(";"))
         assert shown == json.loads(json.dumps(rater_page(plan, rater)))
         for trial in shown["trials"]:
-            assert set(trial) == {"trial", "kind", "task", "left", "right", "lr"} | (
+            assert set(trial) == {"trial", "kind", "task", "left", "right"} | (
                 {"real_side"} if trial["kind"] == "practice" else set()
-            ), trial
+            ) | ({"lr"} if trial["task"] == 1 else set()), trial
 
 
 def test_answers_are_tied_to_the_plan_they_were_given_under(study, tmp_path):
@@ -284,14 +289,18 @@ def test_simulated_answers_never_share_a_database_with_human_ones(study, tmp_pat
 
 
 def http(url: str, content: dict | None = None, headers: dict | None = None) -> tuple[int, dict | str, dict]:
-    """(status, body, headers) of a GET, or of a POST of ``content`` as JSON; redirects not followed."""
+    """(status, body, headers) of a GET, or of a POST of ``content`` as JSON (an answer with
+    the page of its rater, as the page sends it, unless ``headers`` say otherwise); redirects
+    not followed."""
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
             return None
 
     data = None if content is None else json.dumps(content).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    page = {"X-Study-Page": PAGES[content["rater"]]} if content and content.get("rater") in PAGES else {}
+    headers = {"Content-Type": "application/json", **page, **(headers or {})}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
             status, body, headers = response.status, response.read(), dict(response.headers)
@@ -344,7 +353,10 @@ def test_the_server_stores_each_answer_once_and_refuses_one_that_disagrees_with_
     site, plan_file, plan = study
     url = serve(plan_file, site, tmp_path / "answers.sqlite")
     trials = plan["raters"]["r000"]
-    assert http(f"{url}/api/state?rater=r000")[:2] == (200, {"rater": "r000", "next_trial": 0, "trials": len(trials)})
+    assert http(f"{url}/api/state?plan={PAGES['r000']}")[:2] == (
+        200,
+        {"rater": "r000", "next_trial": 0, "trials": len(trials)},
+    )
     for trial, choice in zip(trials[:2], ("left", "right")):
         assert http(f"{url}/api/answer", page_answer(trial, choice))[:2] == (
             200,
@@ -375,7 +387,18 @@ def test_the_server_stores_each_answer_once_and_refuses_one_that_disagrees_with_
         assert status == 400 and message in body["error"], (name, body)
     status, body, _ = http(f"{url}/api/answer", page_answer(trials[4], "left"))
     assert status == 409 and body["next_trial"] == 2, "an answer ahead of the next trial would leave a gap"
-    assert http(f"{url}/api/state?rater=r000")[1]["next_trial"] == 2
+    # the page name is the credential: a rater ID opens nothing, and a page answers for its own rater only
+    other = page_answer(plan["raters"]["r001"][0], "left")
+    for headers, message in (
+        ({"X-Study-Page": PAGES["r000"]}, "a page answers for its own rater only"),
+        ({"X-Study-Page": ""}, "this page is not one of the study's"),
+        ({"X-Study-Page": "r001"}, "this page is not one of the study's"),
+    ):
+        status, body, _ = http(f"{url}/api/answer", other, headers)
+        assert status == 403 and message in body["error"], (headers, body)
+    assert http(f"{url}/api/state?rater=r001")[0] == 403 and http(f"{url}/api/state?plan=r001")[0] == 403
+    assert http(f"{url}/api/state?plan={PAGES['r001']}")[1]["next_trial"] == 0, "nothing stored for r001"
+    assert http(f"{url}/api/state?plan={PAGES['r000']}")[1]["next_trial"] == 2
     answers = read_answers(tmp_path / "answers.sqlite")
     assert answers.to_dict("records") == [answer_for(trials[0], "left"), answer_for(trials[1], "right")]
 
@@ -394,13 +417,13 @@ def test_a_post_from_another_web_page_or_not_as_json_is_refused(study, tmp_path,
     ):
         reply = http(f"{url}/api/answer", answer, headers)
         assert reply[0] == status and message in reply[1]["error"], (headers, reply)
-    assert http(f"{url}/api/state?rater=r001")[1]["next_trial"] == 0, "nothing stored"
+    assert http(f"{url}/api/state?plan={PAGES['r001']}")[1]["next_trial"] == 0, "nothing stored"
     assert http(f"{url}/api/answer", answer, {"Origin": url})[0] == 200, "the page's own origin"
     second = page_answer(plan["raters"]["r001"][1], "right")
     local = {"Origin": f"http://localhost:{port}", "Host": f"localhost:{port}"}
     assert http(f"{url}/api/answer", second, local)[0] == 200, "so is its origin by the loopback name"
     assert http(f"{url}/api/answer", page_answer(plan["raters"]["r001"][2], "right"))[0] == 200, "a program: no Origin"
-    assert http(f"{url}/api/state?rater=r001")[1]["next_trial"] == 3
+    assert http(f"{url}/api/state?plan={PAGES['r001']}")[1]["next_trial"] == 3
 
 
 def test_start_hands_out_each_rater_once_even_across_a_restart_and_the_root_hands_out_none(study, tmp_path, serve):
@@ -426,9 +449,8 @@ def test_start_hands_out_each_rater_once_even_across_a_restart_and_the_root_hand
     url = serve(plan_file, site, answers)  # restarted: r001 was handed out and is not handed out again
     assert http(f"{url}/start")[2]["Location"] == f"/{page_link(plan, 'r002')}"
     assert http(f"{url}/start")[0] == 409, "every rater has started or has been handed a link"
-    assert http(f"{url}/start?rater=r000")[2]["Location"] == f"/{page_link(plan, 'r000')}"  # recorded too
-    assert http(f"{url}/start?rater=r999")[0] == 404
-    assert ("handed out", "3") in re.findall(r"<th>([^<]+)</th><td>(\d+)</td>", http(f"{url}/")[1])
+    assert http(f"{url}/start?rater=r000")[0] == 409, "a rater ID opens no page: only its own link does"
+    assert ("handed out", "2") in re.findall(r"<th>([^<]+)</th><td>(\d+)</td>", http(f"{url}/")[1])
 
 
 def test_the_server_serves_the_study_folder_and_nothing_else(study, tmp_path, serve):
@@ -508,7 +530,11 @@ def test_answers_acknowledged_before_a_sigkill_are_kept_and_the_rater_resumes(st
     assert stored_fingerprint(answers) == plan_fingerprint(plan_file)
     process, url = start_server_process(plan_file, site, answers)
     try:
-        assert http(f"{url}/api/state?rater=r001")[1] == {"rater": "r001", "next_trial": given, "trials": len(trials)}
+        assert http(f"{url}/api/state?plan={PAGES['r001']}")[1] == {
+            "rater": "r001",
+            "next_trial": given,
+            "trials": len(trials),
+        }
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
@@ -683,8 +709,12 @@ def test_the_server_refuses_a_study_folder_that_is_not_the_build_of_its_plan(stu
     site, plan_file, plan = study
     copy = tmp_path / "site"
     shutil.copytree(site, copy)
-    (copy / "raters" / f"{plan['pages']['r001']}.js").unlink()
-    with pytest.raises(FileNotFoundError, match=r"no page for rater\(s\) r001 .*sr3bench study-build --preset test"):
+    page = copy / "raters" / f"{plan['pages']['r001']}.js"
+    page.write_text(page.read_text().replace('"display_ms": ', '"display_ms": 1'))  # a build with other settings
+    (copy / "raters" / f"{plan['pages']['r002']}.js").unlink()
+    with pytest.raises(FileNotFoundError, match=r"the page of rater\(s\) r001, r002 is missing or shows other trials"):
+        make_server(plan_file, copy, tmp_path / "answers.sqlite")
+    with pytest.raises(FileNotFoundError, match=r"sr3bench study-build --preset test"):
         make_server(plan_file, copy, tmp_path / "answers.sqlite")
     with pytest.raises(FileNotFoundError, match="the study folder is missing"):
         make_server(plan_file, tmp_path / "nowhere", tmp_path / "answers.sqlite")

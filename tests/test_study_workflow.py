@@ -67,7 +67,8 @@ def test_a_served_and_an_imported_rater_are_analysed_and_reported_as_human_answe
         url = printed_url(server, log)
         for trial in plan["raters"]["r000"]:
             body = json.dumps(answer(trial, trial["method"] == "sr3")).encode()
-            request = urllib.request.Request(f"{url}/api/answer", body, {"Content-Type": "application/json"})
+            headers = {"Content-Type": "application/json", "X-Study-Page": plan["pages"]["r000"]}
+            request = urllib.request.Request(f"{url}/api/answer", body, headers)
             assert json.loads(urllib.request.urlopen(request, timeout=10).read())["stored"] is True
     finally:
         server.send_signal(signal.SIGTERM)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sr3bench.study.analysis import StudyAnalysis, bootstrap_without_spread, extreme_images
+from sr3bench.study.plan import recognisable_trials
 
 FOOL_RATES_FILE = "fool_rates.csv"  # in reports/paper/
 EXTREMES = 3  # worst and best images shown per method
@@ -69,6 +70,13 @@ def study_section(
         f"not analysed), {study['main_trials']} main trials and {study['vigilance_trials']} vigilance trial(s) "
         "(the fake is the LR input enlarged by nearest neighbour)."
     )
+    raters_affected, trials_affected = recognisable_trials(plan["raters"])
+    if trials_affected:
+        design += (
+            f" <strong>{raters_affected} of {study['raters']} raters meet the image of {trials_affected} main "
+            "trial(s) in another of their trials</strong> and can recognise its photograph there: the study has "
+            "too few test images for its trials per rater (docs/human-study.md)."
+        )
     if analysis is None:
         return (
             f"<h2>Human study</h2><p>{design}</p><p class='note'>The study is built "

@@ -39,7 +39,15 @@ from PIL import Image
 
 from sr3bench.core.atomic import atomic_path, staged_folder
 from sr3bench.study import store
-from sr3bench.study.plan import VIGILANCE, StudyDesign, plan_trials, rater_ids, rater_page
+from sr3bench.study.plan import (
+    VIGILANCE,
+    StudyDesign,
+    page_script,
+    plan_trials,
+    rater_ids,
+    recognisable_trials,
+    shown_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +106,31 @@ def build_study(
     _refuse_other_answers(answers, hashlib.sha256(text.encode()).hexdigest())
     with staged_folder(Path(site)) as staging:
         (staging / "images").mkdir()
-        shown = {trial[slot] for trials in raters.values() for trial in trials for slot in ("left", "right", "lr")}
+        shown = {name for trials in raters.values() for trial in trials for name in shown_files(trial)}
         for name in sorted(shown):
             (staging / name).write_bytes(names.files[name])
         (staging / "raters").mkdir()
         for rater, page in plan["pages"].items():
-            (staging / "raters" / f"{page}.js").write_text(
-                f"window.STUDY = {json.dumps(rater_page(plan, rater), indent=1)};\n"
-            )
+            (staging / "raters" / f"{page}.js").write_text(page_script(plan, rater))
         for name in PAGE_FILES:
             shutil.copyfile(PAGE_DIR / name, staging / name)
         with atomic_path(Path(plan_file)) as temporary:
             temporary.write_text(text)
+    raters_affected, trials_affected = recognisable_trials(raters)
+    if trials_affected:
+        log.warning(
+            "study of %s: %d of %d raters meet the image of %d main trial(s) in another of their trials, and can "
+            "recognise its photograph there: %d test images are too few for %d main, %d practice and %d vigilance "
+            "trials each; for a study of people, use more test images or fewer study.images_per_rater",
+            preset,
+            raters_affected,
+            design.raters,
+            trials_affected,
+            len(design.images),
+            design.main_trials,
+            design.practice_trials,
+            design.vigilance_trials,
+        )
     log.info(
         "study of %s: %d raters x (%d practice + %d main + %d vigilance) trials, tasks %s, methods %s, in %s",
         preset,

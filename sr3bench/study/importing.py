@@ -2,7 +2,7 @@
 given, and the CSV of the static page, which is checked in full and then loaded all or
 nothing.
 
-The page knows only what ``plan.client_plan`` gives it: a trial's index and its image
+The page knows only what ``plan.rater_page`` gives it: a trial's index and its image
 files. So an answer (``CSV_COLUMNS``) names the rater, the trial, the two files shown
 (``left``, ``right``), the choice and its measurements; ``PlannedTrials.to_row`` checks
 the files against the full plan (other files: the page was built for another plan) and

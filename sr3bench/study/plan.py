@@ -24,6 +24,7 @@ is, nor another rater's trials.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,25 +143,53 @@ def _rater_trials(design: StudyDesign, rater: str, task: int, main: list[tuple],
 
 
 CLIENT_STUDY_KEYS = ("display_ms", "questions", "tasks", "practice_trials", "main_trials", "vigilance_trials")
-CLIENT_TRIAL_KEYS = ("trial", "kind", "task", "left", "right", "lr")
+CLIENT_TRIAL_KEYS = ("trial", "kind", "task", "left", "right")
+
+
+def recognisable_trials(raters: dict[str, list[dict]]) -> tuple[int, int]:
+    """(raters, main trials) where a rater meets the main trial's image in another of their
+    trials (another main trial, a practice trial naming the photograph, a vigilance trial
+    beside an obvious fake), so that its photograph can be recognised rather than judged:
+    when ``images_per_rater`` with the practice and vigilance trials needs more test images
+    than there are."""
+    affected = []
+    for trials in raters.values():
+        counts: dict[str, int] = {}
+        for trial in trials:
+            counts[trial["image"]] = counts.get(trial["image"], 0) + 1
+        affected.append(sum(1 for t in trials if t["kind"] == "main" and counts[t["image"]] > 1))
+    return sum(1 for count in affected if count), sum(affected)
+
+
+def shown_files(trial: dict) -> tuple[str, ...]:
+    """The image files a trial shows: the pair, and in task 1 the LR input between them
+    (task 2 hides it: its file would let a program find the photograph, whose downsampling
+    it is)."""
+    return (trial["left"], trial["right"], trial["lr"]) if trial["task"] == 1 else (trial["left"], trial["right"])
 
 
 def rater_page(plan: dict, rater: str) -> dict:
     """What the page of one rater gets (site/raters/<page>.js): the study's display settings,
-    the rater's name, and per trial its image files and, for practice trials only, the real
-    photograph's side (the feedback); never a method, an image's name, where the method's
-    output is, or another rater's trials."""
+    the rater's name, and per trial the image files it shows and, for practice trials only,
+    the real photograph's side (the feedback); never a method, an image's name, where the
+    method's output is, or another rater's trials."""
     return {
         "study": {key: plan["study"][key] for key in CLIENT_STUDY_KEYS},
         "rater": rater,
         "trials": [
             {
                 **{key: trial[key] for key in CLIENT_TRIAL_KEYS},
+                **({"lr": trial["lr"]} if trial["task"] == 1 else {}),
                 **({"real_side": _other(trial["method_side"])} if trial["kind"] == "practice" else {}),
             }
             for trial in plan["raters"][rater]
         ],
     }
+
+
+def page_script(plan: dict, rater: str) -> str:
+    """The text of the rater's plan file, site/raters/<page>.js."""
+    return f"window.STUDY = {json.dumps(rater_page(plan, rater), indent=1)};\n"
 
 
 def page_link(plan: dict, rater: str) -> str:

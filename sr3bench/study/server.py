@@ -6,22 +6,29 @@ when it is given.
                                    started and finished, and the /start link (hands out nothing)
     GET  /start                    redirect to the page of the first planned rater neither
                                    started nor handed out, recorded as handed out (409 when none is left)
-    GET  /start?rater=ID           redirect to that rater's page (recorded as handed out too)
     GET  /index.html?plan=PAGE     the page of the rater whose plan is raters/PAGE.js (any file
                                    of the study folder; no listing)
-    GET  /api/state?rater=ID       {"rater", "next_trial", "trials"}
-    POST /api/answer               one answer (JSON: importing.CSV_COLUMNS) -> {"stored": bool,
+    GET  /api/state?plan=PAGE      {"rater", "next_trial", "trials"} of that page's rater
+    POST /api/answer               one answer (JSON: importing.CSV_COLUMNS) of the rater whose
+                                   page the header X-Study-Page names -> {"stored": bool,
                                    "next_trial": n}; a re-sent answer is not stored twice; 400 for
                                    a malformed answer or one whose images are not the plan's (the
                                    page was built for another plan), 409 for one ahead of the
                                    rater's next trial, 415 unless sent as application/json, 403
-                                   from another web page (an Origin other than this server's)
+                                   from another web page (an Origin other than this server's) or
+                                   for another rater than the page's
+
+A rater's page name (a keyed hash, build.py) is the only credential: a rater ID opens
+nothing, so a rater cannot fetch other raters' pages (whose trials, compared with their own,
+would show which file recurs: the photograph) nor answer in their name.
 
 The rater's state lives in the database only, so a page reload or a server restart resumes
 at the rater's next trial; so do the hand-outs of /start (a table of the database), so a
 restarted server never hands a rater to a second person. Any GET of /start uses one up,
 also one by a link-preview bot or a chat program fetching the link to show a preview: give
-raters the link in a way that is not previewed, or hand out /start?rater=ID links yourself.
+raters the link in a way that is not previewed, or hand out each rater's own link
+(``sr3bench study-links``). Someone who opens /start again and again collects several
+raters' pages: for raters you do not trust, hand out their own links instead.
 
 At start the database is tied to the plan (``store.bind_plan``): one holding answers given
 under another build of the study is refused. Each connection has a 30 s socket timeout, so
@@ -47,6 +54,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sr3bench.study.importing import OtherPlanError, PlannedTrials
+from sr3bench.study.plan import page_script, read_plan
 from sr3bench.study.store import (
     StoreError,
     answered_counts,
@@ -56,11 +64,9 @@ from sr3bench.study.store import (
     database_files,
     hand_out,
     handed_out,
-    mark_handed_out,
     next_trial,
     open_store,
     record,
-    transaction,
 )
 
 log = logging.getLogger(__name__)
@@ -85,7 +91,8 @@ class StudyServer(ThreadingHTTPServer):
                 "which method's and must stay outside it (rebuild the study)"
             )
         self.planned = PlannedTrials.from_file(self.plan_file)
-        _check_site(self.site, self.planned)
+        _check_site(self.site, self.plan_file)
+        self.rater_of_page = {page: rater for rater, page in self.planned.pages.items()}
         self.connection = open_store(self.answers)
         try:
             check_origin(self.connection, "served")  # refuse at once to add human answers to simulated ones
@@ -128,10 +135,6 @@ class StudyServer(ThreadingHTTPServer):
         with self.lock:
             return hand_out(self.connection, self.planned.raters)
 
-    def hand_out_rater(self, rater: str) -> None:
-        with self.lock, transaction(self.connection):
-            mark_handed_out(self.connection, rater)
-
     def progress(self) -> dict[str, int]:
         """How many raters are planned, handed out, started and finished."""
         with self.lock:
@@ -168,9 +171,9 @@ class StudyHandler(BaseHTTPRequestHandler):
         if url.path == "/":
             self._about()
         elif url.path == "/start":
-            self._start(query.get("rater"))
+            self._start()
         elif url.path == "/api/state":
-            rater = self._known_rater(query.get("rater"))
+            rater = self._page_rater(query.get("plan"))
             if rater:
                 trials = self.server.planned.count(rater)
                 self._json(
@@ -208,6 +211,12 @@ class StudyHandler(BaseHTTPRequestHandler):
         except (ValueError, RecursionError) as error:  # an AnswerError, json.JSONDecodeError, JSON nested too deep
             log.warning("answer refused: %s", error)
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"answer refused: {error}"})
+            return
+        page_rater = self._page_rater(self.headers.get("X-Study-Page"))
+        if page_rater is None:
+            return
+        if row["rater"] != page_rater:
+            self._json(HTTPStatus.FORBIDDEN, {"error": "refused: a page answers for its own rater only"})
             return
         expected = self.server.next_trial(row["rater"])
         if row["trial"] > expected:
@@ -263,34 +272,31 @@ class StudyHandler(BaseHTTPRequestHandler):
 <body><h1>Image study ({html.escape(self.server.preset)})</h1>
 <table id="raters">{rows}</table>
 <p>Each rater opens <a id="start" href="/start">/start</a>, which hands out the next rater not started.
-Opening it uses one rater up, so do not open it to try the study: use /start?rater=ID for that.</p>
+Opening it uses one rater up, so do not open it to try the study: open a rater's own link for that
+(<code>sr3bench study-links</code>).</p>
 </body></html>
 """
         self._send(HTTPStatus.OK, body.encode(), "text/html; charset=utf-8", extra={"Cache-Control": "no-store"})
 
-    def _start(self, rater: str | None):
+    def _start(self):
+        rater = self.server.rater_to_start()
         if rater is None:
-            rater = self.server.rater_to_start()
-            if rater is None:
-                self._text(
-                    HTTPStatus.CONFLICT, "Every rater of this study has started: there is no link left to hand out."
-                )
-                return
-        elif self._known_rater(rater) is None:
+            self._text(HTTPStatus.CONFLICT, "Every rater of this study has started: there is no link left to hand out.")
             return
-        else:
-            self.server.hand_out_rater(rater)
         self.send_response(HTTPStatus.SEE_OTHER)
         self.send_header("Location", f"/{PAGE}?plan={quote(self.server.planned.pages[rater])}")
         self.send_header("Content-Length", "0")
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
 
-    def _known_rater(self, rater: str | None) -> str | None:
-        if rater in self.server.planned.raters:
-            return rater
-        self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown rater {rater!r}: open the link you were given"})
-        return None
+    def _page_rater(self, page: str | None) -> str | None:
+        """The rater whose page ``page`` names, or None after a 403 (a wrong or no page)."""
+        rater = self.server.rater_of_page.get(page or "")
+        if rater is None:
+            self._json(
+                HTTPStatus.FORBIDDEN, {"error": "this page is not one of the study's: open the link you were given"}
+            )
+        return rater
 
     def _file(self, path: str):
         target = self._resolve(path)
@@ -342,19 +348,28 @@ Opening it uses one rater up, so do not open it to try the study: use /start?rat
         self.wfile.write(body)
 
 
-def _check_site(site: Path, planned: PlannedTrials) -> None:
+def _check_site(site: Path, plan_file: Path) -> None:
     """Refuse a study folder that is not the build of the plan: a rater would get a page
-    that is missing or shows other images than the plan maps the answers through."""
-    preset = planned.study.get("preset", "PRESET")
-    rebuild = f"build the study again (sr3bench study-build --preset {preset})"
+    that is missing or shows other trials than the plan maps the answers through."""
+    plan = read_plan(plan_file)
+    rebuild = f"build the study again (sr3bench study-build --preset {plan['study'].get('preset', 'PRESET')})"
     if not site.is_dir():
         raise FileNotFoundError(f"{site}: the study folder is missing: {rebuild}")
-    missing = [rater for rater in planned.raters if not (site / "raters" / f"{planned.pages.get(rater)}.js").is_file()]
-    if missing:
+    stale = [rater for rater in plan["raters"] if not _page_matches(site, plan, rater)]
+    if stale:
         raise FileNotFoundError(
-            f"{site} has no page for rater(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} of the "
-            f"plan: the folder is not the build of that plan (or was built by an older version): {rebuild}"
+            f"{site} is not the build of {plan_file}: the page of rater(s) {', '.join(stale[:5])}"
+            f"{' ...' if len(stale) > 5 else ''} is missing or shows other trials (or was built by an older "
+            f"version): {rebuild}"
         )
+
+
+def _page_matches(site: Path, plan: dict, rater: str) -> bool:
+    path = site / "raters" / f"{plan.get('pages', {}).get(rater)}.js"
+    try:
+        return path.read_text() == page_script(plan, rater)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def make_server(plan_file: Path, site: Path, answers: Path, host: str = "127.0.0.1", port: int = 0) -> StudyServer:
@@ -399,12 +414,11 @@ def _print_urls(server: StudyServer, host: str) -> None:
     hosts = [server.url]
     if host in ("0.0.0.0", ""):
         hosts.append(f"http://{socket.gethostname()}:{port}")
-    first = next(iter(server.planned.raters))
     print(f"study {server.preset} of {len(server.planned.raters)} raters served from {server.site}", flush=True)
     for base in hosts:
         print(f"  about the study (raters started and finished): {base}/", flush=True)
         print(f"  one link for every rater (each opening hands out the next rater): {base}/start", flush=True)
-        print(f"  a given rater's page: {base}/{PAGE}?plan={server.planned.pages[first]} (rater {first})", flush=True)
+        print(f"  each rater's own link: sr3bench study-links --base-url {base}/", flush=True)
     print(f"answers stored in {server.answers}; Ctrl-C stops", flush=True)
 
 

@@ -112,7 +112,7 @@
     rater = study.rater;
     trials = study.trials;
     try {
-      position = staticMode ? storedAnswers().length : (await request(`api/state?rater=${encodeURIComponent(rater)}`)).next_trial;
+      position = staticMode ? storedAnswers().length : (await request(`api/state?plan=${page}`)).next_trial;
     } catch (error) {
       return fail(`The study could not start: ${error.message}`);
     }
@@ -216,7 +216,8 @@
         position = answers.length;
       } else {
         position = (await request('api/answer', {
-          method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(answer),
+          method: 'POST', headers: {'Content-Type': 'application/json', 'X-Study-Page': page},
+          body: JSON.stringify(answer),
         })).next_trial;
       }
     } catch (error) {
