@@ -247,7 +247,9 @@ def command_study_serve(args) -> int:
             answers,
         )
     options = ["--plan", str(plan), "--site", str(site), "--answers", str(answers)]
-    return server.main([*options, "--host", args.host, "--port", str(args.port)])
+    return server.main(
+        [*options, "--host", args.host, "--port", str(args.port), *(["--no-start"] if args.no_start else [])]
+    )
 
 
 def command_study_links(args) -> int:
@@ -259,6 +261,10 @@ def command_study_links(args) -> int:
     if "pages" not in plan:
         raise ValueError(f"{plan_file} was built by an older version: build the study again (sr3bench study-build)")
     base = args.base_url.rstrip("/") + "/" if args.base_url else ""
+    if not args.static:
+        log.info(
+            "serve these links with `sr3bench study-serve --no-start`, so that /start hands none of them out again"
+        )
     print("rater,link")
     for rater in plan["raters"]:
         print(f"{rater},{base}{page_link(plan, rater)}{'&static=1' if args.static else ''}")
@@ -537,6 +543,12 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--no-start",
+        action="store_true",
+        help="no /start link handing out raters: each rater opens their own link (sr3bench study-links); for raters "
+        "you do not trust, who could open /start again and again to collect other raters' pages",
+    )
     study_import = sub.add_parser(
         "study-import",
         help="check the answers CSV of a statically hosted study and load it into studies/<preset>/answers.sqlite "

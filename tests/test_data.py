@@ -13,6 +13,7 @@ from sr3bench.core.images import to_tensor
 from sr3bench.core.resize import downsample, upsample
 from sr3bench.core.runtime import Runtime, RuntimeSettingError, runtime_from_config
 from sr3bench.core.shards import DamagedShardError, ShardReader, ShardWriter
+from sr3bench.core.stage_files import StageFileError
 
 RUNTIME = {"device": "cpu", "precision": "fp32"}
 
@@ -46,7 +47,7 @@ def test_patches_from_disk_equal_patches_from_memory(split):
 
 
 def test_an_unprepared_split_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="index.json not found.*run the prepare stage"):
+    with pytest.raises(StageFileError, match="index.json not found.*run the prepare stage"):
         PairDataset(tmp_path / "shards", 4)
 
 

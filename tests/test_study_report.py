@@ -8,7 +8,7 @@ from conftest import REPO
 
 from sr3bench.reporting.study_section import paper_fool_rates, study_section
 from sr3bench.study import analysis
-from sr3bench.study.plan import StudyDesign, plan_trials
+from sr3bench.study.plan import StudyDesign, plan_trials, recognisable_trials
 from sr3bench.study.simulate import simulate_answers
 
 DESIGN = StudyDesign(("regression", "sr3"), tuple(f"{i:02d}.png" for i in range(20)), (1, 2), 10, 20, 1, 0.1, 0)
@@ -20,7 +20,8 @@ PLAN = {
         "practice_trials": 1,
         "main_trials": 20,
         "vigilance_trials": 2,
-    }
+    },
+    "raters": plan_trials(DESIGN),  # every rater sees all 20 images: practice and vigilance reuse them
 }
 
 
@@ -43,6 +44,10 @@ def test_simulated_answers_are_labelled_and_the_counts_stated():
     assert "Human study: fool rates (SIMULATED)" in html and "Simulated raters, not people." in html
     assert f"From simulated answers of {result.raters_included} raters ({result.trials} main trials)" in html
     assert "500 times" in html
+    raters, trials = recognisable_trials(PLAN["raters"])
+    assert (
+        raters and f"{raters} of 10 raters meet the image of {trials} main trial(s) in another of their trials" in html
+    )
     for _, row in result.fool_rates.iterrows():
         assert f"{100 * row['rate']:.1f}%" in html
 

@@ -374,7 +374,6 @@ def test_the_server_stores_each_answer_once_and_refuses_one_that_disagrees_with_
         ),
         "another trial's": ({"left": another["left"]}, "this page was built for another plan: reload"),
         "unknown image": ({"right": "images/nope.png"}, "this page was built for another plan: reload"),
-        "unknown rater": ({"rater": "r999"}, "unknown rater 'r999'"),
         "unknown trial": ({"trial": 99}, "unknown trial 99 of rater r000"),
         "choice": ({"choice": "middle"}, "choice is 'middle'"),
         "text number": ({"reaction_ms": "812"}, "reaction_ms is '812'"),
@@ -387,15 +386,21 @@ def test_the_server_stores_each_answer_once_and_refuses_one_that_disagrees_with_
         assert status == 400 and message in body["error"], (name, body)
     status, body, _ = http(f"{url}/api/answer", page_answer(trials[4], "left"))
     assert status == 409 and body["next_trial"] == 2, "an answer ahead of the next trial would leave a gap"
-    # the page name is the credential: a rater ID opens nothing, and a page answers for its own rater only
-    other = page_answer(plan["raters"]["r001"][0], "left")
-    for headers, message in (
-        ({"X-Study-Page": PAGES["r000"]}, "a page answers for its own rater only"),
-        ({"X-Study-Page": ""}, "this page is not one of the study's"),
-        ({"X-Study-Page": "r001"}, "this page is not one of the study's"),
-    ):
-        status, body, _ = http(f"{url}/api/answer", other, headers)
-        assert status == 403 and message in body["error"], (headers, body)
+    # the page name is the credential: a rater ID opens nothing, and a page answers for its own rater only;
+    # a refusal names none of another rater's files (an answer with a wrong pair would draw the planned one)
+    wrong_pair = {"left": trials[0]["left"], "right": trials[0]["right"]}
+    for rater in ("r001", "r999"):
+        other = page_answer(plan["raters"]["r001"][0], "left", rater=rater, **wrong_pair)
+        for headers, message in (
+            ({"X-Study-Page": PAGES["r000"]}, "a page answers for its own rater only"),
+            ({"X-Study-Page": ""}, "this page is not one of the study's"),
+            ({"X-Study-Page": "r001"}, "this page is not one of the study's"),
+            ({}, "this page is not one of the study's"),
+        ):
+            status, body, _ = http(f"{url}/api/answer", other, {"X-Study-Page": "", **headers})
+            assert status == 403 and message in body["error"] and "images/" not in json.dumps(body), (headers, body)
+    status, body, _ = http(f"{url}/api/answer", page_answer(planned, "left", **wrong_pair))
+    assert status == 400 and body == {"error": "this page was built for another plan: reload"}, body
     assert http(f"{url}/api/state?rater=r001")[0] == 403 and http(f"{url}/api/state?plan=r001")[0] == 403
     assert http(f"{url}/api/state?plan={PAGES['r001']}")[1]["next_trial"] == 0, "nothing stored for r001"
     assert http(f"{url}/api/state?plan={PAGES['r000']}")[1]["next_trial"] == 2
@@ -703,6 +708,25 @@ def test_an_answers_file_that_is_not_a_database_is_refused_naming_it(study, tmp_
     with pytest.raises(StoreError, match=rf"{re.escape(str(path))}: not a usable answers database"):
         make_server(plan_file, study.site, path)
     assert path.read_text() == "these are not answers\n" * 100
+
+
+def test_with_no_start_the_server_hands_out_no_rater(study, tmp_path):
+    site, plan_file, plan = study
+    server = make_server(plan_file, site, tmp_path / "answers.sqlite", hand_out=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert http(f"{server.url}/start")[:2] == (
+            404,
+            "This study hands out no links here: open the link you were given.",
+        )
+        status, about, _ = http(f"{server.url}/")
+        assert status == 200 and "/start" not in about and "sr3bench study-links" in about
+        assert http(f"{server.url}/{page_link(plan, 'r002')}")[0] == 200, "a rater's own link opens the page"
+        assert ("handed out", "0") in re.findall(r"<th>([^<]+)</th><td>(\d+)</td>", about)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_server_refuses_a_study_folder_that_is_not_the_build_of_its_plan(study, tmp_path):

@@ -5,7 +5,8 @@ when it is given.
     GET  /                         about the study: its preset, raters planned, handed out,
                                    started and finished, and the /start link (hands out nothing)
     GET  /start                    redirect to the page of the first planned rater neither
-                                   started nor handed out, recorded as handed out (409 when none is left)
+                                   started nor handed out, recorded as handed out (409 when none is
+                                   left; 404 with ``--no-start``, when raters get their own links)
     GET  /index.html?plan=PAGE     the page of the rater whose plan is raters/PAGE.js (any file
                                    of the study folder; no listing)
     GET  /api/state?plan=PAGE      {"rater", "next_trial", "trials"} of that page's rater
@@ -28,7 +29,8 @@ restarted server never hands a rater to a second person. Any GET of /start uses 
 also one by a link-preview bot or a chat program fetching the link to show a preview: give
 raters the link in a way that is not previewed, or hand out each rater's own link
 (``sr3bench study-links``). Someone who opens /start again and again collects several
-raters' pages: for raters you do not trust, hand out their own links instead.
+raters' pages: for raters you do not trust, hand out their own links and serve with
+``--no-start``.
 
 At start the database is tied to the plan (``store.bind_plan``): one holding answers given
 under another build of the study is refused. Each connection has a 30 s socket timeout, so
@@ -81,7 +83,8 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 class StudyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, plan_file: Path, site: Path, answers: Path):
+    def __init__(self, address, plan_file: Path, site: Path, answers: Path, hand_out: bool = True):
+        self.hand_out = hand_out  # whether /start hands out raters
         self.plan_file = Path(plan_file).resolve()
         self.site = Path(site).resolve()
         self.answers = Path(answers).resolve()
@@ -170,8 +173,10 @@ class StudyHandler(BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         if url.path == "/":
             self._about()
-        elif url.path == "/start":
+        elif url.path == "/start" and self.server.hand_out:
             self._start()
+        elif url.path == "/start":
+            self._text(HTTPStatus.NOT_FOUND, "This study hands out no links here: open the link you were given.")
         elif url.path == "/api/state":
             rater = self._page_rater(query.get("plan"))
             if rater:
@@ -201,22 +206,27 @@ class StudyHandler(BaseHTTPRequestHandler):
             answer = json.loads(self.rfile.read(length))
             if not isinstance(answer, dict):
                 raise ValueError("an answer is a JSON object")
+        except (ValueError, RecursionError) as error:  # json.JSONDecodeError, JSON nested too deep
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"answer refused: {error}"})
+            return
+        # The page first: a refusal must tell nothing of another rater's trials.
+        page_rater = self._page_rater(self.headers.get("X-Study-Page"))
+        if page_rater is None:
+            return
+        if answer.get("rater") != page_rater:
+            self._json(HTTPStatus.FORBIDDEN, {"error": "refused: a page answers for its own rater only"})
+            return
+        try:
             if not answer.get("user_agent"):
                 answer["user_agent"] = self.headers.get("User-Agent", "")
             row = self.server.planned.to_row(answer, "served")
         except OtherPlanError as error:
             log.warning("answer refused: %s", error)
-            self._json(HTTPStatus.BAD_REQUEST, {"error": f"this page was built for another plan: reload ({error})"})
+            self._json(HTTPStatus.BAD_REQUEST, {"error": "this page was built for another plan: reload"})
             return
-        except (ValueError, RecursionError) as error:  # an AnswerError, json.JSONDecodeError, JSON nested too deep
+        except ValueError as error:  # an AnswerError: of the page's own rater
             log.warning("answer refused: %s", error)
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"answer refused: {error}"})
-            return
-        page_rater = self._page_rater(self.headers.get("X-Study-Page"))
-        if page_rater is None:
-            return
-        if row["rater"] != page_rater:
-            self._json(HTTPStatus.FORBIDDEN, {"error": "refused: a page answers for its own rater only"})
             return
         expected = self.server.next_trial(row["rater"])
         if row["trial"] > expected:
@@ -271,12 +281,19 @@ class StudyHandler(BaseHTTPRequestHandler):
 <link rel="icon" href="data:,"></head>
 <body><h1>Image study ({html.escape(self.server.preset)})</h1>
 <table id="raters">{rows}</table>
-<p>Each rater opens <a id="start" href="/start">/start</a>, which hands out the next rater not started.
-Opening it uses one rater up, so do not open it to try the study: open a rater's own link for that
-(<code>sr3bench study-links</code>).</p>
+{self._how_raters_start()}
 </body></html>
 """
         self._send(HTTPStatus.OK, body.encode(), "text/html; charset=utf-8", extra={"Cache-Control": "no-store"})
+
+    def _how_raters_start(self) -> str:
+        if not self.server.hand_out:
+            return "<p>Each rater opens the link handed out to them (<code>sr3bench study-links</code>).</p>"
+        return (
+            '<p>Each rater opens <a id="start" href="/start">/start</a>, which hands out the next rater not started. '
+            "Opening it uses one rater up, so do not open it to try the study: open a rater's own link for that "
+            "(<code>sr3bench study-links</code>).</p>"
+        )
 
     def _start(self):
         rater = self.server.rater_to_start()
@@ -372,12 +389,14 @@ def _page_matches(site: Path, plan: dict, rater: str) -> bool:
         return False
 
 
-def make_server(plan_file: Path, site: Path, answers: Path, host: str = "127.0.0.1", port: int = 0) -> StudyServer:
+def make_server(
+    plan_file: Path, site: Path, answers: Path, host: str = "127.0.0.1", port: int = 0, hand_out: bool = True
+) -> StudyServer:
     """The server of the study folder ``site`` whose full plan is ``plan_file``, bound and
     ready for ``serve_forever()`` (``port=0``: a free port; its address is ``server.url``);
     ``server_close()`` closes and checkpoints the database. A StoreError when ``answers``
     holds simulated answers or answers given under another build of the study."""
-    return StudyServer((host, port), plan_file, site, answers)
+    return StudyServer((host, port), plan_file, site, answers, hand_out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,9 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--answers", type=Path, required=True, help="the answers database (SQLite), created if absent")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines of the lab connect")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument(
+        "--no-start", action="store_true", help="no /start link: raters open their own links (sr3bench study-links)"
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    server = make_server(arguments.plan, arguments.site, arguments.answers, arguments.host, arguments.port)
+    server = make_server(
+        arguments.plan, arguments.site, arguments.answers, arguments.host, arguments.port, not arguments.no_start
+    )
     _print_urls(server, arguments.host)
 
     def stop(signum, frame):
@@ -417,7 +441,8 @@ def _print_urls(server: StudyServer, host: str) -> None:
     print(f"study {server.preset} of {len(server.planned.raters)} raters served from {server.site}", flush=True)
     for base in hosts:
         print(f"  about the study (raters started and finished): {base}/", flush=True)
-        print(f"  one link for every rater (each opening hands out the next rater): {base}/start", flush=True)
+        if server.hand_out:
+            print(f"  one link for every rater (each opening hands out the next rater): {base}/start", flush=True)
         print(f"  each rater's own link: sr3bench study-links --base-url {base}/", flush=True)
     print(f"answers stored in {server.answers}; Ctrl-C stops", flush=True)
 
