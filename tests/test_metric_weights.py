@@ -236,7 +236,7 @@ def test_nan_classifier_never_yields_an_inception_score(inception_dir, tmp_path,
     import sr3bench.metrics.fid_kid_is as fki
 
     path = inception_dir / W.INCEPTION_FILE
-    monkeypatch.setattr(fki, "resolve_inception_weights", lambda _: (path, {"source": "x", "has_classifier": True}))
+    monkeypatch.setattr(fki, "resolve_inception_weights", lambda *_: (path, {"source": "x", "has_classifier": True}))
     folder = _write(tmp_path / "set", _images(4))
     result = fki.set_metrics(folder, folder, tmp_path / "cache", inception_dir)
     assert result["is"] is None and "not valid" in result["unavailable"]["is"]

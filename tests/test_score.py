@@ -279,7 +279,7 @@ def test_the_table_prints_the_metric_tables_decimals(tmp_path):
 def test_unavailable_weights_leave_their_columns_empty_with_the_reason(tmp_path, monkeypatch):
     from sr3bench.metrics import fid_kid_is, lpips_metric
 
-    def missing(weights_dir):
+    def missing(weights_dir, *_):
         raise W.WeightsUnavailableError(W.missing_message("the weights", OSError("no network"), weights_dir))
 
     monkeypatch.setattr(lpips_metric, "lpips_model", missing)

@@ -38,8 +38,9 @@ from pathlib import Path
 import torch
 
 from sr3bench.metrics.weights import (
-    INCEPTION_KEY,
+    IN_PARAMS,
     ORIGINAL_INCEPTION,
+    InceptionSetting,
     load_original_inception,
     resolve_inception_weights,
 )
@@ -97,26 +98,26 @@ def is_split_count(n_images: int, wanted: int = IS_SPLITS) -> int:
     return max(1, min(wanted, n_images // IS_MIN_SPLIT_IMAGES))
 
 
-def no_classifier_reason(meta: dict) -> str:
+def no_classifier_reason(meta: dict, setting: InceptionSetting = IN_PARAMS) -> str:
     """Why IS is empty with weights that have no classifier head, and how to give one."""
     names = " or ".join(f"{publisher}'s {url}" for publisher, _, url in ORIGINAL_INCEPTION)
     return (
         f"Inception weights from {meta.get('source')} have no classifier head (logits), "
         "so the Inception Score cannot be computed; for IS, give the original weights file, "
-        f"`{INCEPTION_KEY}: <path>` in params.yaml ({names})"
+        f"{setting.give} ({names})"
     )
 
 
 @contextlib.contextmanager
-def fidelity_weights(weights_dir=None, inception_file=None):
+def fidelity_weights(weights_dir=None, inception_file=None, setting: InceptionSetting = IN_PARAMS):
     """(path torch-fidelity loads, metadata) of the Inception weights: the original file
     ``inception_file`` (checked; a copy converted to torch-fidelity's layout, in a
     temporary folder for the call, where its own layout differs), else
     ``resolve_inception_weights``."""
     if inception_file is None:
-        yield resolve_inception_weights(weights_dir)
+        yield resolve_inception_weights(weights_dir, setting)
         return
-    converted, meta = load_original_inception(inception_file)
+    converted, meta = load_original_inception(inception_file, setting)
     if converted is None:
         yield Path(meta["file"]), meta
         return
@@ -167,10 +168,12 @@ def set_metrics(
     want_is: bool = True,
     inception_file=None,
     is_splits: int = IS_SPLITS,
+    setting: InceptionSetting = IN_PARAMS,
 ) -> dict:
     """FID, KID (mean over subsets) and IS of the images in ``sr_dir`` against ``hr_dir``.
 
-    ``inception_file``: a local original Inception file (``weights.inception``), else the
+    ``inception_file``: a local original Inception file (``weights.inception``; ``setting``
+    says how its user names it, for the messages), else the
     provisioned or downloaded weights; ``is_splits``: the splits wanted, as
     :func:`is_split_count` allows. Returns ``{"fid": float, "kid": float, "is": float |
     None, "is_std": float | None (None with one split), "is_splits": int | None,
@@ -184,11 +187,11 @@ def set_metrics(
     if n_sr < 2 or n_hr < 2:
         raise ValueError(f"FID/KID need at least 2 images per set (SR: {n_sr} in {sr_dir}, HR: {n_hr} in {hr_dir})")
     splits = is_split_count(n_sr, is_splits)
-    with fidelity_weights(weights_dir, inception_file) as (weights_path, meta):
+    with fidelity_weights(weights_dir, inception_file, setting) as (weights_path, meta):
         unavailable = {}
         compute_is = want_is and meta.get("has_classifier", False)
         if want_is and not compute_is:
-            unavailable["is"] = no_classifier_reason(meta)
+            unavailable["is"] = no_classifier_reason(meta, setting)
         elif not want_is:
             unavailable["is"] = "not requested"
 

@@ -33,7 +33,7 @@ from sr3bench.metrics.lpips_metric import size_problem
 from sr3bench.metrics.protocol import PROTOCOLS
 from sr3bench.metrics.psnr_ssim import SSIM_WINDOW
 from sr3bench.metrics.table import by_name, names
-from sr3bench.metrics.weights import INCEPTION_KEY, WeightsUnavailableError
+from sr3bench.metrics.weights import InceptionSetting, WeightsUnavailableError
 
 # As the report's (sr3bench/reporting/build.py, which this package does not import; a test
 # checks that they agree): below the Inception feature size FID's covariance is rank-deficient.
@@ -415,18 +415,9 @@ def score(
 
 
 # The fixes the pipeline's messages give for the Inception file, as this command takes it.
-FOR_THE_COMMAND = (
-    (f"`{INCEPTION_KEY}: <path>` in params.yaml", "`--inception-weights FILE`"),
-    (f"set `{INCEPTION_KEY}: null` in params.yaml", "leave out --inception-weights"),
-    (f"{INCEPTION_KEY}: ", "--inception-weights "),
-)
-
-
-def for_the_command(message: str) -> str:
-    """A weights message with the command's option where the pipeline's names its params key."""
-    for pipeline, command in FOR_THE_COMMAND:
-        message = message.replace(pipeline, command)
-    return message
+ON_THE_COMMAND_LINE = InceptionSetting(
+    "--inception-weights", "`--inception-weights FILE`", "leave out --inception-weights"
+)  # how score's user names the original Inception file, in the fixes messages give
 
 
 def score_set(
@@ -447,7 +438,7 @@ def score_set(
         )
     else:
         try:
-            options = {"inception_file": inception_file, "is_splits": is_splits}
+            options = {"inception_file": inception_file, "is_splits": is_splits, "setting": ON_THE_COMMAND_LINE}
             if cache_dir is None:
                 with tempfile.TemporaryDirectory(prefix="sr3bench-score-") as temporary:
                     result = set_metrics(sr_dir, hr_dir, temporary, weights_dir, **options)
@@ -455,7 +446,7 @@ def score_set(
                 result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir, **options)
         except WeightsUnavailableError as error:
             if inception_file is not None:  # a file the user named: refused, not left empty
-                raise ScoreError(f"the Inception file {inception_file}: {for_the_command(str(error))}") from error
+                raise ScoreError(f"the Inception file {inception_file}: {error}") from error
             reason = str(error)
         else:
             keys = ("n_sr", "n_hr", "inception_weights", "inception_record", "is_std", "is_splits")
@@ -466,8 +457,7 @@ def score_set(
                 if value is not None and not math.isfinite(value):
                     values[metric] = None
                     result["unavailable"].setdefault(metric, f"{value} (not a finite number)")
-            unavailable = {metric: for_the_command(text) for metric, text in result["unavailable"].items()}
-            return {**values, "unavailable": unavailable}, info
+            return {**values, "unavailable": result["unavailable"]}, info
     return {"unavailable": dict.fromkeys(set_names, reason)}, {}
 
 

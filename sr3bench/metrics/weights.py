@@ -53,6 +53,7 @@ import sys
 import tarfile
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,22 @@ ORIGINAL_INCEPTION = (
 PUBLISHED_HASH_PREFIX = "6726825d"  # the hex in both published names
 MIN_HASH_PREFIX = 8  # a shorter prefix (torch.hub accepts even none) would check next to nothing
 INCEPTION_KEY = "weights.inception"  # the params.yaml key naming a local original file
+
+
+@dataclass(frozen=True)
+class InceptionSetting:
+    """How the user names the original Inception file, in the fixes that messages give:
+    ``name`` heads a message about the file, ``give`` says how to give one, ``leave_out``
+    how to go back to the provisioned weights."""
+
+    name: str
+    give: str
+    leave_out: str
+
+
+IN_PARAMS = InceptionSetting(
+    INCEPTION_KEY, f"`{INCEPTION_KEY}: <path>` in params.yaml", f"set `{INCEPTION_KEY}: null` in params.yaml"
+)
 
 # torchvision alexnet().features indices of the conv layers, in order.
 ALEXNET_CONV_INDICES = (0, 3, 6, 8, 10)
@@ -301,7 +318,7 @@ def check_hash_prefix(path: Path, fix: str) -> str:
     return actual
 
 
-def hub_download(url: str, what: str, weights_dir=None) -> Path:
+def hub_download(url: str, what: str, weights_dir=None, setting: InceptionSetting = IN_PARAMS) -> Path:
     """File from ``url`` in the torch hub cache (where torch-fidelity and torchvision
     keep theirs), downloading it if absent; clear error if that fails. Its SHA-256 must
     begin with the hex in its name (``torch.hub``'s ``check_hash``), both for a download
@@ -321,7 +338,7 @@ def hub_download(url: str, what: str, weights_dir=None) -> Path:
             raise WeightsUnavailableError(
                 f"{what}: the file served at {url} is not the published one ({e}: its SHA-256 must begin with "
                 f"{prefix}, the hex in its name); nothing was kept in {dst.parent}. Try again later, or give a "
-                f"copy you checked: `{INCEPTION_KEY}: <path>` in params.yaml, or run `{PROVISION_COMMAND}`"
+                f"copy you checked: {setting.give}, or run `{PROVISION_COMMAND}`"
             ) from e
     check_hash_prefix(
         dst,
@@ -331,7 +348,7 @@ def hub_download(url: str, what: str, weights_dir=None) -> Path:
     return dst
 
 
-def resolve_inception_weights(weights_dir=None) -> tuple[Path, dict]:
+def resolve_inception_weights(weights_dir=None, setting: InceptionSetting = IN_PARAMS) -> tuple[Path, dict]:
     """Inception weights for torch-fidelity: the provisioned file if present, else
     torch-fidelity's standard download (its hash prefix checked). Metadata says whether
     IS can be computed, and where the weights came from."""
@@ -339,7 +356,7 @@ def resolve_inception_weights(weights_dir=None) -> tuple[Path, dict]:
     if found is not None:
         path, meta = found
         return path, {**meta, "file": str(path)}
-    path = hub_download(TFID_INCEPTION_URL, "Inception weights for FID/KID/IS", weights_dir)
+    path = hub_download(TFID_INCEPTION_URL, "Inception weights for FID/KID/IS", weights_dir, setting)
     return path, {
         "source": "torch-fidelity release v0.2.0",
         "publisher": "torch-fidelity",
@@ -353,7 +370,7 @@ def resolve_inception_weights(weights_dir=None) -> tuple[Path, dict]:
 # ----------------------------------------------------------------------------- the original Inception
 
 
-def original_publisher(path) -> tuple[str, str]:
+def original_publisher(path, setting: InceptionSetting = IN_PARAMS) -> tuple[str, str]:
     """(publisher, URL) of a file named as one of the published original Inception files;
     an error naming both names for any other name."""
     name = Path(path).name
@@ -362,7 +379,7 @@ def original_publisher(path) -> tuple[str, str]:
             return publisher, url
     names = " or ".join(Path(url).name for _, _, url in ORIGINAL_INCEPTION)
     raise WeightsUnavailableError(
-        f"{INCEPTION_KEY}: {path} is not named as a published original Inception file ({names}); "
+        f"{setting.name}: {path} is not named as a published original Inception file ({names}); "
         "keep the published name: the hex at its end is the SHA-256 prefix the file is checked against"
     )
 
@@ -414,7 +431,7 @@ def to_fidelity_layout(state_dict: dict, path) -> tuple[dict, list[str]]:
     return out, changes
 
 
-def load_original_inception(path) -> tuple[dict | None, dict]:
+def load_original_inception(path, setting: InceptionSetting = IN_PARAMS) -> tuple[dict | None, dict]:
     """Check and read a local original Inception file (``weights.inception``).
 
     The name says the publisher and the SHA-256 prefix the bytes must have. Returns the
@@ -423,13 +440,13 @@ def load_original_inception(path) -> tuple[dict | None, dict]:
     sha256, whether the hash is the published one, the changes made.
     """
     path = Path(path).expanduser()
-    publisher, url = original_publisher(path)
+    publisher, url = original_publisher(path, setting)
     fix = (
-        f"download it again from {url} (or set `{INCEPTION_KEY}: null` in params.yaml to use the provisioned "
+        f"download it again from {url} (or {setting.leave_out} to use the provisioned "
         f"offline weights, `{PROVISION_COMMAND}`, which give FID and KID but no IS)"
     )
     if not path.is_file():
-        raise WeightsUnavailableError(f"{INCEPTION_KEY}: {path} does not exist; {fix}")
+        raise WeightsUnavailableError(f"{setting.name}: {path} does not exist; {fix}")
     sha256 = check_hash_prefix(path, fix)
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
