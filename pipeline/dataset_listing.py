@@ -20,11 +20,9 @@ scikit-image photographs need nothing.
 
 An outside method's folder (``presets.<preset>.external.<method>``, read by the collect
 stage) is tracked the same way, in a listing of its own,
-``cache/<preset>/outside/<method>-listing.json``, of the images at its top level that the
-collect stage reads: those named as a test image (all of them before the test split is
-prepared). A changed output re-runs that method's collect and evaluate stages, and nothing
-of the other methods; a file that is no test image's output (collect ignores it) re-runs
-nothing.
+``cache/<preset>/outside/<method>-listing.json``, of the images at its top level (those
+the collect stage reads): a changed image re-runs that method's collect and evaluate
+stages, and nothing of the other methods.
 """
 
 from __future__ import annotations
@@ -55,21 +53,18 @@ def dataset_folders(dataset: dict) -> list[Path]:
     return [folder for folder in normalised if not any(folder.is_relative_to(d) for d in downloads)]
 
 
-def listing(
-    folders: list[Path], known: dict, recursive: bool = True, only: set[str] | None = None
-) -> tuple[dict, dict]:
+def listing(folders: list[Path], known: dict, recursive: bool = True) -> tuple[dict, dict]:
     """(listing, stats) of ``folders``: {folder: {file: [size, sha256]}} (None for a
     missing folder) and {path: [size, mtime_ns, inode, sha256]}; ``known`` is the
     previous stats, whose sha256 is reused for a file of unchanged size, mtime and inode.
-    Not ``recursive``: the images at the folders' top level only; ``only``: those names."""
+    Not ``recursive``: the images at the folders' top level only."""
     files, stats = {}, {}
     for folder in folders:
         if not folder.is_dir():
             files[str(folder)] = None  # prepare (or collect) says what is missing
             continue
         entries = files[str(folder)] = {}
-        paths = list_images_recursive(folder) if recursive else list_images(folder)
-        for path in paths if only is None else [path for path in paths if path.name in only]:
+        for path in list_images_recursive(folder) if recursive else list_images(folder):
             status = path.stat()
             stat = [status.st_size, status.st_mtime_ns, status.st_ino]
             previous = known.get(str(path))
@@ -104,9 +99,7 @@ def refresh(preset: str, folders: list[Path], method: str | None = None) -> Path
         known = json.loads(stats_file.read_text())
     except (OSError, ValueError):  # none yet, or damaged: hash every file again
         known = {}
-    test_hr = layout.split_dir(preset, "test", "hr")
-    only = None if method is None or not test_hr.is_dir() else {path.name for path in list_images(test_hr)}
-    files, stats = listing(folders, known, recursive=method is None, only=only)
+    files, stats = listing(folders, known, recursive=method is None)
     write_if_changed(stats_file, json.dumps(stats, sort_keys=True))
     write_if_changed(listing_file, json.dumps(files, indent=1, sort_keys=True) + "\n")
     return listing_file
