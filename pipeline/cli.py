@@ -230,8 +230,14 @@ def study_paths(args) -> tuple[Path, Path, Path, dict]:
             "(docs/human-study.md)"
         )
     plan, site = layout.study_plan_file(preset_name), layout.study_site_dir(preset_name)
+    build = f"sr3bench study-build --preset {preset_name}"
+    if not plan.is_file() and site.is_dir():
+        raise FileNotFoundError(
+            f"{plan} is missing beside the study folder {site}: a study build that refused (the answers were given "
+            f"under another plan) removes it; restore the study settings the answers were given under and run {build}"
+        )
     if not plan.is_file() or not site.is_dir():
-        raise FileNotFoundError(f"{site} is not built yet: run sr3bench study-build --preset {preset_name} first")
+        raise FileNotFoundError(f"{site} is not built yet: run {build} first")
     return plan, site, layout.study_answers_file(preset_name), preset["study"]
 
 
@@ -254,20 +260,23 @@ def command_study_serve(args) -> int:
 
 def command_study_links(args) -> int:
     """Each rater's link (CSV: rater, link), for handing out a statically hosted study."""
+    import csv
+
+    from sr3bench.study.build import check_site
     from sr3bench.study.plan import page_link, read_plan
 
-    plan_file, _, _, _ = study_paths(args)
+    plan_file, site, _, _ = study_paths(args)
+    check_site(site, plan_file)  # links to pages that are not the plan's would be refused
     plan = read_plan(plan_file)
-    if "pages" not in plan:
-        raise ValueError(f"{plan_file} was built by an older version: build the study again (sr3bench study-build)")
     base = args.base_url.rstrip("/") + "/" if args.base_url else ""
     if not args.static:
         log.info(
             "serve these links with `sr3bench study-serve --no-start`, so that /start hands none of them out again"
         )
-    print("rater,link")
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["rater", "link"])
     for rater in plan["raters"]:
-        print(f"{rater},{base}{page_link(plan, rater)}{'&static=1' if args.static else ''}")
+        writer.writerow([rater, f"{base}{page_link(plan, rater)}{'&static=1' if args.static else ''}"])
     return 0
 
 
@@ -367,15 +376,18 @@ def command_score(args) -> int:
     """``sr3bench score``: the table (or JSON) on stdout, the per-image CSV to ``--out``."""
     given = {key: getattr(args, key) for key in SCORE_PROTOCOL_OPTIONS if getattr(args, key) is not None}
     protocol = {"color": "rgb", "crop": 0, "scale": None}  # is_splits: score()'s default
-    inception = args.inception_weights
+    inception, inception_setting = args.inception_weights, None  # None: named by --inception-weights
     if args.protocol_of:
+        from sr3bench.metrics.weights import IN_PARAMS
+
         try:
             protocol = preset_protocol(args.protocol_of, args.params)
         except config.ConfigError as error:
             log.error("score: --protocol-of %s: %s", args.protocol_of, error)
             return 2
         preset_inception = protocol.pop("inception_file")
-        inception = inception or preset_inception  # --inception-weights names another
+        if inception is None and preset_inception is not None:  # --inception-weights names another
+            inception, inception_setting = preset_inception, IN_PARAMS
         clashes = [f"{SCORE_PROTOCOL_OPTIONS[k]} {v}" for k, v in given.items() if protocol[k] != v]
         if clashes:
             log.error(
@@ -408,6 +420,7 @@ def command_score(args) -> int:
             lpips=not args.no_lpips,
             name=args.name,
             inception_file=inception,
+            inception_setting=inception_setting,
             **protocol,
         )
     except ScoreError as error:

@@ -456,8 +456,9 @@ STAGES = (
         "study",
         # The study folder is written beside the plan but not declared: the engines delete a
         # job's outputs before running it, and a live study's page must outlive a build that
-        # refuses (its answers were given under another plan).
-        (Output(lambda preset, member: layout.study_plan_file(preset)),),
+        # refuses (its answers were given under another plan). The plan is not cached by DVC,
+        # whose run cache would restore it without the folder.
+        (Output(lambda preset, member: layout.study_plan_file(preset), dvc="uncached"),),
         inputs=_study_build_inputs,
         params=lambda member: ["study", "seed"],
     ),

@@ -436,7 +436,7 @@ def test_evaluate_refuses_images_that_are_not_test_images_and_a_test_split_chang
     assert result.returncode != 0 and "holds 1 image(s) that are not test images of preset demo" in result.stderr
     assert "left_over.png" in result.stderr and "Traceback" not in result.stderr
 
-    # the test split itself changed by hand: a manifest row deleted, an HR image deleted
+    # the test split itself changed by hand: a manifest row deleted, then one naming no image
     (samples / "left_over.png").unlink()
     manifest_file = project / "data" / "demo" / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
@@ -525,3 +525,10 @@ def test_every_stage_file_read_elsewhere_names_the_file_and_its_stage_when_damag
             read()
         assert str(damaged) in str(error.value) and "is damaged" in str(error.value), error.value
         assert stage in str(error.value), (stage, str(error.value))
+
+    from sr3bench.reporting.tuning import load_tuning
+
+    (tmp_path / "tune" / "sr3.json").write_text('{"choices": {}}')
+    (tmp_path / "tune" / "sr3.csv").write_text("")  # the table emptied
+    with pytest.raises(StageFileError, match=r"tune/sr3.csv is damaged .*: run the tune stage of sr3 again"):
+        load_tuning({"sr3": Path("tune") / "sr3.csv"})

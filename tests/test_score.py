@@ -234,6 +234,11 @@ def test_an_inception_file_gives_is_with_its_spread_and_protocol_of_reads_the_pa
     refused = sr3bench(*options, "--inception-weights", str(wrong), cwd=tmp_path)
     assert refused.returncode == 1 and str(wrong) in refused.stderr and "SHA-256" in refused.stderr, refused.stderr
     assert "params.yaml" not in refused.stderr  # the command's fix is its option, not the pipeline's key
+    assert refused.stderr.count(str(wrong)) == 1
+    params.write_text(text.replace("  inception: null\n", f"  inception: {wrong}\n"))
+    from_params = sr3bench(*options, "--protocol-of", "benchmarks", "--params", str(params), cwd=tmp_path)
+    assert from_params.returncode == 1 and "weights.inception" in from_params.stderr  # the file's own setting
+    assert "--inception-weights" not in from_params.stderr, from_params.stderr
     bad_splits = sr3bench(*options, "--inception-weights", str(original), "--is-splits", "0", cwd=tmp_path)
     assert bad_splits.returncode == 2 and "--is-splits 0" in bad_splits.stderr
 

@@ -3,6 +3,7 @@ seeded, self-contained; and its place in the stage table and the config."""
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -70,6 +71,16 @@ def test_a_rater_sees_distinct_images_the_methods_in_turn_and_practice_and_vigil
         assert Counter(t["method"] for t in main) == {"sr3": 25, "regression": 25}
         # a practice trial names the photograph, a vigilance trial shows it beside an obvious fake
         assert not {t["image"] for t in trials if t["kind"] != "main"} & {t["image"] for t in main}
+
+
+def test_too_few_images_for_the_trials_per_rater_are_warned_of_at_build(sources, caplog):
+    root, design = sources  # 3 images, every rater's main trials use them all
+    with caplog.at_level(logging.WARNING):
+        plan = build(root, design)
+    raters, trials = recognisable_trials(plan["raters"])
+    assert raters == 4 and trials > 0
+    assert f"study of demo: 4 of 4 raters meet the image of {trials} main trial(s)" in caplog.text
+    assert "3 test images are too few for 6 main, 1 practice and 1 vigilance trials each" in caplog.text
 
 
 def test_too_few_images_for_the_trials_per_rater_are_counted_as_recognisable_trials():

@@ -300,6 +300,7 @@ def http(url: str, content: dict | None = None, headers: dict | None = None) -> 
     data = None if content is None else json.dumps(content).encode()
     page = {"X-Study-Page": PAGES[content["rater"]]} if content and content.get("rater") in PAGES else {}
     headers = {"Content-Type": "application/json", **page, **(headers or {})}
+    headers = {name: value for name, value in headers.items() if value is not None}  # None: not sent
     request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
@@ -395,9 +396,9 @@ def test_the_server_stores_each_answer_once_and_refuses_one_that_disagrees_with_
             ({"X-Study-Page": PAGES["r000"]}, "a page answers for its own rater only"),
             ({"X-Study-Page": ""}, "this page is not one of the study's"),
             ({"X-Study-Page": "r001"}, "this page is not one of the study's"),
-            ({}, "this page is not one of the study's"),
+            ({"X-Study-Page": None}, "this page is not one of the study's"),
         ):
-            status, body, _ = http(f"{url}/api/answer", other, {"X-Study-Page": "", **headers})
+            status, body, _ = http(f"{url}/api/answer", other, headers)
             assert status == 403 and message in body["error"] and "images/" not in json.dumps(body), (headers, body)
     status, body, _ = http(f"{url}/api/answer", page_answer(planned, "left", **wrong_pair))
     assert status == 400 and body == {"error": "this page was built for another plan: reload"}, body
@@ -712,7 +713,7 @@ def test_an_answers_file_that_is_not_a_database_is_refused_naming_it(study, tmp_
 
 def test_with_no_start_the_server_hands_out_no_rater(study, tmp_path):
     site, plan_file, plan = study
-    server = make_server(plan_file, site, tmp_path / "answers.sqlite", hand_out=False)
+    server = make_server(plan_file, site, tmp_path / "answers.sqlite", hands_out=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -305,6 +305,7 @@ def score(
     name: str | None = None,
     inception_file=None,
     is_splits: int = IS_SPLITS,
+    inception_setting: InceptionSetting | None = None,
 ) -> ScoreResult:
     """Score the SR images of ``sr_dir`` against the HR images of the same names in ``hr_dir``.
 
@@ -316,7 +317,8 @@ def score(
     torch-fidelity keeps the HR features (default: a temporary folder); ``name``: the
     method's name in the table (default: the SR folder's name); ``inception_file``: the
     original Inception file with its classifier head, for IS (``weights.inception``; checked
-    by the SHA-256 prefix in its name); ``is_splits``: IS splits wanted (``protocol.is_splits``,
+    by the SHA-256 prefix in its name; ``inception_setting``: how the user named it, for the
+    messages, by default ``--inception-weights``); ``is_splits``: IS splits wanted (``protocol.is_splits``,
     fewer where a split would hold under two images). A metric whose weights are unavailable
     is left empty, with the reason. Raises ScoreError for folders that cannot be scored as
     given.
@@ -376,7 +378,10 @@ def score(
             unavailable["lpips"] = str(error)
     per_image = pd.DataFrame([{"name": image, **row} for image, row in zip(images, rows)], columns=PER_IMAGE_COLUMNS)
 
-    set_level, set_info = score_set(sr_dir, hr_dir, images, cache_dir, weights_dir, fid, inception_file, is_splits)
+    setting = inception_setting or ON_THE_COMMAND_LINE
+    set_level, set_info = score_set(
+        sr_dir, hr_dir, images, cache_dir, weights_dir, fid, inception_file, is_splits, setting
+    )
     metrics = {}
     for metric in names():
         if metric in per_image and per_image[metric].notna().all():
@@ -414,14 +419,21 @@ def score(
     )
 
 
-# The fixes the pipeline's messages give for the Inception file, as this command takes it.
 ON_THE_COMMAND_LINE = InceptionSetting(
     "--inception-weights", "`--inception-weights FILE`", "leave out --inception-weights"
 )  # how score's user names the original Inception file, in the fixes messages give
 
 
 def score_set(
-    sr_dir: Path, hr_dir: Path, images: list, cache_dir, weights_dir, wanted: bool, inception_file, is_splits: int
+    sr_dir: Path,
+    hr_dir: Path,
+    images: list,
+    cache_dir,
+    weights_dir,
+    wanted: bool,
+    inception_file,
+    is_splits: int,
+    setting: InceptionSetting,
 ) -> tuple[dict, dict]:
     """FID, KID and IS of the SR folder against the HR folder (``fid_kid_is.set_metrics``),
     or the reason each is empty; and the counts, IS's spread and the weights used."""
@@ -438,7 +450,7 @@ def score_set(
         )
     else:
         try:
-            options = {"inception_file": inception_file, "is_splits": is_splits, "setting": ON_THE_COMMAND_LINE}
+            options = {"inception_file": inception_file, "is_splits": is_splits, "setting": setting}
             if cache_dir is None:
                 with tempfile.TemporaryDirectory(prefix="sr3bench-score-") as temporary:
                     result = set_metrics(sr_dir, hr_dir, temporary, weights_dir, **options)
@@ -446,7 +458,7 @@ def score_set(
                 result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir, **options)
         except WeightsUnavailableError as error:
             if inception_file is not None:  # a file the user named: refused, not left empty
-                raise ScoreError(f"the Inception file {inception_file}: {error}") from error
+                raise ScoreError(str(error)) from error  # it names the file
             reason = str(error)
         else:
             keys = ("n_sr", "n_hr", "inception_weights", "inception_record", "is_std", "is_splits")

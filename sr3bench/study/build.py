@@ -31,7 +31,7 @@ import io
 import json
 import logging
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -45,6 +45,7 @@ from sr3bench.study.plan import (
     page_script,
     plan_trials,
     rater_ids,
+    read_plan,
     recognisable_trials,
     shown_files,
 )
@@ -76,13 +77,13 @@ def build_study(
 ) -> dict:
     """Write the study folder ``site`` and the full plan ``plan_file`` (each replacing the
     previous one only when complete) and return the plan: {"study": settings, "pages": {rater:
-    page}, "raters": {rater: [trial, ...]}}. Refused when ``answers`` holds answers given under another
-    plan: they would no longer match the images and trials."""
+    page}, "raters": {rater: [trial, ...]}}. Refused when ``answers`` holds answers given
+    under another plan: they would no longer match the images and trials."""
     _check_inputs(design, hr_dir, lr_dir, method_dirs)
-    hr = {name: _png(hr_dir / name) for name in design.images}
-    lr = {name: _png(lr_dir / name) for name in design.images}
-    fakes = {name: _png(lr_dir / name, enlarge_to=hr_dir / name) for name in design.images}
-    outputs = {(name, m): _png(Path(method_dirs[m]) / name) for m in design.methods for name in design.images}
+    hr = {name: _served(hr_dir / name) for name in design.images}
+    lr = {name: _served(lr_dir / name) for name in design.images}
+    fakes = {name: _served(lr_dir / name, enlarge_to=hr_dir / name) for name in design.images}
+    outputs = {(name, m): _served(Path(method_dirs[m]) / name) for m in design.methods for name in design.images}
     names = _Names(design.seed, [*hr.values(), *lr.values(), *fakes.values(), *outputs.values()])
     hr, lr, fakes = ({image: names.image(data) for image, data in table.items()} for table in (hr, lr, fakes))
     outputs = {key: names.image(data) for key, data in outputs.items()}
@@ -182,10 +183,19 @@ def _size(path: Path) -> tuple[int, int]:
         return image.size
 
 
-def _png(path: Path, enlarge_to: Path | None = None) -> bytes:
-    """The image as served: RGB, an uncompressed PNG without metadata (equal sizes give
-    equal file sizes). With ``enlarge_to``, the vigilance trial's obvious fake: the LR input
-    enlarged to that image's size by nearest neighbour."""
+@dataclass(frozen=True)
+class _Served:
+    """An image as served: ``png``, an uncompressed PNG without metadata (equal sizes give
+    equal file sizes), and ``pixels``, what names it (its size and RGB values: a file name
+    that does not change with the PNG encoder's version)."""
+
+    png: bytes
+    pixels: bytes
+
+
+def _served(path: Path, enlarge_to: Path | None = None) -> _Served:
+    """The image at ``path`` as served; with ``enlarge_to``, the vigilance trial's obvious
+    fake: the LR input enlarged to that image's size by nearest neighbour."""
     with Image.open(path) as image:
         rgb = image.convert("RGB")
     if enlarge_to is not None:
@@ -193,25 +203,50 @@ def _png(path: Path, enlarge_to: Path | None = None) -> bytes:
     plain = Image.frombytes("RGB", rgb.size, rgb.tobytes())  # no ICC profile, text or gamma chunk
     buffer = io.BytesIO()
     plain.save(buffer, format="PNG", compress_level=0)
-    return buffer.getvalue()
+    return _Served(buffer.getvalue(), b"%dx%d|" % plain.size + plain.tobytes())
 
 
 class _Names:
     """Served names under a key that only the whole study's images give (sha256 of them all,
     with the seed): images/<HMAC of the image>.png and raters/<HMAC of the rater>.js."""
 
-    def __init__(self, seed: int, images: list[bytes]):
-        digests = sorted(hashlib.sha256(data).digest() for data in images)
+    def __init__(self, seed: int, images: list[_Served]):
+        digests = sorted(hashlib.sha256(image.pixels).digest() for image in images)
         self.key = hashlib.sha256(b"sr3bench study names|%d|" % seed + b"".join(digests)).digest()
         self.files: dict[str, bytes] = {}
 
     def _mac(self, message: bytes) -> str:
         return hmac.new(self.key, message, hashlib.sha256).hexdigest()[:32]
 
-    def image(self, data: bytes) -> str:
-        name = f"images/{self._mac(b'image|' + data)}.png"
-        self.files[name] = data
+    def image(self, image: _Served) -> str:
+        name = f"images/{self._mac(b'image|' + image.pixels)}.png"
+        self.files[name] = image.png
         return name
 
     def page(self, rater: str) -> str:
         return self._mac(b"page|" + rater.encode())
+
+
+def check_site(site: Path, plan_file: Path) -> None:
+    """Refuse a study folder that is not the build of the plan (a FileNotFoundError naming the
+    fix): a rater would get a page that is missing or shows other trials than the plan maps
+    the answers through."""
+    plan = read_plan(plan_file)
+    rebuild = f"build the study again (sr3bench study-build --preset {plan['study'].get('preset', 'PRESET')})"
+    if not site.is_dir():
+        raise FileNotFoundError(f"{site}: the study folder is missing: {rebuild}")
+    stale = [rater for rater in plan["raters"] if not _page_matches(site, plan, rater)]
+    if stale:
+        raise FileNotFoundError(
+            f"{site} is not the build of {plan_file}: the page of rater(s) {', '.join(stale[:5])}"
+            f"{' ...' if len(stale) > 5 else ''} is missing or shows other trials (or was built by an older "
+            f"version): {rebuild}"
+        )
+
+
+def _page_matches(site: Path, plan: dict, rater: str) -> bool:
+    path = site / "raters" / f"{plan.get('pages', {}).get(rater)}.js"
+    try:
+        return path.read_text() == page_script(plan, rater)
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -147,18 +147,28 @@ CLIENT_TRIAL_KEYS = ("trial", "kind", "task", "left", "right")
 
 
 def recognisable_trials(raters: dict[str, list[dict]]) -> tuple[int, int]:
-    """(raters, main trials) where a rater meets the main trial's image in another of their
-    trials (another main trial, a practice trial naming the photograph, a vigilance trial
-    beside an obvious fake), so that its photograph can be recognised rather than judged:
-    when ``images_per_rater`` with the practice and vigilance trials needs more test images
-    than there are."""
+    """(raters, main trials) where a rater meets the main trial's image, or one of its files,
+    in another of their trials (another main trial, a practice trial naming the photograph,
+    a vigilance trial beside an obvious fake), so that its photograph can be recognised
+    rather than judged: when ``images_per_rater`` with the practice and vigilance trials
+    needs more test images than there are, or two test images are the same picture."""
     affected = []
     for trials in raters.values():
+        seen = [_marks(trial) for trial in trials]
         counts: dict[str, int] = {}
-        for trial in trials:
-            counts[trial["image"]] = counts.get(trial["image"], 0) + 1
-        affected.append(sum(1 for t in trials if t["kind"] == "main" and counts[t["image"]] > 1))
+        for marks in seen:
+            for mark in marks:
+                counts[mark] = counts.get(mark, 0) + 1
+        recurring = [any(counts[m] > 1 for m in marks) for marks in seen]
+        affected.append(sum(1 for t, hit in zip(trials, recurring) if t["kind"] == "main" and hit))
     return sum(1 for count in affected if count), sum(affected)
+
+
+def _marks(trial: dict) -> set[str]:
+    """What a rater can match across trials: the image, and the files shown where the plan
+    has them."""
+    files = shown_files(trial) if "left" in trial else ()
+    return {f"image:{trial['image']}", *(f"file:{name}" for name in files)}
 
 
 def shown_files(trial: dict) -> tuple[str, ...]:

@@ -55,8 +55,8 @@ from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from sr3bench.study.build import check_site
 from sr3bench.study.importing import OtherPlanError, PlannedTrials
-from sr3bench.study.plan import page_script, read_plan
 from sr3bench.study.store import (
     StoreError,
     answered_counts,
@@ -83,8 +83,8 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 class StudyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, plan_file: Path, site: Path, answers: Path, hand_out: bool = True):
-        self.hand_out = hand_out  # whether /start hands out raters
+    def __init__(self, address, plan_file: Path, site: Path, answers: Path, hands_out: bool = True):
+        self.hands_out = hands_out  # whether /start hands out raters
         self.plan_file = Path(plan_file).resolve()
         self.site = Path(site).resolve()
         self.answers = Path(answers).resolve()
@@ -94,7 +94,7 @@ class StudyServer(ThreadingHTTPServer):
                 "which method's and must stay outside it (rebuild the study)"
             )
         self.planned = PlannedTrials.from_file(self.plan_file)
-        _check_site(self.site, self.plan_file)
+        check_site(self.site, self.plan_file)
         self.rater_of_page = {page: rater for rater, page in self.planned.pages.items()}
         self.connection = open_store(self.answers)
         try:
@@ -173,7 +173,7 @@ class StudyHandler(BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         if url.path == "/":
             self._about()
-        elif url.path == "/start" and self.server.hand_out:
+        elif url.path == "/start" and self.server.hands_out:
             self._start()
         elif url.path == "/start":
             self._text(HTTPStatus.NOT_FOUND, "This study hands out no links here: open the link you were given.")
@@ -287,7 +287,7 @@ class StudyHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, body.encode(), "text/html; charset=utf-8", extra={"Cache-Control": "no-store"})
 
     def _how_raters_start(self) -> str:
-        if not self.server.hand_out:
+        if not self.server.hands_out:
             return "<p>Each rater opens the link handed out to them (<code>sr3bench study-links</code>).</p>"
         return (
             '<p>Each rater opens <a id="start" href="/start">/start</a>, which hands out the next rater not started. '
@@ -365,38 +365,14 @@ class StudyHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _check_site(site: Path, plan_file: Path) -> None:
-    """Refuse a study folder that is not the build of the plan: a rater would get a page
-    that is missing or shows other trials than the plan maps the answers through."""
-    plan = read_plan(plan_file)
-    rebuild = f"build the study again (sr3bench study-build --preset {plan['study'].get('preset', 'PRESET')})"
-    if not site.is_dir():
-        raise FileNotFoundError(f"{site}: the study folder is missing: {rebuild}")
-    stale = [rater for rater in plan["raters"] if not _page_matches(site, plan, rater)]
-    if stale:
-        raise FileNotFoundError(
-            f"{site} is not the build of {plan_file}: the page of rater(s) {', '.join(stale[:5])}"
-            f"{' ...' if len(stale) > 5 else ''} is missing or shows other trials (or was built by an older "
-            f"version): {rebuild}"
-        )
-
-
-def _page_matches(site: Path, plan: dict, rater: str) -> bool:
-    path = site / "raters" / f"{plan.get('pages', {}).get(rater)}.js"
-    try:
-        return path.read_text() == page_script(plan, rater)
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
 def make_server(
-    plan_file: Path, site: Path, answers: Path, host: str = "127.0.0.1", port: int = 0, hand_out: bool = True
+    plan_file: Path, site: Path, answers: Path, host: str = "127.0.0.1", port: int = 0, hands_out: bool = True
 ) -> StudyServer:
     """The server of the study folder ``site`` whose full plan is ``plan_file``, bound and
     ready for ``serve_forever()`` (``port=0``: a free port; its address is ``server.url``);
     ``server_close()`` closes and checkpoints the database. A StoreError when ``answers``
     holds simulated answers or answers given under another build of the study."""
-    return StudyServer((host, port), plan_file, site, answers, hand_out)
+    return StudyServer((host, port), plan_file, site, answers, hands_out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,9 +417,9 @@ def _print_urls(server: StudyServer, host: str) -> None:
     print(f"study {server.preset} of {len(server.planned.raters)} raters served from {server.site}", flush=True)
     for base in hosts:
         print(f"  about the study (raters started and finished): {base}/", flush=True)
-        if server.hand_out:
+        if server.hands_out:
             print(f"  one link for every rater (each opening hands out the next rater): {base}/start", flush=True)
-        print(f"  each rater's own link: sr3bench study-links --base-url {base}/", flush=True)
+        print(f"  each rater's own link: sr3bench study-links --preset {server.preset} --base-url {base}/", flush=True)
     print(f"answers stored in {server.answers}; Ctrl-C stops", flush=True)
 
 
