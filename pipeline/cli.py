@@ -215,7 +215,7 @@ def command_list_presets(args) -> int:
         print(f"  {'':<22} {preset['description']}")
     print(
         "(* the preset params.yaml runs by default; "
-        "choose another with --config preset=NAME or dvc exp run -S preset=NAME)"
+        "choose another with --config preset=NAME, or under DVC set preset: NAME and run sr3bench dvc-yaml)"
     )
     return 0
 
@@ -465,7 +465,9 @@ def add_stage_command(sub, stage: stage_table.Stage) -> None:
     command = sub.add_parser(stage.subcommand, help=stage.summary, description=stage.summary)
     command.add_argument("--log", help="also write the log to this file")
     command.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
-    command.add_argument("--threads", type=int, default=1, help="threads this stage may use")
+    command.add_argument(
+        "--threads", type=int, help="threads this stage may use (default: threads.<stage> of the params file)"
+    )
     if stage.fan_out == "project":
         return
     default_params = config.default_params_file()
@@ -677,6 +679,18 @@ STUDY_TOOLS = {
 STAGE_COMMANDS = {stage.subcommand: stage for stage in stage_table.STAGES if stage.fan_out != "shard"}
 
 
+def refuse_stale_dvc_yaml(params_file) -> None:
+    """Under DVC (which names the stage it runs in ``DVC_STAGE``), a ConfigError when dvc.yaml
+    is not the one params.yaml generates."""
+    if not os.environ.get("DVC_STAGE"):
+        return
+    from pipeline.dvc_yaml import stale_problem
+
+    problem = stale_problem(config.load(params_file)[2], Path(os.environ.get("DVC_ROOT", ".")) / "dvc.yaml")
+    if problem:
+        raise config.ConfigError(f"{os.environ['DVC_STAGE']}: {problem}")
+
+
 def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
     """The job the command line asks for: its resolved config, preset and member."""
     if stage.fan_out == "project":
@@ -699,12 +713,13 @@ def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
 
 def run_stage(stage: stage_table.Stage, args) -> int:
     try:
+        refuse_stale_dvc_yaml(args.params)
         job = stage_job(stage, args)
     except config.ConfigError as error:
         log.error("%s", error)
         return 2
-    if stage.per_preset:
-        threads = set_threads(args.threads)
+    if stage.per_preset:  # DVC's command names no threads: a change of them re-runs nothing, as in Snakemake
+        threads = set_threads(args.threads if args.threads is not None else job.params["threads"][stage.settings_key])
         log.info("%s: preset %s, %d thread(s)", args.command, job.preset_name, threads)
     try:
         stage.entry_function()(job)

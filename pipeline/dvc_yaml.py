@@ -3,13 +3,15 @@ list of params.yaml: the same stages, commands, code files and paths as the Snak
 rules. ``sr3bench dvc-yaml`` writes it; a test fails when the committed file differs, so
 the two engines cannot drift.
 
-DVC interpolates ``${preset}`` and ``${threads.*}`` from params.yaml when it runs
-(``dvc exp run -S preset=NAME`` picks another preset)."""
+DVC interpolates ``${preset}`` from params.yaml when it runs; another
+preset, ``methods:`` list, study or dataset folder needs ``sr3bench dvc-yaml`` again (a stage
+run from a stale dvc.yaml stops at once: ``stale_problem``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import yaml
 
@@ -23,8 +25,8 @@ HEADER = """\
 # params.yaml. Do not edit by hand: change those and re-run `sr3bench dvc-yaml`
 # (tests/test_engines_agree.py checks it).
 #   dvc repro                        # the preset named in params.yaml (demo)
-#   dvc exp run -S preset=NAME       # another preset
 #   dvc exp run -S presets.demo.training.sr3.steps=100   # any nested value
+# Another preset: set `preset: NAME` in params.yaml, run `sr3bench dvc-yaml`, then `dvc repro`.
 """
 
 
@@ -35,9 +37,10 @@ def stage_name(stage: str, member: str | None = None) -> str:
 
 def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict, preset_name: str = PRESET) -> dict:
     """One stage; ``preset_name``: ``${preset}``, or an upstream preset's name in a cascade."""
-    threads = f"${{threads.{stage.settings_key}}}" if stage.per_preset else 1  # as the Snakemake rule's
     entry = {
-        "cmd": f"{stage.command(preset_name, member)} --threads {threads} --log {stage.log(preset_name, member)}",
+        # no --threads: the stage reads threads.<stage> from params.yaml, so a change of them re-runs
+        # nothing (DVC re-runs a stage whose command changed), as in Snakemake
+        "cmd": f"{stage.command(preset_name, member)} --log {stage.log(preset_name, member)}",
         # dataset folders: DVC hashes them itself (those of the preset params.yaml names, as downloads)
         # and an outside method's folder
         "deps": [
@@ -85,6 +88,18 @@ def render(params: dict) -> str:
         for member in plan.members(stage.fan_out):
             stages[stage_name(stage.name, member)] = dvc_stage(stage, member, plan, preset)
     return HEADER + yaml.safe_dump({"stages": stages, "plots": plots(plan)}, sort_keys=False, width=200)
+
+
+def stale_problem(params: dict, dvc_yaml: Path) -> str | None:
+    """Why ``dvc_yaml`` is not the one ``params`` generate (None when it is): after a change of
+    ``preset``, ``methods``, a study or a dataset folder in params.yaml (``dvc exp run -S
+    preset=...`` included), DVC would run the old stages for hours and fail late."""
+    if not Path(dvc_yaml).is_file() or Path(dvc_yaml).read_text() == render(params):
+        return None
+    return (
+        f"{dvc_yaml} was generated for other settings than params.yaml's (preset, methods, study or dataset "
+        "folders changed): run `sr3bench dvc-yaml` (and commit dvc.yaml), then run DVC again"
+    )
 
 
 def plots(plan: Plan) -> list[dict]:

@@ -278,8 +278,10 @@ def _study_build_inputs(preset, member, plan) -> list[str]:
 
 
 REPORT_OUTPUT_KINDS = {
-    "index.html": {"dvc": "uncached"},
-    "provenance.json": {"dvc": "uncached"},
+    # the page and its provenance are cached like the rest: a clone's `dvc pull` brings them,
+    # and `dvc checkout` of another revision the page that goes with its numbers
+    "index.html": {},
+    "provenance.json": {},
     "metrics.json": {"dvc": "metrics"},
     # horizontal bars: the value on x
     "metrics.csv": {"dvc": "plots", "dvc_plot": {"x": "psnr", "y": "method", "template": "bar_horizontal"}},
@@ -489,7 +491,7 @@ STAGES = (
         "preset",
         tuple(_report_output(name) for name in layout.REPORT_FILES),
         inputs=_report_inputs,
-        params=lambda member: ["diffusion", "training", "model", "paper"],
+        params=lambda member: ["description", "diffusion", "training", "model", "paper"],
         plan_params=lambda plan: [f"external.{method}" for method in plan.external],  # titles, citations
     ),
     Stage(
@@ -498,8 +500,8 @@ STAGES = (
         "pipeline.stages.front_page",
         "project",
         (
-            Output(lambda preset, member: layout.FRONT_PAGE, dvc="uncached"),
-            Output(lambda preset, member: layout.ALL_PRESETS_CSV, dvc="uncached"),
+            Output(lambda preset, member: layout.FRONT_PAGE),
+            Output(lambda preset, member: layout.ALL_PRESETS_CSV),
         ),
         inputs=lambda preset, member, plan: [
             str(layout.report_file(preset, "metrics.csv")),
