@@ -686,9 +686,10 @@ def refuse_stale_dvc_yaml(params_file) -> None:
         return
     from pipeline.dvc_yaml import stale_problem
 
-    problem = stale_problem(config.load(params_file)[2], Path(os.environ.get("DVC_ROOT", ".")) / "dvc.yaml")
+    stage = os.environ["DVC_STAGE"]
+    problem = stale_problem(config.load(params_file)[2], Path(os.environ.get("DVC_ROOT", ".")) / "dvc.yaml", stage)
     if problem:
-        raise config.ConfigError(f"{os.environ['DVC_STAGE']}: {problem}")
+        raise config.ConfigError(f"{stage}: {problem}")
 
 
 def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:

@@ -90,15 +90,22 @@ def render(params: dict) -> str:
     return HEADER + yaml.safe_dump({"stages": stages, "plots": plots(plan)}, sort_keys=False, width=200)
 
 
-def stale_problem(params: dict, dvc_yaml: Path) -> str | None:
-    """Why ``dvc_yaml`` is not the one ``params`` generate (None when it is): after a change of
-    ``preset``, ``methods``, a study or a dataset folder in params.yaml (``dvc exp run -S
-    preset=...`` included), DVC would run the old stages for hours and fail late."""
-    if not Path(dvc_yaml).is_file() or Path(dvc_yaml).read_text() == render(params):
+def stale_problem(params: dict, dvc_yaml: Path, stage: str) -> str | None:
+    """Why ``stage`` of ``dvc_yaml`` is not what ``params`` generate (None when it is): after a
+    change of ``preset``, ``methods``, a study or a dataset folder in params.yaml (``dvc exp
+    run -S preset=...`` included), DVC would run the old stages for hours and fail late. Only
+    the running stage is compared: stages a user adds, or a dvc.yaml cut to some stages, pass."""
+    dvc_yaml = Path(dvc_yaml)
+    if not dvc_yaml.is_file():
+        return None
+    name = stage.rsplit(":", 1)[-1]  # DVC_STAGE: "name", or "path/dvc.yaml:name"
+    given = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}).get(name)
+    if given is None or given == yaml.safe_load(render(params))["stages"].get(name):
         return None
     return (
         f"{dvc_yaml} was generated for other settings than params.yaml's (preset, methods, study or dataset "
-        "folders changed): run `sr3bench dvc-yaml` (and commit dvc.yaml), then run DVC again"
+        f"folders changed; its stage {name} is not theirs): run `sr3bench dvc-yaml` (and commit dvc.yaml), "
+        "then run DVC again"
     )
 
 

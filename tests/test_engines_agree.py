@@ -188,10 +188,18 @@ def test_a_stage_run_by_dvc_from_a_stale_dvc_yaml_stops_at_once(tmp_path, monkey
     said = capfd.readouterr().err
     assert "prepare: " in said and "dvc.yaml was generated for other settings than params.yaml's" in said
     assert "run `sr3bench dvc-yaml`" in said and not (tmp_path / "data").exists()
-    (tmp_path / "dvc.yaml").write_text(render(config.resolve(params)))
+    fresh = render(config.resolve(params))
+    (tmp_path / "dvc.yaml").write_text(fresh)
     cli.refuse_stale_dvc_yaml("params.yaml")  # the fresh one passes
+    cut = yaml.safe_load(fresh)
+    cut["stages"] = {"prepare": cut["stages"]["prepare"], "mine": {"cmd": "true"}}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(cut))
+    cli.refuse_stale_dvc_yaml("params.yaml")  # a dvc.yaml cut to some stages, or with a stage of one's own
+    monkeypatch.setenv("DVC_STAGE", "train_sr3@tuned")  # a stage params.yaml would not generate
+    (tmp_path / "dvc.yaml").write_text(fresh.replace("  prepare:", "  train_sr3@tuned:", 1))
+    with pytest.raises(config.ConfigError, match="its stage train_sr3@tuned is not theirs"):
+        cli.refuse_stale_dvc_yaml("params.yaml")
     monkeypatch.delenv("DVC_STAGE")
-    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     cli.refuse_stale_dvc_yaml("params.yaml")  # by hand or under Snakemake: not checked
 
 
