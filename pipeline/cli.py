@@ -714,7 +714,7 @@ def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
 
 def run_stage(stage: stage_table.Stage, args) -> int:
     try:
-        refuse_stale_dvc_yaml(args.params)
+        refuse_stale_dvc_yaml(getattr(args, "params", None) or config.default_params_file())  # project stages: none
         job = stage_job(stage, args)
     except config.ConfigError as error:
         log.error("%s", error)
