@@ -142,8 +142,8 @@ def test_both_engines_plan_the_same_upstream_jobs(tmp_path):
     from_snakemake, from_dvc = snakemake_jobs(project), dvc_stages(project)
     assert set(from_snakemake) == set(from_dvc)
     assert {c for c in from_dvc if f"--preset {UP}" in c} == {
-        f"sr3bench prepare --preset {UP} --threads 1 --log logs/{UP}/prepare.log",
-        f"sr3bench sample --preset {UP} --method bicubic --threads 8 --log logs/{UP}/sample_bicubic.log",
+        f"sr3bench prepare --preset {UP} --log logs/{UP}/prepare.log",
+        f"sr3bench sample --preset {UP} --method bicubic --log logs/{UP}/sample_bicubic.log",
     }
     for command, inputs in from_snakemake.items():
         listing = {name for name in inputs if name.endswith("dataset-listing.json")}

@@ -228,12 +228,12 @@ def hand_out(connection: sqlite3.Connection, raters: Iterable[str]) -> str | Non
     with transaction(connection):
         for rater in raters:
             if not _handed_out(connection, rater) and next_trial(connection, rater) == 0:
-                mark_handed_out(connection, rater)
+                _mark_handed_out(connection, rater)
                 return rater
     return None
 
 
-def mark_handed_out(connection: sqlite3.Connection, rater: str) -> None:
+def _mark_handed_out(connection: sqlite3.Connection, rater: str) -> None:
     """Record that the rater's link was given out (nothing when it was already)."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     connection.execute(f"INSERT OR IGNORE INTO {HANDOUTS} (rater, handed_at) VALUES (?, ?)", (rater, stamp))
