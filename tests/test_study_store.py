@@ -448,7 +448,9 @@ def test_start_hands_out_each_rater_once_even_across_a_restart_and_the_root_hand
         ("started", "1"),
         ("finished", "0"),
     ]
-    status, _, headers = http(f"{url}/start")
+    for loaded_as in ("image", "empty", "script"):  # <img src=.../start> or fetch() on another web page
+        assert http(f"{url}/start", headers={"Sec-Fetch-Dest": loaded_as})[0] == 403
+    status, _, headers = http(f"{url}/start", headers={"Sec-Fetch-Dest": "document"})  # a browser opening it
     assert status == 303 and headers["Location"] == f"/{page_link(plan, 'r001')}"
     serve.stop()
 

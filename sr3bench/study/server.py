@@ -6,7 +6,9 @@ when it is given.
                                    started and finished, and the /start link (hands out nothing)
     GET  /start                    redirect to the page of the first planned rater neither
                                    started nor handed out, recorded as handed out (409 when none is
-                                   left; 404 with ``--no-start``, when raters get their own links)
+                                   left; 404 with ``--no-start``, when raters get their own links;
+                                   403 when a browser loads it as an image or script of another
+                                   page, Sec-Fetch-Dest other than document, which would use raters up)
     GET  /index.html?plan=PAGE     the page of the rater whose plan is raters/PAGE.js (any file
                                    of the study folder; no listing)
     GET  /api/state?plan=PAGE      {"rater", "next_trial", "trials"} of that page's rater
@@ -174,6 +176,9 @@ class StudyHandler(BaseHTTPRequestHandler):
         if url.path == "/":
             self._about()
         elif url.path == "/start" and self.server.hands_out:
+            if self.headers.get("Sec-Fetch-Dest", "document") != "document":  # an <img> or fetch() of another page
+                self._text(HTTPStatus.FORBIDDEN, "/start is opened as a page, not loaded by another one.")
+                return
             self._start()
         elif url.path == "/start":
             self._text(HTTPStatus.NOT_FOUND, "This study hands out no links here: open the link you were given.")
