@@ -266,8 +266,8 @@ def command_study_links(args) -> int:
     from sr3bench.study.plan import page_link, read_plan
 
     plan_file, site, _, _ = study_paths(args)
-    check_site(site, plan_file)  # links to pages that are not the plan's would be refused
     plan = read_plan(plan_file)
+    check_site(site, plan, plan_file)  # links to pages that are not the plan's would be refused
     base = args.base_url.rstrip("/") + "/" if args.base_url else ""
     if not args.static:
         log.info(
@@ -376,10 +376,8 @@ def command_score(args) -> int:
     """``sr3bench score``: the table (or JSON) on stdout, the per-image CSV to ``--out``."""
     given = {key: getattr(args, key) for key in SCORE_PROTOCOL_OPTIONS if getattr(args, key) is not None}
     protocol = {"color": "rgb", "crop": 0, "scale": None}  # is_splits: score()'s default
-    inception, inception_setting = args.inception_weights, None  # None: named by --inception-weights
+    inception, named_in_params = args.inception_weights, False
     if args.protocol_of:
-        from sr3bench.metrics.weights import IN_PARAMS
-
         try:
             protocol = preset_protocol(args.protocol_of, args.params)
         except config.ConfigError as error:
@@ -387,7 +385,7 @@ def command_score(args) -> int:
             return 2
         preset_inception = protocol.pop("inception_file")
         if inception is None and preset_inception is not None:  # --inception-weights names another
-            inception, inception_setting = preset_inception, IN_PARAMS
+            inception, named_in_params = preset_inception, True
         clashes = [f"{SCORE_PROTOCOL_OPTIONS[k]} {v}" for k, v in given.items() if protocol[k] != v]
         if clashes:
             log.error(
@@ -406,7 +404,8 @@ def command_score(args) -> int:
     if problem:
         log.error("score: %s", problem)
         return 2
-    from sr3bench.metrics.score import ScoreError, result_json, score
+    from sr3bench.metrics.score import ON_THE_COMMAND_LINE, ScoreError, result_json, score
+    from sr3bench.metrics.weights import IN_PARAMS
 
     set_threads(args.threads)
     try:
@@ -420,7 +419,7 @@ def command_score(args) -> int:
             lpips=not args.no_lpips,
             name=args.name,
             inception_file=inception,
-            inception_setting=inception_setting,
+            inception_setting=IN_PARAMS if named_in_params else ON_THE_COMMAND_LINE,
             **protocol,
         )
     except ScoreError as error:

@@ -10,6 +10,7 @@ from pipeline import registry
 from pipeline.layout import prepare_command
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.images import list_images
+from sr3bench.core.output_folder import listed
 from sr3bench.core.stage_files import read_json
 from sr3bench.metrics.evaluate import evaluate_method, evaluate_set, set_metrics_not_requested
 
@@ -78,7 +79,7 @@ def _check_test_split(test_images: set[str], groups: dict, hr_dir, manifest, pre
     unlisted, missing = sorted(test_images - set(groups)), sorted(set(groups) - test_images)
     if unlisted or missing:
         problems = [
-            f"{len(names)} image(s) {where} ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+            f"{len(names)} image(s) {where} ({listed(names, 5)})"
             for names, where in (
                 (unlisted, f"in {hr_dir} but not in {manifest}"),
                 (missing, f"of {manifest} not in {hr_dir}"),

@@ -291,6 +291,11 @@ def check_options(color: str, crop: int, scale: int | None) -> None:
         raise ScoreError(f"scale {scale!r} is not a whole number >= 1")
 
 
+ON_THE_COMMAND_LINE = InceptionSetting(
+    "--inception-weights", "`--inception-weights FILE`", "leave out --inception-weights"
+)  # how score's user names the original Inception file, in the fixes messages give
+
+
 def score(
     sr_dir,
     hr_dir,
@@ -305,7 +310,7 @@ def score(
     name: str | None = None,
     inception_file=None,
     is_splits: int = IS_SPLITS,
-    inception_setting: InceptionSetting | None = None,
+    inception_setting: InceptionSetting = ON_THE_COMMAND_LINE,
 ) -> ScoreResult:
     """Score the SR images of ``sr_dir`` against the HR images of the same names in ``hr_dir``.
 
@@ -378,9 +383,8 @@ def score(
             unavailable["lpips"] = str(error)
     per_image = pd.DataFrame([{"name": image, **row} for image, row in zip(images, rows)], columns=PER_IMAGE_COLUMNS)
 
-    setting = inception_setting or ON_THE_COMMAND_LINE
     set_level, set_info = score_set(
-        sr_dir, hr_dir, images, cache_dir, weights_dir, fid, inception_file, is_splits, setting
+        sr_dir, hr_dir, images, cache_dir, weights_dir, fid, inception_file, is_splits, inception_setting
     )
     metrics = {}
     for metric in names():
@@ -417,11 +421,6 @@ def score(
         warnings,
         set_info,
     )
-
-
-ON_THE_COMMAND_LINE = InceptionSetting(
-    "--inception-weights", "`--inception-weights FILE`", "leave out --inception-weights"
-)  # how score's user names the original Inception file, in the fixes messages give
 
 
 def score_set(

@@ -21,13 +21,13 @@ COLUMNS = (("top1_error", "top-1 error"), ("top5_error", "top-5 error"))
 
 def read_results(files: dict[str, Path]) -> dict[str, dict]:
     """{row: result} of the classify stages' JSON files (row: ``baseline`` or a method)."""
-    again = "run the classify stage again (sr3bench {} --preset PRESET{})"
-    return {
-        row: read_json(
-            path, again.format(*(("classify-baseline", "") if row == BASELINE else ("classify", f" --method {row}")))
-        )
-        for row, path in files.items()
-    }
+    return {row: read_json(path, _rerun(row)) for row, path in files.items()}
+
+
+def _rerun(row: str) -> str:
+    """The command that writes the classify result of ``row``, for a message about its file."""
+    command = "classify-baseline --preset PRESET" if row == BASELINE else f"classify --preset PRESET --method {row}"
+    return f"run the classify stage again (sr3bench {command})"
 
 
 def paper_rows(paper_tables: Path) -> tuple[dict[str, dict], str]:

@@ -38,6 +38,7 @@ from typing import Mapping
 from PIL import Image
 
 from sr3bench.core.atomic import atomic_path, staged_folder
+from sr3bench.core.output_folder import listed
 from sr3bench.study import store
 from sr3bench.study.plan import (
     VIGILANCE,
@@ -45,7 +46,6 @@ from sr3bench.study.plan import (
     page_script,
     plan_trials,
     rater_ids,
-    read_plan,
     recognisable_trials,
     shown_files,
 )
@@ -227,20 +227,18 @@ class _Names:
         return self._mac(b"page|" + rater.encode())
 
 
-def check_site(site: Path, plan_file: Path) -> None:
-    """Refuse a study folder that is not the build of the plan (a FileNotFoundError naming the
-    fix): a rater would get a page that is missing or shows other trials than the plan maps
-    the answers through."""
-    plan = read_plan(plan_file)
+def check_site(site: Path, plan: dict, plan_file: Path) -> None:
+    """Refuse a study folder that is not the build of ``plan`` (read from ``plan_file``; a
+    FileNotFoundError naming the fix): a rater would get a page that is missing or shows
+    other trials than the plan maps the answers through."""
     rebuild = f"build the study again (sr3bench study-build --preset {plan['study'].get('preset', 'PRESET')})"
     if not site.is_dir():
         raise FileNotFoundError(f"{site}: the study folder is missing: {rebuild}")
     stale = [rater for rater in plan["raters"] if not _page_matches(site, plan, rater)]
     if stale:
         raise FileNotFoundError(
-            f"{site} is not the build of {plan_file}: the page of rater(s) {', '.join(stale[:5])}"
-            f"{' ...' if len(stale) > 5 else ''} is missing or shows other trials (or was built by an older "
-            f"version): {rebuild}"
+            f"{site} is not the build of {plan_file}: the page of rater(s) {listed(stale, 5)} is missing or shows "
+            f"other trials (or was built by an older version): {rebuild}"
         )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,16 +114,15 @@ def _rater_trials(design: StudyDesign, rater: str, task: int, main: list[tuple],
     # Practice and vigilance trials show the photograph beside an obvious or a named fake: on
     # an image of the rater's main trials, it would give away that trial's real side.
     unseen = [image for image in design.images if image not in {trial[1] for trial in main}]
-    spare_images = unseen or list(design.images)
+    spare_images = unseen or list(design.images)  # for the practice trials too
     for _ in range(design.vigilance_trials):  # never first: a rater settles in on a real trial
         trial = ("vigilance", spare_images[rng.integers(len(spare_images))], VIGILANCE, SIDES[rng.integers(2)])
         main.insert(int(rng.integers(1, len(main) + 1)), trial)
 
-    practice_images = spare_images
     practice = [
         (
             "practice",
-            practice_images[rng.integers(len(practice_images))],
+            spare_images[rng.integers(len(spare_images))],
             design.methods[rng.integers(len(design.methods))],
             SIDES[rng.integers(2)],
         )
@@ -154,13 +154,11 @@ def recognisable_trials(raters: dict[str, list[dict]]) -> tuple[int, int]:
     needs more test images than there are, or two test images are the same picture."""
     affected = []
     for trials in raters.values():
-        seen = [_marks(trial) for trial in trials]
-        counts: dict[str, int] = {}
-        for marks in seen:
-            for mark in marks:
-                counts[mark] = counts.get(mark, 0) + 1
-        recurring = [any(counts[m] > 1 for m in marks) for marks in seen]
-        affected.append(sum(1 for t, hit in zip(trials, recurring) if t["kind"] == "main" and hit))
+        marks = [_marks(trial) for trial in trials]
+        counts = Counter(mark for trial_marks in marks for mark in trial_marks)
+        affected.append(
+            sum(1 for t, ms in zip(trials, marks) if t["kind"] == "main" and any(counts[m] > 1 for m in ms))
+        )
     return sum(1 for count in affected if count), sum(affected)
 
 

@@ -59,6 +59,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sr3bench.study.build import check_site
 from sr3bench.study.importing import OtherPlanError, PlannedTrials
+from sr3bench.study.plan import plan_fingerprint, read_plan
 from sr3bench.study.store import (
     StoreError,
     answered_counts,
@@ -95,8 +96,9 @@ class StudyServer(ThreadingHTTPServer):
                 f"{self.plan_file} is inside the served folder {self.site}: the full plan says which image is "
                 "which method's and must stay outside it (rebuild the study)"
             )
-        self.planned = PlannedTrials.from_file(self.plan_file)
-        check_site(self.site, self.plan_file)
+        plan = read_plan(self.plan_file)
+        self.planned = PlannedTrials(plan, plan_fingerprint(self.plan_file))
+        check_site(self.site, plan, self.plan_file)
         self.rater_of_page = {page: rater for rater, page in self.planned.pages.items()}
         self.connection = open_store(self.answers)
         try:
