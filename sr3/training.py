@@ -132,27 +132,33 @@ class Trainer:
         }
 
     def resume(self) -> bool:
-        if not self.checkpoint_path.exists():
-            return False
-        try:
-            state = torch.load(
-                self.checkpoint_path, map_location="cpu", weights_only=False
-            )  # states load onto the model's device
-        except Exception as error:  # unpickling raises many types; all mean the same here
-            reason = " ".join(str(error).splitlines()[:2])[:300]
-            raise CheckpointError(
-                f"checkpoint {self.checkpoint_path} cannot be read ({type(error).__name__}: {reason}). "
-                "Checkpoints are written atomically, so it was damaged after writing (a copy, the disk): "
-                "move it away to train from scratch, or put back a good copy to resume"
-            ) from error
-        if state.get("fingerprint") != self.fingerprint:
-            if not self.runtime.writes_files:
-                return False
-            kept = self.checkpoint_path.with_name(f"{self.checkpoint_path.stem}.{state.get('fingerprint')}.pt")
-            self.checkpoint_path.rename(kept)
-            log.warning(
-                "checkpoint %s was made with another config; kept as %s, starting afresh", self.checkpoint_path, kept
-            )
+        """Continue from a checkpoint of this config (``fingerprint``) at a step not past
+        ``steps``: ``last.pt``, or one set aside earlier (``last.<fingerprint>.step<N>.pt``),
+        the furthest. A run's fingerprint leaves out its step count, so raising ``steps``
+        continues the finished run. Any other ``last.pt`` is set aside under its own
+        fingerprint and step, never continued and never overwritten."""
+        candidates = self._set_aside_of_this_config()
+        current = self._read_checkpoint(self.checkpoint_path) if self.checkpoint_path.exists() else None
+        if current is not None and self._continues(current):
+            candidates.append((current["step"], self.checkpoint_path))
+        path = max(candidates)[1] if candidates else None
+        state = current if path == self.checkpoint_path else self._read_checkpoint(path) if path else None
+        current = {k: current.get(k) for k in ("fingerprint", "step")} if current is not None else None
+        distributed.barrier(self.runtime)  # every rank has read its checkpoint before rank 0 renames any
+        if self.runtime.writes_files:
+            if current is not None and path != self.checkpoint_path:
+                kept = self._set_aside_name(current["fingerprint"], current["step"])
+                self.checkpoint_path.rename(kept)
+                log.warning(
+                    "checkpoint %s was made with another config or runs past steps %d; kept as %s",
+                    self.checkpoint_path,
+                    self.settings["steps"],
+                    kept,
+                )
+            if path not in (None, self.checkpoint_path):
+                path.rename(self.checkpoint_path)
+                log.info("checkpoint %s of this config, set aside earlier, is %s again", path, self.checkpoint_path)
+        if state is None:
             return False
         self.model.load_state_dict(state["model"])
         self.ema_model.load_state_dict(state["ema_model"])
@@ -171,6 +177,33 @@ class Trainer:
         self.threads_from_step = [tuple(pair) for pair in state.get("threads_from_step", [])]
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return True
+
+    def _continues(self, state: dict) -> bool:
+        return state.get("fingerprint") == self.fingerprint and state.get("step", 0) <= self.settings["steps"]
+
+    def _set_aside_name(self, fingerprint, step) -> Path:
+        return self.checkpoint_path.with_name(f"{self.checkpoint_path.stem}.{fingerprint}.step{step}.pt")
+
+    def _set_aside_of_this_config(self) -> list[tuple[int, Path]]:
+        """(step, path) of this config's set-aside checkpoints not past ``steps``, by name."""
+        prefix = f"{self.checkpoint_path.stem}.{self.fingerprint}.step"
+        found = []
+        for path in self.checkpoint_path.parent.glob(f"{prefix}*.pt"):
+            step = path.name[len(prefix) : -len(".pt")]
+            if step.isdigit() and int(step) <= self.settings["steps"]:
+                found.append((int(step), path))
+        return found
+
+    def _read_checkpoint(self, path: Path) -> dict:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)  # states load onto the model's device
+        except Exception as error:  # unpickling raises many types; all mean the same here
+            reason = " ".join(str(error).splitlines()[:2])[:300]
+            raise CheckpointError(
+                f"checkpoint {path} cannot be read ({type(error).__name__}: {reason}). "
+                "Checkpoints are written atomically, so it was damaged after writing (a copy, the disk): "
+                "move it away to train from scratch, or put back a good copy to resume"
+            ) from error
 
     def _on_signal(self, signum, frame):
         self._stop_signal = signum

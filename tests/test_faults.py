@@ -103,7 +103,7 @@ def test_a_checkpoint_from_another_config_is_kept_aside_not_resumed(tmp_path):
     other = trainer(tmp_path, loss_that_explodes_at(-1))
     other.fingerprint = "another config"
     assert other.resume() is False and other.step == 0
-    assert torch.load(tmp_path / "last.fault-test.pt", weights_only=False)["step"] == 4  # kept, not overwritten
+    assert torch.load(tmp_path / "last.fault-test.step4.pt", weights_only=False)["step"] == 4  # kept, not overwritten
 
 
 def test_a_damaged_checkpoint_is_refused_with_its_path_and_kept(tmp_path):

@@ -99,3 +99,47 @@ def test_sampling_killed_mid_run_samples_only_the_missing_images(project, tmp_pa
     sr3bench(reference, "sample", "--method", "sr3")
     fresh = {p.name: p.read_bytes() for p in (reference / "samples/demo/sr3").iterdir()}
     assert len(fresh) == 3 and resumed == fresh
+
+
+def with_training(project: Path, **changes) -> None:
+    """The project's params.yaml with the demo's SR3 training section changed."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["presets"]["demo"]["training"]["sr3"].update(changes)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_raising_steps_continues_the_finished_run_to_the_weights_of_a_longer_one(project, reference):
+    """A finished 75-step run, then steps raised to the reference's 150: training goes on
+    from step 75 and ends where an uninterrupted 150-step run ends. Switching to another
+    config and back resumes the first config's checkpoint, set aside meanwhile."""
+    folder = project / "checkpoints" / "demo" / "sr3"
+    with_training(project, steps=75, checkpoint_every=50)
+    sr3bench(project, "train", "--method", "sr3")
+    with_training(project, steps=150, checkpoint_every=25)
+    log = project / "longer.log"
+    sr3bench(project, "train", "--method", "sr3", "--log", str(log))
+    assert re.search(r"resumed from \S+last\.pt at step 75\b", log.read_text())
+    assert_same_training(project, reference)
+
+    with_training(project, learning_rate=3e-4)
+    sr3bench(project, "train", "--method", "sr3")  # another config: from scratch, the 150-step one set aside
+    (aside,) = folder.glob("last.*.step150.pt")
+    with_training(project, learning_rate=tiny_params()["presets"]["demo"]["training"]["sr3"]["learning_rate"])
+    back = project / "back.log"
+    sr3bench(project, "train", "--method", "sr3", "--log", str(back))
+    assert "set aside earlier" in back.read_text() and "at step 150" in back.read_text()
+    assert not aside.exists() and len(list(folder.glob("last.*.step150.pt"))) == 1  # the other config's now
+    assert_same_training(project, reference)
+
+
+def test_a_checkpoint_past_lowered_steps_is_set_aside_not_continued(project):
+    """steps lowered below a checkpoint's step: the weights of fewer steps cannot be had
+    from it, so training starts afresh and the checkpoint waits for its steps to return."""
+    with_training(project, steps=100)
+    sr3bench(project, "train", "--method", "sr3")
+    with_training(project, steps=50)
+    log = project / "fewer.log"
+    sr3bench(project, "train", "--method", "sr3", "--log", str(log))
+    assert "runs past steps 50" in log.read_text() and "resumed" not in log.read_text()
+    assert torch.load(project / "checkpoints/demo/sr3/last.pt", weights_only=False)["step"] == 50
+    assert len(list((project / "checkpoints/demo/sr3").glob("last.*.step100.pt"))) == 1

@@ -19,6 +19,10 @@ from sr3bench.core.write_errors import check_writable
 
 log = logging.getLogger(__name__)
 
+# Training settings a checkpoint continues across: more steps continue the same run (the
+# learning rate does not depend on the step count), and checkpoints change no weights.
+CONTINUABLE = ("steps", "checkpoint_every")
+
 
 def run(job) -> None:
     processes = job.settings.runtime.processes
@@ -79,8 +83,9 @@ def train(job) -> None:
     sampler = PatchSampler(dataset, own.patch_size, own.batch_size, settings.seed)
     training_diffusion = {k: v for k, v in config["diffusion"].items() if k not in ("inference_schedule", "sampler")}
     code = code_fingerprint(stage_code(__name__, method))
+    same_run = {k: v for k, v in own_config.items() if k not in CONTINUABLE}
     fingerprint = digest(
-        [config["model"], own_config, training_diffusion, config["dataset"], settings.seed, method, code]
+        [config["model"], same_run, training_diffusion, config["dataset"], settings.seed, method, code]
     )
     validate = validation_psnr(job, implementation) if own.keep == "best_val_psnr" else None
     trainer = Trainer(

@@ -51,6 +51,12 @@ def over_ranks(loss: torch.Tensor, stopping: bool, runtime: Runtime) -> tuple[to
     return both[0] / runtime.world_size, bool(both[1] > 0)
 
 
+def barrier(runtime: Runtime) -> None:
+    """Wait until every rank is here (nothing to wait for in one process)."""
+    if runtime.distributed:
+        dist.barrier()
+
+
 def rows_of_rank(global_batch: int, runtime: Runtime, accumulation: int) -> list[slice]:
     """This rank's micro-batches as slices of the global batch: rank r takes the r-th of
     ``world_size`` equal blocks and splits it into ``accumulation`` equal micro-batches."""
