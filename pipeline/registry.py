@@ -55,6 +55,7 @@ class MethodEntry:
     trained: bool
     title: str  # as the report prints it
     stochastic: bool = False  # its samples depend on the seed: the report shows several
+    diffusion: bool = False  # it samples with the preset's diffusion settings (sampler, inference schedule)
     # its output is made from the test image's LR input; False: an unconditional generator
     # (FID and KID only: evaluate leaves the paired metrics, PSNR, SSIM, consistency, LPIPS, empty)
     conditional: bool = True
@@ -65,9 +66,15 @@ class MethodEntry:
 ENTRIES = (
     MethodEntry("bicubic", "baselines.bicubic", trained=False, title="Bicubic"),
     MethodEntry("regression", "baselines.regression", trained=True, title="Regression"),
-    MethodEntry("sr3", "sr3.method", trained=True, title="SR3", stochastic=True),
+    MethodEntry("sr3", "sr3.method", trained=True, title="SR3", stochastic=True, diffusion=True),
     MethodEntry(  # SR3's UNet without the LR input: the unconditional first stage of a cascade
-        "sr3_base", "sr3.base_generator", trained=True, title="SR3 base generator", stochastic=True, conditional=False
+        "sr3_base",
+        "sr3.base_generator",
+        trained=True,
+        title="SR3 base generator",
+        stochastic=True,
+        diffusion=True,
+        conditional=False,
     ),
     MethodEntry(  # a public checkpoint, imported by its train stage (docs/public-checkpoints.md)
         "sr3_janspiry",
@@ -75,6 +82,7 @@ ENTRIES = (
         trained=True,
         title="Janspiry SR3",
         stochastic=True,
+        diffusion=True,
         settings_schema={
             "checkpoint": {"type": "string", "description": "their generator file (*_gen.pth) the train stage imports"},
             "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the file's: checked and tracked"},

@@ -248,7 +248,7 @@ def _sample_inputs(preset, method, plan, shard: bool = False) -> list[str]:
 
 
 def _sample_params(method) -> list[str]:
-    keys = ["diffusion", "sampling"]
+    keys = ["diffusion", "sampling"] if registry.entry(method).diffusion else ["sampling"]
     if registry.entry(method).trained:
         keys.append("seed")
     if layout.variant_name(method):

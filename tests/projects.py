@@ -114,6 +114,8 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def dvc_project(root: Path, params: dict, commit: bool = False) -> Path:
     """A project under git and DVC (``commit``: with a first commit, as ``dvc exp run`` needs)."""
     project = make_project(root, params)
+    for name in (".gitignore", ".dvcignore"):  # what git and DVC leave alone in a real clone
+        shutil.copy(REPO / name, project / name)
     run([sys.executable, "-m", "pipeline.cli", "dvc-yaml"], project)  # the stages of these params
     run(["git", "init", "-q"], project)
     run([sys.executable, "-m", "dvc", "init", "-q"], project)

@@ -60,27 +60,22 @@ def test_the_tune_stage_chose_a_schedule_on_validation_and_the_report_shows_it(s
     assert "Sampling: schedule search on the validation split" in html and "tuning.png" in html
 
 
-def test_a_changed_tune_grid_retunes_and_resamples_only_the_tuned_variant(snakemake_project):
+def planned_jobs(project, config: str) -> set[str]:
+    """The commands Snakemake would run with ``--config config`` (a dry run), without threads."""
     plan = run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--cores",
-            "8",
-            "--dry-run",
-            "--printshellcmds",
-            "--config",
-            "presets={demo: {tune: {steps: [5, 10, 20]}}}",
-        ],
-        snakemake_project,
+        [sys.executable, "-m", "snakemake", "--cores", "8", "--dry-run", "--printshellcmds", "--config", config],
+        project,
     )
     commands = [
         line[line.index("sr3bench ") :]
         for line in (plan.stdout + plan.stderr).splitlines()
         if line.startswith("Shell command: sr3bench ")
     ]
-    jobs = {command.split(" --threads")[0] for command in commands}
+    return {command.split(" --threads")[0] for command in commands}
+
+
+def test_a_changed_tune_grid_retunes_and_resamples_only_the_tuned_variant(snakemake_project):
+    jobs = planned_jobs(snakemake_project, "presets={demo: {tune: {steps: [5, 10, 20]}}}")
     assert jobs == {
         "sr3bench tune --preset demo --method sr3",
         "sr3bench sample --preset demo --method sr3@tuned10",
@@ -88,6 +83,16 @@ def test_a_changed_tune_grid_retunes_and_resamples_only_the_tuned_variant(snakem
         "sr3bench report --preset demo",
         "sr3bench front-page",
     }, jobs
+
+
+def test_a_changed_inference_schedule_resamples_the_diffusion_methods_only(snakemake_project):
+    """Bicubic and regression never read diffusion.*: their samples and scores stay."""
+    jobs = planned_jobs(
+        snakemake_project,
+        "presets={demo: {diffusion: {inference_schedule: {steps: 20, beta_start: 1.0e-4, beta_end: 0.5}}}}",
+    )
+    assert "sr3bench sample --preset demo --method sr3" in jobs and "sr3bench report --preset demo" in jobs
+    assert not [job for job in jobs if "--method bicubic" in job or "--method regression" in job], jobs
 
 
 def test_the_report_shows_diversity_provenance_and_the_front_page_lists_it(snakemake_project):

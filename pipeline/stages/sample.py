@@ -87,7 +87,7 @@ def read_choices(paths: layout.PresetPaths, method: str) -> dict | None:
 def sample_work_dir(paths: layout.PresetPaths, settings: Preset, method: str) -> Path:
     """Where samples accumulate while a stage runs: outside the declared outputs (which
     Snakemake deletes when a job fails), keyed by everything the samples depend on (model
-    file, test set, diffusion settings, seed, sampling code), so a re-run after an
+    file, test set, a diffusion method's diffusion settings, seed, sampling code), so a re-run after an
     interruption samples only the missing images. Shards of one method share it."""
     trained = registry.entry(method).trained
     if trained and not paths.model(method).is_file():
@@ -103,9 +103,8 @@ def sample_work_dir(paths: layout.PresetPaths, settings: Preset, method: str) ->
     manifest = hashlib.sha256(paths.manifest.read_bytes()).hexdigest()
     compiled = settings.sampling.compile  # compiled kernels round differently
     code = code_fingerprint(stage_code(__name__, method))
-    key = digest(
-        [model_hash, manifest, settings.config["diffusion"], settings.seed, code] + ([True] if compiled else [])
-    )
+    diffusion = settings.config["diffusion"] if registry.entry(method).diffusion else None
+    key = digest([model_hash, manifest, diffusion, settings.seed, code] + ([True] if compiled else []))
     return paths.sample_cache(method) / key
 
 
