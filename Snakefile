@@ -58,7 +58,7 @@ onstart:
 
 
 wildcard_constraints:
-    preset="[^/]+",
+    preset="[^/.]+",  # not data/<preset>.classify
     dataset="[a-z0-9_]+",
 
 
@@ -73,12 +73,13 @@ def declared(output, preset, member):
     return path
 
 
-# Every declared output, not only the report: Snakemake does not rebuild a missing
-# intermediate file whose downstream outputs exist (it treats it as a removed temp file),
-# so results deleted by hand or lost to a kill during --forcerun would stay missing.
+# Every declared output, not only the report, and in a cascade the upstream presets' ones
+# it reads: Snakemake does not rebuild a missing intermediate file whose downstream outputs
+# exist (it treats it as a removed temp file), so results deleted by hand or lost to a kill
+# during --forcerun would stay missing.
 rule all:
     input:
-        rule_settings.run_outputs(PLAN, PRESET),
+        rule_settings.run_outputs(PLAN, PRESET, config),
 
 
 for stage in stage_table.STAGES:

@@ -118,12 +118,19 @@ def wildcard_constraints(stage: Stage, *plans: Plan) -> dict:
     return constraints
 
 
-def run_outputs(plan: Plan, preset: str) -> list[str]:
-    """Every declared output of the run (shards aside, which the merge consumes)."""
-    return [
+def run_outputs(plan: Plan, preset: str, params: dict) -> list[str]:
+    """Every declared output of the run (shards aside, which the merge consumes), with the
+    outputs of the upstream presets' jobs it needs in a cascade."""
+    own = [
         path
         for stage in STAGES
         if stage.fan_out != "shard"
         for member in plan.members(stage.fan_out)
         for path in stage.output_paths(preset, member)
     ]
+    upstream = [
+        path
+        for job in cascade_plan.upstream_jobs(params, preset)
+        for path in job.stage.output_paths(job.preset, job.member)
+    ]
+    return list(dict.fromkeys(upstream + own))

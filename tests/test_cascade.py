@@ -10,6 +10,7 @@ downstream samples (evaluation would add a minute of metric-network loading)."""
 import copy
 import json
 import re
+import shutil
 import sys
 
 import numpy as np
@@ -233,6 +234,11 @@ def test_both_engines_chain_the_presets_and_rerun_what_an_upstream_change_touche
     assert files(dvc) == second, "the engines' downstream results differ after the upstream change"
     assert second[f"{TARGET}/chelsea_chelsea.png"] != first[f"{TARGET}/chelsea_chelsea.png"]
     assert second["data/down16_32/test/hr/chelsea_chelsea.png"] == first["data/down16_32/test/hr/chelsea_chelsea.png"]
+
+    # An upstream output deleted by hand: a plain run rebuilds it (rule all lists the chain's outputs).
+    shutil.rmtree(snakemake / layout.samples_dir(UP, "bicubic"))
+    plan = run(SNAKEMAKE + ["--dry-run", "--printshellcmds"], snakemake)
+    assert f"sr3bench sample --preset {UP} --method bicubic" in plan.stdout + plan.stderr
 
 
 def test_the_report_sets_the_chain_beside_direct_sr_and_table_4(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import shutil
 import socket
@@ -177,9 +178,51 @@ def test_resnet50_weights_are_downloaded_and_checked_by_the_hash_in_their_name(h
         classifier.resolve_weights("resnet50", None, f"{http_server.url}/models/resnet50-00000000.pth")
     local = tmp_path / "my-resnet.pth"
     local.write_bytes(data)  # a local file is checked against torchvision's published prefix
-    with pytest.raises(classifier.WeightsMismatchError, match="not the published 0676ba61"):
+    with pytest.raises(classifier.WeightsMismatchError, match="not the expected 0676ba61"):
         classifier.resolve_weights("resnet50", str(local))
     assert classifier.RESNET50_URL.endswith("/resnet50-0676ba61.pth")
+
+
+def named_by_hash(folder, data: bytes, name: str = "mine"):
+    path = folder / f"{name}-{hashlib.sha256(data).hexdigest()[:10]}.pth"
+    path.write_bytes(data)
+    return path
+
+
+def saved(value) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda good: good[: len(good) // 2], "cannot be read as a state dict"),
+        (lambda good: b"prototypes = 1, 2, 3\n", "cannot be read as a state dict"),
+        (lambda good: saved({"model": {"prototypes": torch.zeros(8, 2)}}), "hold a dict with keys model, not a state"),
+        (lambda good: saved({"weight": torch.zeros(8, 2)}), r"missing prototypes \(1\); unknown weight \(1\)"),
+        (lambda good: saved({"prototypes": torch.zeros(4, 2)}), r"misshapen prototypes \(1\)"),
+    ],
+    ids=["truncated", "text", "wrapped", "other-network", "other-shape"],
+)
+def test_a_weights_file_that_is_no_state_dict_of_the_classifier_is_named_with_the_setting(tmp_path, content, message):
+    """A file with the right hash in its name but the wrong contents: an error naming the
+    file, classify.weights and what is wrong, never torch's bare message."""
+    good = save_tiny_weights(tmp_path).read_bytes()
+    path = named_by_hash(tmp_path, content(good))
+    weights = classifier.resolve_weights("classify_fixtures:tiny_classifier", str(path))
+    with pytest.raises(classifier.ClassifierWeightsError, match=message) as error:
+        classifier.load_classifier("classify_fixtures:tiny_classifier", weights, torch.device("cpu"))
+    assert str(path) in str(error.value) and "classify.weights" in str(error.value)
+
+
+def test_a_users_file_whose_name_carries_another_hash_says_to_name_it_by_its_own(tmp_path):
+    path = tmp_path / "mine-0000000000.pth"
+    path.write_bytes(save_tiny_weights(tmp_path).read_bytes())
+    with pytest.raises(classifier.WeightsMismatchError, match="its name does not carry its own hash") as error:
+        classifier.resolve_weights("classify_fixtures:tiny_classifier", str(path))
+    assert "published" not in str(error.value) and "fetched again" not in str(error.value)
 
 
 def test_offline_without_weights_the_result_says_unavailable_and_how_to_provide_them(synthetic, tmp_path, monkeypatch):
@@ -192,6 +235,7 @@ def test_offline_without_weights_the_result_says_unavailable_and_how_to_provide_
     run_stages(params, "bicubic")
     result = json.loads(layout.classify_result_file("demo", "bicubic").read_text())
     assert result["top1_error"] is None and "weights.resnet50" in result["unavailable"]
+    assert "--forcerun classify classify_baseline" in result["unavailable"]  # a new file changes no tracked input
     assert not layout.classify_cache_dir("demo", "bicubic").exists()  # nothing was super-resolved
 
 

@@ -32,6 +32,12 @@ from sr3bench.metrics.weights import WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 
+# A file that appears later changes no tracked input: the engines must be told to re-run.
+RERUN_WHEN_THERE = (
+    "Once the file is there, re-run the classify stages: snakemake --cores 8 --forcerun classify classify_baseline "
+    "(DVC: dvc repro --force --single-item on each classify stage)"
+)
+
 BATCH = 50  # images per classifier batch
 
 
@@ -60,7 +66,8 @@ def run(job) -> None:
         weights = resolve_weights(classifier, local)
     except WeightsUnavailableError as error:
         log.warning("classify: the classifier's weights are unavailable: %s", error)
-        write(out, {**record, "top1_error": None, "top5_error": None, "unavailable": str(error)})
+        unavailable = f"{error}. {RERUN_WHEN_THERE}"
+        write(out, {**record, "top1_error": None, "top5_error": None, "unavailable": unavailable})
         return
     device = runtime_from_config(settings.config["runtime"]).device
     model = load_classifier(classifier, weights, device)

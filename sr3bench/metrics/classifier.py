@@ -43,15 +43,22 @@ class ClassifierWeights:
     source: str
 
 
-def check_file(path: Path, prefix: str, where: str) -> str:
-    """The file's SHA-256, which must begin with ``prefix``."""
+def check_file(path: Path, prefix: str, where: str, fix: str) -> str:
+    """The file's SHA-256, which must begin with ``prefix``; ``fix`` says what to do if not."""
     digest = file_sha256(path)
     if not digest.startswith(prefix):
         raise WeightsMismatchError(
-            f"classifier weights {path} ({where}) have SHA-256 {digest[:16]}..., not the published {prefix}...: "
-            "the file is damaged or other weights; replace it (a downloaded one: delete it, it is fetched again)"
+            f"classifier weights {path} ({where}) have SHA-256 {digest[:16]}..., not the expected {prefix}...: {fix}"
         )
     return digest
+
+
+PUBLISHED_FIX = "the file is damaged or other weights; replace it with torchvision's file"
+DOWNLOADED_FIX = "the file is damaged or other weights; delete it and it is fetched again"
+OWN_FIX = (
+    "the file is damaged, or its name does not carry its own hash: name it <name>-<first 8 or more hex digits "
+    "of its SHA-256>.<ext> (sha256sum prints them)"
+)
 
 
 def download(url: str, folder: Path) -> Path:
@@ -84,18 +91,20 @@ def resolve_weights(classifier: str, local: str | None, url: str | None = None) 
         path = Path(local).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{setting}: {path} does not exist; point it at the classifier's weights file")
-        prefix = hash_prefix_in_name(Path(url).name) if classifier == RESNET50 else hash_prefix_in_name(path.name)
+        published = classifier == RESNET50
+        prefix = hash_prefix_in_name(Path(url).name) if published else hash_prefix_in_name(path.name)
         if prefix is None:
             raise ValueError(
                 f"{setting}: {path.name} has no SHA-256 prefix in its name; name it <name>-<first 8 or more hex "
                 "digits of its SHA-256>.<ext> (torch.hub's convention), so that it is checked"
             )
-        return ClassifierWeights(path, check_file(path, prefix, setting), f"local file ({setting})")
+        digest = check_file(path, prefix, setting, PUBLISHED_FIX if published else OWN_FIX)
+        return ClassifierWeights(path, digest, f"local file ({setting})")
     if classifier != RESNET50:
         raise ValueError(f"{OTHER_SETTING}: the classifier {classifier} needs its weights file")
     path = download(url, Path(torch.hub.get_dir()) / "checkpoints")  # layout: another package's folder
     return ClassifierWeights(
-        path, check_file(path, hash_prefix_in_name(path.name), url), f"torchvision download ({url})"
+        path, check_file(path, hash_prefix_in_name(path.name), url, DOWNLOADED_FIX), f"torchvision download ({url})"
     )
 
 
@@ -109,12 +118,50 @@ def build(classifier: str) -> torch.nn.Module:
     return getattr(importlib.import_module(module), function)()
 
 
+class ClassifierWeightsError(ValueError):
+    """A weights file with the right hash that is not a state dict of the classifier."""
+
+
 def load_classifier(classifier: str, weights: ClassifierWeights, device: torch.device) -> torch.nn.Module:
-    """The architecture with its weights (a state dict, loaded strictly), in eval mode."""
+    """The architecture with its weights (a state dict, loaded strictly), in eval mode; a
+    file that is not its state dict is named with what is wrong."""
     model = build(classifier)
-    state = torch.load(weights.path, map_location="cpu", weights_only=True)
+    setting = RESNET50_SETTING if classifier == RESNET50 else OTHER_SETTING
+    fix = f"save the network's state_dict() alone (torch.save(model.state_dict(), path)) and point {setting} at it"
+    try:
+        state = torch.load(weights.path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, not a torch file, a pickled module: all unreadable as weights
+        reason = str(error).splitlines()[0][:200]
+        raise ClassifierWeightsError(
+            f"classifier weights {weights.path} ({setting}) cannot be read as a state dict "
+            f"({type(error).__name__}: {reason}): {fix}"
+        ) from error
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        held = type(state).__name__ if not isinstance(state, dict) else f"a dict with keys {', '.join(list(state)[:4])}"
+        raise ClassifierWeightsError(
+            f"classifier weights {weights.path} ({setting}) hold {held}, not a state dict of tensors: {fix}"
+        )
+    expected = model.state_dict()
+    problems = [
+        f"{label} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''} ({len(keys)})"
+        for label, keys in (
+            ("missing", sorted(set(expected) - set(state))),
+            ("unknown", sorted(set(state) - set(expected))),
+            ("misshapen", sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)),
+        )
+        if keys
+    ]
+    if problems:
+        raise ClassifierWeightsError(
+            f"classifier weights {weights.path} ({setting}) are not a state dict of "
+            f"{describe_architecture(classifier)}: {'; '.join(problems)}"
+        )
     model.load_state_dict(state, strict=True)
     return model.eval().to(device)
+
+
+def describe_architecture(classifier: str) -> str:
+    return "torchvision's ResNet-50" if classifier == RESNET50 else classifier
 
 
 def describe(classifier: str, weights: ClassifierWeights) -> dict:
