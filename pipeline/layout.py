@@ -180,6 +180,7 @@ REPORT_FILES = (
     "per_image.csv",
     "metrics_by_group.csv",
     "metrics.json",
+    "classification.csv",
     "grid.png",
     "zoom.png",
     "diversity.png",

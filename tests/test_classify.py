@@ -13,6 +13,7 @@ import shutil
 import socket
 import sys
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -28,7 +29,7 @@ from pipeline.imagenet_devkit import DEVKIT_FILES, DevkitMismatchError, read_dev
 from pipeline.stage_table import Job
 from sr3bench.core.download import DownloadError
 from sr3bench.metrics import classifier
-from sr3bench.reporting.classification import classification_section
+from sr3bench.reporting.classification import classification_section, classification_table
 
 SIX = len(IMAGES)
 # By hand (classify_fixtures.IMAGES): on the originals, image 2's truth is only 2nd nearest
@@ -255,6 +256,12 @@ def test_the_report_sets_the_errors_beside_table_3_and_checks_its_orderings(tmp_
     page = classification_section(files, REPO / "reports" / "paper", {"sr3": "SR3", "regression": "Regression"})
     assert "<td>SR3</td><td>0.350</td><td>0.317</td><td>0.120</td><td>0.120</td>" in page
     assert "<td>RCAN (paper only)</td>" in page
+    table = classification_table(files, REPO / "reports" / "paper", {"sr3": "SR3", "regression": "Regression"})
+    assert list(table["row"])[:4] == ["baseline", "bicubic", "regression", "sr3"]  # the paper's others after
+    sr3 = table.set_index("row").loc["sr3"]
+    assert (sr3["top1_error"], sr3["paper_top1_error"], sr3["images"]) == (0.35, 0.317, 1000)
+    assert table.set_index("row").loc["RCAN"][["top1_error", "paper_top1_error"]].tolist()[1] == 0.393
+    assert pd.isna(table.set_index("row").loc["RCAN"]["top1_error"])
     assert "top-1 error: SR3 below Regression in the paper; here: <b>does not hold</b>" in page
     assert "top-5 error: SR3 below Regression in the paper; here: <b>holds</b>" in page
     assert "top-1 error: Baseline (original images) below SR3 in the paper; here: <b>holds</b>" in page

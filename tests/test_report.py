@@ -113,6 +113,23 @@ def test_tables_hold_the_means_and_the_protocol_from_the_sidecars(tmp_path, inpu
     assert metrics["is"].isna().all() and (metrics["n_images"] == 3).all()
     assert json.loads((out / "metrics.json").read_text())["bicubic"]["fid"] == 100.0
     assert len(pd.read_csv(out / "per_image.csv")) == 6
+    assert pd.read_csv(out / "classification.csv").empty and "Table 3" not in json.loads(
+        (out / "metrics.json").read_text()
+    )
+
+
+def test_table_3_is_a_csv_and_a_dvc_metric_beside_the_page(tmp_path, inputs):
+    results = {}
+    for row, top1, top5 in (("baseline", 0.25, 0.08), ("sr3", 0.35, 0.12)):
+        results[row] = tmp_path / f"{row}.json"
+        results[row].write_text(json.dumps({"row": row, "images": 10, "top1_error": top1, "top5_error": top5}))
+    out = build(tmp_path, dict(inputs, classification=results))
+    table = pd.read_csv(out / "classification.csv").set_index("row")
+    assert table.loc["sr3", "top1_error"] == 0.35 and table.loc["sr3", "paper_top1_error"] == 0.317
+    assert json.loads((out / "metrics.json").read_text())["Table 3"] == {
+        "baseline": {"top1_error": 0.25, "top5_error": 0.08},
+        "sr3": {"top1_error": 0.35, "top5_error": 0.12},
+    }
 
 
 def test_the_page_prints_the_stored_protocol_the_paper_and_the_warnings(tmp_path, inputs):

@@ -1,4 +1,4 @@
-"""The report stage: metrics.csv, per_image.csv, metrics.json and index.html for a preset.
+"""The report stage: metrics.csv, per_image.csv, metrics.json, classification.csv and index.html for a preset.
 
 Reads only files (per-method metric CSVs and their JSON sidecars, which hold the set
 metrics and the protocol; loss logs; SR images; the paper's tables); imports neither
@@ -19,7 +19,7 @@ from sr3bench.core.stage_files import read_json, read_table
 from sr3bench.metrics.table import find, header
 from sr3bench.reporting import comparison, figures, paper
 from sr3bench.reporting.cascade_section import CascadeInputs, cascade_section
-from sr3bench.reporting.classification import classification_section
+from sr3bench.reporting.classification import classification_section, classification_table
 from sr3bench.reporting.provenance import provenance_section
 from sr3bench.reporting.study_section import extreme_rows, paper_fool_rates, study_section
 from sr3bench.reporting.tables import METRIC_COLUMNS, PER_IMAGE_METRICS, summarise
@@ -167,6 +167,9 @@ class PageParts:
     cascade: str = ""
 
 
+TABLE3_KEY = "Table 3"  # metrics.json's Table 3 errors: method names have no spaces
+
+
 def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
     """The report folder ``inputs.out``: the page, the metric tables, the figures and the provenance."""
     results, titles, samples, losses = inputs.results, inputs.titles, inputs.samples, inputs.losses
@@ -184,6 +187,13 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
         row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in ["n_images"] + METRIC_COLUMNS}
         for _, row in summary.iterrows()
     }
+    table3 = classification_table(inputs.classification, paper_tables, titles)
+    if inputs.classification:  # under a key no method can have (DVC's metrics are JSON, TOML or YAML)
+        metrics_json[TABLE3_KEY] = {
+            row["row"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in ("top1_error", "top5_error")}
+            for _, row in table3.iterrows()
+            if row["row"] in inputs.classification
+        }
     names = sorted(p.name for p in Path(test_hr).iterdir())
     grid_names = names[:: max(1, len(names) // GRID_ROWS)][:GRID_ROWS]
     columns = [("LR (input)", test_lr)] + [(titles[m], f) for m, f in samples.items()] + [("HR (truth)", test_hr)]
@@ -251,6 +261,7 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
         by_group.to_csv(staging / "metrics_by_group.csv", index=False)
         per_image.to_csv(staging / "per_image.csv", index=False)
         (staging / "metrics.json").write_text(json.dumps(metrics_json, indent=1))
+        table3.to_csv(staging / "classification.csv", index=False)
         figures.image_grid(grid_names, columns, staging / "grid.png")
         figures.zoomed_crops(grid_names, columns[1:], staging / "zoom.png")
         figures.diversity_strip(diversity_rows, staging / "diversity.png")

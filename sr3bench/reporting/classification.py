@@ -70,8 +70,11 @@ def _number(value) -> str:
     return "&ndash;" if value is None else f"{value:.3f}"
 
 
+PAPER_TITLES = {"sr3": "SR3", "regression": "Regression"}  # the paper's rows named by this project's methods
+
+
 def _name(row: str, titles: dict) -> str:
-    return "Baseline (original images)" if row == BASELINE else titles.get(row, row)
+    return "Baseline (original images)" if row == BASELINE else titles.get(row) or PAPER_TITLES.get(row, row)
 
 
 def _protocol(results: dict[str, dict]) -> str:
@@ -94,6 +97,45 @@ def _protocol(results: dict[str, dict]) -> str:
     )
 
 
+TABLE_COLUMNS = [
+    "row",
+    "title",
+    "images",
+    "top1_error",
+    "top5_error",
+    "paper_top1_error",
+    "paper_top5_error",
+    "classifier",
+    "weights_sha256",
+    "unavailable",
+]
+
+
+def classification_table(files: dict[str, Path], paper_tables: Path, titles: dict) -> pd.DataFrame:
+    """Table 3 as the report's classification.csv: a row per classify result (the baseline
+    first), the paper's errors beside it, the classifier and its weights' SHA-256; the
+    paper's other rows after them (errors here empty). No rows without classify results."""
+    here = read_results(files) if files else {}
+    paper, _ = paper_rows(paper_tables) if files else ({}, "")
+    order = [BASELINE, *[row for row in here if row != BASELINE]] if BASELINE in here else list(here)
+    rows = []
+    for row in order + [row for row in paper if row not in here]:
+        result, protocol = here.get(row, {}), here.get(row, {}).get("protocol") or {}
+        rows.append(
+            {
+                "row": row,
+                "title": _name(row, titles),
+                "images": result.get("images"),
+                **{column: result.get(column) for column, _ in COLUMNS},
+                **{f"paper_{column}": paper.get(row, {}).get(column) for column, _ in COLUMNS},
+                "classifier": protocol.get("classifier"),
+                "weights_sha256": protocol.get("sha256"),
+                "unavailable": result.get("unavailable"),
+            }
+        )
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
 def classification_section(files: dict[str, Path], paper_tables: Path, titles: dict) -> str:
     """The section's HTML; empty when the preset has no classify results."""
     if not files:
@@ -112,7 +154,7 @@ def classification_section(files: dict[str, Path], paper_tables: Path, titles: d
         if row in here
     )
     others = "".join(
-        f"<tr><td>{html.escape(row)} (paper only)</td>"
+        f"<tr><td>{html.escape(_name(row, titles))} (paper only)</td>"
         + "".join(f"<td>&ndash;</td><td>{_number(values[column])}</td>" for column, _ in COLUMNS)
         + "<td></td></tr>"
         for row, values in paper.items()
