@@ -226,6 +226,17 @@ def test_a_users_file_whose_name_carries_another_hash_says_to_name_it_by_its_own
     assert "published" not in str(error.value) and "fetched again" not in str(error.value)
 
 
+def test_a_classifier_module_of_ones_own_beside_params_yaml_is_found(tmp_path, monkeypatch):
+    """The sr3bench command's path holds the installed packages only: a module in the
+    project folder (the stages' working folder) is found there, a missing one named."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # restored afterwards
+    (tmp_path / "my_classifier.py").write_text("import torch\n\ndef build():\n    return torch.nn.Linear(2, 8)\n")
+    assert isinstance(classifier.build("my_classifier:build"), torch.nn.Linear)
+    with pytest.raises(ModuleNotFoundError, match=r"module absent_module not found .* put absent_module\.py there"):
+        classifier.build("absent_module:build")
+
+
 def test_offline_without_weights_the_result_says_unavailable_and_how_to_provide_them(synthetic, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

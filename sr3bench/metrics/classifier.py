@@ -16,6 +16,7 @@ differs is refused, naming it.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,29 @@ def build(classifier: str) -> torch.nn.Module:
 
         return torchvision.models.resnet50(weights=None)
     module, _, function = classifier.partition(":")
-    return getattr(importlib.import_module(module), function)()
+    return getattr(import_from_project(module), function)()
+
+
+def import_from_project(module: str):
+    """``module`` from the installed packages or, as a module of one's own beside
+    params.yaml, from the project folder (the stages' working folder), which the
+    ``sr3bench`` command does not have on its path."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module.split(".")[0]:  # the module was found; something it imports was not
+            raise
+    try:
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module.split(".")[0]:
+            raise
+        raise ModuleNotFoundError(
+            f"{OTHER_SETTING.split('.')[0]}.classifier: module {module} not found in the installed packages or in "
+            f"the project folder {Path.cwd()}; put {module.replace('.', '/')}.py there, or on PYTHONPATH"
+        ) from error
 
 
 class ClassifierWeightsError(ValueError):
