@@ -58,6 +58,7 @@ def test_the_inception_score_is_torch_fidelitys_on_the_unbiased_logits(original_
     assert record["publisher"] == "torch-fidelity" and record["sha256"] == sha256
     assert record["file"] == str(original_file) and record["has_classifier"] is True
     assert record["published_hash"] is False  # its hash is its own, not 6726825d
+    assert record["source"].startswith("an Inception file in torch-fidelity's layout, not the published file")
     assert record["layout_changes"] == []  # torch-fidelity loads it as it is
     cached = [path.name for path in (tmp_path / "cache").iterdir()]
     assert cached and all(f"-w{sha256[:16]}-" in name for name in cached)  # features of these weights only

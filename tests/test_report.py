@@ -270,6 +270,8 @@ def test_the_bootstrap_interval_covers_the_mean_with_the_expected_width():
     assert low < values.mean() < high and low < 0.0 < high
     assert high - low == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.25)  # the normal interval of the mean
     assert bootstrap_interval(values) == (low, high)  # seeded: the same report twice
+    assert bootstrap_interval([*values, np.nan]) == (low, high)  # an empty value is out of the mean too
+    assert np.isnan(bootstrap_interval([*values, np.inf])).all()  # an infinite mean has no interval
 
 
 def test_the_zoom_takes_the_most_detailed_region():
@@ -326,6 +328,10 @@ def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, 
     assert "torch " in page and "not a git checkout" in page and record["config_sha256"] in page
     assert record["datasets"]["test"]["images"] == 3 and "val" in record["datasets"]
     assert json.loads((out / "provenance.json").read_text())["datasets"] == record["datasets"]
+    # In a cascade the numbers rest on the upstream presets' configs too: they are in the hash.
+    chained = [provenance(preset, {}, benchmarks, manifest, upstream={"up": {"seed": seed}}) for seed in (1, 2)]
+    assert len({record["config_sha256"], *(c["config_sha256"] for c in chained)}) == 3
+    assert chained[0]["upstream_configs"]["up"]["config"] == {"seed": 1}
 
 
 def test_dataset_checksums_change_with_any_image():

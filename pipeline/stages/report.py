@@ -134,6 +134,10 @@ def run(job) -> None:
             paths.manifest,
             {registry.title(m): paths.loss(m) for m in trained},
             outside_outputs(job, methods),
+            {
+                link.preset: job.params["presets"][link.preset]
+                for link in cascade.links(job.params["presets"], job.preset_name)
+            },
         ),
     )
     build_report(settings.name, settings.config, inputs)

@@ -460,13 +460,18 @@ def load_original_inception(path, setting: InceptionSetting = IN_PARAMS) -> tupl
             f"metric weights file {path} holds a {type(state_dict).__name__}, not a state dict"
         )
     converted, changes = to_fidelity_layout(state_dict, path)
+    published = hash_prefix_in_name(path) == PUBLISHED_HASH_PREFIX
     meta = {
-        "source": f"{publisher}'s original Inception weights ({path.name})",
+        "source": (
+            f"{publisher}'s original Inception weights ({path.name})"
+            if published
+            else f"an Inception file in {publisher}'s layout, not the published file ({path.name})"
+        ),
         "publisher": publisher,
         "url": url,
         "file": str(path),
         "sha256": sha256,
-        "published_hash": hash_prefix_in_name(path) == PUBLISHED_HASH_PREFIX,
+        "published_hash": published,
         "layout_changes": changes,
         "has_classifier": True,
     }

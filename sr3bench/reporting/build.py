@@ -85,14 +85,13 @@ def unavailable_notes(set_metrics: dict[str, dict]) -> dict[str, str]:
 
 
 def inception_source(record: dict) -> str:
-    """How the protocol names the Inception weights: the source, file, its SHA-256 prefix."""
+    """How the protocol names the Inception weights: the source (which says whether it is the
+    published file), file, its SHA-256 prefix."""
     text = str(record.get("source"))
     if record.get("file"):
         text += f", file {Path(record['file']).name}"
     if record.get("sha256"):
         text += f" (SHA-256 {record['sha256'][:16]}...)"
-    if record.get("published_hash") is False:
-        text += ", not the published file's hash"
     return text
 
 

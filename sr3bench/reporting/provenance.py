@@ -163,15 +163,18 @@ def provenance(
     manifest_file: Path,
     losses: dict[str, Path] | None = None,
     outside: dict[str, dict] | None = None,
+    upstream: dict[str, dict] | None = None,
 ) -> dict:
     """Everything the report's provenance section prints, also written as provenance.json.
     ``losses``: title -> loss CSV of each trained model, for the threads that trained it;
-    ``outside``: method -> {title, citation, folder, samples} of each outside method."""
+    ``outside``: method -> {title, citation, folder, samples} of each outside method;
+    ``upstream``: preset -> resolved config of each preset above this one in a cascade,
+    whose outputs its numbers rest on (in the config hash too)."""
     record = {
         "description": preset.get("description", ""),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git": git_state(),
-        "config_sha256": config_hash(preset),
+        "config_sha256": config_hash({"preset": preset, "upstream": upstream} if upstream else preset),
         "packages": package_versions(),
         "machine": machine(),
         "threads": threads,
@@ -181,6 +184,10 @@ def provenance(
     }
     if outside:
         record["outside_outputs"] = outside_checksums(outside)
+    if upstream:
+        record["upstream_configs"] = {
+            name: {"config_sha256": config_hash(c), "config": c} for name, c in upstream.items()
+        }
     return record
 
 
@@ -244,12 +251,20 @@ def provenance_section(record: dict) -> str:
         f"<tr><td>{html.escape(split)}</td><td>{v['images']}</td><td><code>{v['sha256']}</code></td></tr>"
         for split, v in record["datasets"].items()
     )
+    upstream = record.get("upstream_configs", {})
+    upstream_words = " and its cascade's upstream presets'" if upstream else ""
+    upstream_hashes = (
+        "; upstream presets (their configs in provenance.json): "
+        + ", ".join(f"{html.escape(name)} <code>{u['config_sha256']}</code>" for name, u in upstream.items())
+        if upstream
+        else ""
+    )
     return f"""<h2>Provenance</h2>
 <ul>
 <li>Generated {html.escape(record["generated"])} from commit <code>{html.escape(git["commit"])}</code>, \
 {dirty}.</li>
-<li>Config hash (sha256 of the preset's resolved config): <code>{record["config_sha256"]}</code>; \
-the full config is below.</li>
+<li>Config hash (sha256 of the preset's resolved config{upstream_words}): <code>{record["config_sha256"]}</code>; \
+the full config is below{upstream_hashes}.</li>
 <li>Packages: {packages}.</li>
 <li>Machine (of this report stage): {machine}. Threads declared per stage: {threads}.</li>
 {trained_line}

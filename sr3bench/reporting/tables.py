@@ -24,10 +24,12 @@ CONFIDENCE = 0.95
 
 def bootstrap_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean (images resampled with replacement;
-    Efron & Tibshirani 1993, ch. 13), seeded so a report is reproducible."""
+    Efron & Tibshirani 1993, ch. 13), seeded so a report is reproducible. Over the images
+    the mean covers (empty values left out, as pandas' mean does); none where a value is
+    infinite (PSNR of an image equal to its truth), which makes the mean infinite."""
     values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
+    values = values[~np.isnan(values)]
+    if len(values) == 0 or not np.isfinite(values).all():
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
