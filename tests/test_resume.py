@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -143,3 +144,41 @@ def test_a_checkpoint_past_lowered_steps_is_set_aside_not_continued(project):
     assert "runs past steps 50" in log.read_text() and "resumed" not in log.read_text()
     assert torch.load(project / "checkpoints/demo/sr3/last.pt", weights_only=False)["step"] == 50
     assert len(list((project / "checkpoints/demo/sr3").glob("last.*.step100.pt"))) == 1
+
+
+def test_a_checkpoint_continues_on_the_same_training_images_only(tmp_path):
+    """The test images changed (as a cascade's upstream preset changes them): training
+    finds its finished checkpoint and writes the same model at once. A training image
+    changed: the checkpoint was made on other images, so training starts afresh."""
+    root = tmp_path / "images"
+    for folder, names in (("train", ("a.png", "b.png")), ("SetX", ("c.png",))):
+        (root / folder).mkdir(parents=True)
+        for seed, name in enumerate(names):
+            save_noise(root / folder / name, seed + len(folder))
+    params = tiny_params()
+    params["presets"]["demo"]["dataset"].update(
+        source="folder", root=str(root), train_folder="train", test_folders=["SetX"], train_images=[], test_images=[]
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    model = project / "models/demo/sr3/model.pt"
+
+    def retrained(log_name: str) -> tuple[bytes, str]:
+        sr3bench(project, "prepare")
+        sr3bench(project, "train", "--method", "sr3", "--log", str(project / log_name))
+        return model.read_bytes(), (project / log_name).read_text()
+
+    first, _ = retrained("first.log")
+    save_noise(root / "SetX" / "c.png", 99)
+    again, log = retrained("test-changed.log")
+    assert "resumed from checkpoints/demo/sr3/last.pt at step 150" in log and again == first
+    save_noise(root / "train" / "b.png", 99)
+    other, log = retrained("train-changed.log")
+    assert "resumed" not in log and "kept as" in log and other != first
+
+
+def save_noise(path: Path, seed: int) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(path)

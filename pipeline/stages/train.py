@@ -15,6 +15,7 @@ from pipeline.config import digest
 from sr3bench.core.images import list_images, read_image
 from sr3bench.core.runtime import runtime_from_config
 from sr3bench.core.seeds import numpy_seed
+from sr3bench.core.stage_files import read_json
 from sr3bench.core.write_errors import check_writable
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ def train(job) -> None:
     code = code_fingerprint(stage_code(__name__, method))
     same_run = {k: v for k, v in own_config.items() if k not in CONTINUABLE}
     fingerprint = digest(
-        [config["model"], same_run, training_diffusion, config["dataset"], settings.seed, method, code]
+        [config["model"], same_run, training_diffusion, config["dataset"], training_data(paths)]
+        + [settings.seed, method, code]
     )
     validate = validation_psnr(job, implementation) if own.keep == "best_val_psnr" else None
     trainer = Trainer(
@@ -105,6 +107,16 @@ def train(job) -> None:
             paths.model(method), trainer.final_model().cpu(), config, own_config, trainer.provenance()
         )
         write_loss_csv(history, paths.loss(method), trainer.validation_history, trainer.threads_from_step)
+
+
+def training_data(paths) -> list:
+    """The training and validation images' names and checksums (prepare's manifest): a
+    checkpoint continues only on the same images. The test split is left out: a cascade's
+    test LR images change with its upstream preset, which trains nothing here."""
+    again = f"run the prepare stage again ({layout.prepare_command(paths.preset)})"
+    manifest = read_json(paths.manifest, again, ("train",))
+    rows = manifest["train"] + manifest.get("val", [])  # a preset without a validation split has none
+    return [[row["name"], row["hr_sha256"], row["lr_sha256"]] for row in rows]
 
 
 MARGIN_BYTES = 1 << 20  # the checkpoint's RNG states, loss history and pickling
