@@ -115,6 +115,7 @@ class Trainer:
         return {
             "fingerprint": self.fingerprint,
             "step": self.step,
+            "steps": self.settings["steps"],  # the run's length: a checkpoint at it ended its run
             "model": self.model.state_dict(),
             "ema_model": self.ema_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -132,17 +133,21 @@ class Trainer:
         }
 
     def resume(self) -> bool:
-        """Continue from a checkpoint of this config (``fingerprint``) at a step not past
-        ``steps``: ``last.pt``, or one set aside earlier (``last.<fingerprint>.step<N>.pt``),
-        the furthest. A run's fingerprint leaves out its step count, so raising ``steps``
-        continues the finished run. Any other ``last.pt`` is set aside under its own
-        fingerprint and step, never continued and never overwritten."""
-        candidates = self._set_aside_of_this_config()
+        """Continue from a checkpoint of this run (``fingerprint``): ``last.pt``, or the
+        furthest one set aside earlier (``last.<fingerprint>.step<N>.pt``). The fingerprint
+        leaves out the step count, so raising ``steps`` continues a finished run, where that
+        gives what an uninterrupted longer run gives (``why_not_continued``). Any other ``last.pt``
+        is set aside under its own fingerprint and step, never continued or overwritten."""
         current = self._read_checkpoint(self.checkpoint_path) if self.checkpoint_path.exists() else None
-        if current is not None and self._continues(current):
-            candidates.append((current["step"], self.checkpoint_path))
-        path = max(candidates)[1] if candidates else None
-        state = current if path == self.checkpoint_path else self._read_checkpoint(path) if path else None
+        why_not = self.why_not_continued(current) if current is not None else None
+        path, state = (self.checkpoint_path, current) if current is not None and why_not is None else (None, None)
+        for step, candidate in sorted(self._set_aside_of_this_config(), reverse=True):
+            if state is not None and state["step"] >= step:
+                break
+            read = self._read_checkpoint(candidate)
+            if self.why_not_continued(read) is None:
+                path, state = candidate, read
+                break
         current = {k: current.get(k) for k in ("fingerprint", "step")} if current is not None else None
         distributed.barrier(self.runtime)  # every rank has read its checkpoint before rank 0 renames any
         if self.runtime.writes_files:
@@ -150,14 +155,14 @@ class Trainer:
                 kept = self._set_aside_name(current["fingerprint"], current["step"])
                 self.checkpoint_path.rename(kept)
                 log.warning(
-                    "checkpoint %s was made with another config or runs past steps %d; kept as %s",
+                    "checkpoint %s %s; kept as %s",
                     self.checkpoint_path,
-                    self.settings["steps"],
+                    why_not or "is behind another of this run",
                     kept,
                 )
             if path not in (None, self.checkpoint_path):
                 path.rename(self.checkpoint_path)
-                log.info("checkpoint %s of this config, set aside earlier, is %s again", path, self.checkpoint_path)
+                log.info("checkpoint %s of this run, set aside earlier, is %s again", path, self.checkpoint_path)
         if state is None:
             return False
         self.model.load_state_dict(state["model"])
@@ -178,8 +183,23 @@ class Trainer:
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return True
 
-    def _continues(self, state: dict) -> bool:
-        return state.get("fingerprint") == self.fingerprint and state.get("step", 0) <= self.settings["steps"]
+    def why_not_continued(self, state: dict) -> str | None:
+        """Why this run cannot continue ``state`` (None: it can). A finished run continues
+        to more steps only where its last step did nothing a longer run would not do there:
+        the last step always logs (and validates, keeping the best weights), so it must lie
+        on the ``log_every`` (and ``validate_every``) grid."""
+        steps, step, ended = self.settings["steps"], state.get("step", 0), state.get("steps")
+        if state.get("fingerprint") != self.fingerprint:
+            return "was made with another config, other training code or other training images"
+        if step > steps:
+            return f"is at step {step}, past steps {steps}"
+        grid = [self.settings["log_every"]] + ([self.settings["validate_every"]] if self.validate else [])
+        if step == ended and step < steps and any(step % every for every in grid):
+            return (
+                f"ended its run at step {step}, off the log_every/validate_every grid ({', '.join(map(str, grid))}): "
+                "its loss log and validation there differ from a longer run's, so training starts afresh"
+            )
+        return None
 
     def _set_aside_name(self, fingerprint, step) -> Path:
         return self.checkpoint_path.with_name(f"{self.checkpoint_path.stem}.{fingerprint}.step{step}.pt")
@@ -202,7 +222,7 @@ class Trainer:
             raise CheckpointError(
                 f"checkpoint {path} cannot be read ({type(error).__name__}: {reason}). "
                 "Checkpoints are written atomically, so it was damaged after writing (a copy, the disk): "
-                "move it away to train from scratch, or put back a good copy to resume"
+                "move it away (training then goes on without it), or put back a good copy to resume"
             ) from error
 
     def _on_signal(self, signum, frame):

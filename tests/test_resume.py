@@ -141,7 +141,7 @@ def test_a_checkpoint_past_lowered_steps_is_set_aside_not_continued(project):
     with_training(project, steps=50)
     log = project / "fewer.log"
     sr3bench(project, "train", "--method", "sr3", "--log", str(log))
-    assert "runs past steps 50" in log.read_text() and "resumed" not in log.read_text()
+    assert "is at step 100, past steps 50" in log.read_text() and "resumed" not in log.read_text()
     assert torch.load(project / "checkpoints/demo/sr3/last.pt", weights_only=False)["step"] == 50
     assert len(list((project / "checkpoints/demo/sr3").glob("last.*.step100.pt"))) == 1
 
@@ -182,3 +182,16 @@ def save_noise(path: Path, seed: int) -> None:
     from PIL import Image
 
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(path)
+
+
+def test_a_run_that_ended_off_the_log_grid_is_not_continued_but_trained_afresh(project, reference):
+    """A run's last step logs (and validates) wherever it falls: a 70-step run logged at 70,
+    which a 150-step run with log_every 25 never does. Raising steps to 150 therefore
+    trains afresh, to the uninterrupted run's weights and loss log."""
+    with_training(project, steps=70)
+    sr3bench(project, "train", "--method", "sr3")
+    with_training(project, steps=150)
+    log = project / "longer.log"
+    sr3bench(project, "train", "--method", "sr3", "--log", str(log))
+    assert "off the log_every/validate_every grid (25)" in log.read_text() and "resumed" not in log.read_text()
+    assert_same_training(project, reference)
