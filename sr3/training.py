@@ -102,6 +102,7 @@ class Trainer:
         self.checkpoint_path, self.fingerprint = Path(checkpoint_path), fingerprint
         self.step, self.loss_history, self.validation_history = 0, [], []  # [(step, loss)], [(step, PSNR)]
         self.threads_from_step = []  # [(first step, torch threads)]: a resume with other threads adds one
+        self.precision_from_step = []  # [(first step, precision)]: a resume in another precision adds one
         self.validate = validate if settings["keep"] == "best_val_psnr" else None
         if settings["keep"] == "best_val_psnr" and validate is None:
             raise ValueError("training.keep is best_val_psnr but no validation split was given")
@@ -128,6 +129,7 @@ class Trainer:
             "loss_history": self.loss_history,
             "validation_history": self.validation_history,
             "threads_from_step": self.threads_from_step,
+            "precision_from_step": self.precision_from_step,
             "running": self.running,
             "best": self.best,
         }
@@ -180,6 +182,7 @@ class Trainer:
         self.best = state.get("best")
         self.validation_history = state.get("validation_history", [])
         self.threads_from_step = [tuple(pair) for pair in state.get("threads_from_step", [])]
+        self.precision_from_step = [tuple(pair) for pair in state.get("precision_from_step", [])]
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
         return True
 
@@ -232,6 +235,7 @@ class Trainer:
         settings = self.settings
         self.resume()
         self._note_threads()
+        self._note_precision()
         self.sampler_state = self.sampler.state_dict()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         running, count = self.running
@@ -378,6 +382,23 @@ class Trainer:
             )
         self.threads_from_step.append((self.step, threads))
 
+    def _note_precision(self) -> None:
+        """Record the precision the steps from now on run in: a resume in another one (another
+        runtime.precision, or auto on another machine) goes on, but the weights are then
+        of both, and the model file says so."""
+        precision = self.runtime.precision
+        if self.precision_from_step and self.precision_from_step[-1][1] == precision:
+            return
+        if self.precision_from_step and self.runtime.writes_files:
+            log.warning(
+                "resuming at step %d in %s, where the steps before ran in %s: the weights are of both "
+                "(recorded in the model file's provenance, precision_from_step)",
+                self.step,
+                precision,
+                self.precision_from_step[-1][1],
+            )
+        self.precision_from_step.append((self.step, precision))
+
     def provenance(self) -> dict:
         """How the weights were computed, for the model file: the bytes repeat only with all of it the same."""
         return {
@@ -385,6 +406,7 @@ class Trainer:
             "processes": self.runtime.world_size,
             "device": self.runtime.device.type,
             "precision": self.runtime.precision,
+            "precision_from_step": [list(pair) for pair in self.precision_from_step],
             "precision_reason": self.runtime.precision_reason,  # what runtime.precision auto chose, and why
             "cpu": cpu_name(),
             "torch": str(torch.__version__),  # a TorchVersion would not load with weights_only

@@ -94,6 +94,15 @@ def test_mixed_precision_learns_and_resumes_exactly(tmp_path, precision):
     assert all(torch.equal(value, weights(uninterrupted)[key]) for key, value in weights(resumed).items())
 
 
+def test_a_resume_in_another_precision_is_recorded_in_the_provenance(tmp_path, caplog):
+    trainer(tmp_path / "mixed.pt", 3).run()
+    resumed = trainer(tmp_path / "mixed.pt", 6, precision="bf16")
+    with caplog.at_level("WARNING"):
+        resumed.run()
+    assert resumed.provenance()["precision_from_step"] == [[0, "fp32"], [3, "bf16"]]
+    assert "resuming at step 3 in bf16, where the steps before ran in fp32" in caplog.text
+
+
 def test_channels_last_and_gradient_checkpointing_train_the_same_weights(tmp_path):
     plain = trainer(tmp_path / "plain.pt", 3)
     plain.run()
