@@ -10,6 +10,7 @@ from pathlib import Path
 from pipeline import cascade_plan, rule_settings, stage_table
 from pipeline.config import PARAMS_FILE, engine_layers, one_line_errors, option_for_resolved, resolve_engine_config
 from pipeline.snakemake_locks import start_run
+from pipeline.slurm_nodes import refuse_jobs_larger_than_any_node
 from pipeline.writable_outputs import refuse_unwritable_output_folders
 
 
@@ -52,9 +53,11 @@ start_run(workflow)
 
 
 # Before the first job (not in a dry run): a folder this user cannot write gets one message
-# naming it and the fix, instead of Snakemake's "Failed to create output directory".
+# naming it and the fix, instead of Snakemake's "Failed to create output directory"; on
+# SLURM, a job larger than every node, instead of a job that waits in the queue for ever.
 onstart:
     refuse_unwritable_output_folders(PRESET)
+    refuse_jobs_larger_than_any_node(workflow)
 
 
 wildcard_constraints:

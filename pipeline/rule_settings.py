@@ -96,14 +96,19 @@ def threads(config: dict, stage: Stage) -> int:
 
 def resources(config: dict, stage: Stage) -> dict:
     """A rule's ``resources:`` from ``presets.<preset>.resources.<stage>``: ``gpu`` (the
-    name the SLURM executor plugin turns into --gpus), ``mem_mb`` and ``runtime`` (minutes)."""
+    name the SLURM executor plugin turns into --gpus), ``mem_mb`` and ``runtime`` (minutes).
+    A retry (the SLURM profile's ``retries``) gets the runtime times its attempt: a job
+    stopped at its time limit resumes from its checkpoint with room to finish."""
 
     def value(key):
         if not stage.per_preset:
             return lambda wildcards: UNPRESET_RESOURCES[stage.fan_out][key]
         return lambda wildcards: config["presets"][wildcards.preset]["resources"][stage.settings_key][key]
 
-    return {"gpu": value("gpus"), "mem_mb": value("mem_mb"), "runtime": value("runtime")}
+    def runtime(wildcards, attempt):
+        return value("runtime")(wildcards) * attempt
+
+    return {"gpu": value("gpus"), "mem_mb": value("mem_mb"), "runtime": runtime}
 
 
 def wildcard_constraints(stage: Stage, *plans: Plan) -> dict:

@@ -38,3 +38,32 @@ def test_the_slurm_profile_plans_a_paper_preset(tmp_path, preset, train_gpus, tr
         assert (
             f"gpu={train_gpus}" in resources and f"mem_mb={train_memory}" in resources and "runtime=10080" in resources
         )
+
+
+def test_jobs_larger_than_every_node_are_named_with_max_threads():
+    from pipeline.slurm_nodes import oversized_threads
+
+    message = oversized_threads({"train": 8, "sample": 8, "prepare": 1}, node_cpus=2)
+    assert message.startswith("jobs of sample 8 threads, train 8 threads (threads.<stage> in params.yaml)")
+    assert "largest node of this SLURM cluster has 2 CPUs" in message and "--max-threads 2" in message
+    assert oversized_threads({"prepare": 1, "train": 2}, node_cpus=2) is None
+    assert oversized_threads({"train": 8}, node_cpus=None) is None  # sinfo could not tell: no refusal
+
+
+def test_a_retry_gets_the_runtime_times_its_attempt():
+    """A training job stopped at its time limit resumes on its retry with room to finish."""
+    from pipeline import config, rule_settings
+    from pipeline.stage_table import BY_NAME
+
+    resolved = config.resolve(committed_params())
+    runtime = rule_settings.resources(resolved, BY_NAME["train"])["runtime"]
+    wildcards = {"preset": "faces16_128"}
+
+    class Wildcards(dict):
+        __getattr__ = dict.__getitem__
+
+    first = runtime(Wildcards(wildcards), 1)
+    assert (
+        first == resolved["presets"]["faces16_128"]["resources"]["train"]["runtime"]
+        and runtime(Wildcards(wildcards), 2) == 2 * first
+    )

@@ -260,3 +260,19 @@ def test_without_the_accounting_daemon_the_squeue_status_mode_still_sees_jobs_en
     text = log.read_text()
     assert text.count("has been submitted with SLURM jobid") == 1 and "Falling back to 'sacct'" not in text
     assert (project / "data/demo/manifest.json").is_file()
+
+
+def test_a_job_larger_than_every_node_is_refused_before_any_is_submitted(slurm_cluster, tmp_path):  # noqa: F811
+    """The profile without --max-threads on nodes of fewer cores than the preset's train
+    stage asks (8): sbatch would queue the jobs for ever; the run stops first, naming them."""
+    project = make_project(tmp_path / "project", tiny_params())
+    command = slurm_command(slurm_cluster)
+    at = command.index("--max-threads")
+    del command[at : at + 2]
+    log = tmp_path / "snakemake.log"
+    process = start(command, project, log)
+    with pytest.raises(AssertionError, match=r"failed"):
+        finish(process, log, time.monotonic() + 300, slurm_cluster)
+    text = log.read_text()
+    assert f"largest node of this SLURM cluster has {slurm_cluster.cpus} CPUs" in text, tail(log)
+    assert f"--max-threads {slurm_cluster.cpus}" in text and "submitted with SLURM jobid" not in text
