@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from pipeline import cascade_plan, dataset_listing
 from pipeline.config import RESOLVED_PARAMS_VARIABLE
@@ -85,9 +86,40 @@ def tracked_values(config: dict, stage: Stage):
     def of(wildcards) -> dict:
         preset = wildcards.get("preset")
         plan = Plan.of(config, preset) if preset else None
-        return param_values(config, stage_keys(stage, preset, member_of(wildcards), plan))
+        values = param_values(config, stage_keys(stage, preset, member_of(wildcards), plan))
+        if stage.name in CLASSIFY_STAGES:
+            values[DOWNLOADED_RESNET50] = downloaded_resnet50(config, preset)
+        return values
 
     return of
+
+
+# The classify stages read torchvision's ResNet-50 file from the torch hub cache when
+# weights.resnet50 names none: a file placed there after an offline run changes no
+# tracked input, so Snakemake tracks whether it is there (DVC cannot: its result says
+# which command re-runs the stages).
+CLASSIFY_STAGES = ("classify", "classify_baseline")
+DOWNLOADED_RESNET50 = "downloaded ResNet-50 file"
+RESNET50_FILE = "resnet50-0676ba61.pth"  # sr3bench/metrics/classifier.py's RESNET50_URL
+
+
+def torch_hub_checkpoints(environ=os.environ) -> Path:
+    """Where torch.hub keeps downloaded weights, without importing torch (torch.hub's
+    documentation: $TORCH_HOME/hub, TORCH_HOME defaulting to $XDG_CACHE_HOME/torch and
+    that to ~/.cache)."""
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    torch_home = Path(environ.get("TORCH_HOME") or os.path.join(cache, "torch")).expanduser()
+    return torch_home / "hub" / "checkpoints"  # layout: another package's folder
+
+
+def downloaded_resnet50(config: dict, preset: str) -> str | None:
+    """The hub cache's ResNet-50 file as the classify stages would take it (its size), or
+    None: absent, or not the file they read (another classifier, or weights.resnet50)."""
+    classify = config["presets"][preset].get("classify") or {}
+    if classify.get("classifier", "resnet50") != "resnet50" or config["weights"].get("resnet50"):
+        return None
+    path = torch_hub_checkpoints() / RESNET50_FILE
+    return f"{path} ({path.stat().st_size} bytes)" if path.is_file() else None
 
 
 def threads(config: dict, stage: Stage) -> int:

@@ -406,7 +406,12 @@ class Trainer:
             "processes": self.runtime.world_size,
             "device": self.runtime.device.type,
             "precision": self.runtime.precision,
-            "precision_from_step": [list(pair) for pair in self.precision_from_step],
+            # only when a resume changed it: one precision throughout keeps the file's bytes those of an unbroken run
+            **(
+                {"precision_from_step": [list(pair) for pair in self.precision_from_step]}
+                if len(self.precision_from_step) > 1
+                else {}
+            ),
             "precision_reason": self.runtime.precision_reason,  # what runtime.precision auto chose, and why
             "cpu": cpu_name(),
             "torch": str(torch.__version__),  # a TorchVersion would not load with weights_only

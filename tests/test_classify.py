@@ -12,6 +12,7 @@ import json
 import shutil
 import socket
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -237,6 +238,33 @@ def test_a_classifier_module_of_ones_own_beside_params_yaml_is_found(tmp_path, m
         classifier.build("absent_module:build")
 
 
+def test_snakemake_tracks_a_resnet50_file_that_appears_in_the_torch_hub_cache(tmp_path, monkeypatch):
+    """After an offline run, the file placed where torchvision keeps it changes the classify
+    rules' tracked values, so a plain `snakemake` re-runs them (DVC: the result says how)."""
+    from pipeline import rule_settings
+    from pipeline.stage_table import BY_NAME
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert rule_settings.torch_hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints"
+    assert classifier.RESNET50_URL.endswith("/" + rule_settings.RESNET50_FILE)
+    params = classify_params(tmp_path, tmp_path / "unused.pth")
+    params["presets"]["demo"]["classify"] = {"images": SIX}  # resnet50, weights.resnet50 null
+    resolved = config.resolve(params)
+    tracked = {name: rule_settings.tracked_values(resolved, BY_NAME[name]) for name in rule_settings.CLASSIFY_STAGES}
+    wildcards = {"preset": "demo", "method": "bicubic"}
+    before = {name: values(wildcards) for name, values in tracked.items()}
+    assert all(v[rule_settings.DOWNLOADED_RESNET50] is None for v in before.values())
+    (tmp_path / "torch/hub/checkpoints").mkdir(parents=True)
+    (tmp_path / "torch/hub/checkpoints" / rule_settings.RESNET50_FILE).write_bytes(b"weights")
+    after = {name: values(wildcards) for name, values in tracked.items()}
+    assert all("(7 bytes)" in v[rule_settings.DOWNLOADED_RESNET50] for v in after.values())
+    resolved["weights"]["resnet50"] = "/elsewhere/resnet50-0676ba61.pth"  # a file of the params: tracked as such
+    assert (
+        rule_settings.tracked_values(resolved, BY_NAME["classify"])(wildcards)[rule_settings.DOWNLOADED_RESNET50]
+        is None
+    )
+
+
 def test_offline_without_weights_the_result_says_unavailable_and_how_to_provide_them(synthetic, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -247,7 +275,7 @@ def test_offline_without_weights_the_result_says_unavailable_and_how_to_provide_
     run_stages(params, "bicubic")
     result = json.loads(layout.classify_result_file("demo", "bicubic").read_text())
     assert result["top1_error"] is None and "weights.resnet50" in result["unavailable"]
-    assert "--forcerun classify classify_baseline" in result["unavailable"]  # a new file changes no tracked input
+    assert "dvc repro --force --single-item" in result["unavailable"]  # DVC cannot see the torch hub cache
     assert not layout.classify_cache_dir("demo", "bicubic").exists()  # nothing was super-resolved
 
 

@@ -32,10 +32,12 @@ from sr3bench.metrics.weights import WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 
-# A file that appears later changes no tracked input: the engines must be told to re-run.
+# What re-runs the stages once the file is there (pipeline/rule_settings.py: Snakemake
+# tracks the torch hub cache's file; DVC tracks weights.resnet50 only).
 RERUN_WHEN_THERE = (
-    "Once the file is there, re-run the classify stages: snakemake --cores 8 --forcerun classify classify_baseline "
-    "(DVC: dvc repro --force --single-item on each classify stage)"
+    "Once the file is there, run again: Snakemake re-runs the classify stages by itself; DVC does for "
+    "weights.resnet50 set in params.yaml, and for a file put in the torch hub cache needs "
+    "dvc repro --force --single-item on each classify stage"
 )
 
 BATCH = 50  # images per classifier batch

@@ -52,8 +52,9 @@ def over_ranks(loss: torch.Tensor, stopping: bool, runtime: Runtime) -> tuple[to
 
 
 def barrier(runtime: Runtime) -> None:
-    """Wait until every rank is here (nothing to wait for in one process)."""
-    if runtime.distributed:
+    """Wait until every rank is here (nothing to wait for in one process, or in a rank
+    simulated without a process group)."""
+    if runtime.distributed and dist.is_initialized():
         dist.barrier()
 
 
