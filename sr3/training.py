@@ -234,8 +234,8 @@ class Trainer:
     def run(self) -> list[tuple[int, float]]:
         settings = self.settings
         self.resume()
-        self._note_threads()
-        self._note_precision()
+        self._note(self.threads_from_step, torch.get_num_threads(), "{} torch thread(s)")
+        self._note(self.precision_from_step, self.runtime.precision, "{} precision")
         self.sampler_state = self.sampler.state_dict()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         running, count = self.running
@@ -366,38 +366,22 @@ class Trainer:
         if self.best is None or psnr > self.best["psnr"]:
             self.best = {"step": self.step, "psnr": psnr, "ema_model": copy.deepcopy(self.ema_model.state_dict())}
 
-    def _note_threads(self) -> None:
-        """Record the torch threads the steps from now on run with: another count rounds float
-        sums differently, so it makes other weights."""
-        threads = torch.get_num_threads()
-        if self.threads_from_step and self.threads_from_step[-1][1] == threads:
+    def _note(self, segments: list, value, described: str) -> None:
+        """Record ``value`` (the torch threads, the precision) for the steps from now on. A
+        resume with another goes on, warns and adds a segment: another thread count rounds
+        float sums differently, another precision computes otherwise, so the weights are
+        then of both, and the model file says so."""
+        if segments and segments[-1][1] == value:
             return
-        if self.threads_from_step and self.runtime.writes_files:
+        if segments and self.runtime.writes_files:
             log.warning(
-                "resuming at step %d with %d torch thread(s), where the steps before ran with %d: the weights will "
-                "differ in their last bits from a run with one count (both are recorded)",
+                "resuming at step %d with %s, where the steps before ran with %s: the weights will differ from "
+                "a run with one (both are recorded)",
                 self.step,
-                threads,
-                self.threads_from_step[-1][1],
+                described.format(value),
+                described.format(segments[-1][1]),
             )
-        self.threads_from_step.append((self.step, threads))
-
-    def _note_precision(self) -> None:
-        """Record the precision the steps from now on run in: a resume in another one (another
-        runtime.precision, or auto on another machine) goes on, but the weights are then
-        of both, and the model file says so."""
-        precision = self.runtime.precision
-        if self.precision_from_step and self.precision_from_step[-1][1] == precision:
-            return
-        if self.precision_from_step and self.runtime.writes_files:
-            log.warning(
-                "resuming at step %d in %s, where the steps before ran in %s: the weights are of both "
-                "(recorded in the model file's provenance, precision_from_step)",
-                self.step,
-                precision,
-                self.precision_from_step[-1][1],
-            )
-        self.precision_from_step.append((self.step, precision))
+        segments.append((self.step, value))
 
     def provenance(self) -> dict:
         """How the weights were computed, for the model file: the bytes repeat only with all of it the same."""

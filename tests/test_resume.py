@@ -109,17 +109,23 @@ def with_training(project: Path, **changes) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(params))
 
 
+def trained_twice(project: Path, first: dict, then: dict) -> str:
+    """Train SR3 with the training settings ``first``, then with ``then``: the second run's log."""
+    with_training(project, **first)
+    sr3bench(project, "train", "--method", "sr3")
+    with_training(project, **then)
+    log = project / "second.log"
+    sr3bench(project, "train", "--method", "sr3", "--log", str(log))
+    return log.read_text()
+
+
 def test_raising_steps_continues_the_finished_run_to_the_weights_of_a_longer_one(project, reference):
     """A finished 75-step run, then steps raised to the reference's 150: training goes on
     from step 75 and ends where an uninterrupted 150-step run ends. Switching to another
     config and back resumes the first config's checkpoint, set aside meanwhile."""
     folder = project / "checkpoints" / "demo" / "sr3"
-    with_training(project, steps=75, checkpoint_every=50)
-    sr3bench(project, "train", "--method", "sr3")
-    with_training(project, steps=150, checkpoint_every=25)
-    log = project / "longer.log"
-    sr3bench(project, "train", "--method", "sr3", "--log", str(log))
-    assert re.search(r"resumed from \S+last\.pt at step 75\b", log.read_text())
+    log = trained_twice(project, {"steps": 75, "checkpoint_every": 50}, {"steps": 150, "checkpoint_every": 25})
+    assert re.search(r"resumed from \S+last\.pt at step 75\b", log)
     assert_same_training(project, reference)
 
     with_training(project, learning_rate=3e-4)
@@ -136,12 +142,8 @@ def test_raising_steps_continues_the_finished_run_to_the_weights_of_a_longer_one
 def test_a_checkpoint_past_lowered_steps_is_set_aside_not_continued(project):
     """steps lowered below a checkpoint's step: the weights of fewer steps cannot be had
     from it, so training starts afresh and the checkpoint waits for its steps to return."""
-    with_training(project, steps=100)
-    sr3bench(project, "train", "--method", "sr3")
-    with_training(project, steps=50)
-    log = project / "fewer.log"
-    sr3bench(project, "train", "--method", "sr3", "--log", str(log))
-    assert "is at step 100, past steps 50" in log.read_text() and "resumed" not in log.read_text()
+    log = trained_twice(project, {"steps": 100}, {"steps": 50})
+    assert "is at step 100, past steps 50" in log and "resumed" not in log
     assert torch.load(project / "checkpoints/demo/sr3/last.pt", weights_only=False)["step"] == 50
     assert len(list((project / "checkpoints/demo/sr3").glob("last.*.step100.pt"))) == 1
 
@@ -188,10 +190,6 @@ def test_a_run_that_ended_off_the_log_grid_is_not_continued_but_trained_afresh(p
     """A run's last step logs (and validates) wherever it falls: a 70-step run logged at 70,
     which a 150-step run with log_every 25 never does. Raising steps to 150 therefore
     trains afresh, to the uninterrupted run's weights and loss log."""
-    with_training(project, steps=70)
-    sr3bench(project, "train", "--method", "sr3")
-    with_training(project, steps=150)
-    log = project / "longer.log"
-    sr3bench(project, "train", "--method", "sr3", "--log", str(log))
-    assert "off the log_every/validate_every grid (25)" in log.read_text() and "resumed" not in log.read_text()
+    log = trained_twice(project, {"steps": 70}, {"steps": 150})
+    assert "off the log_every/validate_every grid (25)" in log and "resumed" not in log
     assert_same_training(project, reference)

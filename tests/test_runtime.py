@@ -100,7 +100,7 @@ def test_a_resume_in_another_precision_is_recorded_in_the_provenance(tmp_path, c
     with caplog.at_level("WARNING"):
         resumed.run()
     assert resumed.provenance()["precision_from_step"] == [[0, "fp32"], [3, "bf16"]]
-    assert "resuming at step 3 in bf16, where the steps before ran in fp32" in caplog.text
+    assert "resuming at step 3 with bf16 precision, where the steps before ran with fp32 precision" in caplog.text
 
 
 def test_channels_last_and_gradient_checkpointing_train_the_same_weights(tmp_path):

@@ -65,7 +65,7 @@ def test_the_threads_each_step_used_are_recorded_across_a_resume_with_another_co
     threads(2)
     resumed = trainer(tmp_path, 6, used)
     history = resumed.run()
-    assert "resuming at step 4 with 2 torch thread(s), where the steps before ran with 1" in caplog.text
+    assert "resuming at step 4 with 2 torch thread(s), where the steps before ran with 1 torch thread(s)" in caplog.text
     assert used == [1, 1, 1, 1, 2, 2]
     assert resumed.threads_from_step == [(0, 1), (4, 2)]
     record = resumed.provenance()
