@@ -3,7 +3,6 @@ checkpoint; with ``runtime.processes`` above 1, the ranks of a torchrun (DDP).""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -13,6 +12,7 @@ import torch
 from pipeline import layout, registry
 from pipeline.code_deps import code_fingerprint, stage_code
 from pipeline.config import digest
+from sr3bench.core.checksums import split_sha256
 from sr3bench.core.images import list_images, read_image
 from sr3bench.core.runtime import runtime_from_config
 from sr3bench.core.seeds import numpy_seed
@@ -110,17 +110,13 @@ def train(job) -> None:
         write_loss_csv(history, paths.loss(method), trainer.validation_history, trainer.threads_from_step)
 
 
-def training_data(paths) -> str:
-    """SHA-256 of the training and validation images' names and checksums (prepare's
-    manifest): a checkpoint continues only on the same images. The test split is left
-    out: a cascade's test LR images change with its upstream preset, which trains nothing
-    here. Hashed row by row (ImageNet's 1.28M rows make no large string)."""
+def training_data(paths) -> list[str]:
+    """The digests of the training and validation splits (prepare's manifest): a checkpoint
+    continues only on the same images. The test split is left out: a cascade's test LR
+    images change with its upstream preset, which trains nothing here."""
     again = f"run the prepare stage again ({layout.prepare_command(paths.preset)})"
     manifest = read_json(paths.manifest, again, ("train",))
-    images = hashlib.sha256()
-    for row in manifest["train"] + manifest.get("val", []):  # a preset without a validation split has none
-        images.update(f"{row['name']}\t{row['hr_sha256']}\t{row['lr_sha256']}\n".encode())
-    return images.hexdigest()
+    return [split_sha256(manifest.get(split, [])) for split in ("train", "val")]  # no val split: none
 
 
 MARGIN_BYTES = 1 << 20  # the checkpoint's RNG states, loss history and pickling

@@ -23,7 +23,12 @@ from pathlib import Path
 import torch
 
 from sr3bench.core.checksums import file_sha256
-from sr3bench.metrics.weights import DOWNLOAD_ERRORS, WeightsUnavailableError, hash_prefix_in_name
+from sr3bench.metrics.weights import (
+    DOWNLOAD_ERRORS,
+    WeightsUnavailableError,
+    hash_prefix_in_name,
+    state_dict_problems,
+)
 
 RESNET50 = "resnet50"
 RESNET50_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"  # torchvision ResNet50_Weights.IMAGENET1K_V1
@@ -164,16 +169,7 @@ def load_classifier(classifier: str, weights: ClassifierWeights, device: torch.d
         raise ClassifierWeightsError(
             f"classifier weights {weights.path} ({setting}) hold {held}, not a state dict of tensors: {fix}"
         )
-    expected = model.state_dict()
-    problems = [
-        f"{label} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''} ({len(keys)})"
-        for label, keys in (
-            ("missing", sorted(set(expected) - set(state))),
-            ("unknown", sorted(set(state) - set(expected))),
-            ("misshapen", sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)),
-        )
-        if keys
-    ]
+    problems = state_dict_problems({key: value.shape for key, value in model.state_dict().items()}, state)
     if problems:
         raise ClassifierWeightsError(
             f"classifier weights {weights.path} ({setting}) are not a state dict of "

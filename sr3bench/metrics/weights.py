@@ -389,6 +389,19 @@ def fidelity_inception_layout() -> dict[str, torch.Size]:
     return {key: value.shape for key, value in _inception_skeleton().state_dict().items()}
 
 
+def state_dict_problems(shapes: dict, state: dict) -> list[str]:
+    """What keeps ``state`` from loading into a network whose state dict has ``shapes``
+    ({key: shape}): its missing, unknown and misshapen keys, a few named and counted."""
+    missing = sorted(set(shapes) - set(state))
+    unknown = sorted(set(state) - set(shapes))
+    misshapen = sorted(key for key in set(shapes) & set(state) if tuple(state[key].shape) != tuple(shapes[key]))
+    return [
+        f"{label} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''} ({len(keys)})"
+        for label, keys in (("missing", missing), ("unknown", unknown), ("misshapen", misshapen))
+        if keys
+    ]
+
+
 def to_fidelity_layout(state_dict: dict, path) -> tuple[dict, list[str]]:
     """``state_dict`` in torch-fidelity's layout, and what was changed to get there.
 
@@ -413,15 +426,8 @@ def to_fidelity_layout(state_dict: dict, path) -> tuple[dict, list[str]]:
     for key, value in state_dict.items():
         if key not in dropped:
             out[key] = value
-    missing = sorted(set(layout) - set(out))
-    unknown = sorted(set(out) - set(layout))
-    misshapen = sorted(key for key in set(layout) & set(out) if tuple(out[key].shape) != tuple(layout[key]))
-    if missing or unknown or misshapen:
-        problems = [
-            f"{label} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''} ({len(keys)})"
-            for label, keys in (("missing", missing), ("unknown", unknown), ("misshapen", misshapen))
-            if keys
-        ]
+    problems = state_dict_problems(layout, out)
+    if problems:
         raise WeightsUnavailableError(
             f"metric weights file {path} is not an Inception-v3 with a 1008-class head in torch-fidelity's or "
             f"pytorch-fid's layout: {'; '.join(problems)}"

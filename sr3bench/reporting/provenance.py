@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sr3bench.core.checksums import split_sha256
 from sr3bench.core.image_files import list_images
 from sr3bench.core.machine import cpu_count, cpu_name
 from sr3bench.core.output_folder import folder_checksum
@@ -130,14 +131,10 @@ def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
     """split -> {images, sha256}: a digest over the split's image names and the sha256 of
     each HR and LR image (from prepare's manifest), so two runs on the same data agree."""
     manifest = read_json(manifest_file, "run the prepare stage again (sr3bench prepare --preset PRESET)")
-    checksums = {}
-    for split in ("train", "val", "test"):
-        rows = sorted(manifest.get(split, []), key=lambda row: row["name"])
-        digest = hashlib.sha256(
-            "".join(f"{r['name']}:{r.get('hr_sha256')}:{r.get('lr_sha256')};" for r in rows).encode()
-        ).hexdigest()
-        checksums[split] = {"images": len(rows), "sha256": digest[:16]}
-    return checksums
+    return {
+        split: {"images": len(manifest.get(split, [])), "sha256": split_sha256(manifest.get(split, []))[:16]}
+        for split in ("train", "val", "test")
+    }
 
 
 def outside_checksums(outside: dict[str, dict]) -> dict[str, dict]:
