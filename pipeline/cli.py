@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 
 from pipeline import config, datasets, layout, registry, stage_table
+from pipeline.result_settings import result_keys
 from sr3bench.core.machine import cpu_count
 from sr3bench.core.write_errors import explain, explain_unattributed
 
@@ -708,7 +709,15 @@ def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
             f"params: presets.{preset_name}.study: {stage.subcommand} has nothing to do for this preset "
             "(no study of a compared method, or not with these answers; docs/human-study.md)"
         )
-    return stage_table.Job(params, preset_name, method, shard=getattr(args, "shard", None), weights_dir=args.weights)
+    results = stage_table.param_values(params, result_keys(params, preset_name)) if stage.tracks_results else None
+    return stage_table.Job(
+        params,
+        preset_name,
+        method,
+        shard=getattr(args, "shard", None),
+        weights_dir=args.weights,
+        result_settings=results,
+    )
 
 
 def run_stage(stage: stage_table.Stage, args) -> int:

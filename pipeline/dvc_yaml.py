@@ -17,7 +17,8 @@ import yaml
 
 from pipeline import layout
 from pipeline.cascade_plan import upstream_jobs
-from pipeline.stage_table import STAGES, TRACK_METHODS, Plan, Stage, stage_keys
+from pipeline.result_settings import tracked_keys
+from pipeline.stage_table import STAGES, TRACK_METHODS, Plan, Stage
 
 PRESET = "${preset}"
 HEADER = """\
@@ -35,8 +36,11 @@ def stage_name(stage: str, member: str | None = None) -> str:
     return stage if member is None else f"{stage}_{re.sub(r'[^A-Za-z0-9_-]', '-', member)}"
 
 
-def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict, preset_name: str = PRESET) -> dict:
-    """One stage; ``preset_name``: ``${preset}``, or an upstream preset's name in a cascade."""
+def dvc_stage(params: dict, stage: Stage, member: str | None, plan: Plan, upstream: str | None = None) -> dict:
+    """One stage of the active preset (named ``${preset}``), or of ``upstream``, a preset
+    above it in a cascade (named as it is)."""
+    preset_name = upstream or PRESET
+    preset = params["presets"][upstream or params["preset"]]
     entry = {
         # no --threads: the stage reads threads.<stage> from params.yaml, so a change of them re-runs
         # nothing (DVC re-runs a stage whose command changed), as in Snakemake
@@ -49,7 +53,7 @@ def dvc_stage(stage: Stage, member: str | None, plan: Plan, preset: dict, preset
             *stage.code(member),
         ],
     }
-    keys = stage_keys(stage, preset_name, member, plan)
+    keys = tracked_keys(params, stage, upstream or params["preset"], member, plan, preset_name)
     if stage.name in TRACK_METHODS and preset["methods"]:  # the preset's own list, as resolve() takes it
         keys = [f"presets.{preset_name}.methods" if key == "methods" else key for key in keys]
     if keys:
@@ -73,7 +77,6 @@ def render(params: dict) -> str:
     one DVC stage, which samples every shard and merges them. A cascade's upstream
     presets (``dataset.lr_from``) get the stages that lead to the outputs it reads,
     named ``<upstream preset>--<stage>`` (pipeline/cascade_plan.py)."""
-    preset = params["presets"][params["preset"]]
     plan = dataclasses.replace(Plan.of(params, params["preset"]), shards=1)
     # A cascade (dataset.lr_from): first the upstream presets' jobs that lead to what this
     # preset reads, named per preset (a download is the project's: one stage per dataset).
@@ -81,12 +84,12 @@ def render(params: dict) -> str:
     for job in upstream_jobs(params, params["preset"]):
         name = stage_name(job.stage.name, job.member)
         name = name if job.stage.fan_out == "dataset" else f"{job.preset}--{name}"
-        stages[name] = dvc_stage(job.stage, job.member, job.plan, job.plan.preset, job.preset)
+        stages[name] = dvc_stage(params, job.stage, job.member, job.plan, job.preset)
     for stage in STAGES:
         if stage.fan_out == "shard":
             continue
         for member in plan.members(stage.fan_out):
-            stages[stage_name(stage.name, member)] = dvc_stage(stage, member, plan, preset)
+            stages[stage_name(stage.name, member)] = dvc_stage(params, stage, member, plan)
     return HEADER + yaml.safe_dump({"stages": stages, "plots": plots(plan)}, sort_keys=False, width=200)
 
 

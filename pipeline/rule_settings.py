@@ -10,7 +10,8 @@ from pathlib import Path
 
 from pipeline import cascade_plan, dataset_listing
 from pipeline.config import RESOLVED_PARAMS_VARIABLE
-from pipeline.stage_table import METHOD_FAN_OUTS, STAGES, Plan, Stage, param_values, stage_keys
+from pipeline.result_settings import tracked_keys
+from pipeline.stage_table import METHOD_FAN_OUTS, STAGES, Plan, Stage, param_values
 
 # Stages without a preset: a dataset download can take a day (ImageNet's 150 GB).
 UNPRESET_RESOURCES = {
@@ -86,7 +87,7 @@ def tracked_values(config: dict, stage: Stage):
     def of(wildcards) -> dict:
         preset = wildcards.get("preset")
         plan = Plan.of(config, preset) if preset else None
-        values = param_values(config, stage_keys(stage, preset, member_of(wildcards), plan))
+        values = param_values(config, tracked_keys(config, stage, preset, member_of(wildcards), plan))
         if stage.name in CLASSIFY_STAGES:
             values[DOWNLOADED_RESNET50] = downloaded_resnet50(config, preset)
         return values

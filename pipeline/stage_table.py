@@ -24,6 +24,8 @@ An entry says:
   engines re-run the stage when one changes; ``runtime`` and ``threads`` say where and
   how fast a stage computes, not what, and are tracked by neither); ``plan_params``:
   those that depend on what the run compares (the report: each outside method's entry);
+  ``tracks_results``: the job tracks, beside its own keys, every key that any job of the
+  preset's run tracks (the report, whose provenance hashes them: ``pipeline/result_settings.py``);
 - ``module``: whose ``run(job)`` the CLI calls; ``method_code``: whether the stage also
   runs the method's module (its code is tracked too).
 """
@@ -165,6 +167,7 @@ class Stage:
     params: Callable[[str | None], list[str]] = lambda member: []
     plan_params: Callable[[Plan], list[str]] = lambda plan: []
     method_code: bool = False
+    tracks_results: bool = False
     cli_name: str = ""  # the CLI subcommand (default: the name, with - for _)
     threads_key: str = ""  # threads.<key> and resources.<key> (default: the name)
 
@@ -493,6 +496,7 @@ STAGES = (
         inputs=_report_inputs,
         params=lambda member: ["description", "diffusion", "training", "model", "paper"],
         plan_params=lambda plan: [f"external.{method}" for method in plan.external],  # titles, citations
+        tracks_results=True,
     ),
     Stage(
         "front_page",
@@ -553,7 +557,8 @@ def param_values(params: dict, keys: list[str]) -> dict:
 @dataclass(frozen=True)
 class Job:
     """What a stage's ``run`` gets: the resolved config, its preset's typed settings and
-    paths, and the member of the fan-out it is for."""
+    paths, and the member of the fan-out it is for; ``result_settings``: for a stage that
+    tracks the results (the report), {dotted key: value} of every setting they rest on."""
 
     params: dict
     preset_name: str | None
@@ -561,6 +566,7 @@ class Job:
     dataset: str | None = None
     shard: tuple[int, int] | None = None
     weights_dir: str | None = None
+    result_settings: dict | None = None
 
     @property
     def preset(self) -> dict:

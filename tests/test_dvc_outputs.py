@@ -48,6 +48,45 @@ def test_dvc_commit_adopts_a_snakemake_run_without_rerunning_anything(adopted):
     assert "Running stage" not in plan.stdout + plan.stderr
 
 
+def test_the_report_carries_the_hash_of_the_current_settings_and_goes_out_of_date_with_them(adopted):
+    """The report tracks every setting a stage of the run tracks, and hashes them: after a
+    change that re-runs a stage to the same bytes (DVC then re-runs nothing downstream of
+    it), the report is out of date too; where and how fast (runtime) re-runs nothing."""
+    import yaml
+
+    from pipeline import config
+    from pipeline.result_settings import result_keys
+    from pipeline.stage_table import param_values
+    from sr3bench.reporting.provenance import config_hash
+
+    params_file = adopted / "params.yaml"
+    original = params_file.read_text()
+    resolved = config.resolve(yaml.safe_load(original))
+    record = json.loads((adopted / "reports/demo/provenance.json").read_text())
+    assert record["settings"] == json.loads(json.dumps(param_values(resolved, result_keys(resolved, "demo"))))
+    assert record["config_sha256"] == config_hash(record["settings"])
+    assert "presets.demo.sampling" in record["settings"] and not any("runtime" in key for key in record["settings"])
+
+    def out_of_date(change) -> list[str]:
+        params = yaml.safe_load(original)
+        change(params["presets"]["demo"])
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        try:
+            return sorted(json.loads(dvc(adopted, "status", "--json").stdout))
+        finally:
+            params_file.write_text(original)
+
+    assert out_of_date(lambda demo: demo["runtime"].update(data_workers=2)) == []
+    assert out_of_date(lambda demo: demo["sampling"].update(batch_size=3)) == [
+        "diversity_sr3",
+        "report",
+        "sample_bicubic",
+        "sample_regression",
+        "sample_sr3",
+        "sample_sr3-tuned10",
+    ]
+
+
 def test_dvc_metrics_show_and_diff(adopted):
     shown = json.loads(dvc(adopted, "metrics", "show", "--json").stdout)
     (workspace,) = shown.values()  # one revision: the workspace (DVC 3 names it "")

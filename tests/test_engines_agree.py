@@ -104,6 +104,30 @@ def test_snakemake_and_dvc_run_the_same_commands_on_the_same_files(preset_projec
         assert inputs == from_dvc[command], command
 
 
+def test_the_report_tracks_every_key_another_stage_tracks_and_each_is_in_params_yaml(preset_project):
+    """The report hashes the settings its numbers rest on (pipeline/result_settings.py):
+    every key that another job of the run tracks, in a cascade the upstream presets' jobs
+    too, and no key of where and how fast. DVC reads each from params.yaml as written."""
+    preset, project = preset_project
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    report = stages["report"]["params"]
+    others = {
+        key
+        for name, stage in stages.items()
+        if name != "report" and not name.startswith("download")
+        for key in stage.get("params", [])
+    }
+    inside = lambda key: any(key == mine or key.startswith(f"{mine}.") for mine in report)  # noqa: E731
+    assert all(map(inside, others)), sorted(key for key in others if not inside(key))
+    assert not any(part in key for key in report for part in (".runtime", ".resources", "threads"))
+    written = yaml.safe_load((project / "params.yaml").read_text())
+    for key in report:
+        node = written
+        for part in key.replace("${preset}", preset).split("."):
+            assert isinstance(node, dict) and part in node, f"{key} is not in params.yaml"
+            node = node[part]
+
+
 def test_dvc_yaml_is_generated_from_the_registry_and_params():
     assert (REPO / "dvc.yaml").read_text() == render(config.resolve(committed_params())), (
         "dvc.yaml is stale: run `sr3bench dvc-yaml`"

@@ -129,15 +129,12 @@ def run(job) -> None:
         cascade=cascade_inputs(job),
         provenance_record=provenance(
             settings.config,
+            job.result_settings,
             job.params["threads"],
             paths.log("report").parent,
             paths.manifest,
             {registry.title(m): paths.loss(m) for m in trained},
             outside_outputs(job, methods),
-            {
-                link.preset: job.params["presets"][link.preset]
-                for link in cascade.links(job.params["presets"], job.preset_name)
-            },
         ),
     )
     build_report(settings.name, settings.config, inputs)

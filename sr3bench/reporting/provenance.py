@@ -54,9 +54,9 @@ def git_state() -> dict:
     return {"commit": commit or "unknown (not a git checkout)", "dirty": bool(changes) if changes is not None else None}
 
 
-def config_hash(preset: dict) -> str:
-    """sha256 of the preset's resolved config as sorted JSON (first 16 hex digits)."""
-    return hashlib.sha256(json.dumps(preset, sort_keys=True).encode()).hexdigest()[:16]
+def config_hash(settings: dict) -> str:
+    """sha256 of settings as sorted JSON (first 16 hex digits)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def package_versions() -> dict[str, str]:
@@ -155,23 +155,24 @@ def outside_checksums(outside: dict[str, dict]) -> dict[str, dict]:
 
 def provenance(
     preset: dict,
+    settings: dict,
     threads: dict,
     benchmarks: Path,
     manifest_file: Path,
     losses: dict[str, Path] | None = None,
     outside: dict[str, dict] | None = None,
-    upstream: dict[str, dict] | None = None,
 ) -> dict:
     """Everything the report's provenance section prints, also written as provenance.json.
+    ``settings``: {params.yaml key: value} of every setting the numbers rest on (the keys
+    the run's stages track, a cascade's upstream presets' included), hashed;
     ``losses``: title -> loss CSV of each trained model, for the threads that trained it;
-    ``outside``: method -> {title, citation, folder, samples} of each outside method;
-    ``upstream``: preset -> resolved config of each preset above this one in a cascade,
-    whose outputs its numbers rest on (in the config hash too)."""
+    ``outside``: method -> {title, citation, folder, samples} of each outside method."""
     record = {
         "description": preset.get("description", ""),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git": git_state(),
-        "config_sha256": config_hash({"preset": preset, "upstream": upstream} if upstream else preset),
+        "config_sha256": config_hash(settings),
+        "settings": settings,
         "packages": package_versions(),
         "machine": machine(),
         "threads": threads,
@@ -181,10 +182,6 @@ def provenance(
     }
     if outside:
         record["outside_outputs"] = outside_checksums(outside)
-    if upstream:
-        record["upstream_configs"] = {
-            name: {"config_sha256": config_hash(c), "config": c} for name, c in upstream.items()
-        }
     return record
 
 
@@ -248,20 +245,16 @@ def provenance_section(record: dict) -> str:
         f"<tr><td>{html.escape(split)}</td><td>{v['images']}</td><td><code>{v['sha256']}</code></td></tr>"
         for split, v in record["datasets"].items()
     )
-    upstream = record.get("upstream_configs", {})
-    upstream_words = " and its cascade's upstream presets'" if upstream else ""
-    upstream_hashes = (
-        "; upstream presets (their configs in provenance.json): "
-        + ", ".join(f"{html.escape(name)} <code>{u['config_sha256']}</code>" for name, u in upstream.items())
-        if upstream
-        else ""
-    )
+    settings = json.dumps(record["settings"], indent=1, sort_keys=True)
     return f"""<h2>Provenance</h2>
 <ul>
 <li>Generated {html.escape(record["generated"])} from commit <code>{html.escape(git["commit"])}</code>, \
 {dirty}.</li>
-<li>Config hash (sha256 of the preset's resolved config{upstream_words}): <code>{record["config_sha256"]}</code>; \
-the full config is below{upstream_hashes}.</li>
+<li>Config hash <code>{record["config_sha256"]}</code>: the sha256 of the {len(record["settings"])} settings \
+the numbers rest on, every params.yaml key that a stage of this run tracks (in a cascade, the upstream \
+presets' too). Where and how fast stages ran (<code>runtime</code>, <code>threads</code>, \
+<code>resources</code>) is not among them. \
+<details><summary>The settings</summary><pre>{html.escape(settings)}</pre></details></li>
 <li>Packages: {packages}.</li>
 <li>Machine (of this report stage): {machine}. Threads declared per stage: {threads}.</li>
 {trained_line}
