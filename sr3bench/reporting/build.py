@@ -470,5 +470,6 @@ from every method, enlarged with nearest neighbour.</p>
 <p>Published values{paper_note}.</p>
 {papers}
 {provenance_html}
-<details><summary>Preset configuration (as it was when this page was written)</summary><pre>{html.escape(json.dumps(preset, indent=1))}</pre></details>
+<details><summary>Preset configuration (as it was when this page was written)</summary>\
+<pre>{html.escape(json.dumps(preset, indent=1))}</pre></details>
 </body></html>"""
