@@ -62,11 +62,28 @@ class WithoutTraceback(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
+class BesideProgressBars(logging.StreamHandler):
+    """The terminal's handler: each line through ``tqdm.write``, which clears the progress
+    bars first and draws them again after it (tqdm's documentation), instead of a line
+    appended to a bar. The bars' own lines (``sr3bench.progress``) are for the log file:
+    on the terminal the bar says the same."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "sr3bench.progress":
+            return
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 (logging's own convention: report, never raise)
+            self.handleError(record)
+
+
 def setup_logging(log_file: str | None) -> None:
     """Log lines to stderr and, with ``log_file``, to that file (appended: a resumed run adds
     to the interrupted one's log). Python warnings are logged too, and tracebacks go to the
     file only."""
-    terminal = logging.StreamHandler(sys.stderr)
+    terminal = BesideProgressBars(sys.stderr)
     terminal.setFormatter(WithoutTraceback(LOG_FORMAT))
     handlers: list[logging.Handler] = [terminal]
     if int(os.environ.get("RANK", 0)) > 0:  # torchrun's other ranks: their warnings and errors, on stderr only

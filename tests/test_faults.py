@@ -298,6 +298,87 @@ def test_warnings_and_progress_reach_the_log_file_as_plain_lines(tmp_path):
     assert "sample sr3: 3/3 (100%)" in text and "\r" not in text
 
 
+def test_the_terminal_gets_log_lines_beside_the_bars_and_the_bars_own_lines_only_in_the_file(tmp_path, capfd):
+    """On the terminal a log line was appended to a progress bar's line, and the bar's own
+    log line repeated what the bar showed."""
+    import logging
+
+    from pipeline.cli import setup_logging
+    from sr3bench.core.progress import progress
+
+    log_file = tmp_path / "stage.log"
+    try:
+        setup_logging(str(log_file))
+        with progress(total=2, desc="train", log_every_s=0) as bar:
+            bar.update(1)
+            logging.getLogger("sr3.training").info("step 1 loss 0.5")
+            bar.update(1)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+    finally:
+        setup_logging(None)
+    terminal, text = capfd.readouterr().err, log_file.read_text()
+    assert "train: 2/2 (100%)" in text and "train: 2/2 (100%)" not in terminal
+    line = next(line for line in terminal.split("\n") if "step 1 loss 0.5" in line)
+    assert "%|" not in line.split("step 1 loss")[0].rsplit("\r", 1)[-1]  # the bar was cleared (\r) before it
+    assert "step 1 loss 0.5" in text
+
+
+def test_a_resumed_loop_logs_the_rate_of_its_own_steps(caplog):
+    """A training resumed at step 300 of 350 logged 346 it/s: the 300 earlier steps counted."""
+    import re
+    import time
+
+    from sr3bench.core.progress import progress
+
+    with caplog.at_level("INFO", logger="sr3bench.progress"):
+        with progress(total=350, initial=300, desc="train", log_every_s=3600) as bar:
+            for _ in range(5):
+                time.sleep(0.04)
+                bar.update(10)
+    (rate,) = re.findall(r"([\d.e+]+) it/s", caplog.text)
+    assert "350/350" in caplog.text and float(rate) <= 50 / 0.2  # at least 0.2 s for these 50 steps
+
+
+def test_a_batch_advanced_in_fractions_ends_on_its_whole_count_without_a_tqdm_warning():
+    """A sampler's steps advance the bar by fractions of a batch: five fifths of 3 summed to
+    3.0000000000000004 and tqdm warned "clamping frac to range [0, 1]" in the stage log."""
+    import warnings
+
+    from sr3bench.core.progress import progress
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with progress(total=6, desc="sample", disable=False) as bar:
+            for _ in range(2):
+                with bar.batch(3) as advance:
+                    for _ in range(5):
+                        advance(1 / 5)
+                assert bar.n in (3, 6)
+    assert bar.n == 6
+
+
+def test_lpips_is_built_without_warnings_and_images_are_read_writable(tmp_path):
+    """Every evaluate log held torchvision's two deprecation warnings (lpips calls
+    alexnet(pretrained=...)) and torch's warning of a read-only NumPy array."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from sr3bench.core.images import read_image
+    from sr3bench.metrics.lpips_metric import _lpips, lpips_per_image
+
+    path = tmp_path / "image.png"
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _lpips(pnet_rand=True)
+        image = read_image(path)
+        assert image.flags.writeable
+        assert lpips_per_image([image], [image]) == [0.0]
+
+
 def test_a_checkout_refuses_to_run_another_checkouts_code(tmp_path):
     """Issue 14: an environment installed (editable) from checkout A, run in checkout B,
     imported A's code while the engine tracked B's files."""
@@ -449,6 +530,23 @@ def test_evaluate_refuses_images_that_are_not_test_images_and_a_test_split_chang
     manifest_file.write_text(json.dumps(manifest))
     result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
     assert "of data/demo/manifest.json not in data/demo/test/hr (gone.png)" in result.stderr, result.stderr
+
+    # a sample missing, then one of another size: named, with the command that makes them again
+    manifest["test"] = [row for row in manifest["test"] if row["name"] != "gone.png"] + [{"name": dropped, "group": ""}]
+    manifest_file.write_text(json.dumps(manifest))
+    first = sorted(samples.glob("*.png"))[0]
+    image = first.read_bytes()
+    first.unlink()
+    result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
+    again = "re-run the sample stage (sr3bench sample --preset demo --method bicubic)"
+    assert f"samples/demo/bicubic lacks 1 of the 3 test images ({first.name}): {again}" in result.stderr, result.stderr
+    from PIL import Image
+
+    first.write_bytes(image)
+    with Image.open(first) as sample:
+        sample.resize((sample.width // 2, sample.height // 2)).save(first)
+    result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
+    assert f"are not the size of their HR test image (first {first.name}: 16x16 against 32x32)" in result.stderr
 
 
 @pytest.mark.fault

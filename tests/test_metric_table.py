@@ -56,7 +56,9 @@ def test_evaluate_writes_exactly_the_per_image_metrics_with_the_tables_functions
     used = {"psnr": evaluate.psnr, "ssim": evaluate.ssim, "consistency": evaluate.consistency}
     used["lpips"] = evaluate.lpips_per_image
     assert {name: by_name(name).function() for name in names("image")} == used
-    monkeypatch.setattr(evaluate, "lpips_per_image", lambda sr, hr, weights_dir: [0.5] * len(sr))  # no AlexNet here
+    monkeypatch.setattr(
+        evaluate, "lpips_per_image", lambda sr, hr, weights_dir, desc=None: [0.5] * len(sr)
+    )  # no AlexNet here
     hr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     lr = hr[::4, ::4]
     rows = evaluate.image_metrics([255 - hr], [hr], [lr], {"color": "rgb", "border_crop": 0}, 4)

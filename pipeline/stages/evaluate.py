@@ -12,7 +12,12 @@ from sr3bench.core.atomic import atomic_path
 from sr3bench.core.images import list_images
 from sr3bench.core.output_folder import listed
 from sr3bench.core.stage_files import read_json
-from sr3bench.metrics.evaluate import evaluate_method, evaluate_set, set_metrics_not_requested
+from sr3bench.metrics.evaluate import (
+    SET_METRICS_NOT_REQUESTED,
+    evaluate_method,
+    evaluate_set,
+    set_metrics_not_requested,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +31,21 @@ def run(job) -> None:
     _check_test_split(test_images, groups, hr_dir, paths.manifest, job.preset_name)
     protocol, scale = settings.config["protocol"], settings.dataset.scale  # evaluate records the protocol as given
     sampled = {path.name for path in list_images(samples)} if samples.is_dir() else set()
-    extra = sorted(sampled - test_images)
+    stage = "collect" if registry.outside_methods(job.preset, [method]) else "sample"
+    again = f"re-run the {stage} stage (sr3bench {stage} --preset {job.preset_name} --method {method})"
+    extra, missing = sorted(sampled - test_images), sorted(test_images - sampled)
     if extra:  # FID, KID and IS would count them beside the test images
         raise ValueError(
             f"{samples} holds {len(extra)} image(s) that are not test images of preset {job.preset_name} "
-            f"({', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''}): re-run the sample stage "
-            f"(sr3bench sample --preset {job.preset_name} --method {method}) or move them away"
+            f"({listed(extra, 5)}): {again} or move them away"
         )
+    if missing:
+        where = (
+            f"{samples} lacks {len(missing)} of the {len(test_images)} test images"
+            if sampled
+            else f"{samples} is empty or missing"
+        )
+        raise ValueError(f"{where} ({listed(missing, 5)}): {again}")
     paired = registry.entry(method, job.preset).conditional  # an unconditional generator's: FID and KID only
     generator = registry.chain_generator(job.params["presets"], job.preset_name)  # a cascade's generated inputs
     table, protocol, unavailable = evaluate_method(
@@ -48,6 +61,7 @@ def run(job) -> None:
         generator=None if generator is None else f"{generator.method} of preset {generator.preset}",
     )
     if settings.protocol.set_metrics:
+        log.info("%s: FID, KID and IS over %d images (torch-fidelity, Inception features)", method, len(table))
         set_level = evaluate_set(
             samples, hr_dir, paths.fidelity_cache, job.weights_dir, job.weights.inception, settings.protocol.is_splits
         )
@@ -61,16 +75,23 @@ def run(job) -> None:
         temporary.write_text(json.dumps({**set_level, "protocol": protocol}, indent=1))
     with atomic_path(out) as temporary:
         table.to_csv(temporary, index=False)
-    fid = "not computed" if set_level["fid"] is None else f"{set_level['fid']:.2f}"
-    log.info(
-        "%s: PSNR %.3f dB, SSIM %.4f, LPIPS %.4f, FID %s over %d images",
-        method,
-        table["psnr"].mean(),
-        table["ssim"].mean(),
-        table["lpips"].mean(),
-        fid,
-        len(table),
-    )
+    means = {"psnr": table["psnr"].mean(), "ssim": table["ssim"].mean(), "lpips": table["lpips"].mean()}
+    shown = [
+        f"{title} not computed" if value is None or value != value else f"{title} {form.format(value)}"  # None, NaN
+        for title, value, form in (
+            ("PSNR", means["psnr"], "{:.3f} dB"),
+            ("SSIM", means["ssim"], "{:.4f}"),
+            ("LPIPS", means["lpips"], "{:.4f}"),
+            ("FID", set_level["fid"], "{:.2f}"),
+        )
+    ]
+    log.info("%s over %d images: %s", method, len(table), ", ".join(shown))
+    by_reason = {}
+    for metric, reason in set_level["unavailable"].items():
+        by_reason.setdefault(reason, []).append(metric)
+    for reason, metrics in by_reason.items():  # a choice of the protocol is no warning
+        level = logging.INFO if reason == SET_METRICS_NOT_REQUESTED else logging.WARNING
+        log.log(level, "%s: %s left empty: %s", method, ", ".join(metrics), reason)
 
 
 def _check_test_split(test_images: set[str], groups: dict, hr_dir, manifest, preset: str) -> None:

@@ -174,6 +174,9 @@ def sample_missing(
     scale = settings.dataset.scale
     todo = [name for name in members if not (out / name).exists()]
     log.info("%s: %d test images, %d to sample", method, len(members), len(todo))
+    if registry.entry(method).diffusion and todo:
+        schedule = dict(settings.diffusion.inference_schedule)
+        log.info("%s: sampler %s, inference schedule %s", method, settings.diffusion.sampler, schedule)
     trained = registry.entry(method).trained
     model = sampling_model(implementation, paths.model(method), settings.config) if trained and todo else None
     lr_folder = lr_folder or paths.split("test", "lr")
@@ -181,17 +184,13 @@ def sample_missing(
     index_of = {name: index for index, name in enumerate(names)}
     sizes = {name: image.shape for name, image in lr_images.items()}
     bar_format = "{l_bar}{bar}| {n:.1f}/{total} images [{elapsed}<{remaining}]"
-    with progress(total=len(todo), desc=f"sample {method}", mininterval=2, bar_format=bar_format) as bar:
+    with progress(total=len(todo), desc=f"sample {method}", unit="image", mininterval=2, bar_format=bar_format) as bar:
         for batch in batches_of_equal_size(todo, sizes, settings.sampling.batch_size):
             seeds = [numpy_seed(settings.seed, index_of[name]) for name in batch]
-            images = implementation.super_resolve(
-                model,
-                [lr_images[name] for name in batch],
-                scale,
-                seeds,
-                settings.config,
-                lambda fraction, size=len(batch): bar.update(fraction * size),
-            )
+            with bar.batch(len(batch)) as advance:
+                images = implementation.super_resolve(
+                    model, [lr_images[name] for name in batch], scale, seeds, settings.config, advance
+                )
             for name, image in zip(batch, images):
                 write_png(image, out / name)
-            log.info("%s: wrote %d images (%s ...)", method, len(batch), batch[0])
+            log.info("%s: wrote %d image(s) (%s ...)", method, len(batch), batch[0])

@@ -128,8 +128,9 @@ class PointSampler:
             code_fingerprint(stage_code(__name__, method)),
         ]
 
-    def scores(self, point: dict, count: int) -> list[dict]:
-        """Per-image metrics of the first ``count`` images, and seconds per image."""
+    def scores(self, point: dict, count: int, desc: str | None = None) -> list[dict]:
+        """Per-image metrics of the first ``count`` images, and seconds per image; ``desc``:
+        a progress bar of the sampling (None: none)."""
         key = digest([*self.key_parts, point, self.names[:count]])
         cached = self.cache / f"{key}.json"
         if cached.exists():
@@ -138,12 +139,14 @@ class PointSampler:
         batch_size = self.preset["sampling"]["batch_size"]
         scale = self.preset["dataset"]["scale"]
         start, sr = time.perf_counter(), []
-        for first in range(0, count, batch_size):
-            indices = range(first, min(count, first + batch_size))
-            seeds = [numpy_seed(self.preset["seed"], index) for index in indices]
-            sr += self.implementation.super_resolve(
-                self.model, [self.lr[i] for i in indices], scale, seeds, settings, lambda fraction: None
-            )
+        with progress(total=count, desc=desc, unit="image", mininterval=2, disable=desc is None) as bar:
+            for first in range(0, count, batch_size):
+                indices = range(first, min(count, first + batch_size))
+                seeds = [numpy_seed(self.preset["seed"], index) for index in indices]
+                with bar.batch(len(indices)) as advance:
+                    sr += self.implementation.super_resolve(
+                        self.model, [self.lr[i] for i in indices], scale, seeds, settings, advance
+                    )
         seconds = (time.perf_counter() - start) / count
         rows = self.image_metrics(
             sr, self.hr[:count], self.lr_as_stored[:count], self.preset["protocol"], scale, self.weights_dir
@@ -198,7 +201,8 @@ def run_tune(settings: Preset, method: str, variants: list[str], weights_dir=Non
         reference_count,
     )
     reference = reference_point(settings)
-    rows = [table_row(reference, points.scores(reference, reference_count), reference_count, True)]
+    reference_scores = points.scores(reference, reference_count, f"tune {method}: reference")
+    rows = [table_row(reference, reference_scores, reference_count, True)]
     log.info(
         "reference (%s, %d steps): %s",
         reference["sampler"],

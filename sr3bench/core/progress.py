@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 
 from tqdm import tqdm
 
@@ -38,6 +39,16 @@ class progress(tqdm):  # noqa: N801 (used like tqdm)
         finally:
             self.close()
 
+    @contextmanager
+    def batch(self, size: int):
+        """For a batch of ``size`` items done in steps (a sampler's): yields the callback
+        that advances the bar by a fraction of the batch, never past it; the batch ends on
+        the whole count (fractions summed in floats miss it by a rounding)."""
+        end = self.n + size
+        yield lambda fraction: self.update(min(fraction * size, end - self.n))
+        self.n = end
+        self.refresh()
+
     def close(self):
         if not self.disable and self._logged_n != self.n:
             self.log_line()
@@ -48,6 +59,7 @@ class progress(tqdm):  # noqa: N801 (used like tqdm)
         done = self.format_dict
         total = f"/{done['total']:g} ({100 * done['n'] / done['total']:.0f}%)" if done["total"] else ""
         elapsed = self.format_interval(done["elapsed"])
-        rate = f", {done['n'] / done['elapsed']:.3g} {done['unit']}/s" if done["elapsed"] > 0 and done["n"] else ""
+        this_run = done["n"] - done["initial"]  # a resumed loop's earlier steps took no time here
+        rate = f", {this_run / done['elapsed']:.3g} {done['unit']}/s" if done["elapsed"] > 0 and this_run else ""
         postfix = f", {done['postfix']}" if done.get("postfix") else ""
         log.info("%s: %g%s, %s elapsed%s%s", done["prefix"] or "progress", done["n"], total, elapsed, rate, postfix)

@@ -110,8 +110,17 @@ def evaluate_method(
     if not paired:
         return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unpaired_reasons(method)
     sr_images, hr_images, lr_images = read_images(names, samples_dir, hr_dir, lr_dir, f"evaluate {method}")
+    sizes = [(name, sr.shape[:2], hr.shape[:2]) for name, sr, hr in zip(names, sr_images, hr_images)]
+    wrong = [(name, sr, hr) for name, sr, hr in sizes if sr != hr]
+    if wrong:
+        name, sr, hr = wrong[0]
+        raise ValueError(
+            f"{len(wrong)} SR image(s) of {method} in {samples_dir} are not the size of their HR test image "
+            f"(first {name}: {sr[0]}x{sr[1]} against {hr[0]}x{hr[1]}): they were made from another test split; "
+            f"re-run the sample stage for {method}"
+        )
     if generator is None:
-        values = image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir)
+        values = image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir, f"evaluate {method}")
         too_small = size_problem(sr_images)
         unavailable = {"lpips": too_small} if too_small else {}
     else:
@@ -126,7 +135,7 @@ def read_images(names, sr_dir: Path, hr_dir: Path, lr_dir: Path | None, desc: st
     """The SR, HR and LR images called ``names`` in the three folders, as evaluate scores
     them: SR as RGB, a one-channel HR or LR file kept grey; no LR images without ``lr_dir``."""
     sr_images, hr_images, lr_images = [], [], []
-    for name in progress(names, desc=desc, mininterval=2):
+    for name in progress(names, desc=f"{desc}: read", unit="image", mininterval=2):
         sr_images.append(read_image(Path(sr_dir) / name))
         hr_images.append(read_image(Path(hr_dir) / name, keep_grey=True))
         if lr_dir is not None:
@@ -134,35 +143,46 @@ def read_images(names, sr_dir: Path, hr_dir: Path, lr_dir: Path | None, desc: st
     return sr_images, hr_images, lr_images if lr_dir is not None else None
 
 
-def image_metrics(sr_images, hr_images, lr_images, protocol: dict, scale: int, weights_dir=None) -> list[dict]:
+def image_metrics(
+    sr_images, hr_images, lr_images, protocol: dict, scale: int, weights_dir=None, desc: str | None = None
+) -> list[dict]:
     """PSNR and SSIM under ``protocol``, consistency and LPIPS of each SR image (uint8
     arrays; a grey HR image is scored in grey, and against its RGB replica for LPIPS).
-    LPIPS is NaN for images too small for it (``lpips_metric.size_problem`` says why)."""
-    rows = pixel_metrics(sr_images, hr_images, lr_images, protocol, scale)
-    scores = [math.nan] * len(rows) if size_problem(sr_images) else lpips_scores(sr_images, hr_images, weights_dir)
+    LPIPS is NaN for images too small for it (``lpips_metric.size_problem`` says why).
+    ``desc``: the progress bars' prefix (None: no bars, as for tune's many small calls)."""
+    rows = pixel_metrics(sr_images, hr_images, lr_images, protocol, scale, desc and f"{desc}: PSNR, SSIM")
+    too_small = size_problem(sr_images)
+    scores = (
+        [math.nan] * len(rows)
+        if too_small
+        else lpips_scores(sr_images, hr_images, weights_dir, desc and f"{desc}: LPIPS")
+    )
     for row, score in zip(rows, scores):
         row["lpips"] = score
     return rows
 
 
-def pixel_metrics(sr_images, hr_images, lr_images, protocol: dict, scale: int | None) -> list[dict]:
+def pixel_metrics(
+    sr_images, hr_images, lr_images, protocol: dict, scale: int | None, desc: str | None = None
+) -> list[dict]:
     """PSNR and SSIM under ``protocol`` of each SR image, and its consistency with its LR
-    image at ``scale`` (none without LR images: ``lr_images`` None)."""
+    image at ``scale`` (none without LR images: ``lr_images`` None), with a progress bar
+    called ``desc`` (None: none)."""
     color, border = protocol["color"], protocol["border_crop"]
-    rows = [
-        {"psnr": psnr(sr, hr, color, border), "ssim": ssim(sr, hr, color, border)}
-        for sr, hr in zip(sr_images, hr_images)
-    ]
+    pairs = progress(
+        zip(sr_images, hr_images), desc=desc, total=len(sr_images), unit="image", mininterval=2, disable=desc is None
+    )
+    rows = [{"psnr": psnr(sr, hr, color, border), "ssim": ssim(sr, hr, color, border)} for sr, hr in pairs]
     if lr_images is not None:
         for row, sr, lr in zip(rows, sr_images, lr_images):
             row["consistency"] = consistency(sr, lr, scale)
     return rows
 
 
-def lpips_scores(sr_images, hr_images, weights_dir=None) -> list[float]:
+def lpips_scores(sr_images, hr_images, weights_dir=None, desc: str | None = None) -> list[float]:
     """LPIPS of each SR image against its HR image (a grey HR image as its RGB replica)."""
     rgb = [hr if hr.ndim == 3 else np.repeat(hr[..., None], 3, axis=-1) for hr in hr_images]
-    return lpips_per_image(sr_images, rgb, weights_dir)
+    return lpips_per_image(sr_images, rgb, weights_dir, desc)
 
 
 def set_metrics_not_requested() -> dict:

@@ -14,12 +14,14 @@ modules of ``torchvision.models.alexnet().features`` under their original indice
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sr3bench.core.progress import progress
 from sr3bench.metrics.weights import (
     DOWNLOAD_ERRORS,
     WeightsUnavailableError,
@@ -42,21 +44,30 @@ def load_trunk_into(net, trunk_state: dict) -> None:
 def lpips_model(weights_dir: str):
     """``lpips.LPIPS(net='alex', version='0.1')`` in eval mode, trunk as described above.
     Returns (model, trunk source)."""
-    import lpips
-
     found = offline_alexnet_trunk(weights_dir)
     if found is not None:
         path, meta = found
-        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+        model = _lpips(pnet_rand=True)
         load_trunk_into(model.net, torch.load(path, map_location="cpu", weights_only=True))
         source = meta["source"]
     else:
         try:
-            model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, verbose=False)
+            model = _lpips(pnet_rand=False)
         except DOWNLOAD_ERRORS as e:
             raise WeightsUnavailableError(missing_message("ImageNet AlexNet weights for LPIPS", e, weights_dir)) from e
         source = "torchvision download"
     return model.eval().requires_grad_(False), source
+
+
+def _lpips(pnet_rand: bool):
+    """``lpips.LPIPS`` without the two torchvision deprecation warnings its call of
+    ``alexnet(pretrained=...)`` raises in every stage log (lpips 0.1.4; nothing a user can do)."""
+    import lpips
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The parameter 'pretrained' is deprecated", UserWarning)
+        warnings.filterwarnings("ignore", "Arguments other than a weight enum", UserWarning)
+        return lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=pnet_rand, verbose=False)
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -83,9 +94,10 @@ def size_problem(images) -> str | None:
     )
 
 
-def lpips_per_image(sr_images, hr_images, weights_dir=None) -> list[float]:
-    """LPIPS distance of each SR image to its HR image (lower is more similar). Raises
-    ValueError for images LPIPS cannot score (``size_problem``)."""
+def lpips_per_image(sr_images, hr_images, weights_dir=None, desc: str | None = None) -> list[float]:
+    """LPIPS distance of each SR image to its HR image (lower is more similar), with a
+    progress bar called ``desc`` (None: none). Raises ValueError for images LPIPS cannot score
+    (``size_problem``)."""
     if len(sr_images) != len(hr_images):
         raise ValueError(f"{len(sr_images)} SR images but {len(hr_images)} HR images")
     problem = size_problem(sr_images)
@@ -94,7 +106,10 @@ def lpips_per_image(sr_images, hr_images, weights_dir=None) -> list[float]:
     model, _ = lpips_model(str(Path(weights_dir) if weights_dir is not None else default_weights_dir()))
     scores = []
     with torch.no_grad():
-        for sr, hr in zip(sr_images, hr_images):
+        pairs = zip(sr_images, hr_images)
+        for sr, hr in progress(
+            pairs, desc=desc, total=len(sr_images), unit="image", mininterval=2, disable=desc is None
+        ):
             if sr.shape != hr.shape:
                 raise ValueError(f"SR shape {sr.shape} != HR shape {hr.shape}")
             scores.append(float(model(_to_tensor(sr), _to_tensor(hr)).item()))

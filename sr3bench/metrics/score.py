@@ -369,7 +369,9 @@ def score(
         lr_origin = f"made from the HR images by the {LR_OPERATOR}, x{scale}"
     else:
         unavailable["consistency"] = "no LR images: give the LR folder (--lr) or the scale (--scale)"
-    rows = pixel_metrics(sr_images, hr_images, lr_images, {"color": color, "border_crop": crop}, scale)
+    rows = pixel_metrics(
+        sr_images, hr_images, lr_images, {"color": color, "border_crop": crop}, scale, "score: PSNR, SSIM"
+    )
     too_small = size_problem(sr_images)
     if not lpips:
         unavailable["lpips"] = NOT_REQUESTED
@@ -377,7 +379,7 @@ def score(
         unavailable["lpips"] = too_small
     else:
         try:
-            for row, value in zip(rows, lpips_scores(sr_images, hr_images, weights_dir)):
+            for row, value in zip(rows, lpips_scores(sr_images, hr_images, weights_dir, "score: LPIPS")):
                 row["lpips"] = value
         except WeightsUnavailableError as error:
             unavailable["lpips"] = str(error)
