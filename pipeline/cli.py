@@ -65,13 +65,14 @@ class WithoutTraceback(logging.Formatter):
 class BesideProgressBars(logging.StreamHandler):
     """The terminal's handler: each line through ``tqdm.write``, which clears the progress
     bars first and draws them again after it (tqdm's documentation), instead of a line
-    appended to a bar. The bars' own lines (``sr3bench.progress``) are for the log file:
-    on the terminal the bar says the same."""
+    appended to a bar. On a terminal the bars' own lines (``sr3bench.progress``) are left
+    to the log file, the bar saying the same; where stderr is a file or a pipe (a SLURM
+    job's log, ``| tee``) they are kept, being the readable ones there."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "sr3bench.progress":
-            return
         try:
+            if record.name == "sr3bench.progress" and self.stream.isatty():
+                return
             from tqdm import tqdm
 
             tqdm.write(self.format(record), file=self.stream)

@@ -3,18 +3,15 @@ tracks (its own stages' and, in a cascade, those of the upstream jobs that lead 
 it reads). The report tracks them all and its provenance hashes them, so that a report
 both engines consider up to date carries the hash of the current settings. Keys that say
 where and how fast a stage computes (``runtime``, ``threads``, ``resources``) are tracked
-by no stage, so they are in neither, and a change of them re-runs nothing.
+by no stage, so they are in neither, and a change of them re-runs nothing. The keys are
+those the stages track, whole sections included (a download tracks the project's whole
+``datasets``, as dvc.yaml must: params.yaml need not name a registry dataset).
 """
 
 from __future__ import annotations
 
 from pipeline.cascade_plan import upstream_jobs
 from pipeline.stage_table import STAGES, Plan, Stage, stage_keys
-
-
-def _job_keys(stage: Stage, preset: str, member: str | None, plan: Plan) -> list[str]:
-    # a download: the project's whole `datasets` (as in dvc.yaml: params.yaml need not name the dataset)
-    return [] if stage.fan_out == "project" else stage_keys(stage, preset, member, plan)
 
 
 def _outermost(keys: list[str]) -> list[str]:
@@ -29,11 +26,11 @@ def result_keys(params: dict, preset_name: str, written_as: str | None = None) -
     (``${preset}`` in dvc.yaml)."""
     keys = []
     for job in upstream_jobs(params, preset_name):
-        keys += _job_keys(job.stage, job.preset, job.member, job.plan)
+        keys += stage_keys(job.stage, job.preset, job.member, job.plan)
     plan = Plan.of(params, preset_name)
     for stage in STAGES:
         for member in plan.members(stage.fan_out):
-            keys += _job_keys(stage, written_as or preset_name, member, plan)
+            keys += stage_keys(stage, written_as or preset_name, member, plan)
     return _outermost(keys)
 
 

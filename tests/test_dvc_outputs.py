@@ -84,6 +84,7 @@ def test_the_report_carries_the_hash_of_the_current_settings_and_goes_out_of_dat
         "sample_regression",
         "sample_sr3",
         "sample_sr3-tuned10",
+        "tune_sr3",
     ]
 
 

@@ -89,6 +89,7 @@ def test_the_report_names_the_threads_that_trained_each_model_and_when_bytes_rep
     monkeypatch.chdir(tmp_path)
     record = provenance(
         {},
+        {},
         {"train": 8},
         tmp_path,
         tmp_path / "manifest.json",

@@ -57,6 +57,7 @@ def run(job) -> None:
         protocol,
         scale,
         job.weights_dir,
+        again,
         paired=paired,
         generator=None if generator is None else f"{generator.method} of preset {generator.preset}",
     )
@@ -68,7 +69,8 @@ def run(job) -> None:
     else:
         set_level = set_metrics_not_requested()
     protocol = {**protocol, "inception_weights": set_level.pop("inception_record")}  # one for all methods of a report
-    set_level["unavailable"] = {**set_level["unavailable"], **unavailable}
+    set_reasons = set_level["unavailable"]  # missing weights, too few images: a user can act on them
+    set_level["unavailable"] = {**set_reasons, **unavailable}
     out = paths.results(method)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(paths.set_metrics(method)) as temporary:
@@ -89,9 +91,11 @@ def run(job) -> None:
     by_reason = {}
     for metric, reason in set_level["unavailable"].items():
         by_reason.setdefault(reason, []).append(metric)
-    for reason, metrics in by_reason.items():  # a choice of the protocol is no warning
-        level = logging.INFO if reason == SET_METRICS_NOT_REQUESTED else logging.WARNING
-        log.log(level, "%s: %s left empty: %s", method, ", ".join(metrics), reason)
+    for reason, metrics in by_reason.items():  # the preset's design (its sizes, a generator, the protocol): no warning
+        actionable = reason in set_reasons.values() and reason != SET_METRICS_NOT_REQUESTED
+        log.log(
+            logging.WARNING if actionable else logging.INFO, "%s: %s left empty: %s", method, ", ".join(metrics), reason
+        )
 
 
 def _check_test_split(test_images: set[str], groups: dict, hr_dir, manifest, preset: str) -> None:

@@ -20,8 +20,8 @@ def read_image(path: Path, keep_grey: bool = False) -> np.ndarray:
     with Image.open(path) as image:
         image.load()
         if keep_grey and image.mode == "L":
-            return np.array(image)  # writable (np.asarray of an image is read-only, which torch warns of)
-        return np.array(image.convert("RGB"))
+            return np.asarray(image)
+        return np.asarray(image.convert("RGB"))
 
 
 def write_png(image: np.ndarray, path: Path) -> None:

@@ -92,20 +92,23 @@ def evaluate_method(
     protocol: dict,
     scale: int,
     weights_dir=None,
+    again: str | None = None,
     paired: bool = True,
     generator: str | None = None,
 ) -> tuple[pd.DataFrame, dict, dict]:
     """One row per test image (PSNR and SSIM under ``protocol``, consistency, LPIPS), the
     protocol record, and why any metric is left empty (metric -> reason); ``groups`` maps
-    image names to their test group. Not ``paired`` (an unconditional generator's images):
-    the rows with those metrics left empty. ``generator`` (a cascade stage whose chain
-    starts from that generator, in words): consistency only, the metrics against the HR
-    image (``AGAINST_HR``) left empty."""
+    image names to their test group; ``again``: what makes the samples again, for
+    messages. Not ``paired`` (an unconditional generator's images): the rows with those
+    metrics left empty. ``generator`` (a cascade stage whose chain starts from that
+    generator, in words): consistency only, the metrics against the HR image
+    (``AGAINST_HR``) left empty."""
+    again = again or f"re-run the sample stage for {method}"
     names = [hr_path.name for hr_path in list_images(hr_dir)]
     for name in names:
         sr_path = Path(samples_dir) / name
         if not sr_path.exists():
-            raise FileNotFoundError(f"{sr_path} is missing; re-run the sample stage for {method}")
+            raise FileNotFoundError(f"{sr_path} is missing; {again}")
     rows = [{"method": method, "name": name, "group": groups.get(name, "")} for name in names]
     if not paired:
         return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unpaired_reasons(method)
@@ -116,8 +119,8 @@ def evaluate_method(
         name, sr, hr = wrong[0]
         raise ValueError(
             f"{len(wrong)} SR image(s) of {method} in {samples_dir} are not the size of their HR test image "
-            f"(first {name}: {sr[0]}x{sr[1]} against {hr[0]}x{hr[1]}): they were made from another test split; "
-            f"re-run the sample stage for {method}"
+            f"(first {name}: {sr[0]}x{sr[1]} against {hr[0]}x{hr[1]}): they were not made from this test split; "
+            f"{again}"
         )
     if generator is None:
         values = image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir, f"evaluate {method}")

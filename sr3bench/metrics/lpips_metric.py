@@ -74,7 +74,8 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 -> float 1x3xHxW in [-1, 1]."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected uint8 HxWx3 images, got {image.dtype} {image.shape}")
-    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    # a copy: images as read (np.asarray of a PIL image) are read-only, which torch warns of
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 
 # AlexNet's trunk (an 11x11 stride-4 convolution, then three 3x3 stride-2 max-poolings)
