@@ -79,8 +79,10 @@ def test_too_few_images_for_the_trials_per_rater_are_warned_of_at_build(sources,
         plan = build(root, design)
     raters, trials = recognisable_trials(plan["raters"])
     assert raters == 4 and trials > 0
-    assert f"study of demo: 4 of 4 raters meet the image of {trials} main trial(s)" in caplog.text
-    assert "3 test images are too few for 6 main, 1 practice and 1 vigilance trials each" in caplog.text
+    assert "study of demo: 4 of 4 raters see the photograph of one of their main trials again" in caplog.text
+    assert f"({trials} main trials in all)" in caplog.text
+    assert "3 test images are too few for 6 main, 1 practice and 1 vigilance trials per rater" in caplog.text
+    assert "at most the 3 test images" in caplog.text
 
 
 def test_too_few_images_for_the_trials_per_rater_are_counted_as_recognisable_trials():

@@ -3,6 +3,8 @@ results, samples and logs of the compared methods."""
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from pipeline import cascade, layout, registry
@@ -12,6 +14,8 @@ from sr3bench.reporting.build import ReportInputs, build_report
 from sr3bench.reporting.cascade_section import CascadeInputs
 from sr3bench.reporting.provenance import provenance
 from sr3bench.study.selection import shown_methods
+
+log = logging.getLogger(__name__)
 
 
 def parameter_count(method: str, preset: dict) -> int:
@@ -138,3 +142,4 @@ def run(job) -> None:
         ),
     )
     build_report(settings.name, settings.config, inputs)
+    log.info("wrote %s: %s", paths.report_dir, ", ".join(layout.REPORT_FILES))

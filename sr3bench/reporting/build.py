@@ -183,7 +183,8 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
     summary = summarise(per_image, set_metrics, protocol)
     by_group = summarise(per_image, set_metrics, protocol, by=["group"])
     metrics_json = {
-        row["method"]: {c: (None if pd.isna(row[c]) else float(row[c])) for c in ["n_images"] + METRIC_COLUMNS}
+        row["method"]: {"n_images": int(row["n_images"])}
+        | {c: (None if pd.isna(row[c]) else float(row[c])) for c in METRIC_COLUMNS}
         for _, row in summary.iterrows()
     }
     table3 = classification_table(inputs.classification, paper_tables, titles)

@@ -120,9 +120,12 @@ def build_study(
     raters_affected, trials_affected = recognisable_trials(raters)
     if trials_affected:
         log.warning(
-            "study of %s: %d of %d raters meet the image of %d main trial(s) in another of their trials, and can "
-            "recognise its photograph there: %d test images are too few for %d main, %d practice and %d vigilance "
-            "trials each; for a study of people, use more test images or fewer study.images_per_rater",
+            "study of %s: %d of %d raters see the photograph of one of their main trials again in another of "
+            "their trials (%d main trials in all), and can recognise it rather than judge it: %d test images are "
+            "too few for %d main, %d practice and %d vigilance trials per rater (study.images_per_rater %d gives "
+            "%d main trials); for a study of people, use more test images or fewer study.images_per_rater (a "
+            "rater sees each photograph once only where practice, main and vigilance trials are at most the %d "
+            "test images)",
             preset,
             raters_affected,
             design.raters,
@@ -131,6 +134,9 @@ def build_study(
             design.main_trials,
             design.practice_trials,
             design.vigilance_trials,
+            design.images_per_rater,
+            design.main_trials,
+            len(design.images),
         )
     log.info(
         "study of %s: %d raters x (%d practice + %d main + %d vigilance) trials, tasks %s, methods %s, in %s",
