@@ -47,6 +47,13 @@ def set_threads(requested: int) -> int:
     return threads
 
 
+def cores_note() -> str:
+    """Why a stage runs fewer threads than asked: the cores it may use, shared by torchrun's processes."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    shared = f", shared by {processes} processes" if processes > 1 else ""
+    return f"{cpu_count()} usable core(s){shared}"
+
+
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
@@ -364,7 +371,8 @@ def add_score_command(sub) -> None:
     score.add_argument(
         "--protocol-of",
         metavar="PRESET",
-        help="the colour, border crop and scale of this preset of the params file (as its report's numbers)",
+        help="the colour, border crop, scale and IS splits of this preset of the params file, and its "
+        "weights.inception (as its report's numbers)",
     )
     score.add_argument("--params", default=config.PARAMS_FILE, help="params file for --protocol-of")
     score.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -746,8 +754,10 @@ def run_stage(stage: stage_table.Stage, args) -> int:
         log.error("%s", error)
         return 2
     if stage.per_preset:  # DVC's command names no threads: a change of them re-runs nothing, as in Snakemake
-        threads = set_threads(args.threads if args.threads is not None else job.params["threads"][stage.settings_key])
-        log.info("%s: preset %s, %d thread(s)", args.command, job.preset_name, threads)
+        asked = args.threads if args.threads is not None else job.params["threads"][stage.settings_key]
+        threads = set_threads(asked)
+        fewer = f" of the {asked} asked ({cores_note()})" if threads < asked else ""
+        log.info("%s: preset %s, %d thread(s)%s", args.command, job.preset_name, threads, fewer)
     try:
         stage.entry_function()(job)
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:

@@ -2,6 +2,7 @@
 floats in another order and makes other weights, so the model file, its loss CSV, the train
 log and the report's provenance say which count computed which steps."""
 
+import os
 import subprocess
 import sys
 
@@ -109,7 +110,10 @@ def test_sr3bench_train_records_the_threads_it_was_given(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     cli = [sys.executable, "-m", "pipeline.cli"]
-    subprocess.run([*cli, "prepare", "--preset", "demo"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    prepare = [*cli, "prepare", "--preset", "demo", "--threads", "512", "--log", "prepare.log"]
+    subprocess.run(prepare, cwd=tmp_path, env=env, check=True, capture_output=True)
+    cores = len(os.sched_getaffinity(0))  # more threads than cores: the log says why it runs fewer
+    assert f"{cores} thread(s) of the 512 asked ({cores} usable core(s))" in (tmp_path / "prepare.log").read_text()
     train = [*cli, "train", "--preset", "demo", "--method", "regression", "--threads", "1", "--log", "train.log"]
     result = subprocess.run(train, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
