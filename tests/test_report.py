@@ -113,6 +113,8 @@ def test_tables_hold_the_means_and_the_protocol_from_the_sidecars(tmp_path, inpu
     assert metrics["is"].isna().all() and (metrics["n_images"] == 3).all()
     assert json.loads((out / "metrics.json").read_text())["bicubic"]["fid"] == 100.0
     assert '"n_images": 3,' in (out / "metrics.json").read_text()  # a count, not 3.0
+    by_group = pd.read_csv(out / "metrics_by_group.csv")  # per-image means; no column that is always empty
+    assert {"group", "psnr", "lpips"} <= set(by_group.columns) and not {"fid", "kid", "is"} & set(by_group.columns)
     assert len(pd.read_csv(out / "per_image.csv")) == 6
     assert pd.read_csv(out / "classification.csv").empty and "Table 3" not in json.loads(
         (out / "metrics.json").read_text()

@@ -42,18 +42,20 @@ def summarise(
     per_image: pd.DataFrame, set_metrics: dict[str, dict], protocol: str, by: list[str] | None = None
 ) -> pd.DataFrame:
     """One row per method (and per ``by`` group): image count, mean of each per-image
-    metric, the set-level metrics, and the protocol; without ``by``, also each per-image
-    metric's 95% interval (``<metric>_ci_low``, ``<metric>_ci_high``) and the spread of
-    the set metrics that have one (``is_std``, ``is_splits``). Missing metrics stay empty."""
+    metric, the set-level metrics (not per group: FID, KID and IS are of a whole set), and
+    the protocol; without ``by``, also each per-image metric's 95% interval
+    (``<metric>_ci_low``, ``<metric>_ci_high``) and the spread of the set metrics that have
+    one (``is_std``, ``is_splits``). Missing metrics stay empty."""
     keys = ["method"] + (by or [])
     present = [c for c in PER_IMAGE_METRICS if c in per_image.columns]
     table = per_image.groupby(keys, sort=False).agg(n_images=("name", "size"), **{c: (c, "mean") for c in present})
     table = table.reset_index()
-    for column in METRIC_COLUMNS:
+    columns = PER_IMAGE_METRICS if by else METRIC_COLUMNS
+    for column in columns:
         if column not in table.columns:
             table[column] = [set_metrics.get(m, {}).get(column) for m in table["method"]] if not by else None
     table["protocol"] = protocol
-    table = table[keys + SUMMARY_COLUMNS[1:]]
+    table = table[[*keys, "n_images", *[c for c in METRIC_COLUMNS if c in columns], "protocol"]]
     if by:
         return table
     for column in present:
