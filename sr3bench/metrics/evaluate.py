@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sr3bench.core.images import list_images, read_image
+from sr3bench.core.output_folder import listed
 from sr3bench.core.progress import progress
 
 # Imported here, not resolved from the metric table's "module:function" names, so that the
@@ -105,16 +106,23 @@ def evaluate_method(
     (``AGAINST_HR``) left empty."""
     again = again or f"re-run the sample stage for {method}"
     names = [hr_path.name for hr_path in list_images(hr_dir)]
-    for name in names:
-        sr_path = Path(samples_dir) / name
-        if not sr_path.exists():
-            raise FileNotFoundError(f"{sr_path} is missing; {again}")
+    missing = [name for name in names if not (Path(samples_dir) / name).exists()]
+    if missing:
+        where = (
+            f"{samples_dir} lacks {len(missing)} of the {len(names)} test images"
+            if len(missing) < len(names)
+            else f"{samples_dir} is empty or missing"
+        )
+        raise FileNotFoundError(f"{where} ({listed(missing, 5)}): {again}")
     rows = [{"method": method, "name": name, "group": groups.get(name, "")} for name in names]
     if not paired:
         return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unpaired_reasons(method)
     sr_images, hr_images, lr_images = read_images(names, samples_dir, hr_dir, lr_dir, f"evaluate {method}")
-    sizes = [(name, sr.shape[:2], hr.shape[:2]) for name, sr, hr in zip(names, sr_images, hr_images)]
-    wrong = [(name, sr, hr) for name, sr, hr in sizes if sr != hr]
+    wrong = [
+        (n, sr.shape[:2], hr.shape[:2])
+        for n, sr, hr in zip(names, sr_images, hr_images)
+        if sr.shape[:2] != hr.shape[:2]
+    ]
     if wrong:
         name, sr, hr = wrong[0]
         raise ValueError(

@@ -55,7 +55,7 @@ def summarise(
         if column not in table.columns:
             table[column] = [set_metrics.get(m, {}).get(column) for m in table["method"]] if not by else None
     table["protocol"] = protocol
-    table = table[[*keys, "n_images", *[c for c in METRIC_COLUMNS if c in columns], "protocol"]]
+    table = table[[*keys, "n_images", *columns, "protocol"]]
     if by:
         return table
     for column in present:
