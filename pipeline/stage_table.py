@@ -520,6 +520,14 @@ assert all(stage.fan_out in FAN_OUTS for stage in STAGES)
 PRESET_STAGE_SETTINGS = tuple(dict.fromkeys(s.settings_key for s in STAGES if s.per_preset))
 
 
+def declared_threads(params: dict, preset_name: str) -> dict[str, int]:
+    """``threads.<key>`` as params.yaml declares it, for each stage that has a job in the
+    preset's run (a preset without a classify section or a study has none of theirs)."""
+    plan = Plan.of(params, preset_name)
+    run = [stage for stage in STAGES if stage.per_preset and plan.members(stage.fan_out)]
+    return {stage.settings_key: params["threads"][stage.settings_key] for stage in run}
+
+
 # Stages whose results depend on the list of compared methods itself: the report, and the
 # study, which shows every compared method when study.methods is null.
 TRACK_METHODS = ("report", "study_build")

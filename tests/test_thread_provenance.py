@@ -121,3 +121,20 @@ def test_sr3bench_train_records_the_threads_it_was_given(tmp_path):
     assert training_record(model / "model.pt")["torch_threads"] == [[0, 1]]
     assert list(pd.read_csv(model / "loss.csv")["torch_threads"]) == [1, 1]
     assert "1 process(es), 1 torch thread(s) each" in (tmp_path / "train.log").read_text()
+
+
+def test_provenance_declares_the_threads_of_the_stages_the_run_has_only():
+    """The demo tunes nothing and has no classify section: its report names no threads of
+    those stages (it did, from params.yaml's whole threads section)."""
+    from pipeline import config
+    from pipeline.stage_table import declared_threads
+
+    _, _, params = config.load(REPO / "params.yaml", "demo")
+    demo = declared_threads(params, "demo")
+    assert {"prepare", "train", "sample", "evaluate", "report"} <= demo.keys()
+    assert not {"classify", "tune"} & demo.keys()
+    assert demo["train"] == params["threads"]["train"]
+    classifying = [name for name, preset in params["presets"].items() if preset.get("classify")]
+    assert classifying, "params.yaml has a preset with a classify section"
+    _, _, params = config.load(REPO / "params.yaml", classifying[0])
+    assert "classify" in declared_threads(params, classifying[0])

@@ -8,6 +8,7 @@ import logging
 import torch
 
 from pipeline import cascade, layout, registry
+from pipeline.stage_table import declared_threads
 from sr3.schedule_spec import describe
 from sr3bench.core.stage_files import read_json
 from sr3bench.reporting.build import ReportInputs, build_report
@@ -134,7 +135,7 @@ def run(job) -> None:
         provenance_record=provenance(
             settings.config,
             job.result_settings,
-            job.params["threads"],
+            declared_threads(job.params, job.preset_name),
             paths.log("report").parent,
             paths.manifest,
             {registry.title(m): paths.loss(m) for m in trained},

@@ -156,7 +156,7 @@ def outside_checksums(outside: dict[str, dict]) -> dict[str, dict]:
 def provenance(
     preset: dict,
     settings: dict,
-    threads: dict,
+    declared_threads: dict,
     benchmarks: Path,
     manifest_file: Path,
     losses: dict[str, Path] | None = None,
@@ -165,6 +165,7 @@ def provenance(
     """Everything the report's provenance section prints, also written as provenance.json.
     ``settings``: {params.yaml key: value} of every setting the numbers rest on (the keys
     the run's stages track, a cascade's upstream presets' included), hashed;
+    ``declared_threads``: params.yaml's ``threads.<stage>`` of each stage the run has;
     ``losses``: title -> loss CSV of each trained model, for the threads that trained it;
     ``outside``: method -> {title, citation, folder, samples} of each outside method."""
     record = {
@@ -175,7 +176,7 @@ def provenance(
         "settings": settings,
         "packages": package_versions(),
         "machine": machine(),
-        "threads": threads,
+        "declared_threads": declared_threads,
         "training_threads": training_threads(losses or {}),
         "stages": stage_times(benchmarks).to_dict(orient="records"),
         "datasets": dataset_checksums(manifest_file),
@@ -209,7 +210,7 @@ def provenance_section(record: dict) -> str:
     ]
     packages = ", ".join(f"{html.escape(name)} {html.escape(v)}" for name, v in record["packages"].items())
     machine = "; ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in record["machine"].items())
-    threads = ", ".join(f"{html.escape(stage)} {count}" for stage, count in record["threads"].items())
+    threads = ", ".join(f"{html.escape(stage)} {count}" for stage, count in record["declared_threads"].items())
     trained = ", ".join(f"{html.escape(title)} {html.escape(n)}" for title, n in record["training_threads"].items())
     trained_line = (
         f"<li>Torch threads that trained each model: {trained}. Trained weights, and the samples and metrics "
@@ -256,7 +257,7 @@ presets' too). Where and how fast stages ran (<code>runtime</code>, <code>thread
 <code>resources</code>) is not among them. \
 <details><summary>The settings</summary><pre>{html.escape(settings)}</pre></details></li>
 <li>Packages: {packages}.</li>
-<li>Machine (of this report stage): {machine}. Threads declared per stage: {threads}.</li>
+<li>Machine (of this report stage): {machine}. Threads declared (params.yaml's <code>threads</code>) for the stages of this run: {threads}.</li>
 {trained_line}
 </ul>
 <h3>Wall time and peak memory per stage</h3>
