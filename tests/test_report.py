@@ -355,6 +355,7 @@ def test_dataset_checksums_change_with_any_image():
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "manifest.json"
         assert checksum(path, "3") == checksum(path, "3") != checksum(path, "5")
+        assert dataset_checksums(path)["val"] == {"images": 0, "sha256": None}  # not the digest of nothing
 
 
 def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):

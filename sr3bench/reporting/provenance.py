@@ -129,11 +129,13 @@ def training_threads(losses: dict[str, Path]) -> dict[str, str]:
 
 def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
     """split -> {images, sha256}: a digest over the split's image names and the sha256 of
-    each HR and LR image (from prepare's manifest), so two runs on the same data agree."""
+    each HR and LR image (from prepare's manifest), so two runs on the same data agree;
+    None for an empty split (which has no images to digest)."""
     manifest = read_json(manifest_file, "run the prepare stage again (sr3bench prepare --preset PRESET)")
+    entries = {split: manifest.get(split, []) for split in ("train", "val", "test")}
     return {
-        split: {"images": len(manifest.get(split, [])), "sha256": split_sha256(manifest.get(split, []))[:16]}
-        for split in ("train", "val", "test")
+        split: {"images": len(listed), "sha256": split_sha256(listed)[:16] if listed else None}
+        for split, listed in entries.items()
     }
 
 
@@ -203,6 +205,10 @@ def outside_section(outside: dict[str, dict]) -> str:
     )
 
 
+def _digest(sha256: str | None) -> str:
+    return "&ndash; (no images)" if sha256 is None else f"<code>{sha256}</code>"
+
+
 def provenance_section(record: dict) -> str:
     git = record["git"]
     dirty = {True: "<b>with uncommitted changes</b> to tracked files", False: "clean", None: "state unknown"}[
@@ -243,7 +249,7 @@ def provenance_section(record: dict) -> str:
             "this run did not leave any (DVC writes none).</p>"
         )
     datasets = "".join(
-        f"<tr><td>{html.escape(split)}</td><td>{v['images']}</td><td><code>{v['sha256']}</code></td></tr>"
+        f"<tr><td>{html.escape(split)}</td><td>{v['images']}</td><td>{_digest(v['sha256'])}</td></tr>"
         for split, v in record["datasets"].items()
     )
     settings = json.dumps(record["settings"], indent=1, sort_keys=True)
