@@ -263,7 +263,8 @@ presets' too). Where and how fast stages ran (<code>runtime</code>, <code>thread
 <code>resources</code>) is not among them. \
 <details><summary>The settings</summary><pre>{html.escape(settings)}</pre></details></li>
 <li>Packages: {packages}.</li>
-<li>Machine (of this report stage): {machine}. Threads declared (params.yaml's <code>threads</code>) for the stages of this run: {threads}.</li>
+<li>Machine (of this report stage): {machine}. Threads declared (params.yaml's <code>threads</code>) \
+for the stages of this run: {threads}.</li>
 {trained_line}
 </ul>
 <h3>Wall time and peak memory per stage</h3>
