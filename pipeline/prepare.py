@@ -24,11 +24,15 @@ LR images are made by ``sr3bench.core.resize.downsample`` (MATLAB-compatible bic
 unless a folder dataset provides them (``lr_source: provided``); in a cascade
 (``dataset.lr_from``, docs/cascade.md) the test split's LR images are an upstream preset's
 outputs, read from its samples folder and recorded in the manifest. Two source images with
-one file stem in a split are refused: they would be written to one name.
+one file stem in a split are refused: they would be written to one name. A source image
+whose pixels equal one of another split (a copy under another name) is refused where the
+splits are drawn from one folder (``dataset.image_split``: the copy would leak test images
+into training), and named in a warning where the dataset's own folders hold both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -147,6 +151,7 @@ def prepare_split(
     provided_lr=None,
     items_per_shard: int = 4096,
     chained_lr=None,
+    shared: SharedImages | None = None,
 ):
     """Make the HR/LR pairs of a split and write each as it is made (training split:
     shards, in the order of the sources; the others: PNG folders), so that a split of
@@ -158,7 +163,10 @@ def prepare_split(
     writer = ShardWriter(layout.shard_folder(out, split), items_per_shard) if split == "train" else None
     rows, dropped = [], 0
     for group, stem, path in progress(sources, desc=f"prepare {split}", mininterval=2):
-        image = shrink(load_dataset_image(path, min_size=minimum, keep_grey=whole), dataset["source_downscale"])
+        image = load_dataset_image(path, min_size=minimum, keep_grey=whole)
+        if shared is not None:
+            shared.add(image, split, path)
+        image = shrink(image, dataset["source_downscale"])
         if dataset["fit"] == "square_crop_area" and min(image.shape[:2]) < dataset["hr_size"]:
             dropped += 1
             log.info(
@@ -194,6 +202,34 @@ def prepare_split(
         writer.close()
     log.info("%s: %d source images -> %d pairs (%d dropped)", split, len(sources), len(rows), dropped)
     return rows, dropped
+
+
+class SharedImages:
+    """Source images whose decoded pixels appear in more than one split (16-byte digests:
+    ImageNet's 1.28M training images take about 100 MiB)."""
+
+    def __init__(self) -> None:
+        self.first: dict[bytes, tuple[str, Path]] = {}
+        self.shared: list[tuple[tuple[str, Path], tuple[str, Path]]] = []
+
+    def add(self, image: np.ndarray, split: str, path: Path) -> None:
+        digest = hashlib.sha256(str(image.shape).encode() + image.tobytes()).digest()[:16]
+        seen = self.first.setdefault(digest, (split, path))
+        if seen[0] != split:
+            self.shared.append((seen, (split, path)))
+
+    def check(self, refuse: bool) -> None:
+        if not self.shared:
+            return
+        pairs = "; ".join(f"{a[0]} {a[1]} = {b[0]} {b[1]}" for a, b in self.shared[:5])
+        more = f" and {len(self.shared) - 5} more" if len(self.shared) > 5 else ""
+        message = f"{len(self.shared)} source image(s) of one split are pixel for pixel in another: {pairs}{more}"
+        if refuse:
+            raise ValueError(
+                f"{message}. Test images would leak into training: remove the copies from dataset.root "
+                "(dataset.image_split draws the splits from that folder)"
+            )
+        log.warning("%s: the dataset's own folders hold these copies (a test image seen in training)", message)
 
 
 def refuse_too_large(hr: np.ndarray, path: Path, split: str, limit: int) -> None:
@@ -369,6 +405,7 @@ def prepare(preset: dict, out: Path) -> None:
     if chained:
         manifest["lr_from"] = chained.record()  # the test split's LR images: an upstream preset's outputs
     order = ["train", "test"] + (["val"] if sources["val"] else [])  # val last: the other splits' crops do not move
+    shared = SharedImages()
     for split in order:
         manifest[split], manifest["dropped"][split] = prepare_split(
             sources[split],
@@ -378,7 +415,9 @@ def prepare(preset: dict, out: Path) -> None:
             rng,
             None if split == "train" else lr_maker,
             chained_lr=chained.read if chained and split == "test" else None,
+            shared=shared,
         )
+    shared.check(refuse=bool(dataset["image_split"]))
     if chained:
         chained.check_all_read([row["name"] for row in manifest["test"]])
     with atomic_path(out / layout.MANIFEST_NAME) as temporary:

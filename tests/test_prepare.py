@@ -131,3 +131,33 @@ def test_two_images_with_one_stem_are_refused_by_the_real_cli(tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     assert "img_002.png" in result.stderr and "img_002.jpg" in result.stderr and "same name stem" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "data" / "dup").exists()
+
+
+def test_a_copy_of_an_image_in_another_split_is_refused_where_the_splits_are_drawn(tmp_path, caplog):
+    """A folder holding each face twice under two names (x.jpg, "x copy.png"): a random
+    split puts copies of test images into training, silently before."""
+    root = faces(tmp_path / "faces", 10)
+    for path in sorted(root.iterdir()):
+        Image.open(path).save(root / f"{path.stem} copy.png")
+    preset = {"dataset": dataset(root=str(root), image_split={"test": 3, "val": 2}, fit="resize", hr_size=32), "seed": 0}
+    with pytest.raises(ValueError, match="pixel for pixel in another.*remove the copies from dataset.root"):
+        prepare(preset, tmp_path / "out")
+
+    from pipeline.prepare import SharedImages  # the dataset's own folders: named in a warning, not refused
+
+    shared, image = SharedImages(), np.zeros((4, 4, 3), np.uint8)
+    shared.add(image, "train", root / "a.png")
+    shared.add(image + 1, "test", root / "b.png")
+    shared.add(image, "train", root / "c.png")  # a copy inside one split: not a leak
+    shared.check(refuse=True)
+    shared.add(image, "test", root / "d.png")
+    shared.check(refuse=False)
+    assert f"train {root / 'a.png'} = test {root / 'd.png'}" in caplog.text
+
+
+def test_a_broken_link_in_a_dataset_folder_is_named_not_skipped(tmp_path):
+    root = faces(tmp_path / "faces", 8)
+    (root / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    preset = {"dataset": dataset(root=str(root), image_split={"test": 2, "val": 1}, fit="resize", hr_size=32), "seed": 0}
+    with pytest.raises(FileNotFoundError, match="gone.png is a link to .*nowhere.png, which does not exist"):
+        prepare(preset, tmp_path / "out")

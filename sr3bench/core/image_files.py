@@ -17,7 +17,8 @@ def named_like_an_image(path: Path) -> bool:
 
 def image_files(paths) -> list[Path]:
     """The regular files among ``paths`` with an image suffix, sorted; a folder named like
-    an image (``x.png/``) is skipped with a warning, not read as a broken image."""
+    an image (``x.png/``) is skipped with a warning, not read as a broken image. A broken
+    link named like an image is refused: skipping it would silently shrink a set."""
     found = []
     for path in paths:
         if not named_like_an_image(path):
@@ -26,6 +27,11 @@ def image_files(paths) -> list[Path]:
             found.append(path)
         elif path.is_dir():
             log.warning("%s is a folder named like an image: skipped", path)
+        elif path.is_symlink():
+            raise FileNotFoundError(
+                f"{path} is a link to {path.readlink()}, which does not exist: restore the image it "
+                "points to, or remove the link"
+            )
     return sorted(found)
 
 
