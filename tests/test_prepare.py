@@ -139,7 +139,10 @@ def test_a_copy_of_an_image_in_another_split_is_refused_where_the_splits_are_dra
     root = faces(tmp_path / "faces", 10)
     for path in sorted(root.iterdir()):
         Image.open(path).save(root / f"{path.stem} copy.png")
-    preset = {"dataset": dataset(root=str(root), image_split={"test": 3, "val": 2}, fit="resize", hr_size=32), "seed": 0}
+    preset = {
+        "dataset": dataset(root=str(root), image_split={"test": 3, "val": 2}, fit="resize", hr_size=32),
+        "seed": 0,
+    }
     with pytest.raises(ValueError, match="pixel for pixel in another.*remove the copies from dataset.root"):
         prepare(preset, tmp_path / "out")
 
@@ -158,6 +161,9 @@ def test_a_copy_of_an_image_in_another_split_is_refused_where_the_splits_are_dra
 def test_a_broken_link_in_a_dataset_folder_is_named_not_skipped(tmp_path):
     root = faces(tmp_path / "faces", 8)
     (root / "gone.png").symlink_to(tmp_path / "nowhere.png")
-    preset = {"dataset": dataset(root=str(root), image_split={"test": 2, "val": 1}, fit="resize", hr_size=32), "seed": 0}
+    preset = {
+        "dataset": dataset(root=str(root), image_split={"test": 2, "val": 1}, fit="resize", hr_size=32),
+        "seed": 0,
+    }
     with pytest.raises(FileNotFoundError, match="gone.png is a link to .*nowhere.png, which does not exist"):
         prepare(preset, tmp_path / "out")
