@@ -102,6 +102,16 @@ def test_outputs_that_are_not_8_bit_rgb_are_named_with_their_mode(test_set, make
     assert "b.png" not in message and "g.png" not in message
 
 
+def test_an_output_with_an_exif_orientation_is_refused(test_set):
+    """Viewers turn it; the metrics would read its stored pixels (scored a rotated image)."""
+    hr, outputs = test_set
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    Image.open(outputs / "a.png").save(outputs / "a.png", exif=exif)
+    message = problems(outputs, hr)
+    assert "with an EXIF orientation: a.png (6)" in message and "save it upright" in message
+
+
 def test_an_unreadable_output_is_named(test_set):
     hr, outputs = test_set
     (outputs / "b.png").write_bytes((outputs / "b.png").read_bytes()[:200])  # truncated

@@ -372,6 +372,12 @@ def palette_with_a_transparent_index(folders):
     image.save(folders["sr"] / "0000.png", transparency=image.getpixel((0, 0)))
 
 
+def exif_turned(folders):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: viewers turn it 90 degrees clockwise
+    Image.open(folders["sr"] / "0001.png").save(folders["sr"] / "0001.png", exif=exif)
+
+
 def lr_of_another_scale(folders):
     for path in list_images(folders["lr"]):
         save(downsample(read_image(folders["hr"] / path.name), 2), path)
@@ -399,6 +405,7 @@ ERRORS = {
     "a 16-bit image": (sixteen_bit, {}, ["0000.png is not an 8-bit image"]),
     "a transparent image": (transparent, {}, ["0000.png has transparent pixels"]),
     "a 16-bit TIFF": (sixteen_bit_tiff, {}, ["0000.tif is not an 8-bit image"]),
+    "an image with an EXIF orientation": (exif_turned, {}, ["0001.png has the EXIF orientation 6", "upright"]),
     "a palette image with a transparent index": (palette_with_a_transparent_index, {}, ["0000.png has transparent"]),
     "a crop that leaves less than SSIM's window": (
         lambda folders: None,

@@ -83,6 +83,18 @@ def _to_uint8_rgb(image: Image.Image, keep_grey: bool) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def turning_orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation (2-8) by which image viewers turn this open image, else None."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return orientation if orientation in ORIENTATIONS else None
+
+
+UPRIGHT_HINT = (
+    "viewers show it turned, the metrics would read its stored pixels: save it upright without the tag "
+    "(PIL's ImageOps.exif_transpose)"
+)
+
+
 def oriented(array: np.ndarray, orientation: int, path: Path) -> np.ndarray:
     """The pixels turned as image viewers show them, by the file's EXIF orientation (1-8)."""
     if orientation not in ORIENTATIONS:

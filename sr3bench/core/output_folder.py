@@ -21,6 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from sr3bench.core.checksums import file_sha256
+from sr3bench.core.image_check import UPRIGHT_HINT, turning_orientation
 from sr3bench.core.image_files import list_images
 
 SHOWN = 12  # names listed per problem, then "and N more"
@@ -61,11 +62,12 @@ def listed(names: list[str], shown: int = SHOWN) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def _header(path: Path) -> tuple[tuple[int, int], str, str | None]:
-    """(size, mode, the PNG decoder's raw mode) from the file's header."""
+def _header(path: Path) -> tuple[tuple[int, int], str, str | None, int | None]:
+    """(size, mode, the PNG decoder's raw mode, an EXIF orientation that turns it) from the
+    file's header."""
     with Image.open(path) as image:
         raw = image.tile[0][3] if image.format == "PNG" and len(image.tile) == 1 else None
-        return image.size, image.mode, raw
+        return image.size, image.mode, raw, turning_orientation(image)
 
 
 def _mode_problem(mode: str, raw: str | None, hr_mode: str) -> str | None:
@@ -161,17 +163,19 @@ def check_output_folder(
             f"{len(missing)} of {len(names)} test images have no output: {listed(missing)} (each output is named "
             f"like its test image in {hr_folder}{instead})"
         )
-    broken, modes, wrong = [], [], []
+    broken, modes, wrong, turned = [], [], [], []
     for name in present:
-        hr_size, hr_mode, _ = _header(hr_folder / name)
+        hr_size, hr_mode, _, _ = _header(hr_folder / name)
         try:
-            size, mode, raw = _header(folder / name)
+            size, mode, raw, orientation = _header(folder / name)
         except (OSError, SyntaxError, ValueError) as error:
             broken.append(f"{name} ({error})")
             continue
         problem = _mode_problem(mode, raw, hr_mode)
         if problem:
             modes.append(f"{name} ({problem})")
+        if orientation:
+            turned.append(f"{name} ({orientation})")
         if size != hr_size:
             wrong.append((name, size, hr_size))
         if not problem and size == hr_size:
@@ -185,6 +189,8 @@ def check_output_folder(
             f"not 8-bit RGB: {listed(modes)}; save them as 8-bit RGB (8-bit grey is allowed where the HR test "
             "image is grey)"
         )
+    if turned:
+        problems.append(f"with an EXIF orientation: {listed(turned)}; {UPRIGHT_HINT}")
     if wrong:
         sizes = [f"{name} ({w}x{h}, HR {hr_w}x{hr_h})" for name, (w, h), (hr_w, hr_h) in wrong]
         explanation = size_explanation(wrong, scale) if len(wrong) == len(present) else None

@@ -25,6 +25,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.image_check import UPRIGHT_HINT, turning_orientation
 from sr3bench.core.image_files import IMAGE_SUFFIXES, named_like_an_image
 from sr3bench.core.resize import downsample
 from sr3bench.metrics.evaluate import lpips_scores, pixel_metrics, protocol_record, read_images
@@ -205,7 +206,7 @@ def image_size(path: Path) -> tuple[int, int]:
             raw_mode = image.tile[0][3] if image.format == "PNG" and image.tile else ""
             bits = image.tag_v2.get(BITS_PER_SAMPLE, ()) if image.format == "TIFF" else ()
             image.load()
-            mode, size = image.mode, image.size
+            mode, size, orientation = image.mode, image.size, turning_orientation(image)
             opaque = mode not in WITH_ALPHA or image.getchannel("A").getextrema()[0] == 255
             if "transparency" in image.info:  # a palette index or an RGB/grey colour key: transparent
                 opaque = opaque and image.convert("RGBA").getchannel("A").getextrema()[0] == 255
@@ -217,6 +218,8 @@ def image_size(path: Path) -> tuple[int, int]:
         raise ScoreError(f"{path} has mode {mode}: save it as an 8-bit RGB or greyscale image")
     if not opaque:
         raise ScoreError(f"{path} has transparent pixels (mode {mode}): save it as an 8-bit RGB image")
+    if orientation:
+        raise ScoreError(f"{path} has the EXIF orientation {orientation}: {UPRIGHT_HINT}")
     return size
 
 
