@@ -551,6 +551,10 @@ def test_evaluate_refuses_images_that_are_not_test_images_and_a_test_split_chang
         sample.resize((sample.width // 2, sample.height // 2)).save(first)
     result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
     assert f"are not the size of their HR test image (first {first.name}: 16x16 against 32x32)" in result.stderr
+    first.write_bytes(image[:200])  # truncated: named, with what makes it again (it said "image file is truncated")
+    result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
+    assert f"samples/demo/bicubic/{first.name} cannot be read as an image (" in result.stderr, result.stderr
+    assert f"delete it, then {again}" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.fault

@@ -70,3 +70,33 @@ def test_a_border_crop_or_image_too_small_for_ssim_is_a_clear_error_naming_the_s
     with pytest.raises(ValueError, match="needs at least 11x11 pixels; this image is 8x8"):
         ssim(image[:8, :8], image[:8, :8])
     assert ssim(image[:11, :11], image[:11, :11]) == 1.0
+
+
+def test_outputs_equal_to_their_hr_images_leave_the_mean_psnr_empty_with_the_reason(tmp_path, caplog):
+    """The HR folder given as a method's outputs: PSNR infinite per image (the CSV keeps it),
+    the set's mean left empty with the reason and a warning, as sr3bench score does (the
+    report showed "inf" and numpy's divide-by-zero warning before)."""
+    import warnings
+
+    import pandas as pd
+
+    from sr3bench.core.images import write_png
+    from sr3bench.metrics.evaluate import evaluate_method
+    from sr3bench.reporting.tables import summarise
+
+    rng = np.random.default_rng(0)
+    folders = {role: tmp_path / role for role in ("hr", "lr", "sr")}
+    for name in ("a.png", "b.png"):
+        hr = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+        for role, image in {"hr": hr, "lr": downsample(hr, 2), "sr": hr if name == "a.png" else 255 - hr}.items():
+            write_png(image, folders[role] / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        table, _, reasons = evaluate_method(
+            "mine", folders["hr"], folders["lr"], folders["sr"], {}, {"color": "rgb", "border_crop": 0}, 2
+        )
+    assert np.isinf(table.set_index("name").loc["a.png", "psnr"])
+    assert reasons["psnr"].startswith("infinite: a.png is identical to the HR image")
+    assert "mine: 1 of 2 outputs equal their HR image pixel for pixel (a.png)" in caplog.text
+    summary = summarise(table, {"mine": {}}, "rgb")
+    assert pd.isna(summary.loc[0, "psnr"]) and summary.loc[0, "ssim"] < 1

@@ -4,6 +4,7 @@ with the protocol they were computed under, as data that travels with the table.
 
 from __future__ import annotations
 
+import logging
 import math
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,6 +25,8 @@ from sr3bench.metrics.lpips_metric import lpips_per_image, size_problem
 from sr3bench.metrics.protocol import describe
 from sr3bench.metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
 from sr3bench.metrics.table import names
+
+log = logging.getLogger(__name__)
 
 PER_IMAGE_COLUMNS = ["method", "name", "group", *names(per="image")]
 
@@ -117,7 +120,9 @@ def evaluate_method(
     rows = [{"method": method, "name": name, "group": groups.get(name, "")} for name in names]
     if not paired:
         return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unpaired_reasons(method)
-    sr_images, hr_images, lr_images = read_images(names, samples_dir, hr_dir, lr_dir, f"evaluate {method}")
+    sr_images, hr_images, lr_images = read_images(
+        names, samples_dir, hr_dir, lr_dir, f"evaluate {method}", f"delete it, then {again}"
+    )
     wrong = [
         (n, sr.shape[:2], hr.shape[:2])
         for n, sr, hr in zip(names, sr_images, hr_images)
@@ -134,6 +139,16 @@ def evaluate_method(
         values = image_metrics(sr_images, hr_images, lr_images, protocol, scale, weights_dir, f"evaluate {method}")
         too_small = size_problem(sr_images)
         unavailable = {"lpips": too_small} if too_small else {}
+        same = [name for name, value in zip(names, values) if math.isinf(value["psnr"])]
+        if same:  # as sr3bench score: the mean left empty, each image's value kept in the CSV
+            unavailable["psnr"] = infinite_mean(same)
+            log.warning(
+                "%s: %d of %d outputs equal their HR image pixel for pixel (%s): the HR images themselves?",
+                method,
+                len(same),
+                len(names),
+                listed(same, 5),
+            )
     else:
         values = [{"consistency": consistency(sr, lr, scale)} for sr, lr in zip(sr_images, lr_images)]
         unavailable = generated_input_reasons(generator)
@@ -142,12 +157,26 @@ def evaluate_method(
     return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unavailable
 
 
-def read_images(names, sr_dir: Path, hr_dir: Path, lr_dir: Path | None, desc: str) -> tuple[list, list, list | None]:
+def infinite_mean(same: list[str]) -> str:
+    """Why a set's mean PSNR is left empty: ``same`` (names) equal their HR images."""
+    return (
+        f"infinite: {listed(same, 5)} {'is' if len(same) == 1 else 'are'} identical to the HR image, "
+        "so the mean over the set is infinite too"
+    )
+
+
+def read_images(
+    names, sr_dir: Path, hr_dir: Path, lr_dir: Path | None, desc: str, again: str = "replace it"
+) -> tuple[list, list, list | None]:
     """The SR, HR and LR images called ``names`` in the three folders, as evaluate scores
-    them: SR as RGB, a one-channel HR or LR file kept grey; no LR images without ``lr_dir``."""
+    them: SR as RGB, a one-channel HR or LR file kept grey; no LR images without ``lr_dir``.
+    An SR file that does not decode is named, with ``again`` (what makes it again)."""
     sr_images, hr_images, lr_images = [], [], []
     for name in progress(names, desc=f"{desc}: read", unit="image", mininterval=2):
-        sr_images.append(read_image(Path(sr_dir) / name))
+        try:
+            sr_images.append(read_image(Path(sr_dir) / name))
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"{Path(sr_dir) / name} cannot be read as an image ({error}): {again}") from error
         hr_images.append(read_image(Path(hr_dir) / name, keep_grey=True))
         if lr_dir is not None:
             lr_images.append(read_image(Path(lr_dir) / name, keep_grey=True))

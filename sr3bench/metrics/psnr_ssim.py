@@ -23,7 +23,8 @@ SSIM_SETTINGS = (
 def psnr(sr_image: np.ndarray, hr_image: np.ndarray, color: str = "rgb", border: int = 0) -> float:
     """PSNR in dB of an SR image against its HR image under the given protocol."""
     estimate, reference = metric_arrays(sr_image, hr_image, color, border)
-    return float(peak_signal_noise_ratio(reference, estimate, data_range=DATA_RANGE))
+    with np.errstate(divide="ignore"):  # an SR image equal to its HR image: inf, without numpy's warning
+        return float(peak_signal_noise_ratio(reference, estimate, data_range=DATA_RANGE))
 
 
 def ssim(sr_image: np.ndarray, hr_image: np.ndarray, color: str = "rgb", border: int = 0) -> float:

@@ -28,7 +28,7 @@ from sr3bench.core.atomic import atomic_path
 from sr3bench.core.image_check import UPRIGHT_HINT, turning_orientation
 from sr3bench.core.image_files import IMAGE_SUFFIXES, named_like_an_image
 from sr3bench.core.resize import downsample
-from sr3bench.metrics.evaluate import lpips_scores, pixel_metrics, protocol_record, read_images
+from sr3bench.metrics.evaluate import infinite_mean, lpips_scores, pixel_metrics, protocol_record, read_images
 from sr3bench.metrics.fid_kid_is import IMAGE_EXTENSIONS, IS_SPLITS, set_metrics
 from sr3bench.metrics.lpips_metric import size_problem
 from sr3bench.metrics.protocol import PROTOCOLS
@@ -400,10 +400,7 @@ def score(
         if metric in per_image and metrics[metric] is not None and not math.isfinite(metrics[metric]):
             same = per_image.loc[~np.isfinite(per_image[metric].astype(float)), "name"].tolist()
             metrics[metric] = None  # the per-image CSV keeps each image's value
-            unavailable[metric] = (
-                f"infinite: {listing(same)} {'is' if len(same) == 1 else 'are'} identical to the HR image, "
-                "so the mean over the set is infinite too"
-            )
+            unavailable[metric] = infinite_mean(same)
     for metric, reason in set_level.get("unavailable", {}).items():
         unavailable.setdefault(metric, reason)
     warnings = []

@@ -50,6 +50,7 @@ def summarise(
     present = [c for c in PER_IMAGE_METRICS if c in per_image.columns]
     table = per_image.groupby(keys, sort=False).agg(n_images=("name", "size"), **{c: (c, "mean") for c in present})
     table = table.reset_index()
+    table[present] = table[present].replace([np.inf, -np.inf], np.nan)  # an SR image equal to its truth: PSNR inf
     columns = PER_IMAGE_METRICS if by else METRIC_COLUMNS
     for column in columns:
         if column not in table.columns:
