@@ -417,6 +417,11 @@ def test_a_truncated_metric_weights_file_is_named_and_checked_against_its_sha256
         ".*provision-weights.*training checkpoints and models are not",
     ):
         getattr(weights, find)(tmp_path)
+    weights._save({"w": torch.ones(1000)}, path, {"source": "test"})
+    sidecar = path.with_name(path.name + ".json")
+    sidecar.write_text("{not json")  # a damaged sidecar: named (it was a JSONDecodeError naming no file)
+    with pytest.raises(weights.WeightsUnavailableError, match=f"sidecar {sidecar} is damaged.*provision-weights"):
+        getattr(weights, find)(tmp_path)
 
 
 def test_a_truncated_fid_reference_cache_is_computed_again_not_loaded(tmp_path):

@@ -158,7 +158,14 @@ def _read_offline(path: Path) -> dict | None:
             f"incomplete offline weights in {path.parent} ({path.name} or its .json sidecar is missing); "
             f"re-run `{PROVISION_COMMAND}`"
         )
-    meta = json.loads(side.read_text())
+    try:
+        meta = json.loads(side.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        meta = error
+    if not isinstance(meta, dict):
+        raise WeightsUnavailableError(
+            f"offline weights' sidecar {side} is damaged (not a JSON object: {meta}); re-run `{PROVISION_COMMAND}`"
+        )
     _check_sha256(path, meta.get("sha256"), f"recorded in {side.name}", f"re-run `{PROVISION_COMMAND}` to rebuild it")
     return meta
 
