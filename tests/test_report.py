@@ -242,6 +242,50 @@ def test_orderings_of_the_paper_are_checked_in_each_metrics_direction():
     assert checks == {("psnr", "regression"): True, ("consistency", "sr3"): False}  # lower consistency is better
 
 
+def test_fid_against_another_reference_set_than_the_papers_gives_no_difference():
+    """Table 2's real HR images score FID 1.9: the paper's reference statistics are not of
+    its test images, while here they are (and would score 0). No "here - paper" for FID,
+    which the report printed; the ordering and the other metrics still compare."""
+    from sr3bench.reporting.comparison import orderings, side_by_side
+    from sr3bench.reporting.paper import load_tables
+
+    table = next(t for t in load_tables(REPO / "reports" / "paper") if t["table"] == "sr3_table2_imagenet")
+    here = pd.DataFrame(
+        [
+            {"method": "regression", "fid": 30.0, "psnr": 27.0, "ssim": 0.8, "is": None},
+            {"method": "sr3", "fid": 10.0, "psnr": 26.0, "ssim": 0.7, "is": None},
+        ]
+    )
+    rows = {(r["method"], r["metric"]): r for r in side_by_side(table, here)}
+    assert rows["sr3", "fid"]["here"] == 10.0 and rows["sr3", "fid"]["difference"] is None
+    assert rows["sr3", "psnr"]["difference"] == pytest.approx(26.0 - 26.4)
+    assert {"metric": "fid", "better": "sr3", "worse": "regression", "holds": True} in orderings(table, here)
+    from sr3bench.reporting.build import beside_the_paper
+
+    page = beside_the_paper({"paper": {"table": table["table"], "comparable": True}}, here, [table], None, {}, {})
+    assert "FID: the paper's real HR images score 1.9" in page and "only the orderings compare" in page
+    without = {"columns": ["fid"], "rows": {"sr3": {"fid": 5.2}}}  # no reference row: the difference stands
+    assert side_by_side(without, here)[0]["difference"] == pytest.approx(10.0 - 5.2)
+
+
+def test_means_pooled_over_several_test_sets_are_said_to_be_no_published_number():
+    """Set5 and Set14: the headline row pools 19 images (bicubic 26.6 dB, a number no one
+    publishes); the page says so and points to the per-set table."""
+    from sr3bench.reporting.build import pooled_sets_note
+
+    by_group = pd.DataFrame(
+        [
+            {"method": m, "group": g, "n_images": n}
+            for m in ("bicubic", "sr3")
+            for g, n in (("Set5", 5), ("Set14", 14))
+        ]
+    )
+    note = pooled_sets_note(by_group, {"test_folders": ["Set5", "Set14"]})
+    assert "2 sets of images (Set5 5, Set14 14)" in note and "Per test group" in note
+    demo = pd.DataFrame([{"method": "sr3", "group": g, "n_images": 1} for g in ("chelsea", "coffee", "rocket")])
+    assert pooled_sets_note(demo, {"test_images": ["chelsea", "coffee", "rocket"]}) == ""  # one image per group
+
+
 @pytest.mark.fault
 def test_full_disk_while_writing_the_report_names_it_and_keeps_the_previous_report(tmp_path, inputs, monkeypatch):
     """Issue 14: "[Errno 28] No space left on device" with no path, and a half-written report."""

@@ -323,10 +323,18 @@ def beside_the_paper(
         else "<p class='note'>This run is far smaller than the paper's (see the scale below): "
         "its numbers are <b>not comparable with the paper's in absolute terms, only in ordering</b>.</p>"
     )
+    apart = comparison.other_reference_set(table)
+    reference_note = "".join(
+        f"<p class='note'>{html.escape(_label(metric))}: the paper's real HR images score {value:g}, so its "
+        "reference statistics are of another set than its test images; here they are this preset's HR test "
+        "images, which would score 0. The values differ by construction: no difference is given, only the "
+        "orderings compare.</p>"
+        for metric, value in apart.items()
+    )
     return (
         f"<h2>Beside the paper: {html.escape(table['title'])}</h2>{warning}"
         "<table><thead><tr><th>method</th><th>metric</th><th>here</th><th>paper</th>"
-        f"<th>here &minus; paper</th></tr></thead><tbody>{body}</tbody></table>"
+        f"<th>here &minus; paper</th></tr></thead><tbody>{body}</tbody></table>{reference_note}"
         f"<p class='cite'>Source: {html.escape(table['citation'])}</p>"
         f"{'<p>Orderings of the paper, checked here:</p><ul>' + checks + '</ul>' if checks else ''}{scale}"
     )
@@ -339,6 +347,21 @@ th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-widt
 .cite{color:#666;font-size:.85em;margin-top:-1em}.ci{color:#777;font-size:.8em;white-space:nowrap}\
 .note{background:#fff7e0;border-left:4px solid #e0a000;padding:.5em 1em}code{background:#f4f4f4;padding:0 .2em}
 """
+
+
+def pooled_sets_note(by_group: pd.DataFrame, dataset: dict) -> str:
+    """Where the test split is several sets (``dataset.test_folders``: Set5 and Set14), what
+    the means above are: pooled over them, weighted by image count, which no published
+    table is ("" otherwise)."""
+    if len(dataset.get("test_folders") or []) < 2:
+        return ""
+    groups = by_group.drop_duplicates("group")
+    counts = ", ".join(f"{html.escape(str(g))} {int(n)}" for g, n in zip(groups["group"], groups["n_images"]))
+    return (
+        f"<p class='note'>The test split holds {len(groups)} sets of images ({counts}). The means above pool "
+        "them, each image weighing the same, and FID, KID and IS are over their union; published numbers are "
+        "per set: compare those with <i>Per test group</i> below.</p>"
+    )
 
 
 def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
@@ -360,6 +383,7 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
     missing = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in notes.items())
+    pooled = pooled_sets_note(by_group, preset["dataset"])
     inference = preset["diffusion"]["inference_schedule"]
     train_schedule = preset["diffusion"]["training_schedule"]
     papers = "".join(paper_table(spec) for spec in paper_tables)
@@ -435,6 +459,7 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
 <p class='cite'>Means over the test images; in brackets, the 95% bootstrap interval of the mean \
 (images resampled, 2000 times); IS: &plusmn; its standard deviation over the splits of the SR images. \
 ↑: higher is better, ↓: lower is better.</p>
+{pooled}
 {fid_warning}
 {beside}
 {parts.cascade}
