@@ -274,11 +274,7 @@ def test_means_pooled_over_several_test_sets_are_said_to_be_no_published_number(
     from sr3bench.reporting.build import pooled_sets_note
 
     by_group = pd.DataFrame(
-        [
-            {"method": m, "group": g, "n_images": n}
-            for m in ("bicubic", "sr3")
-            for g, n in (("Set5", 5), ("Set14", 14))
-        ]
+        [{"method": m, "group": g, "n_images": n} for m in ("bicubic", "sr3") for g, n in (("Set5", 5), ("Set14", 14))]
     )
     note = pooled_sets_note(by_group, {"test_folders": ["Set5", "Set14"]})
     assert "2 sets of images (Set5 5, Set14 14)" in note and "Per test group" in note
