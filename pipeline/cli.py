@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pipeline import config, datasets, layout, registry, stage_table
 from pipeline.result_settings import result_keys
+from pipeline.settings_stamps import stale_inputs, write_stamps
 from sr3bench.core.machine import cpu_count
 from sr3bench.core.write_errors import explain, explain_unattributed
 
@@ -747,9 +748,13 @@ def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
 
 
 def run_stage(stage: stage_table.Stage, args) -> int:
+    stamped = stage.per_preset and getattr(args, "shard", None) is None  # a shard is merged, not consumed
     try:
         refuse_stale_dvc_yaml(getattr(args, "params", None) or config.default_params_file())  # project stages: none
         job = stage_job(stage, args)
+        stale = stale_inputs(job.params, stage, job.preset_name, job.method) if stage.per_preset else []
+        if stale:
+            raise config.ConfigError(f"{args.command}: an input is out of date:\n- " + "\n- ".join(stale))
     except config.ConfigError as error:
         log.error("%s", error)
         return 2
@@ -760,6 +765,8 @@ def run_stage(stage: stage_table.Stage, args) -> int:
         log.info("%s: preset %s, %d thread(s)%s", args.command, job.preset_name, threads, fewer)
     try:
         stage.entry_function()(job)
+        if stamped:
+            write_stamps(job.params, stage, job.preset_name, job.method)
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
         log.error("%s failed: %s", args.command, explain_unattributed(error) or error, exc_info=True)
         return 1

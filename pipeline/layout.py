@@ -15,6 +15,7 @@ that builds paths, for the stages, the Snakemake rules and the generated dvc.yam
     cache/downloads/<dataset>/                                    fetched archives, resumable
     cache/<preset>/fidelity/                                      torch-fidelity reference statistics
     cache/params/<hash>.yaml                                      the config an engine resolved, as its jobs read it
+    cache/stamps/<output>.json                                    the settings a stage's output was made with
     cache/<preset>/dataset-listing.json, dataset-stats.json       dataset folders' files, as the Snakefile tracks them
     cache/<preset>/outside/<method>-listing.json, -stats.json     an outside method's folder, as the Snakefile tracks it
     logs/<preset>/<stage>[_<method>].log, .benchmark.tsv          stage logs and Snakemake benchmarks
@@ -245,6 +246,13 @@ PIPELINE_ROOTS = (
     "logs",
     "studies",
 )
+
+
+def stamp_file(output: str) -> Path:
+    """The settings stamp of one declared output (``samples/demo/sr3``)."""
+    return Path("cache") / "stamps" / f"{output}.json"
+
+
 PAPER_TABLES_DIR = Path("reports") / "paper"
 FRONT_PAGE = Path("reports") / "index.html"  # every preset that has a report
 ALL_PRESETS_CSV = Path("reports") / "all_presets.csv"  # their metrics.csv tables, one file
