@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pipeline import config, datasets, layout, registry, stage_table
 from pipeline.result_settings import result_keys
-from pipeline.settings_stamps import stale_inputs, write_stamps
+from pipeline.settings_stamps import stale_inputs, update_stamps
 from sr3bench.core.machine import cpu_count
 from sr3bench.core.write_errors import explain, explain_unattributed
 
@@ -748,11 +748,14 @@ def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
 
 
 def run_stage(stage: stage_table.Stage, args) -> int:
-    stamped = stage.per_preset and getattr(args, "shard", None) is None  # a shard is merged, not consumed
+    # a shard is merged, not consumed; torchrun's ranks are one job (rank 0 stamps it)
+    stamped = stage.per_preset and getattr(args, "shard", None) is None and os.environ.get("RANK", "0") == "0"
     try:
         refuse_stale_dvc_yaml(getattr(args, "params", None) or config.default_params_file())  # project stages: none
         job = stage_job(stage, args)
-        stale = stale_inputs(job.params, stage, job.preset_name, job.method) if stage.per_preset else []
+        given = getattr(args, "params", None)
+        option = f"--params {given}" if given and given != config.PARAMS_FILE else ""
+        stale = stale_inputs(job.params, stage, job.preset_name, job.method, option) if stage.per_preset else []
         if stale:
             raise config.ConfigError(f"{args.command}: an input is out of date:\n- " + "\n- ".join(stale))
     except config.ConfigError as error:
@@ -766,7 +769,7 @@ def run_stage(stage: stage_table.Stage, args) -> int:
     try:
         stage.entry_function()(job)
         if stamped:
-            write_stamps(job.params, stage, job.preset_name, job.method)
+            update_stamps(job.params, stage, job.preset_name, job.method)
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
         log.error("%s failed: %s", args.command, explain_unattributed(error) or error, exc_info=True)
         return 1

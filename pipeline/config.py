@@ -595,6 +595,8 @@ PARAMS_FILE = "params.yaml"
 # The environment variable through which the Snakefile hands its jobs the resolved config's
 # file, when overrides make it differ from params.yaml (pipeline/rule_settings.py).
 RESOLVED_PARAMS_VARIABLE = "SR3BENCH_RESOLVED_PARAMS"
+# Set by the Snakefile for its jobs: a stage run by Snakemake (pipeline/settings_stamps.py).
+ENGINE_VARIABLE = "SR3BENCH_ENGINE"
 
 
 def default_params_file(environ=os.environ) -> str:

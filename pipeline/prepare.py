@@ -206,7 +206,7 @@ def prepare_split(
 
 class SharedImages:
     """Source images whose decoded pixels appear in more than one split (16-byte digests:
-    ImageNet's 1.28M training images take about 100 MiB)."""
+    ImageNet's 1.28M training images take about 250 MiB)."""
 
     def __init__(self) -> None:
         self.first: dict[bytes, tuple[str, Path]] = {}
@@ -229,7 +229,7 @@ class SharedImages:
                 f"{message}. Test images would leak into training: remove the copies from dataset.root "
                 "(dataset.image_split draws the splits from that folder)"
             )
-        log.warning("%s: the dataset's own folders hold these copies (a test image seen in training)", message)
+        log.warning("%s: the dataset's own folders hold these copies (an image of one split also in another)", message)
 
 
 def refuse_too_large(hr: np.ndarray, path: Path, split: str, limit: int) -> None:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from pipeline import cascade_plan, dataset_listing
-from pipeline.config import RESOLVED_PARAMS_VARIABLE
+from pipeline.config import ENGINE_VARIABLE, RESOLVED_PARAMS_VARIABLE
 from pipeline.result_settings import tracked_keys
 from pipeline.stage_table import METHOD_FAN_OUTS, STAGES, Plan, Stage, param_values
 
@@ -23,7 +23,8 @@ UNPRESET_RESOURCES = {
 def publish_params_option(option: str, environ=os.environ) -> None:
     """Hand the jobs the resolved config's file (``option`` is "" or "--params PATH"):
     the CLI's --params defaults to it, so the rules' commands stay the same whatever the
-    overrides (--config, --configfile)."""
+    overrides (--config, --configfile). And tell them they are Snakemake's jobs."""
+    environ[ENGINE_VARIABLE] = "snakemake"
     if option:
         environ[RESOLVED_PARAMS_VARIABLE] = option.split(maxsplit=1)[1]
     else:

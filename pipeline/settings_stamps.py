@@ -1,24 +1,40 @@
-"""Settings stamps: each output of a stage records the values of the settings its job
-tracks, and a stage refuses an input made with other settings than those it runs with.
+"""Settings stamps of stages run by hand: each output of a stage run outside the engines
+records the values of the settings its job tracks, and a stage refuses an input whose
+stamp says it was made with other settings than those it runs with now.
 
 Snakemake re-runs a job whose tracked settings changed only where its own metadata knows
-the settings a file was made with; a stage run by hand (``sr3bench sample ... --params
+the settings a file was made with. A stage run by hand (``sr3bench sample ... --params
 other.yaml``, or before a change of params.yaml) leaves none, and the next run took the
-file as current. The stamp (``cache/stamps/<output>.json``) closes that gap for both
-engines and by hand. It holds the output's modification time: a file made since by
-another route (DVC restoring it from its cache, Snakemake's timestamp in a folder it
-made) has another, and its stamp no longer speaks for it; the engines' own tracking does.
+file as current. The stamp (``cache/stamps/<output>.json``) holds the output's
+modification time: a file made since by another route (an engine's job, DVC restoring it
+from its cache, a copy) has another, and its stamp no longer speaks for it. Under an
+engine the engine's own tracking applies: a job there removes its outputs' stamps, and
+under DVC (which sees an output changed by hand itself) inputs are not checked.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 
 from pipeline import layout
+from pipeline.config import ENGINE_VARIABLE
 from pipeline.result_settings import tracked_keys
 from pipeline.stage_table import BY_NAME, Plan, Stage, param_values
 from sr3bench.core.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def under_dvc() -> bool:
+    return "DVC_STAGE" in os.environ
+
+
+def under_an_engine() -> bool:
+    """A job of ``dvc repro`` or of ``snakemake`` (whose Snakefile marks its jobs)."""
+    return under_dvc() or ENGINE_VARIABLE in os.environ
 
 
 def job_settings(params: dict, stage: Stage, preset: str, member: str | None) -> dict:
@@ -27,56 +43,73 @@ def job_settings(params: dict, stage: Stage, preset: str, member: str | None) ->
     return json.loads(json.dumps(param_values(params, keys)))
 
 
-def write_stamps(params: dict, stage: Stage, preset: str, member: str | None) -> None:
-    """Stamp each output of a job that has just run."""
-    settings = job_settings(params, stage, preset, member)
-    for output in stage.output_paths(preset, member):
-        path = Path(output)
-        if not path.exists():
-            continue
-        record = {
-            "stage": stage.name,
-            "preset": preset,
-            "member": member,
-            "mtime_ns": path.stat().st_mtime_ns,
-            "settings": settings,
-        }
-        stamp = layout.stamp_file(output)
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(stamp) as temporary:
-            temporary.write_text(json.dumps(record, indent=1))
+def update_stamps(params: dict, stage: Stage, preset: str, member: str | None) -> None:
+    """After a job: stamp each of its outputs (by hand), or remove their stamps (under an
+    engine). Best effort: a stamp that cannot be written is a warning, never a failed job."""
+    outputs = stage.output_paths(preset, member)
+    try:
+        if under_an_engine():
+            for output in outputs:
+                layout.stamp_file(output).unlink(missing_ok=True)
+            return
+        settings = job_settings(params, stage, preset, member)
+        for output in outputs:
+            path, stamp = Path(output), layout.stamp_file(output)
+            if not path.exists():
+                stamp.unlink(missing_ok=True)
+                continue
+            record = {"stage": stage.name, "preset": preset, "member": member, "settings": settings}
+            record["mtime_ns"] = path.stat().st_mtime_ns
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(stamp) as temporary:
+                temporary.write_text(json.dumps(record, indent=1))
+    except Exception as error:  # noqa: BLE001 - the job's outputs are complete; only the check is lost
+        log.warning("could not update the settings stamps of %s (%s): later runs will not check them", outputs, error)
 
 
-def _record(output: str) -> dict | None:
+def _record(output: str, preset: str) -> dict | None:
     """The stamp of ``output`` where it still speaks for the file there, else None."""
     stamp, path = layout.stamp_file(output), Path(output)
     if not stamp.is_file() or not path.exists():
         return None
     try:
         record = json.loads(stamp.read_text())
-    except (OSError, ValueError):
+        current = record["mtime_ns"] == path.stat().st_mtime_ns and record["preset"] == preset
+        producer = BY_NAME[record["stage"]]
+        ours = output in producer.output_paths(preset, record["member"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    current = isinstance(record, dict) and record.get("mtime_ns") == path.stat().st_mtime_ns
-    return record if current and record.get("stage") in BY_NAME else None
+    return record if current and ours else None
 
 
-def stale_inputs(params: dict, stage: Stage, preset: str, member: str | None) -> list[str]:
-    """Why each input of the job was made with other settings than ``params`` has now
-    (one line per input; [] when none was). Inputs of other presets (a cascade's) are
-    left to the engines."""
+def stale_inputs(params: dict, stage: Stage, preset: str, member: str | None, params_option: str = "") -> list[str]:
+    """Why each input of the job was made by hand with other settings than ``params`` has
+    now (one line per input; [] when none was). Not under DVC; inputs of other presets (a
+    cascade's) are left to the engines. ``params_option``: the job's ``--params FILE``, for
+    the command that makes an input again."""
+    if under_dvc():
+        return []
+    try:
+        inputs = stage.inputs(preset, member, Plan.of(params, preset))
+    except Exception:  # noqa: BLE001 - a job the stage itself refuses (an outside method to sample): its message
+        return []
     problems = []
-    for output in stage.inputs(preset, member, Plan.of(params, preset)):
-        record = _record(output)
-        if record is None or record.get("preset") != preset:
+    for output in inputs:
+        record = _record(output, preset)
+        if record is None:
             continue
-        producer, made_for = BY_NAME[record["stage"]], record.get("member")
-        now, then = job_settings(params, producer, preset, made_for), record.get("settings", {})
+        producer, made_for = BY_NAME[record["stage"]], record["member"]
+        try:
+            now = job_settings(params, producer, preset, made_for)
+        except Exception:  # noqa: BLE001 - its producing job is gone from the plan: nothing to compare
+            continue
+        then = record.get("settings", {})
         differing = sorted(key for key in now.keys() | then.keys() if now.get(key) != then.get(key))
         if differing:
-            command = producer.command(preset, made_for)
+            command = producer.command(preset, made_for) + (f" {params_option}" if params_option else "")
             problems.append(
-                f"{output} was made with other settings than the params file has now ({', '.join(differing[:4])}"
-                f"{' ...' if len(differing) > 4 else ''}): make it again first ({command}, or under Snakemake "
-                f"snakemake --cores 8 --forcerun {producer.name})"
+                f"{output} was made by hand with other settings than the params file has now "
+                f"({', '.join(differing[:4])}{' ...' if len(differing) > 4 else ''}): make it again first "
+                f"({command}, or under Snakemake: snakemake --cores 8 --forcerun {output})"
             )
     return problems

@@ -660,17 +660,20 @@ def test_an_input_made_by_hand_with_other_settings_is_refused_until_made_again(t
     (project / "other.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     cli = [sys.executable, "-m", "pipeline.cli"]
 
-    def stage(*arguments):
-        return subprocess.run([*cli, *arguments], cwd=project, env=environment(project), capture_output=True, text=True)
+    by_hand = {k: v for k, v in environment(project).items() if k not in ("SR3BENCH_ENGINE", "DVC_STAGE")}
+
+    def stage(*arguments, env=by_hand):
+        return subprocess.run([*cli, *arguments], cwd=project, env=env, capture_output=True, text=True)
 
     assert stage("prepare", "--preset", "demo").returncode == 0
     assert stage("sample", "--preset", "demo", "--method", "bicubic", "--params", "other.yaml").returncode == 0
     refused = stage("evaluate", "--preset", "demo", "--method", "bicubic")
     assert refused.returncode == 2, refused.stderr[-2000:]
-    assert "samples/demo/bicubic was made with other settings than the params file has now" in refused.stderr
+    assert "samples/demo/bicubic was made by hand with other settings than the params file has now" in refused.stderr
     assert (
         "presets.demo.sampling" in refused.stderr and "sr3bench sample --preset demo --method bicubic" in refused.stderr
     )
+    assert "--forcerun samples/demo/bicubic" in refused.stderr and "Traceback" not in refused.stderr
     assert not (project / "results" / "demo" / "bicubic.csv").exists()
     assert stage("sample", "--preset", "demo", "--method", "bicubic").returncode == 0  # made again: accepted
     assert stage("evaluate", "--preset", "demo", "--method", "bicubic").returncode == 0
@@ -679,3 +682,29 @@ def test_an_input_made_by_hand_with_other_settings_is_refused_until_made_again(t
     samples = project / "samples" / "demo" / "bicubic"
     (samples / ".restored").write_text("")  # made since by another route (a DVC restore): the stamp is void
     assert stage("evaluate", "--preset", "demo", "--method", "bicubic").returncode == 0
+
+    # under an engine its own tracking applies: a job removes its outputs' stamps (a DVC
+    # output kept its bytes, and its stamp, when a key changed and changed back)
+    stage("sample", "--preset", "demo", "--method", "bicubic", "--params", "other.yaml")
+    stamp = project / "cache" / "stamps" / "samples" / "demo" / "bicubic.json"
+    assert stamp.is_file()
+    assert stage("sample", "--preset", "demo", "--method", "bicubic", env={**by_hand, "DVC_STAGE": "x"}).returncode == 0
+    assert not stamp.exists()
+    engine = {**by_hand, "SR3BENCH_ENGINE": "snakemake"}
+    assert (
+        stage("sample", "--preset", "demo", "--method", "bicubic", "--params", "other.yaml", env=engine).returncode == 0
+    )
+    assert not stamp.exists() and stage("evaluate", "--preset", "demo", "--method", "bicubic").returncode == 0
+
+
+def test_the_stamp_check_leaves_a_job_it_cannot_plan_to_the_stages_own_message(tmp_path, monkeypatch):
+    """`sr3bench sample` of an outside method says "is an outside method ... collect"; the
+    stamp check computing the job's inputs first turned that into a traceback."""
+    from pipeline.settings_stamps import stale_inputs
+    from pipeline.stage_table import BY_NAME
+
+    _, _, params = config.load(Path(__file__).resolve().parents[1] / "params.yaml", "demo")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    assert stale_inputs(params, BY_NAME["sample"], "demo", "no_such_method") == []
+    assert stale_inputs(params, BY_NAME["evaluate"], "demo", "sr3") == []  # no stamps: nothing to say

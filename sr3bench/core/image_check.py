@@ -85,6 +85,8 @@ def _to_uint8_rgb(image: Image.Image, keep_grey: bool) -> np.ndarray:
 
 def turning_orientation(image: Image.Image) -> int | None:
     """The EXIF orientation (2-8) by which image viewers turn this open image, else None."""
+    if image.format == "PNG" and "exif" not in image.info:  # else getexif() decodes it all for a late chunk
+        return None
     orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     return orientation if orientation in ORIENTATIONS else None
 

@@ -160,7 +160,7 @@ def _read_offline(path: Path) -> dict | None:
         )
     try:
         meta = json.loads(side.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         meta = error
     if not isinstance(meta, dict):
         raise WeightsUnavailableError(
