@@ -112,6 +112,15 @@ def test_an_output_with_an_exif_orientation_is_refused(test_set):
     assert "with an EXIF orientation: a.png (6)" in message and "save it upright" in message
 
 
+def test_a_broken_link_is_named_as_one(test_set, tmp_path):
+    """It read "has no output: a.png (... found instead: a.png)"."""
+    hr, outputs = test_set
+    (outputs / "a.png").unlink()
+    (outputs / "a.png").symlink_to(tmp_path / "gone.png")
+    message = problems(outputs, hr)
+    assert "broken links (their targets do not exist): a.png" in message and "found instead" not in message
+
+
 def test_an_unreadable_output_is_named(test_set):
     hr, outputs = test_set
     (outputs / "b.png").write_bytes((outputs / "b.png").read_bytes()[:200])  # truncated

@@ -153,10 +153,13 @@ def check_output_folder(
     names = [path.name for path in hr_files]
     entries = sorted(path.name for path in folder.iterdir())
     present = [name for name in names if (folder / name).is_file()]
+    dangling = [name for name in entries if (folder / name).is_symlink() and not (folder / name).exists()]
     found = set(present)
-    extra = [name for name in entries if name not in found]
+    extra = [name for name in entries if name not in found and name not in dangling]
     problems = []
-    missing = [name for name in names if name not in found]
+    if dangling:
+        problems.append(f"broken links (their targets do not exist): {listed(dangling)}")
+    missing = [name for name in names if name not in found and name not in dangling]
     if missing:
         instead = f"; found instead: {listed(extra)}" if extra else ""
         problems.append(

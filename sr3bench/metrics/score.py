@@ -213,7 +213,8 @@ def image_size(path: Path) -> tuple[int, int]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ScoreError(f"{path} cannot be read as an image ({error})") from None
     if ";16" in str(raw_mode) or mode.startswith("I") or mode == "F" or any(b > 8 for b in _as_tuple(bits)):
-        raise ScoreError(f"{path} is not an 8-bit image (mode {mode}): the metrics are computed on 8-bit images")
+        depth = f"16-bit {mode}" if ";16" in str(raw_mode) else f"mode {mode}"  # PIL opens 16-bit RGB as RGB
+        raise ScoreError(f"{path} is not an 8-bit image ({depth}): the metrics are computed on 8-bit images")
     if mode not in EIGHT_BIT_MODES + WITH_ALPHA:
         raise ScoreError(f"{path} has mode {mode}: save it as an 8-bit RGB or greyscale image")
     if not opaque:
