@@ -167,3 +167,13 @@ def test_a_broken_link_in_a_dataset_folder_is_named_not_skipped(tmp_path):
     }
     with pytest.raises(FileNotFoundError, match="gone.png is a link to .*nowhere.png, which does not exist"):
         prepare(preset, tmp_path / "out")
+
+
+def test_macos_metadata_files_beside_the_images_are_skipped_with_a_warning(tmp_path, caplog):
+    """A folder copied from a Mac holds ._000001.jpg beside 000001.jpg: not an image (prepare failed on it)."""
+    from sr3bench.core.image_files import list_images
+
+    root = faces(tmp_path / "faces", 3)
+    (root / "._000001.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert [p.name for p in list_images(root)] == ["000000.jpg", "000001.jpg", "000002.jpg"]
+    assert "._000001.jpg is macOS metadata (AppleDouble), not an image: skipped" in caplog.text

@@ -399,6 +399,13 @@ ERRORS = {
     ),
     "a file that is not an image": (stray("notes.txt"), {}, ["an entry that is not an image file", "notes.txt"]),
     "a folder in the SR folder": (stray("extra", folder=True), {}, [r"extra \(a folder\)"]),
+    "a broken link": (
+        lambda folders: (
+            (folders["sr"] / "0000.png").unlink() or (folders["sr"] / "0000.png").symlink_to("/nowhere.png")
+        ),
+        {},
+        [r"0000.png \(a broken link\)"],
+    ),
     "an image that does not decode": (damaged, {}, [r"0002.png cannot be read as an image"]),
     "an empty folder": (empty, {}, ["the SR folder .* is empty: no images to score"]),
     "a missing folder": (lambda folders: shutil.rmtree(folders["sr"]), {}, ["the SR folder .* does not exist"]),
@@ -460,6 +467,7 @@ def test_where_it_would_write_is_checked_before_any_scoring(tmp_path):
 def test_hidden_files_that_are_not_images_are_ignored(tmp_path):
     folders = synthetic(tmp_path)
     (folders["sr"] / ".DS_Store").write_bytes(b"\0")
+    (folders["sr"] / "._0000.png").write_bytes(b"\0\5\26\7")  # macOS's metadata of 0000.png (it was an extra)
     assert quick(folders).n_images == 3
 
 

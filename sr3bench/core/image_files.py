@@ -17,11 +17,15 @@ def named_like_an_image(path: Path) -> bool:
 
 def image_files(paths) -> list[Path]:
     """The regular files among ``paths`` with an image suffix, sorted; a folder named like
-    an image (``x.png/``) is skipped with a warning, not read as a broken image. A broken
-    link named like an image is refused: skipping it would silently shrink a set."""
+    an image (``x.png/``) and macOS's ``._x.png`` metadata are skipped with a warning, not
+    read as broken images. A broken link named like an image is refused: skipping it would
+    silently shrink a set."""
     found = []
     for path in paths:
         if not named_like_an_image(path):
+            continue
+        if path.name.startswith("._"):  # macOS's AppleDouble metadata beside a copied image, not an image
+            log.warning("%s is macOS metadata (AppleDouble), not an image: skipped", path)
             continue
         if path.is_file():
             found.append(path)

@@ -145,13 +145,20 @@ def listing(items) -> str:
 
 def folder_images(folder, role: str) -> dict[str, Path]:
     """The image files of ``folder`` by name; a ScoreError when it is missing or empty, or
-    holds anything but image files (hidden files that are not images, .DS_Store, are left
-    alone)."""
+    holds anything but image files (hidden files that are not images, .DS_Store, and macOS's
+    ._x.png metadata are left alone)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ScoreError(f"the {role} folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
-    entries = sorted(p for p in folder.iterdir() if named_like_an_image(p) or not p.name.startswith("."))
-    strays = [f"{p.name}{' (a folder)' if p.is_dir() else ''}" for p in entries if not p.is_file()]
+    entries = sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith("._") and (named_like_an_image(p) or not p.name.startswith("."))
+    )
+    kinds = {True: " (a folder)", False: " (a broken link)"}
+    strays = [
+        f"{p.name}{kinds[p.is_dir()] if p.is_dir() or p.is_symlink() else ''}" for p in entries if not p.is_file()
+    ]
     strays += [p.name for p in entries if p.is_file() and not named_like_an_image(p)]
     if strays:
         what = (
