@@ -430,3 +430,37 @@ def test_a_tool_writing_into_a_read_only_folder_is_one_message_with_the_fix(tmp_
         "make it writable (chmod u+w generated, or ask its owner) and re-run"
     ) in result.stderr
     assert list(folder.iterdir()) == []
+
+
+SCORE_WITH_ITS_CACHE_ON_A_FULL_DISK = (
+    FILL_UP
+    + """
+import tempfile
+from test_score import WEIGHTS, synthetic
+from sr3bench.metrics.score import score
+
+folders = synthetic(Path(tempfile.mkdtemp()))
+fill_up(limit_bytes=4096)
+try:
+    result = score(folders["sr"], folders["hr"], lpips=False, weights_dir=WEIGHTS, cache_dir=folder / "c")
+    outcome(None, psnr=result.metrics["psnr"], fid=result.metrics["fid"], why=result.unavailable.get("fid", ""))
+except Exception as error:
+    outcome(error)
+"""
+)
+
+
+def test_score_with_its_fid_cache_on_a_full_disk_prints_the_other_metrics_and_says_why(tmp_path, full_disk):
+    """It failed with torch's "unexpected pos 64 vs 0" (or named another disk), and the
+    per-image metrics it had computed were lost."""
+    from test_score import WEIGHTS
+
+    from sr3bench.metrics import weights
+
+    if not weights.weights_status(WEIGHTS)["inception"]["present"]:
+        pytest.skip(f"metric weights are not provisioned in {WEIGHTS}: `make weights` (sr3bench provision-weights)")
+    seen = run_on_a_full_disk(SCORE_WITH_ITS_CACHE_ON_A_FULL_DISK, tmp_path / "small", full_disk)
+    assert seen["type"] == "NoneType" and seen["psnr"] > 20 and seen["fid"] is None, seen
+    assert seen["why"].startswith("not computed: ") and str(tmp_path / "small" / "c") in seen["why"], seen
+    if full_disk == "tmpfs":  # under the file size limit torch's error names no cause, nor its file
+        assert seen["why"].startswith(f"not computed: disk full while writing {tmp_path / 'small' / 'c'}"), seen

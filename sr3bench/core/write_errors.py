@@ -78,7 +78,7 @@ def cause(error: BaseException, written: Path | None = None) -> int | None:
     limit = file_size_limit()
     if written is not None and limit is not None and written.is_file() and written.stat().st_size >= limit:
         return errno.EFBIG
-    if written is not None and free_bytes(written.parent) < NEARLY_FULL_BYTES:
+    if written is not None and free_bytes(written if written.is_dir() else written.parent) < NEARLY_FULL_BYTES:
         return errno.ENOSPC
     return errno.EIO
 

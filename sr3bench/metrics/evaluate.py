@@ -15,6 +15,7 @@ import pandas as pd
 from sr3bench.core.images import list_images, read_image
 from sr3bench.core.output_folder import listed
 from sr3bench.core.progress import progress
+from sr3bench.core.write_errors import reporting_writes
 
 # Imported here, not resolved from the metric table's "module:function" names, so that the
 # stage's tracked code (its import closure, pipeline/code_deps.py) includes them;
@@ -243,8 +244,9 @@ def evaluate_set(
     with the image count and the reasons for any metric left empty; ``inception_file``:
     the original Inception file (``weights.inception``), ``is_splits``: the splits wanted
     (``protocol.is_splits``)."""
-    result = set_metrics(
-        samples_dir, hr_dir, cache_dir, weights_dir, inception_file=inception_file, is_splits=is_splits
-    )
+    with reporting_writes(Path(cache_dir), Path(cache_dir)):  # torch-fidelity's cache: a full disk named
+        result = set_metrics(
+            samples_dir, hr_dir, cache_dir, weights_dir, inception_file=inception_file, is_splits=is_splits
+        )
     result["reference_set"] = "HR test images of this preset"
     return result

@@ -28,6 +28,7 @@ from sr3bench.core.atomic import atomic_path
 from sr3bench.core.image_check import UPRIGHT_HINT, turning_orientation
 from sr3bench.core.image_files import IMAGE_SUFFIXES, named_like_an_image
 from sr3bench.core.resize import downsample
+from sr3bench.core.write_errors import WriteError, reporting_writes
 from sr3bench.metrics.evaluate import infinite_mean, lpips_scores, pixel_metrics, protocol_record, read_images
 from sr3bench.metrics.fid_kid_is import IMAGE_EXTENSIONS, IS_SPLITS, set_metrics
 from sr3bench.metrics.lpips_metric import size_problem
@@ -462,13 +463,17 @@ def score_set(
             options = {"inception_file": inception_file, "is_splits": is_splits, "setting": setting}
             if cache_dir is None:
                 with tempfile.TemporaryDirectory(prefix="sr3bench-score-") as temporary:
-                    result = set_metrics(sr_dir, hr_dir, temporary, weights_dir, **options)
+                    with reporting_writes(Path(temporary), Path(temporary)):
+                        result = set_metrics(sr_dir, hr_dir, temporary, weights_dir, **options)
             else:
-                result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir, **options)
+                with reporting_writes(Path(cache_dir), Path(cache_dir)):
+                    result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir, **options)
         except WeightsUnavailableError as error:
             if inception_file is not None:  # a file the user named: refused, not left empty
                 raise ScoreError(str(error)) from error  # it names the file
             reason = str(error)
+        except WriteError as error:  # the per-image metrics are computed: print them, say why these are not
+            reason = f"not computed: {error}"
         else:
             keys = ("n_sr", "n_hr", "inception_weights", "inception_record", "is_std", "is_splits")
             info = {key: result[key] for key in keys if key in result}
