@@ -464,3 +464,26 @@ def test_score_with_its_fid_cache_on_a_full_disk_prints_the_other_metrics_and_sa
     assert seen["why"].startswith("not computed: ") and str(tmp_path / "small" / "c") in seen["why"], seen
     if full_disk == "tmpfs":  # under the file size limit torch's error names no cause, nor its file
         assert seen["why"].startswith(f"not computed: disk full while writing {tmp_path / 'small' / 'c'}"), seen
+
+
+def test_publishing_onto_a_full_disk_names_the_folder_published_not_the_source(tmp_path, monkeypatch):
+    """Samples are copied from cache/ into samples/ when the two are on different disks; a
+    full samples/ was told as "disk full while writing cache/.../x.png (50 GiB free)"."""
+    import errno
+    import shutil
+
+    from sr3bench.core.atomic import publish_folder
+    from sr3bench.core.write_errors import WriteError
+
+    source = tmp_path / "cache" / "x.png"
+    source.parent.mkdir()
+    source.write_bytes(b"png")
+
+    def full_target(src, dst, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))  # as sendfile's error names it
+
+    monkeypatch.setattr(shutil, "copy2", full_target)
+    monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(errno.EXDEV, "cross-device")))
+    out = tmp_path / "samples" / "sr3"
+    with pytest.raises(WriteError, match=f"disk full while writing {out} "):
+        publish_folder({"x.png": source}, out, link=True)

@@ -4,6 +4,7 @@ leaves a file that looks complete."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -109,4 +110,9 @@ def publish_folder(files: dict[str, Path], out: Path, link: bool = False) -> Non
                     continue
                 except OSError:  # across filesystems: copy instead
                     pass
-            shutil.copy2(source, staging / name)
+            try:
+                shutil.copy2(source, staging / name)
+            except OSError as error:  # a full target names the source (sendfile's error): name the copy
+                if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+                    error.filename = str(staging / name)
+                raise
