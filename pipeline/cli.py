@@ -38,6 +38,17 @@ from sr3bench.core.write_errors import explain, explain_unattributed
 log = logging.getLogger("sr3bench")
 
 
+def thread_count(text: str) -> int:
+    """``--threads``: a whole number of at least 1 (0 and -3 ran with one thread, silently)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count: give a whole number of at least 1")
+    return value
+
+
 def set_threads(requested: int) -> int:
     """Use exactly the declared threads, capped at the cores this process may run on and
     shared among the processes torchrun started on this node."""
@@ -397,7 +408,9 @@ def add_score_command(sub) -> None:
     )
     score.add_argument("--no-fid", action="store_true", help="skip FID, KID and IS (slow on a CPU)")
     score.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
-    score.add_argument("--threads", type=int, default=cpu_count(), help="torch threads (default: every usable core)")
+    score.add_argument(
+        "--threads", type=thread_count, default=cpu_count(), help="torch threads (default: every usable core)"
+    )
 
 
 def command_score(args) -> int:
@@ -493,7 +506,7 @@ def add_stage_command(sub, stage: stage_table.Stage) -> None:
     command.add_argument("--log", help="also write the log to this file")
     command.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     command.add_argument(
-        "--threads", type=int, help="threads this stage may use (default: threads.<stage> of the params file)"
+        "--threads", type=thread_count, help="threads this stage may use (default: threads.<stage> of the params file)"
     )
     if stage.fan_out == "project":
         return
@@ -565,7 +578,9 @@ def parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object (train_img_per_s_fp32, ...)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")
-    bench.add_argument("--threads", type=int, default=cpu_count(), help="torch threads (default: every usable core)")
+    bench.add_argument(
+        "--threads", type=thread_count, default=cpu_count(), help="torch threads (default: every usable core)"
+    )
     bench.add_argument(
         "--steps", type=int, default=20, help="timed training steps per precision (after 3 warm-up steps)"
     )

@@ -32,3 +32,20 @@ def test_version_and_list_presets():
     for name in ("demo", "faces16_128_small", "faces16_128", "imagenet64_256"):
         assert f" {name} " in listing.stdout
     assert "* demo" in listing.stdout and "16->128" in listing.stdout
+
+
+def test_a_thread_count_below_one_is_refused_by_name():
+    """--threads 0 and -3 ran with one thread, silently."""
+    import pytest
+
+    for value in ("0", "-3", "two"):
+        with pytest.raises(SystemExit):
+            parser().parse_args(["prepare", "--threads", value])
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "score", "--sr", "a", "--hr", "b", "--threads", value],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 2 and f"'{value}' is not a thread count" in result.stderr
+    assert parser().parse_args(["prepare", "--threads", "3"]).threads == 3
