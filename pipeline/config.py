@@ -399,10 +399,12 @@ def check_schedules(where: str, preset: dict) -> None:
 
 def pipeline_root_of(folder: str) -> str | None:
     """The project folder the pipeline writes (``layout.PIPELINE_ROOTS``) that holds ``folder``,
-    relative to the project root (the working directory), or None."""
-    path = Path(os.path.normpath(Path(folder).expanduser().absolute()))
+    relative to the project root (the working directory), or None; through links too (a
+    link elsewhere to samples/<preset>/<method> is that folder)."""
+    given = Path(folder).expanduser()
+    paths = (Path(os.path.normpath(given.absolute())), given.resolve())
     for root in layout.PIPELINE_ROOTS:
-        if path.is_relative_to(Path.cwd() / root):
+        if any(path.is_relative_to(base / root) for path in paths for base in (Path.cwd(), Path.cwd().resolve())):
             return root
     return None
 

@@ -341,3 +341,15 @@ def test_the_pages_folder_of_bicubic_outputs_gets_the_bicubic_row_and_both_engin
     repro = run([*DVC, "repro", "collect_mine"], project)  # its evaluate, as Snakemake's, runs the same command
     assert "Running stage 'collect_mine'" in repro.stdout + repro.stderr
     assert set(changed_stages(run([*DVC, "status"], project).stdout)) == {"evaluate_mine", "report"}
+
+
+def test_a_link_to_a_folder_the_pipeline_writes_is_refused_as_that_folder(tmp_path, monkeypatch):
+    """collect copied samples/demo/mine onto itself through a link elsewhere (and dropped
+    its other files); the path's own spelling was refused, the link was not."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "samples" / "demo" / "mine").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "link").symlink_to(tmp_path / "samples" / "demo" / "mine")
+    with pytest.raises(config.ConfigError, match=re.escape("is under samples/, which the pipeline writes")):
+        config.resolve(outside_params(str(tmp_path / "elsewhere" / "link")))
+    config.resolve(outside_params(str(tmp_path / "elsewhere")))  # a folder of its own: accepted
