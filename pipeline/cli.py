@@ -441,7 +441,7 @@ def command_score(args) -> int:
         log.error("score: --is-splits %s: give a whole number of at least 1", protocol["is_splits"])
         return 2
     out = Path(args.out or f"{args.name or Path(args.sr).resolve().name}-per-image.csv")
-    problem = score_paths_problem(out, args.cache)
+    problem = score_paths_problem(out, args.cache, [args.sr, args.hr, args.lr])
     if problem:
         log.error("score: %s", problem)
         return 2
@@ -479,11 +479,18 @@ def command_score(args) -> int:
     return 0
 
 
-def score_paths_problem(out: Path, cache: str | None) -> str | None:
+def score_paths_problem(out: Path, cache: str | None, scored: list[str | None] = ()) -> str | None:
     """What is wrong with where ``sr3bench score`` would write, before any scoring: the
-    per-image CSV ``out`` and torch-fidelity's ``--cache`` folder (None: nothing)."""
+    per-image CSV ``out`` (not into a folder it scores, whose next score it would spoil) and
+    torch-fidelity's ``--cache`` folder (None: nothing)."""
     if out.is_dir():
         return f"--out {out} is a folder: give the per-image CSV's file name (e.g. {out / 'per-image.csv'})"
+    inside = [folder for folder in scored if folder and out.absolute().parent.resolve() == Path(folder).resolve()]
+    if inside:
+        return (
+            f"the per-image CSV {out} would be written into the folder {inside[0]} it scores (a next score "
+            "would find it there): run from another folder, or give --out"
+        )
     parent = next((folder for folder in [out.parent, *out.parent.parents] if folder.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         return f"--out {out}: {parent} is not a folder this user can write in; give another path"

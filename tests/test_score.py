@@ -464,6 +464,22 @@ def test_where_it_would_write_is_checked_before_any_scoring(tmp_path):
     assert "Traceback" not in into_a_folder.stderr + cache_file.stderr
 
 
+def test_the_per_image_csv_is_not_written_into_a_folder_it_scores(tmp_path):
+    """`sr3bench score --sr . --hr ../hr` wrote sr-per-image.csv among the SR images, and the
+    next score refused the folder for it."""
+    folders = synthetic(tmp_path)
+    command = [sys.executable, "-m", "pipeline.cli", "score", "--sr", ".", "--hr", str(folders["hr"]), "--no-fid"]
+    result = subprocess.run(
+        command + ["--no-lpips"],
+        cwd=folders["sr"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "would be written into the folder . it scores" in result.stderr, result.stderr
+    assert sorted(p.name for p in folders["sr"].iterdir()) == ["0000.png", "0001.png", "0002.png"]
+
+
 def test_hidden_files_that_are_not_images_are_ignored(tmp_path):
     folders = synthetic(tmp_path)
     (folders["sr"] / ".DS_Store").write_bytes(b"\0")
