@@ -39,13 +39,14 @@ def test_a_thread_count_below_one_is_refused_by_name():
     import pytest
 
     for value in ("0", "-3", "two"):
-        with pytest.raises(SystemExit):
-            parser().parse_args(["prepare", "--threads", value])
-        result = subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", "score", "--sr", "a", "--hr", "b", "--threads", value],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 2 and f"'{value}' is not a thread count" in result.stderr
+        for command in (["prepare"], ["score", "--sr", "a", "--hr", "b"], ["benchmark"]):
+            with pytest.raises(SystemExit):
+                parser().parse_args([*command, "--threads", value])
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "score", "--sr", "a", "--hr", "b", "--threads", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "'0' is not a thread count: give a whole number of at least 1" in result.stderr
     assert parser().parse_args(["prepare", "--threads", "3"]).threads == 3

@@ -646,11 +646,11 @@ def test_every_stage_file_read_elsewhere_names_the_file_and_its_stage_when_damag
 
 
 @pytest.mark.fault
-def test_an_input_made_by_hand_with_other_settings_is_refused_until_made_again(tmp_path):
+def test_an_input_made_by_hand_with_other_settings_is_refused(tmp_path):
     """A stage run by hand with another params file leaves no Snakemake metadata, and the
     next run took its output as current (the report then printed numbers of settings it did
-    not record). Each output now carries a stamp of its settings; a stage refuses an input
-    made with others, naming it and the command that makes it again."""
+    not record). Each output of a hand run now carries a stamp of its settings; a stage
+    refuses an input made with others, naming it and the command that makes it again."""
     import yaml
     from projects import environment, make_project, tiny_params
 
@@ -658,12 +658,11 @@ def test_an_input_made_by_hand_with_other_settings_is_refused_until_made_again(t
     project = make_project(tmp_path / "project", params)
     params["presets"]["demo"]["sampling"]["batch_size"] += 1
     (project / "other.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    cli = [sys.executable, "-m", "pipeline.cli"]
-
     by_hand = {k: v for k, v in environment(project).items() if k not in ("SR3BENCH_ENGINE", "DVC_STAGE")}
 
-    def stage(*arguments, env=by_hand):
-        return subprocess.run([*cli, *arguments], cwd=project, env=env, capture_output=True, text=True)
+    def stage(*arguments):
+        command = [sys.executable, "-m", "pipeline.cli", *arguments]
+        return subprocess.run(command, cwd=project, env=by_hand, capture_output=True, text=True)
 
     assert stage("prepare", "--preset", "demo").returncode == 0
     assert stage("sample", "--preset", "demo", "--method", "bicubic", "--params", "other.yaml").returncode == 0
@@ -675,26 +674,44 @@ def test_an_input_made_by_hand_with_other_settings_is_refused_until_made_again(t
     )
     assert "--forcerun samples/demo/bicubic" in refused.stderr and "Traceback" not in refused.stderr
     assert not (project / "results" / "demo" / "bicubic.csv").exists()
-    assert stage("sample", "--preset", "demo", "--method", "bicubic").returncode == 0  # made again: accepted
-    assert stage("evaluate", "--preset", "demo", "--method", "bicubic").returncode == 0
 
-    stage("sample", "--preset", "demo", "--method", "bicubic", "--params", "other.yaml")
-    samples = project / "samples" / "demo" / "bicubic"
-    (samples / ".restored").write_text("")  # made since by another route (a DVC restore): the stamp is void
-    assert stage("evaluate", "--preset", "demo", "--method", "bicubic").returncode == 0
 
-    # under an engine its own tracking applies: a job removes its outputs' stamps (a DVC
-    # output kept its bytes, and its stamp, when a key changed and changed back)
-    stage("sample", "--preset", "demo", "--method", "bicubic", "--params", "other.yaml")
-    stamp = project / "cache" / "stamps" / "samples" / "demo" / "bicubic.json"
-    assert stamp.is_file()
-    assert stage("sample", "--preset", "demo", "--method", "bicubic", env={**by_hand, "DVC_STAGE": "x"}).returncode == 0
-    assert not stamp.exists()
-    engine = {**by_hand, "SR3BENCH_ENGINE": "snakemake"}
-    assert (
-        stage("sample", "--preset", "demo", "--method", "bicubic", "--params", "other.yaml", env=engine).returncode == 0
-    )
-    assert not stamp.exists() and stage("evaluate", "--preset", "demo", "--method", "bicubic").returncode == 0
+def test_a_stamp_is_void_once_its_output_changes_and_engine_jobs_remove_stamps(tmp_path, monkeypatch):
+    """Made again (by hand with the current settings): accepted. Made since by another route
+    (a DVC restore, a copy): the stamp no longer speaks for it. Under an engine its own
+    tracking applies: a job removes its outputs' stamps (DVC kept an output's bytes, and
+    its stamp, when a key changed and changed back)."""
+    import copy
+
+    from pipeline.settings_stamps import stale_inputs, update_stamps
+    from pipeline.stage_table import BY_NAME
+
+    _, _, params = config.load(Path(__file__).resolve().parents[1] / "params.yaml", "demo")
+    other = copy.deepcopy(params)
+    other["presets"]["demo"]["sampling"]["batch_size"] += 1
+    monkeypatch.chdir(tmp_path)
+    for variable in ("DVC_STAGE", "SR3BENCH_ENGINE"):
+        monkeypatch.delenv(variable, raising=False)
+    samples = tmp_path / "samples" / "demo" / "bicubic"
+    samples.mkdir(parents=True)
+    sample, evaluate = BY_NAME["sample"], BY_NAME["evaluate"]
+    stamp = tmp_path / "cache" / "stamps" / "samples" / "demo" / "bicubic.json"
+
+    update_stamps(other, sample, "demo", "bicubic")
+    assert stamp.is_file() and "presets.demo.sampling" in stale_inputs(params, evaluate, "demo", "bicubic")[0]
+    update_stamps(params, sample, "demo", "bicubic")  # made again with the current settings
+    assert stale_inputs(params, evaluate, "demo", "bicubic") == []
+    update_stamps(other, sample, "demo", "bicubic")
+    then = samples.stat().st_mtime_ns
+    os.utime(samples, ns=(then, then + 10**9))  # the folder changed since (a DVC restore): its stamp is void
+    assert stale_inputs(params, evaluate, "demo", "bicubic") == []
+    for variable in ("DVC_STAGE", "SR3BENCH_ENGINE"):
+        update_stamps(other, sample, "demo", "bicubic")
+        assert stale_inputs(params, evaluate, "demo", "bicubic")
+        with monkeypatch.context() as engine:
+            engine.setenv(variable, "1")
+            update_stamps(other, sample, "demo", "bicubic")
+        assert not stamp.exists() and stale_inputs(params, evaluate, "demo", "bicubic") == []
 
 
 def test_the_stamp_check_leaves_a_job_it_cannot_plan_to_the_stages_own_message(tmp_path, monkeypatch):
