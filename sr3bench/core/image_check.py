@@ -97,8 +97,9 @@ UPRIGHT_HINT = (
 )
 
 
-def oriented(array: np.ndarray, orientation: int, path: Path) -> np.ndarray:
-    """The pixels turned as image viewers show them, by the file's EXIF orientation (1-8)."""
+def oriented(array: np.ndarray, orientation: int | None, path: Path) -> np.ndarray:
+    """The pixels turned as image viewers show them, by the file's EXIF orientation (1-8;
+    None: none that turns it)."""
     if orientation not in ORIENTATIONS:
         return array
     turned = np.asarray(Image.fromarray(array).transpose(ORIENTATIONS[orientation]))
@@ -121,7 +122,7 @@ def load_dataset_image(path: Path, min_size: int, keep_grey: bool = False) -> np
         with Image.open(path) as image:
             raw_mode = _raw_mode(image)  # before load(), which drops it
             image.load()
-            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            orientation = turning_orientation(image)
             decoded = _deep_png(image, raw_mode, path) if raw_mode in DEEP_PNG_RAW_MODES else image
             array = _to_uint8_rgb(decoded, keep_grey)
     except Image.DecompressionBombError as error:

@@ -12,6 +12,7 @@ when their weights are not available.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -156,9 +157,10 @@ def folder_images(folder, role: str) -> dict[str, Path]:
         for p in folder.iterdir()
         if not p.name.startswith("._") and (named_like_an_image(p) or not p.name.startswith("."))
     )
-    kinds = {True: " (a folder)", False: " (a broken link)"}
     strays = [
-        f"{p.name}{kinds[p.is_dir()] if p.is_dir() or p.is_symlink() else ''}" for p in entries if not p.is_file()
+        p.name + (" (a folder)" if p.is_dir() else " (a broken link)" if p.is_symlink() else "")
+        for p in entries
+        if not p.is_file()
     ]
     strays += [p.name for p in entries if p.is_file() and not named_like_an_image(p)]
     if strays:
@@ -461,13 +463,13 @@ def score_set(
     else:
         try:
             options = {"inception_file": inception_file, "is_splits": is_splits, "setting": setting}
-            if cache_dir is None:
-                with tempfile.TemporaryDirectory(prefix="sr3bench-score-") as temporary:
-                    with reporting_writes(Path(temporary), Path(temporary)):
-                        result = set_metrics(sr_dir, hr_dir, temporary, weights_dir, **options)
-            else:
-                with reporting_writes(Path(cache_dir), Path(cache_dir)):
-                    result = set_metrics(sr_dir, hr_dir, cache_dir, weights_dir, **options)
+            folder = (
+                contextlib.nullcontext(cache_dir)
+                if cache_dir is not None
+                else tempfile.TemporaryDirectory(prefix="sr3bench-score-")
+            )
+            with folder as cache, reporting_writes(Path(cache), Path(cache)):
+                result = set_metrics(sr_dir, hr_dir, cache, weights_dir, **options)
         except WeightsUnavailableError as error:
             if inception_file is not None:  # a file the user named: refused, not left empty
                 raise ScoreError(str(error)) from error  # it names the file
