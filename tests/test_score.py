@@ -372,6 +372,15 @@ def palette_with_a_transparent_index(folders):
     image.save(folders["sr"] / "0000.png", transparency=image.getpixel((0, 0)))
 
 
+def recoloured(mode: str):
+    """The SR image 0000.png saved opaque in ``mode`` (palette, grey of a colour HR image, RGBA)."""
+
+    def change(folders):
+        Image.fromarray(read_image(folders["sr"] / "0000.png")).convert(mode).save(folders["sr"] / "0000.png")
+
+    return change
+
+
 def exif_turned(folders):
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: viewers turn it 90 degrees clockwise
@@ -414,6 +423,13 @@ ERRORS = {
     "a 16-bit TIFF": (sixteen_bit_tiff, {}, ["0000.tif is not an 8-bit image"]),
     "an image with an EXIF orientation": (exif_turned, {}, ["0001.png has the EXIF orientation 6", "upright"]),
     "a palette image with a transparent index": (palette_with_a_transparent_index, {}, ["0000.png has transparent"]),
+    "an opaque palette image (collect refuses it too)": (
+        recoloured("P"),
+        {},
+        [r"1 of the 3 SR images .* are not 8-bit RGB: 0000.png \(P: palette colours\)"],
+    ),
+    "a grey image of a colour HR image": (recoloured("L"), {}, [r"0000.png \(L: grey, and its HR image is colour\)"]),
+    "an opaque RGBA image": (recoloured("RGBA"), {}, [r"0000.png \(RGBA: an alpha channel\)"]),
     "a crop that leaves less than SSIM's window": (
         lambda folders: None,
         {"crop": 19},

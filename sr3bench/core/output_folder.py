@@ -62,7 +62,7 @@ def listed(names: list[str], shown: int = SHOWN) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def _header(path: Path) -> tuple[tuple[int, int], str, str | None, int | None]:
+def image_header(path: Path) -> tuple[tuple[int, int], str, str | None, int | None]:
     """(size, mode, the PNG decoder's raw mode, an EXIF orientation that turns it) from the
     file's header."""
     with Image.open(path) as image:
@@ -70,8 +70,9 @@ def _header(path: Path) -> tuple[tuple[int, int], str, str | None, int | None]:
         return image.size, image.mode, raw, turning_orientation(image)
 
 
-def _mode_problem(mode: str, raw: str | None, hr_mode: str) -> str | None:
-    """Why an output of this mode cannot be scored against an HR image of ``hr_mode``."""
+def mode_problem(mode: str, raw: str | None, hr_mode: str) -> str | None:
+    """Why an output of this mode (and PNG raw mode) cannot be scored against an HR image of
+    ``hr_mode``; the rule of the collect stage and of ``sr3bench score`` alike."""
     if raw in DEEP_PNG:
         return f"{mode}: 16-bit colour" if raw != "LA;16B" else f"{mode}: 16-bit grey with an alpha channel"
     if mode == "RGB" or (mode == "L" and hr_mode == "L"):
@@ -168,13 +169,13 @@ def check_output_folder(
         )
     broken, modes, wrong, turned = [], [], [], []
     for name in present:
-        hr_size, hr_mode, _, _ = _header(hr_folder / name)
+        hr_size, hr_mode, _, _ = image_header(hr_folder / name)
         try:
-            size, mode, raw, orientation = _header(folder / name)
+            size, mode, raw, orientation = image_header(folder / name)
         except (OSError, SyntaxError, ValueError) as error:
             broken.append(f"{name} ({error})")
             continue
-        problem = _mode_problem(mode, raw, hr_mode)
+        problem = mode_problem(mode, raw, hr_mode)
         if problem:
             modes.append(f"{name} ({problem})")
         if orientation:

@@ -28,6 +28,8 @@ from PIL import Image, UnidentifiedImageError
 from sr3bench.core.atomic import atomic_path
 from sr3bench.core.image_check import UPRIGHT_HINT, turning_orientation
 from sr3bench.core.image_files import IMAGE_SUFFIXES, named_like_an_image
+from sr3bench.core.output_folder import SHOWN as LISTED
+from sr3bench.core.output_folder import image_header, listed, mode_problem
 from sr3bench.core.resize import downsample
 from sr3bench.core.write_errors import WriteError, reporting_writes
 from sr3bench.metrics.evaluate import infinite_mean, lpips_scores, pixel_metrics, protocol_record, read_images
@@ -48,7 +50,6 @@ WITH_ALPHA = ("RGBA", "LA")
 BITS_PER_SAMPLE = 258  # the TIFF tag: Pillow opens a 16-bit RGB TIFF as mode RGB, its samples shifted to 8 bits
 LR_OPERATOR = "MATLAB-compatible bicubic (sr3bench/core/resize.py)"
 NOT_REQUESTED = "not requested"
-LISTED = 12  # names listed in an error before "and N more"
 
 
 class ScoreError(ValueError):
@@ -139,12 +140,6 @@ class ScoreResult:
         return path
 
 
-def listing(items) -> str:
-    items = list(items)
-    shown = ", ".join(items[:LISTED])
-    return shown + (f" and {len(items) - LISTED} more" if len(items) > LISTED else "")
-
-
 def folder_images(folder, role: str) -> dict[str, Path]:
     """The image files of ``folder`` by name; a ScoreError when it is missing or empty, or
     holds anything but image files (hidden files that are not images, .DS_Store, and macOS's
@@ -170,7 +165,7 @@ def folder_images(folder, role: str) -> dict[str, Path]:
             else f"{len(strays)} entries that are not image files"
         )
         raise ScoreError(
-            f"the {role} folder {folder} holds {what} ({', '.join(IMAGE_SUFFIXES)}): {listing(sorted(strays))}; "
+            f"the {role} folder {folder} holds {what} ({', '.join(IMAGE_SUFFIXES)}): {listed(sorted(strays))}; "
             f"move {'it' if len(strays) == 1 else 'them'} out"
         )
     if not entries:
@@ -185,21 +180,21 @@ def check_names(images: dict, hr: dict, role: str, folder, hr_dir) -> None:
         return
     lines = [f"the {role} images in {folder} are not named like the HR images in {hr_dir}:"]
     if missing:
-        lines.append(f"  missing from {role} ({len(missing)}): {listing(missing)}")
+        lines.append(f"  missing from {role} ({len(missing)}): {listed(missing)}")
     if extra:
-        lines.append(f"  in {role} but not in HR ({len(extra)}): {listing(extra)}")
+        lines.append(f"  in {role} but not in HR ({len(extra)}): {listed(extra)}")
     unicode_forms = sorted(
         {unicodedata.normalize("NFC", n) for n in missing} & {unicodedata.normalize("NFC", n) for n in extra}
     )
     if unicode_forms:
         lines.append(
-            f"  {listing(unicode_forms)}: the names differ only in how their accented letters are encoded "
+            f"  {listed(unicode_forms)}: the names differ only in how their accented letters are encoded "
             "(Unicode NFC against NFD, as macOS writes them); rename the images with the HR images' names"
         )
     same_stem = sorted({Path(n).stem for n in missing} & {Path(n).stem for n in extra})
     if same_stem:
         lines.append(
-            f"  {listing(same_stem)}: the names differ only in their suffix; name each image exactly as its HR image"
+            f"  {listed(same_stem)}: the names differ only in their suffix; name each image exactly as its HR image"
         )
     raise ScoreError("\n".join(lines))
 
@@ -272,6 +267,23 @@ def check_sizes(sizes: dict, hr_sizes: dict, role: str, folder) -> None:
     if len(wrong) > LISTED:
         lines.append(f"  and {len(wrong) - LISTED} more")
     raise ScoreError("\n".join(lines))
+
+
+def check_modes(sr: dict, hr: dict, folder) -> None:
+    """Each SR image is 8-bit RGB, or grey where its HR image is grey: the rule by which the
+    collect stage takes an outside method's outputs (``output_folder.mode_problem``), so
+    that a folder scores here only where the pipeline would score it too."""
+    wrong = []
+    for image, path in sr.items():
+        _, mode, raw, _ = image_header(path)
+        problem = mode_problem(mode, raw, image_header(hr[image])[1])
+        if problem:
+            wrong.append(f"{image} ({problem})")
+    if wrong:
+        raise ScoreError(
+            f"{len(wrong)} of the {len(sr)} SR images in {folder} are not 8-bit RGB: {listed(wrong)}; save them as "
+            "8-bit RGB (8-bit grey where the HR image is grey)"
+        )
 
 
 def lr_scale(lr_sizes: dict, hr_sizes: dict, scale: int | None, lr_dir) -> int:
@@ -349,6 +361,7 @@ def score(
     check_names(sr, hr, "SR", sr_dir, hr_dir)
     hr_sizes = {image: image_size(path) for image, path in hr.items()}
     check_sizes({image: image_size(path) for image, path in sr.items()}, hr_sizes, "SR", sr_dir)
+    check_modes(sr, hr, sr_dir)
     smallest = min(min(size) for size in hr_sizes.values())
     if 2 * crop >= smallest:
         raise ScoreError(f"a border crop of {crop} px leaves nothing of the smallest HR image ({smallest} px)")
@@ -356,7 +369,7 @@ def score(
         small = sorted(image for image, size in hr_sizes.items() if min(size) - 2 * crop < SSIM_WINDOW)
         raise ScoreError(
             f"SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} Gaussian window needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} "
-            f"pixels after the border crop ({crop} px a side); {listing(small)} "
+            f"pixels after the border crop ({crop} px a side); {listed(small)} "
             f"{'is' if len(small) == 1 else 'are'} smaller (the smallest side: {smallest} px)"
             + ("; lower --crop" if crop else "")
         )
@@ -370,7 +383,7 @@ def score(
         if odd:
             raise ScoreError(
                 f"consistency at scale {scale} makes the LR images by downsampling the HR ones, whose sizes must then "
-                f"be multiples of {scale}: {listing(odd)} are not; give the LR images (--lr) or crop the HR images"
+                f"be multiples of {scale}: {listed(odd)} are not; give the LR images (--lr) or crop the HR images"
             )
 
     images = sorted(hr)
@@ -457,7 +470,7 @@ def score_set(
         reason = f"FID/KID need at least 2 images per set, and there is {len(images)}"
     elif unreadable:
         reason = (
-            f"torch-fidelity reads .{', .'.join(IMAGE_EXTENSIONS)} files only, not {listing(unreadable)}: "
+            f"torch-fidelity reads .{', .'.join(IMAGE_EXTENSIONS)} files only, not {listed(unreadable)}: "
             "save the images as PNG for FID, KID and IS"
         )
     else:
