@@ -78,7 +78,8 @@ def protocol_record(protocol: dict, scale: int) -> dict:
         "psnr_ssim": f"scikit-image {package_version('scikit-image')}",
         "ssim_settings": SSIM_SETTINGS,
         "consistency": "MSE between the LR input and the SR output downsampled by the LR operator "
-        "(MATLAB-compatible bicubic), pixels in [0, 1], x 1e-5",
+        "(MATLAB-compatible bicubic) and rounded to uint8 as the LR image is, pixels in [0, 1], x 1e-5; "
+        "the paper states neither the range nor the operator (docs/protocol.md)",
         "lpips": f"AlexNet LPIPS v0.1, lpips {package_version('lpips')}",
         "fid_kid_is": f"torch-fidelity {package_version('torch-fidelity')}, inception-v3-compat features"
         if protocol.get("set_metrics", True)

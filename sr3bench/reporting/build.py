@@ -477,7 +477,7 @@ SSIM: {html.escape(protocol["ssim_settings"])}.
 Grey (one-channel) HR images are compared in their grey values, as the MATLAB scripts do.</li>
 <li>{set_metrics_note}; LPIPS ({html.escape(protocol["lpips"])}) per image, averaged.</li>
 {is_note}
-<li>Consistency: {html.escape(protocol["consistency"])} (the paper's Table 1).</li>
+<li>Consistency (the paper's Table 1): {html.escape(protocol["consistency"])}.</li>
 {method_notes}
 </ul>
 <h2>Images</h2>
