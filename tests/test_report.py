@@ -378,8 +378,8 @@ def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, 
     assert changed["config_sha256"] != record["config_sha256"]
 
 
-def test_dataset_checksums_change_with_any_image():
-    from sr3bench.reporting.provenance import dataset_checksums
+def test_dataset_checksums_change_with_any_image_and_the_test_groups_are_counted():
+    from sr3bench.reporting.provenance import dataset_checksums, test_groups
 
     def checksum(tmp, hr_of_b):
         rows = [
@@ -396,6 +396,10 @@ def test_dataset_checksums_change_with_any_image():
         path = Path(folder) / "manifest.json"
         assert checksum(path, "3") == checksum(path, "3") != checksum(path, "5")
         assert dataset_checksums(path)["val"] == {"images": 0, "sha256": None}  # not the digest of nothing
+        manifest = json.loads(path.read_text())
+        manifest["test"] = [{"name": f"{n}.png", "group": g} for n, g in enumerate(["Set5", "Set5", "Set14"])]
+        path.write_text(json.dumps(manifest))
+        assert test_groups(path) == {"Set5": 2, "Set14": 1}
 
 
 def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
@@ -417,8 +421,12 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
                 }
             ]
         ).to_csv(folder / "metrics.csv", index=False)
+        groups = {"Set5": 5, "Set14": 14} if preset == "demo" else {"": 3}
         (folder / "provenance.json").write_text(
-            json.dumps({"description": f"about {preset}", "generated": "today", "git": {"commit": "abc1234"}})
+            json.dumps(
+                {"description": f"about {preset}", "generated": "today", "git": {"commit": "abc1234"}}
+                | {"test_groups": groups}
+            )
         )
     (tmp_path / "reports" / "paper").mkdir()  # the paper's tables are no preset
     build_front_page(
@@ -433,6 +441,8 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
         and "about faces16_128_small" in page
         and "23.10" in page
     )
+    assert page.count("These means pool") == 1 and "pool 2 test sets (Set5 5, Set14 14)" in page
+    assert "href='demo/metrics_by_group.csv'" in page
 
 
 def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):

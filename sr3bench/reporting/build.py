@@ -360,7 +360,7 @@ def pooled_sets_note(by_group: pd.DataFrame, dataset: dict) -> str:
     return (
         f"<p class='note'>The test split holds {len(groups)} sets of images ({counts}). The means above pool "
         "them, each image weighing the same, and FID, KID and IS are over their union; published numbers are "
-        "per set: compare those with <i>Per test group</i> below.</p>"
+        "per set: compare those with <i>Per test group</i> below (and metrics_by_group.csv).</p>"
     )
 
 

@@ -56,6 +56,19 @@ def _value(value, metric: str) -> str:
     return "&ndash;" if pd.isna(value) else format_value(metric, value)
 
 
+def pooled_note(groups: dict[str, int], preset: str) -> str:
+    """Where a preset's test split is several sets (Set5 and Set14), that its means pool
+    them and where the per-set numbers are ("" otherwise)."""
+    if len(groups) < 2:
+        return ""
+    counts = ", ".join(f"{html.escape(str(group))} {count}" for group, count in groups.items())
+    return (
+        f"<p class='cite'>These means pool {len(groups)} test sets ({counts}), each image weighing the same, "
+        "which no published table does: the per-set numbers are in the report's <i>Per test group</i> and in "
+        f"<a href='{html.escape(preset)}/metrics_by_group.csv'>metrics_by_group.csv</a>.</p>"
+    )
+
+
 def render(combined: pd.DataFrame, reports: Path) -> str:
     sections = []
     for preset, table in combined.groupby("preset", sort=True):
@@ -79,6 +92,7 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
             f"<h2><a href='{html.escape(preset)}/index.html'>{html.escape(preset)}</a></h2>"
             f"<p>{about}</p><p class='cite'>{made}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            + pooled_note(record.get("test_groups", {}), preset)
         )
     body = "".join(sections) or "<p>No preset has a report yet: run <code>snakemake --cores 8</code>.</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>SR3 Bench: all presets</title>

@@ -127,6 +127,14 @@ def training_threads(losses: dict[str, Path]) -> dict[str, str]:
     return described
 
 
+def test_groups(manifest_file: Path) -> dict[str, int]:
+    """group -> its number of test images (a dataset of several test folders, such as Set5
+    and Set14, has one group per folder), in the manifest's order."""
+    manifest = read_json(manifest_file, "run the prepare stage again (sr3bench prepare --preset PRESET)")
+    groups = [row.get("group", "") for row in manifest.get("test", [])]
+    return {group: groups.count(group) for group in dict.fromkeys(groups)}
+
+
 def dataset_checksums(manifest_file: Path) -> dict[str, dict]:
     """split -> {images, sha256}: a digest over the split's image names and the sha256 of
     each HR and LR image (from prepare's manifest), so two runs on the same data agree;
@@ -168,6 +176,8 @@ def provenance(
     ``settings``: {params.yaml key: value} of every setting the numbers rest on (the keys
     the run's stages track, a cascade's upstream presets' included), hashed;
     ``declared_threads``: params.yaml's ``threads.<stage>`` of each stage the run has;
+    ``test_groups``: the test images of each test group (the front page says where the
+    means pool several);
     ``losses``: title -> loss CSV of each trained model, for the threads that trained it;
     ``outside``: method -> {title, citation, folder, samples} of each outside method."""
     record = {
@@ -182,6 +192,7 @@ def provenance(
         "training_threads": training_threads(losses or {}),
         "stages": stage_times(benchmarks).to_dict(orient="records"),
         "datasets": dataset_checksums(manifest_file),
+        "test_groups": test_groups(manifest_file),
     }
     if outside:
         record["outside_outputs"] = outside_checksums(outside)
