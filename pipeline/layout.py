@@ -309,10 +309,6 @@ def download_log_file(dataset: str) -> Path:
     return Path("logs") / "downloads" / f"{dataset}.log"
 
 
-def benchmark_file(preset: str, stage: str, method: str | None = None) -> Path:
-    return log_file(preset, stage, method).with_suffix(".benchmark.tsv")
-
-
 @dataclass(frozen=True)
 class PresetPaths:
     """Every path of one preset, its name bound once: ``paths.split("test", "lr")``,

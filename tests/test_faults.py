@@ -555,7 +555,8 @@ def test_evaluate_refuses_images_that_are_not_test_images_and_a_test_split_chang
     with Image.open(first) as sample:
         sample.resize((sample.width // 2, sample.height // 2)).save(first)
     result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
-    assert f"are not the size of their HR test image (first {first.name}: 16x16 against 32x32)" in result.stderr
+    sizes = f"(first {first.name}: 16x16 against 32x32, width x height)"
+    assert f"are not the size of their HR test image {sizes}" in result.stderr
     first.write_bytes(image[:200])  # truncated: named, with what makes it again (it said "image file is truncated")
     result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
     assert f"samples/demo/bicubic/{first.name} cannot be read as an image (" in result.stderr, result.stderr

@@ -503,6 +503,30 @@ def test_hidden_files_that_are_not_images_are_ignored(tmp_path):
     assert quick(folders).n_images == 3
 
 
+def test_fid_reads_the_checked_images_only(tmp_path, monkeypatch):
+    """torch-fidelity reads every .png of a folder: a macOS ._0000.png, skipped by the checks,
+    must not reach it (it failed to decode there, a traceback)."""
+    import sr3bench.metrics.score as scoring
+
+    folders = synthetic(tmp_path)
+    (folders["sr"] / "._0000.png").write_bytes(b"\0\5\26\7")
+    seen = {}
+
+    def fake_set_metrics(sr_dir, hr_dir, cache, weights_dir, **options):
+        seen["sr"] = sorted(p.name for p in Path(sr_dir).iterdir())
+        seen["hr"] = Path(hr_dir)
+        seen["bytes"] = (Path(sr_dir) / "0000.png").read_bytes()
+        return {"fid": 1.0, "kid": 0.0, "is": None, "unavailable": {"is": "no head"}, "n_sr": 3, "n_hr": 3}
+
+    monkeypatch.setattr(scoring, "set_metrics", fake_set_metrics)
+    result = score(folders["sr"], folders["hr"], lpips=False)
+    assert seen["sr"] == ["0000.png", "0001.png", "0002.png"] and result.metrics["fid"] == 1.0
+    assert seen["bytes"] == (folders["sr"] / "0000.png").read_bytes()
+    assert seen["hr"] == folders["hr"]  # a folder of only the images is given as it is
+    assert result.protocol["fid_kid_is"].startswith("torch-fidelity")
+    assert quick(folders).protocol["fid_kid_is"] == "not requested"  # it said torch-fidelity
+
+
 def test_the_warning_threshold_is_the_reports():
     from sr3bench.reporting.build import FID_MIN_IMAGES as REPORT_FID_MIN_IMAGES
 

@@ -134,7 +134,8 @@ def evaluate_method(
         name, sr, hr = wrong[0]
         raise ValueError(
             f"{len(wrong)} SR image(s) of {method} in {samples_dir} are not the size of their HR test image "
-            f"(first {name}: {sr[0]}x{sr[1]} against {hr[0]}x{hr[1]}): they were not made from this test split; "
+            f"(first {name}: {sr[1]}x{sr[0]} against {hr[1]}x{hr[0]}, width x height): they were not made from this "
+            "test split; "
             f"{again}"
         )
     if generator is None:

@@ -165,7 +165,6 @@ def set_metrics(
     hr_dir,
     cache_dir,
     weights_dir=None,
-    want_is: bool = True,
     inception_file=None,
     is_splits: int = IS_SPLITS,
     setting: InceptionSetting = IN_PARAMS,
@@ -189,11 +188,9 @@ def set_metrics(
     splits = is_split_count(n_sr, is_splits)
     with fidelity_weights(weights_dir, inception_file, setting) as (weights_path, meta):
         unavailable = {}
-        compute_is = want_is and meta.get("has_classifier", False)
-        if want_is and not compute_is:
+        compute_is = meta.get("has_classifier", False)
+        if not compute_is:
             unavailable["is"] = no_classifier_reason(meta, setting)
-        elif not want_is:
-            unavailable["is"] = "not requested"
 
         kwargs = fidelity_kwargs(sr_dir, hr_dir, cache_dir, weights_path, min(n_sr, n_hr))
         cache_name = reference_cache_name(hr_dir, meta)

@@ -442,7 +442,8 @@ def score(
         per_image,
         metrics,
         {metric: unavailable[metric] for metric in names() if metric in unavailable},
-        protocol_record({"color": color, "border_crop": crop, "is_splits": is_splits}, scale),
+        protocol_record({"color": color, "border_crop": crop, "is_splits": is_splits}, scale)
+        | ({} if fid else {"fid_kid_is": NOT_REQUESTED}),
         lr_origin,
         warnings,
         set_info,
@@ -481,8 +482,13 @@ def score_set(
                 if cache_dir is not None
                 else tempfile.TemporaryDirectory(prefix="sr3bench-score-")
             )
-            with folder as cache, reporting_writes(Path(cache), Path(cache)):
-                result = set_metrics(sr_dir, hr_dir, cache, weights_dir, **options)
+            with folder as cache, tempfile.TemporaryDirectory(prefix="sr3bench-score-images-") as staging:
+                sr_only, hr_only = (
+                    only_the_images(given, images, Path(staging) / role)
+                    for given, role in ((sr_dir, "sr"), (hr_dir, "hr"))
+                )
+                with reporting_writes(Path(cache), Path(cache)):
+                    result = set_metrics(sr_only, hr_only, cache, weights_dir, **options)
         except WeightsUnavailableError as error:
             if inception_file is not None:  # a file the user named: refused, not left empty
                 raise ScoreError(str(error)) from error  # it names the file
@@ -500,6 +506,19 @@ def score_set(
                     result["unavailable"].setdefault(metric, f"{value} (not a finite number)")
             return {**values, "unavailable": result["unavailable"]}, info
     return {"unavailable": dict.fromkeys(set_names, reason)}, {}
+
+
+def only_the_images(folder: Path, images: list[str], staging: Path) -> Path:
+    """``folder`` where torch-fidelity, which reads every file of its extensions there,
+    would read just ``images``; else ``staging``, a new folder of links to them (a macOS
+    ``._x.png``, which the checks skip, would be read as an image and fail to decode)."""
+    wanted = set(images)
+    if not any(p.name not in wanted for p in folder.iterdir() if p.suffix.lower()[1:] in IMAGE_EXTENSIONS):
+        return folder
+    staging.mkdir()
+    for image in images:
+        (staging / image).symlink_to((folder / image).resolve())
+    return staging
 
 
 def result_json(result: ScoreResult, **more) -> str:

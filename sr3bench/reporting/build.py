@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from sr3bench.core.atomic import atomic_folder
+from sr3bench.core.image_files import list_images
 from sr3bench.core.stage_files import read_json, read_table
 from sr3bench.metrics.table import find, header
 from sr3bench.reporting import comparison, figures, paper
@@ -194,7 +195,7 @@ def build_report(preset_name: str, preset: dict, inputs: ReportInputs) -> None:
             for _, row in table3.iterrows()
             if row["row"] in inputs.classification
         }
-    names = sorted(p.name for p in Path(test_hr).iterdir())
+    names = [path.name for path in list_images(Path(test_hr))]  # the images every stage lists
     grid_names = names[:: max(1, len(names) // GRID_ROWS)][:GRID_ROWS]
     columns = [("LR (input)", test_lr)] + [(titles[m], f) for m, f in samples.items()] + [("HR (truth)", test_hr)]
     sources = sorted({str(v.get("inception_weights")) for v in set_metrics.values()})
