@@ -183,7 +183,7 @@ def test_protocol_of_a_preset_applies_its_protocol_and_refuses_a_contradiction(t
     result = json.loads(run.stdout)
     protocol = {"color": "y", "crop": 4, "scale": 4, "is_splits": 10, "inception_file": None}
     assert preset_protocol("benchmarks", REPO / "params.yaml") == protocol
-    assert result["protocol"] == protocol_record({"color": "y", "border_crop": 4}, 4)
+    assert result["protocol"] == protocol_record({"color": "y", "border_crop": 4}, 4) | {"fid_kid_is": "not requested"}
     assert result["metrics"]["consistency"] is not None and "made from the HR images" in result["lr"]
 
     clash = sr3bench(*options, "--protocol-of", "benchmarks", "--color", "rgb", cwd=tmp_path)
@@ -319,6 +319,14 @@ def sizes(factor: float):
     return change
 
 
+def sizes_plus(margin: int):
+    def change(folders):
+        for path in list_images(folders["sr"]):
+            save(np.pad(read_image(path), ((margin, margin), (margin, margin), (0, 0)), mode="edge"), path)
+
+    return change
+
+
 def cropped(folders):
     for path in list_images(folders["sr"]):
         save(read_image(path)[4:-4, 4:-4], path)
@@ -398,14 +406,25 @@ ERRORS = {
         {},
         [r"missing from SR \(2\): 0001.png, 0002.png", r"in SR but not in HR \(2\): 0002.jpg, zzz.png", "suffix"],
     ),
-    "SR images of the LR size": (sizes(0.25), {}, ["3 of the 3 SR images", "0000.png: SR 12x12, HR 48x48", "1/4"]),
+    "SR images of the LR size": (
+        sizes(0.25),
+        {},
+        ["3 of the 3 SR images", "0000.png: SR 12x12, HR 48x48", r"HR / 4: the output of another scale\?"],
+    ),
+    "SR images of the LR size, the scale given": (
+        sizes(0.25),
+        {"scale": 4},
+        [r"SR 12x12, HR 48x48 \(its LR image's size \(HR / 4\): the LR input itself"],
+    ),
+    "SR images larger than HR by a margin": (sizes_plus(3), {}, [r"SR 54x54, HR 48x48 \(3 px larger on each side"]),
     "SR images twice the HR size": (sizes(2), {}, ["SR 96x96, HR 48x48", "2 times the HR size: the output of another"]),
     "border-cropped SR images": (cropped, {}, ["SR 40x40, HR 48x48", "4 px smaller on each side: border-cropped"]),
     "HR not cut to a multiple": (
         cut_to_a_multiple,
         {},
-        ["SR 48x48, HR 50x50", "cut down to a multiple of 3, 4, 6 or 8"],
+        ["SR 48x48, HR 50x50", "cut down to a multiple of 3, 4, 6 or 8: crop the HR images the same way"],
     ),
+    "HR not cut to a multiple of the scale given": (cut_to_a_multiple, {"scale": 4}, [r"a multiple of 4: crop"]),
     "a file that is not an image": (stray("notes.txt"), {}, ["an entry that is not an image file", "notes.txt"]),
     "a folder in the SR folder": (stray("extra", folder=True), {}, [r"extra \(a folder\)"]),
     "a broken link": (

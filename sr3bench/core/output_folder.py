@@ -92,23 +92,59 @@ def _decodes(path: Path) -> str | None:
     return None
 
 
-def _shape(size: tuple[int, int], hr_size: tuple[int, int]) -> tuple:
+def _cut_to_multiples(size: tuple[int, int], hr_size: tuple[int, int], scale: int | None) -> tuple[int, ...]:
+    """The scales (``scale``, or where it is not known 2 to 8) that cut the HR size down to a
+    multiple of them gives this size: an output of an LR image made from a cut HR image."""
+    (w, h), (hr_w, hr_h) = size, hr_size
+    scales = (scale,) if scale else range(2, 9)
+    return tuple(k for k in scales if (w, h) == (hr_w - hr_w % k, hr_h - hr_h % k) != (hr_w, hr_h))
+
+
+def _shape(size: tuple[int, int], hr_size: tuple[int, int], scale: int | None = None) -> tuple:
     """How an output's size relates to its HR image's: (kind, parameter)."""
     (w, h), (hr_w, hr_h) = size, hr_size
     if w < hr_w and h < hr_h and hr_w % w == 0 and hr_h % h == 0 and hr_w // w == hr_h // h:
         return "divided", hr_w // w
     if w > hr_w and h > hr_h and w % hr_w == 0 and h % hr_h == 0 and w // hr_w == h // hr_h:
         return "multiplied", w // hr_w
+    multiples = _cut_to_multiples(size, hr_size, scale)
+    if multiples:
+        return "cut", multiples
     margin_w, margin_h = hr_w - w, hr_h - h
     if margin_w == margin_h and margin_w % 2 == 0:
         return ("border", margin_w // 2) if margin_w > 0 else ("uncropped", -margin_w // 2)
     return "other", None
 
 
+def _scales(scales: tuple[int, ...]) -> str:
+    return ", ".join(map(str, scales[:-1])) + " or " + str(scales[-1]) if len(scales) > 1 else str(scales[0])
+
+
+def size_hint(size: tuple[int, int], hr_size: tuple[int, int], scale: int | None = None) -> str:
+    """What one output's size suggests ("" when nothing): the reading of ``size_explanation``
+    for a single image (``sr3bench score`` names each image with it)."""
+    kind, value = _shape(size, hr_size, scale)
+    if kind == "divided":
+        return (
+            f"its LR image's size (HR / {value}): the LR input itself, or an output not enlarged?"
+            if value == scale
+            else f"HR / {value}: the output of another scale?"
+        )
+    if kind == "multiplied":
+        return f"{value} times the HR size: the output of another scale?"
+    if kind == "cut":
+        return f"the HR size cut down to a multiple of {_scales(value)}: crop the HR images the same way"
+    if kind == "border":
+        return f"{value} px smaller on each side: border-cropped? give whole images, the protocol crops their border"
+    if kind == "uncropped":
+        return f"{value} px larger on each side: the HR image a centre crop of the image it is of?"
+    return ""
+
+
 def size_explanation(wrong: list[tuple[str, tuple[int, int], tuple[int, int]]], scale: int | None) -> str | None:
     """What a folder whose outputs are all of the wrong size holds, when one explanation
     fits every one of ``wrong`` ((name, size, HR size)): another scale or a crop."""
-    shapes = {_shape(size, hr_size) for _, size, hr_size in wrong}
+    shapes = {_shape(size, hr_size, scale) for _, size, hr_size in wrong}
     sizes = {size for _, size, _ in wrong}
     if len(shapes) == 1:
         kind, value = shapes.pop()
@@ -122,6 +158,10 @@ def size_explanation(wrong: list[tuple[str, tuple[int, int], tuple[int, int]]], 
             return f"every one is its HR image's size / {value}: outputs of another scale{test}?"
         if kind == "multiplied":
             return f"every one is {value} times its HR image's size: outputs of another scale{test}?"
+        if kind == "cut":
+            return (
+                f"every one is its HR image cut down to a multiple of {_scales(value)}: crop the HR images the same way"
+            )
         if kind == "border":
             return (
                 f"every one is its HR image less {value} pixels on each side: a border crop? Give whole images: "
@@ -208,7 +248,8 @@ def check_output_folder(
 
 
 def folder_checksum(images: dict[str, Path]) -> dict:
-    """{images, sha256}: a digest over the images' names and the sha256 of each, as the
-    report's dataset checksums are made (first 16 hex digits)."""
+    """{images, sha256}: the first 16 hex digits of the sha256 of ``name:<sha256 of the
+    file>;`` for each image in name order (a dataset split's digest hashes
+    ``name:<HR sha256>:<LR sha256>;`` of its pairs the same way)."""
     text = "".join(f"{name}:{file_sha256(path)};" for name, path in sorted(images.items()))
     return {"images": len(images), "sha256": hashlib.sha256(text.encode()).hexdigest()[:16]}

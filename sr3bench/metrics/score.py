@@ -29,7 +29,7 @@ from sr3bench.core.atomic import atomic_path
 from sr3bench.core.image_check import UPRIGHT_HINT, turning_orientation
 from sr3bench.core.image_files import IMAGE_SUFFIXES, named_like_an_image
 from sr3bench.core.output_folder import SHOWN as LISTED
-from sr3bench.core.output_folder import image_header, listed, mode_problem
+from sr3bench.core.output_folder import image_header, listed, mode_problem, size_hint
 from sr3bench.core.resize import downsample
 from sr3bench.core.write_errors import WriteError, reporting_writes
 from sr3bench.metrics.evaluate import infinite_mean, lpips_scores, pixel_metrics, protocol_record, read_images
@@ -233,33 +233,15 @@ def size_text(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def size_hint(sr: tuple[int, int], hr: tuple[int, int]) -> str:
-    """What an SR size that is not its HR image's suggests ("" when nothing)."""
-    (w, h), (hw, hh) = sr, hr
-    if hw % w == 0 and hh % h == 0 and hw // w == hh // h:
-        return f"1/{hw // w} of the HR size: LR images, or the output of another scale?"
-    if w % hw == 0 and h % hh == 0 and w // hw == h // hh:
-        return f"{w // hw} times the HR size: the output of another scale?"
-    hints = []
-    if hw - w == hh - h > 0 and (hw - w) % 2 == 0:
-        hints.append(
-            f"{(hw - w) // 2} px smaller on each side: border-cropped? give whole images, the protocol crops (--crop)"
-        )
-    multiples = [str(scale) for scale in range(2, 9) if (w, h) == (hw - hw % scale, hh - hh % scale)]
-    if multiples:
-        scales = ", ".join(multiples[:-1]) + " or " + multiples[-1] if len(multiples) > 1 else multiples[0]
-        hints.append(f"the HR size cut down to a multiple of {scales}: crop the HR images the same way")
-    return "; or ".join(hints)
-
-
-def check_sizes(sizes: dict, hr_sizes: dict, role: str, folder) -> None:
-    """Each image has its HR image's size."""
+def check_sizes(sizes: dict, hr_sizes: dict, role: str, folder, scale: int | None) -> None:
+    """Each image has its HR image's size; each that has not is named with what its size
+    suggests (``output_folder.size_hint``, collect's reading)."""
     wrong = [name for name in hr_sizes if sizes[name] != hr_sizes[name]]
     if not wrong:
         return
     lines = [f"{len(wrong)} of the {len(hr_sizes)} {role} images in {folder} do not have their HR image's size:"]
     for name in wrong[:LISTED]:
-        hint = size_hint(sizes[name], hr_sizes[name])
+        hint = size_hint(sizes[name], hr_sizes[name], scale)
         lines.append(
             f"  {name}: {role} {size_text(sizes[name])}, HR {size_text(hr_sizes[name])}"
             + (f" ({hint})" if hint else "")
@@ -360,7 +342,7 @@ def score(
     sr = folder_images(sr_dir, "SR")
     check_names(sr, hr, "SR", sr_dir, hr_dir)
     hr_sizes = {image: image_size(path) for image, path in hr.items()}
-    check_sizes({image: image_size(path) for image, path in sr.items()}, hr_sizes, "SR", sr_dir)
+    check_sizes({image: image_size(path) for image, path in sr.items()}, hr_sizes, "SR", sr_dir, scale)
     check_modes(sr, hr, sr_dir)
     smallest = min(min(size) for size in hr_sizes.values())
     if 2 * crop >= smallest:
