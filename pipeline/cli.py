@@ -15,7 +15,7 @@ Snakemake and DVC.
 
 and tools: ``study-serve``, ``study-links`` and ``study-import`` (a human study), ``provision-weights``,
 ``dvc-yaml``, ``readme-table``, ``list-presets``, ``score`` (a folder of SR images against one of
-HR images, outside the pipeline), ``--version``.
+HR images, outside the pipeline), ``benchmark`` (SR3's training and sampling speed), ``--version``.
 """
 
 from __future__ import annotations
