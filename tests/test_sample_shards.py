@@ -2,6 +2,7 @@
 shard folder, and the merge gives the bytes one worker writes, for every method."""
 
 import filecmp
+import re
 import shutil
 import sys
 
@@ -116,3 +117,29 @@ def test_the_merge_refuses_a_missing_or_doubled_image(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="a.png is in shards 0-of-2 and 1-of-2"):
         merge_shards(layout.PresetPaths("demo"), "bicubic", ["a.png", "c.png"], 2, "key")
     assert not layout.samples_dir("demo", "bicubic").exists()  # nothing half-merged
+
+
+def test_outputs_off_the_method_protocol_are_refused_before_anything_is_written(sampled_project, monkeypatch):
+    """One uint8 (H x scale, W x scale, 3) array per LR image: an extra image was paired with
+    the wrong test images (PSNR 15 dB instead of 29, no error); a float array failed in PIL."""
+    import numpy as np
+
+    import baselines.bicubic as bicubic
+
+    monkeypatch.chdir(sampled_project)
+    honest = bicubic.super_resolve
+    wrong = {
+        "returned 3 images for 2 LR images": lambda images: images[-1:] + images,
+        "returned 1 images for 2 LR images": lambda images: images[:1],
+        "returned a list for": lambda images: [image.tolist() for image in images],
+        "returned an array of float32": lambda images: [image.astype(np.float32) / 255 for image in images],
+        "returned an array of shape (96, 96) for": lambda images: [image[..., 0] for image in images],
+        "returned an array of shape (96, 96, 4)": lambda images: [np.dstack([i, i[..., :1]]) for i in images],
+        "returned an array of shape (48, 48, 3)": lambda images: [image[::2, ::2] for image in images],
+    }
+    for message, change in wrong.items():
+        monkeypatch.setattr(bicubic, "super_resolve", lambda *arguments, change=change: change(honest(*arguments)))
+        with pytest.raises(ValueError, match=re.escape(message)) as refused:
+            sample(sampled_project, "bicubic")
+        assert "bicubic's super_resolve (baselines.bicubic)" in str(refused.value)
+        assert not list(sampled_project.glob("cache/demo/samples/bicubic/*/*.png"))  # nothing written
