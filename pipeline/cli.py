@@ -542,7 +542,11 @@ def add_stage_command(sub, stage: stage_table.Stage) -> None:
     """A stage's subcommand, with the options of its fan-out."""
     command = sub.add_parser(stage.subcommand, help=stage.summary, description=stage.summary)
     command.add_argument("--log", help="also write the log to this file")
-    command.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    command.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of a failure on the terminal (the --log file always has it)",
+    )
     command.add_argument(
         "--threads", type=thread_count, help="threads this stage may use (default: threads.<stage> of the params file)"
     )
@@ -834,6 +838,8 @@ def run_stage(stage: stage_table.Stage, args) -> int:
             update_stamps(job.params, stage, job.preset_name, job.method)
     except (FileNotFoundError, ValueError, OSError, RuntimeError) as error:
         log.error("%s failed: %s", args.command, explain_unattributed(error) or error, exc_info=True)
+        if args.debug:  # the method's own code, too, raises these: where it failed
+            raise
         return 1
     except KeyboardInterrupt as interruption:  # SIGINT, or SIGTERM turned into it by the trainer
         log.error("%s interrupted: %s; re-run to resume", args.command, str(interruption) or "Ctrl-C")

@@ -63,7 +63,7 @@ def imported_files(path: str, root: Path = PACKAGES_ROOT) -> frozenset[str]:
     """Project files that ``path`` imports anywhere in it (``import a.b``, ``from a.b import
     c`` where c may be a module), read from its syntax tree (nothing is imported)."""
     found = set()
-    for node in ast.walk(ast.parse((root / path).read_text())):
+    for node in ast.walk(ast.parse((root / path).read_text(), filename=path)):  # a SyntaxError names the file
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
@@ -98,7 +98,13 @@ def stage_code(module: str, method: str | None = None) -> list[str]:
     too, are not followed), sorted."""
     files = [module_file(module)]
     if method is not None:
-        files.append(module_file(registry.entry(method).module))
+        method_module = registry.entry(method).module
+        files.append(module_file(method_module))
+        if not (PACKAGES_ROOT / files[-1]).is_file():
+            raise registry.UnknownMethodError(
+                f"method {method}: its registry entry (pipeline/registry.py) names the module {method_module}, "
+                f"but there is no {files[-1]} in {PACKAGES_ROOT}"
+            )
     code = import_closure(files, stop_at=UNTRACKED_CODE) - set(UNTRACKED_CODE)
     return sorted(code | {data for file in code for data in DATA_FILES.get(file, ())})
 

@@ -51,8 +51,12 @@ def _schema() -> dict:
         key: {"$ref": "#/$defs/resources", "default": {}} for key in PRESET_STAGE_SETTINGS
     }
     shared = schema["$defs"]["training"]
-    preset["training"]["properties"] = {
-        entry.name: {**shared, "properties": {**shared["properties"], **entry.settings_schema}}
+    preset["training"]["properties"] = {  # a key of its own without a default must be given
+        entry.name: {
+            **shared,
+            "properties": {**shared["properties"], **entry.settings_schema},
+            "required": shared["required"] + [k for k, v in entry.settings_schema.items() if "default" not in v],
+        }
         for entry in registry.ENTRIES
         if entry.trained and entry.settings_schema
     }

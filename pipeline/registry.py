@@ -59,7 +59,8 @@ class MethodEntry:
     # its output is made from the test image's LR input; False: an unconditional generator
     # (FID and KID only: evaluate leaves the paired metrics, PSNR, SSIM, consistency, LPIPS, empty)
     conditional: bool = True
-    # JSON schema properties of settings the method adds to the shared training settings
+    # JSON schema properties of settings the method adds to the shared training settings;
+    # one without a "default" must be given in every preset that trains the method
     settings_schema: dict = field(default_factory=dict)
 
 
@@ -85,7 +86,12 @@ ENTRIES = (
         diffusion=True,
         settings_schema={
             "checkpoint": {"type": "string", "description": "their generator file (*_gen.pth) the train stage imports"},
-            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the file's: checked and tracked"},
+            "sha256": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]{64}$",
+                "default": None,
+                "description": "the file's: checked and tracked (null: not checked)",
+            },
             "config": {
                 "anyOf": [{"enum": ["sr_sr3_16_128", "sr_sr3_64_512"]}, {"type": "object"}],
                 "description": "their config's name, or its model.unet keys and image_size",
@@ -140,9 +146,26 @@ def entry(method: str, preset: dict | None = None) -> MethodEntry:
     return REGISTRY[base]
 
 
+# The method protocol's functions (module docstring): of every method, and of trained ones.
+PROTOCOL = ("super_resolve",)
+TRAINED_PROTOCOL = ("build_model", "training_loss", "save_model_file", "load_model")
+
+
 def load(method: str) -> ModuleType:
-    """The module implementing ``method`` (imported now, with its dependencies)."""
-    return importlib.import_module(entry(method).module)
+    """The module implementing ``method`` (imported now, with its dependencies), once it is
+    seen to have the protocol's functions: a trained method without ``save_model_file``
+    failed only after its last training step."""
+    method_entry = entry(method)
+    module = importlib.import_module(method_entry.module)
+    wanted = PROTOCOL + (TRAINED_PROTOCOL if method_entry.trained else ())
+    missing = [name for name in wanted if not callable(getattr(module, name, None))]
+    if missing:
+        kind = "a trained method" if method_entry.trained else "a method"
+        raise UnknownMethodError(
+            f"{method_entry.module} ({module.__file__}) has no {', '.join(missing)}: {kind} needs "
+            f"{', '.join(wanted)} (the method protocol: pipeline/registry.py's docstring, docs/extending.md)"
+        )
+    return module
 
 
 def trained_methods(methods: list[str], preset: dict | None = None) -> list[str]:

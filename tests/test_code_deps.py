@@ -64,3 +64,30 @@ def test_the_imports_of_orchestration_files_are_not_followed(tmp_path):
 def test_every_untracked_file_exists_and_says_why():
     for name, reason in code_deps.UNTRACKED_CODE.items():
         assert (REPO / name).is_file() and reason, name
+
+
+def test_a_registry_entry_with_a_wrong_module_or_a_syntax_error_is_named(tmp_path, monkeypatch):
+    """Snakemake's planning printed a FileNotFoundError, or 'invalid syntax (<unknown>, line 1)'."""
+    typo = registry.MethodEntry("lanczos", "baselines.lanczoss", trained=False, title="Lanczos")
+    monkeypatch.setitem(registry.REGISTRY, "lanczos", typo)
+    with pytest.raises(registry.UnknownMethodError, match="names the module baselines.lanczoss, but there is no"):
+        code_deps.stage_code("pipeline.stages.sample", "lanczos")
+    (tmp_path / "broken.py").write_text("def oops(:\n")
+    with pytest.raises(SyntaxError, match=r"broken\.py, line 1"):
+        code_deps.imported_files("broken.py", tmp_path)
+
+
+def test_a_module_without_the_protocols_functions_is_refused_when_loaded(tmp_path, monkeypatch):
+    """A trained method without save_model_file failed after its last training step."""
+    (tmp_path / "nosave.py").write_text(
+        "def super_resolve(*a): pass\ndef build_model(*a): pass\ndef training_loss(*a): pass\ndef load_model(*a): pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.REGISTRY, "nosave", registry.MethodEntry("nosave", "nosave", True, "No save"))
+    with pytest.raises(registry.UnknownMethodError, match=r"nosave \(.*nosave.py\) has no save_model_file"):
+        registry.load("nosave")
+    monkeypatch.setitem(registry.REGISTRY, "nosave", registry.MethodEntry("nosave", "nosave", False, "No save"))
+    assert registry.load("nosave").super_resolve  # untrained: super_resolve is all it needs
+    for method in registry.REGISTRY:
+        if method != "nosave":
+            registry.load(method)  # every registered method has its protocol

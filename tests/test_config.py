@@ -245,3 +245,25 @@ def test_the_global_batch_must_divide_over_processes_and_micro_batches(params):
         config.validate(params)
     demo(params)["training"]["sr3"]["batch_size"] = 16
     config.validate(params)
+
+
+def test_a_methods_own_setting_without_a_default_is_required(params, monkeypatch):
+    """A trained method's settings_schema key without a default was optional to the schema,
+    then a KeyError in its train stage."""
+    from pipeline import registry
+
+    own = {"width": {"type": "integer", "minimum": 1}, "depth": {"type": "integer", "minimum": 1, "default": 3}}
+    added = registry.MethodEntry("srcnn", "baselines.bicubic", trained=True, title="SRCNN", settings_schema=own)
+    monkeypatch.setattr(registry, "ENTRIES", (*registry.ENTRIES, added))
+    monkeypatch.setitem(registry.REGISTRY, "srcnn", added)
+    config._schema.cache_clear()
+    try:
+        params["methods"] = ["bicubic", "srcnn"]
+        params["presets"]["demo"]["training"]["srcnn"] = dict(params["presets"]["demo"]["training"]["regression"])
+        with pytest.raises(config.ConfigError, match="presets.demo.training.srcnn: 'width' is a required property"):
+            config.resolve(copy.deepcopy(params))
+        params["presets"]["demo"]["training"]["srcnn"]["width"] = 8
+        resolved = config.resolve(params)["presets"]["demo"]["training"]["srcnn"]
+        assert (resolved["width"], resolved["depth"]) == (8, 3)  # the default filled in
+    finally:
+        config._schema.cache_clear()

@@ -455,6 +455,11 @@ ERRORS = {
         [r"SSIM's 11x11 Gaussian window needs images of at least 11x11 pixels after the border crop", "lower --crop"],
     ),
     "LR images of another scale": (lr_of_another_scale, {"lr": True, "scale": 4}, ["not the HR size divided by 4"]),
+    "the HR folder given as the LR one": (
+        lambda folders: shutil.rmtree(folders["lr"]) or shutil.copytree(folders["hr"], folders["lr"]),
+        {"lr": True},
+        [r"have their HR images' sizes \(scale 1\): give the folder of LR inputs as --lr"],
+    ),
     "HR sizes the scale does not divide": (lambda folders: None, {"scale": 5}, [r"multiples of 5: 0000.png \(48x48\)"]),
 }
 

@@ -280,6 +280,11 @@ def lr_scale(lr_sizes: dict, hr_sizes: dict, scale: int | None, lr_dir) -> int:
         found = [ratio for ratio in ratios.values() if ratio is not None]
         wanted = max(set(found), key=found.count) if found else None
     wrong = [name for name, ratio in ratios.items() if ratio is None or ratio != wanted]
+    if not wrong and wanted == 1:
+        raise ScoreError(
+            f"the LR images in {lr_dir} have their HR images' sizes (scale 1): give the folder of LR inputs as --lr, "
+            "not the HR folder"
+        )
     if not wrong:
         return wanted
     expected = f"the HR size divided by {wanted}" if wanted else "the HR size divided by one integer scale"
