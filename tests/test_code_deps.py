@@ -80,7 +80,10 @@ def test_a_registry_entry_with_a_wrong_module_or_a_syntax_error_is_named(tmp_pat
 def test_a_module_without_the_protocols_functions_is_refused_when_loaded(tmp_path, monkeypatch):
     """A trained method without save_model_file failed after its last training step."""
     (tmp_path / "nosave.py").write_text(
-        "def super_resolve(*a): pass\ndef build_model(*a): pass\ndef training_loss(*a): pass\ndef load_model(*a): pass\n"
+        "".join(
+            f"def {name}(*arguments): pass\n"
+            for name in ("super_resolve", "build_model", "training_loss", "load_model")
+        )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(registry.REGISTRY, "nosave", registry.MethodEntry("nosave", "nosave", True, "No save"))
