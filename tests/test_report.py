@@ -426,6 +426,7 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
             json.dumps(
                 {"description": f"about {preset}", "generated": "today", "git": {"commit": "abc1234"}}
                 | {"test_groups": groups}
+                | ({"titles": {"bicubic": "Bicubic (MATLAB)"}} if preset == "demo" else {})
             )
         )
     (tmp_path / "reports" / "paper").mkdir()  # the paper's tables are no preset
@@ -443,6 +444,7 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
     )
     assert page.count("These means pool") == 1 and "pool 2 test sets (Set5 5, Set14 14)" in page
     assert "href='demo/metrics_by_group.csv'" in page
+    assert "<td>Bicubic (MATLAB)</td>" in page and "<td>bicubic</td>" in page  # the report's title, else the id
 
 
 def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
@@ -495,3 +497,8 @@ def test_readme_table_leaves_the_readme_alone_for_a_metrics_csv_without_rows_and
     assert "| Bicubic | 27.61 |" in readme.read_text()
     missing = readme_table("--readme", str(tmp_path / "NONE.md"))
     assert missing.returncode == 1 and "NONE.md is not a file" in missing.stderr and "Traceback" not in missing.stderr
+    metrics.write_text("method,n_images,psnr,ssim\nbicubic,3,27.61,0.8\nmine,3,28.0,0.81\n")
+    (metrics.parent / "provenance.json").write_text(json.dumps({"titles": {"mine": "My method"}}))
+    filled = readme_table("--readme", str(readme))  # an outside method's title is in its preset: the report's
+    assert filled.returncode == 0, filled.stderr
+    assert "| My method | 28.00 |" in readme.read_text() and "| Bicubic | 27.61 |" in readme.read_text()

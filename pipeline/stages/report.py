@@ -112,9 +112,10 @@ def run(job) -> None:
     settings, paths, methods, preset = job.settings, job.paths, job.methods, job.preset
     trained = registry.trained_methods(methods, preset)
     studied = bool(settings.study and shown_methods(settings.study.methods, methods))  # as Plan.study
+    titles = {m: registry.title(m, preset) for m in methods}
     inputs = ReportInputs(
         results={m: paths.results(m) for m in methods},
-        titles={m: registry.title(m, preset) for m in methods},
+        titles=titles,
         test_hr=paths.split("test", "hr"),
         test_lr=paths.split("test", "lr"),
         samples={m: paths.samples(m) for m in methods},
@@ -140,6 +141,7 @@ def run(job) -> None:
             paths.manifest,
             {registry.title(m): paths.loss(m) for m in trained},
             outside_outputs(job, methods),
+            titles,
         ),
     )
     build_report(settings.name, settings.config, inputs)

@@ -81,8 +81,9 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
             else ""
         )
         head = "<th>method</th><th>test images</th>" + "".join(f"<th>{html.escape(header(m))}</th>" for m in HEADLINE)
+        titles = record.get("titles", {})
         rows = "".join(
-            f"<tr><td>{html.escape(str(row['method']))}</td>"
+            f"<tr><td>{html.escape(titles.get(row['method'], str(row['method'])))}</td>"
             f"<td>{'&ndash;' if pd.isna(row['n_images']) else int(row['n_images'])}</td>"
             + "".join(f"<td>{_value(row.get(m), m)}</td>" for m in HEADLINE)
             + "</tr>"

@@ -171,13 +171,15 @@ def provenance(
     manifest_file: Path,
     losses: dict[str, Path] | None = None,
     outside: dict[str, dict] | None = None,
+    titles: dict[str, str] | None = None,
 ) -> dict:
     """Everything the report's provenance section prints, also written as provenance.json.
     ``settings``: {params.yaml key: value} of every setting the numbers rest on (the keys
     the run's stages track, a cascade's upstream presets' included), hashed;
     ``declared_threads``: params.yaml's ``threads.<stage>`` of each stage the run has;
     ``test_groups``: the test images of each test group (the front page says where the
-    means pool several);
+    means pool several); ``titles``: method -> its title, as the front page and the
+    README table print it;
     ``losses``: title -> loss CSV of each trained model, for the threads that trained it;
     ``outside``: method -> {title, citation, folder, samples} of each outside method."""
     record = {
@@ -193,6 +195,7 @@ def provenance(
         "stages": stage_times(benchmarks).to_dict(orient="records"),
         "datasets": dataset_checksums(manifest_file),
         "test_groups": test_groups(manifest_file),
+        "titles": titles or {},
     }
     if outside:
         record["outside_outputs"] = outside_checksums(outside)
