@@ -96,19 +96,29 @@ def render(params: dict) -> str:
 def stale_problem(params: dict, dvc_yaml: Path, stage: str) -> str | None:
     """Why ``stage`` of ``dvc_yaml`` is not what ``params`` generate (None when it is): after a
     change of ``preset``, ``methods``, a study or a dataset folder in params.yaml (``dvc exp
-    run -S preset=...`` included), DVC would run the old stages for hours and fail late. Only
-    the running stage is compared: stages a user adds, or a dvc.yaml cut to some stages, pass."""
+    run -S preset=...`` included), DVC would run the old stages for hours and fail late. The
+    running stage is compared, and every stage of the file that runs an ``sr3bench`` command:
+    stages of one's own, or a dvc.yaml cut to some stages, pass."""
     dvc_yaml = Path(dvc_yaml)
     if not dvc_yaml.is_file():
         return None
     name = stage.rsplit(":", 1)[-1]  # DVC_STAGE: "name", or "path/dvc.yaml:name"
-    given = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}).get(name)
-    if given is None or given == yaml.safe_load(render(params))["stages"].get(name):
+    given = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    generated = yaml.safe_load(render(params))["stages"]
+    # the running stage, and every other that runs an sr3bench command (a removed study's
+    # stages, which would fail late, after the training before them)
+    stale = [
+        stage_name
+        for stage_name, spec in given.items()
+        if (stage_name == name or str((spec or {}).get("cmd", "")).startswith("sr3bench "))
+        and spec != generated.get(stage_name)
+    ]
+    if not stale:
         return None
+    which = f"its stage {stale[0]} is" if len(stale) == 1 else f"its stages {', '.join(stale[:5])} are"
     return (
         f"{dvc_yaml} was generated for other settings than params.yaml's (preset, methods, study or dataset "
-        f"folders changed; its stage {name} is not theirs): run `sr3bench dvc-yaml` (and commit dvc.yaml), "
-        "then run DVC again"
+        f"folders changed; {which} not theirs): run `sr3bench dvc-yaml` (and commit dvc.yaml), then run DVC again"
     )
 
 

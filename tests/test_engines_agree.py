@@ -223,6 +223,13 @@ def test_a_stage_run_by_dvc_from_a_stale_dvc_yaml_stops_at_once(tmp_path, monkey
     (tmp_path / "dvc.yaml").write_text(fresh.replace("  prepare:", "  train_sr3@tuned:", 1))
     with pytest.raises(config.ConfigError, match="its stage train_sr3@tuned is not theirs"):
         cli.refuse_stale_dvc_yaml("params.yaml")
+    monkeypatch.setenv("DVC_STAGE", "prepare")  # the study removed, dvc.yaml not: its stages would fail after training
+    (tmp_path / "dvc.yaml").write_text(fresh)
+    no_study = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    no_study["presets"]["demo"]["study"] = None
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(no_study, sort_keys=False))
+    with pytest.raises(config.ConfigError, match="its stages study_build, study_simulate, study_analyse, report are"):
+        cli.refuse_stale_dvc_yaml("params.yaml")
     monkeypatch.delenv("DVC_STAGE")
     cli.refuse_stale_dvc_yaml("params.yaml")  # by hand or under Snakemake: not checked
 
