@@ -136,6 +136,8 @@ def resolve(params: dict) -> dict:
         allowed = ""
         if error.validator == "enum":
             allowed = f" (allowed: {', '.join(map(str, error.validator_value))})"
+        elif error.validator == "pattern" and error.schema.get("description"):
+            allowed = f" ({error.schema['description']})"
         elif error.validator == "additionalProperties":
             known = sorted(error.schema.get("properties", {}))
             allowed = f" (allowed keys: {', '.join(known)})" if known else ""

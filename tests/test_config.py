@@ -267,3 +267,10 @@ def test_a_methods_own_setting_without_a_default_is_required(params, monkeypatch
         assert (resolved["width"], resolved["depth"]) == (8, 3)  # the default filled in
     finally:
         config._schema.cache_clear()
+
+
+def test_a_method_name_off_the_pattern_is_told_what_a_name_may_hold(params):
+    """It said only: 'lanczos-sharp' does not match '^[a-z0-9_]+(@[a-z0-9_-]+)?$'."""
+    params["methods"] = ["bicubic", "lanczos-sharp"]
+    with pytest.raises(config.ConfigError, match="methods.1: .* lower-case letters, digits and _"):
+        config.resolve(params)
