@@ -55,12 +55,23 @@ def _schema() -> dict:
         entry.name: {
             **shared,
             "properties": {**shared["properties"], **entry.settings_schema},
-            "required": shared["required"] + [k for k, v in entry.settings_schema.items() if "default" not in v],
+            "required": shared["required"] + own_required(entry, shared["properties"]),
         }
         for entry in registry.ENTRIES
         if entry.trained and entry.settings_schema
     }
     return schema
+
+
+def own_required(entry, shared: dict) -> list[str]:
+    """The settings a trained method adds that every preset training it must give: those of
+    its ``settings_schema`` without a default, other than the shared ones and those the
+    entry names optional."""
+    return [
+        key
+        for key, schema in entry.settings_schema.items()
+        if "default" not in schema and key not in shared and key not in entry.optional_settings
+    ]
 
 
 class ConfigError(ValueError):
@@ -136,8 +147,8 @@ def resolve(params: dict) -> dict:
         allowed = ""
         if error.validator == "enum":
             allowed = f" (allowed: {', '.join(map(str, error.validator_value))})"
-        elif error.validator == "pattern" and error.schema.get("description"):
-            allowed = f" ({error.schema['description']})"
+        elif error.validator == "pattern" and error.schema.get("x-hint"):
+            allowed = f" ({error.schema['x-hint']})"
         elif error.validator == "additionalProperties":
             known = sorted(error.schema.get("properties", {}))
             allowed = f" (allowed keys: {', '.join(known)})" if known else ""

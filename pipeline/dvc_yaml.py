@@ -93,25 +93,35 @@ def render(params: dict) -> str:
     return HEADER + yaml.safe_dump({"stages": stages, "plots": plots(plan)}, sort_keys=False, width=200)
 
 
+DVC_OWN_KEYS = ("frozen", "desc", "meta")  # set by dvc freeze or by hand: not the generator's
+
+
+def generated_name(stage_name: str) -> bool:
+    """Whether a dvc.yaml stage is named as the generator names them: a stage of the stage
+    table, alone or with its member (``train_sr3``); a stage of one's own has another name."""
+    return any(stage_name == stage.name or stage_name.startswith(f"{stage.name}_") for stage in STAGES)
+
+
 def stale_problem(params: dict, dvc_yaml: Path, stage: str) -> str | None:
     """Why ``stage`` of ``dvc_yaml`` is not what ``params`` generate (None when it is): after a
     change of ``preset``, ``methods``, a study or a dataset folder in params.yaml (``dvc exp
     run -S preset=...`` included), DVC would run the old stages for hours and fail late. The
-    running stage is compared, and every stage of the file that runs an ``sr3bench`` command:
-    stages of one's own, or a dvc.yaml cut to some stages, pass."""
+    running stage is compared, and every stage of the file named like a generated one: stages
+    of one's own, a dvc.yaml cut to some stages, and frozen stages pass."""
     dvc_yaml = Path(dvc_yaml)
     if not dvc_yaml.is_file():
         return None
     name = stage.rsplit(":", 1)[-1]  # DVC_STAGE: "name", or "path/dvc.yaml:name"
     given = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
     generated = yaml.safe_load(render(params))["stages"]
-    # the running stage, and every other that runs an sr3bench command (a removed study's
-    # stages, which would fail late, after the training before them)
+    # the running stage, and every other named as the stage table names its stages (a
+    # removed study's, which would fail late, after the training before them); what DVC
+    # itself writes into a stage (dvc freeze) is left out
     stale = [
         stage_name
         for stage_name, spec in given.items()
-        if (stage_name == name or str((spec or {}).get("cmd", "")).startswith("sr3bench "))
-        and spec != generated.get(stage_name)
+        if (stage_name == name or generated_name(stage_name))
+        and {k: v for k, v in (spec or {}).items() if k not in DVC_OWN_KEYS} != generated.get(stage_name)
     ]
     if not stale:
         return None

@@ -60,8 +60,10 @@ class MethodEntry:
     # (FID and KID only: evaluate leaves the paired metrics, PSNR, SSIM, consistency, LPIPS, empty)
     conditional: bool = True
     # JSON schema properties of settings the method adds to the shared training settings;
-    # one without a "default" must be given in every preset that trains the method
+    # one without a "default" must be given in every preset that trains the method, unless
+    # it is named in optional_settings (then the module reads it with .get)
     settings_schema: dict = field(default_factory=dict)
+    optional_settings: tuple[str, ...] = ()
 
 
 ENTRIES = (
@@ -86,18 +88,14 @@ ENTRIES = (
         diffusion=True,
         settings_schema={
             "checkpoint": {"type": "string", "description": "their generator file (*_gen.pth) the train stage imports"},
-            "sha256": {
-                "type": ["string", "null"],
-                "pattern": "^[0-9a-f]{64}$",
-                "default": None,
-                "description": "the file's: checked and tracked (null: not checked)",
-            },
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the file's: checked and tracked"},
             "config": {
                 "anyOf": [{"enum": ["sr_sr3_16_128", "sr_sr3_64_512"]}, {"type": "object"}],
                 "description": "their config's name, or its model.unet keys and image_size",
             },
             "steps": {"type": "integer", "minimum": 0, "description": "fine-tuning steps (0: the checkpoint as is)"},
         },
+        optional_settings=("sha256",),  # without it, the file is imported unchecked
     ),
 )
 REGISTRY = {entry.name: entry for entry in ENTRIES}
@@ -246,3 +244,39 @@ def classified_methods(preset: dict, methods: list[str]) -> list[str]:
         return []
     outside = set(outside_methods(preset, methods))
     return [m for m in methods if m not in outside and entry(m, preset).conditional]
+
+
+def checked_outputs(images, names: list[str], lr_shape: tuple, scale: int, method: str) -> list:
+    """What ``super_resolve`` returned for the LR images ``names`` (of ``lr_shape``), held to
+    the method protocol before it is written or scored: one uint8 (H x scale, W x scale, 3)
+    numpy array per input, in their order (more or fewer images were paired with the wrong
+    test images, or failed late naming a cache file; a float, 16-bit, grey or RGBA array
+    was written as PIL saw fit, or failed in PIL)."""
+    import numpy as np  # here: reading the registry imports no numerical package
+
+    where = f"{method}'s super_resolve ({entry(method).module})"
+    images = list(images)
+    if len(images) != len(names):
+        raise ValueError(
+            f"{where} returned {len(images)} images for {len(names)} LR images ({names[0]} ...): it must return one "
+            "per LR image, in their order"
+        )
+    expected = (lr_shape[0] * scale, lr_shape[1] * scale, 3)
+    for name, image in zip(names, images):
+        if not isinstance(image, np.ndarray):
+            raise ValueError(
+                f"{where} returned a {type(image).__name__} for {name}: it must return numpy arrays "
+                "(a torch tensor: .cpu().numpy(), with the channels last)"
+            )
+        if image.dtype != np.uint8:
+            raise ValueError(
+                f"{where} returned an array of {image.dtype} for {name}: it must return uint8 images (values rounded "
+                "and clipped to 0..255)"
+            )
+        if image.shape != expected:
+            raise ValueError(
+                f"{where} returned an array of shape {image.shape} for {name}, whose LR image is "
+                f"{lr_shape[1]}x{lr_shape[0]} (width x height): it must return (height, width, 3) = {expected}, the LR "
+                f"image enlarged x{scale}, RGB, channels last"
+            )
+    return images

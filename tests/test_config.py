@@ -1,5 +1,6 @@
 import copy
 
+import jsonschema
 import pytest
 import yaml
 from conftest import REPO
@@ -252,8 +253,15 @@ def test_a_methods_own_setting_without_a_default_is_required(params, monkeypatch
     then a KeyError in its train stage."""
     from pipeline import registry
 
-    own = {"width": {"type": "integer", "minimum": 1}, "depth": {"type": "integer", "minimum": 1, "default": 3}}
-    added = registry.MethodEntry("srcnn", "baselines.bicubic", trained=True, title="SRCNN", settings_schema=own)
+    own = {
+        "width": {"type": "integer", "minimum": 1},
+        "depth": {"type": "integer", "minimum": 1, "default": 3},
+        "note": {"type": "string"},  # optional: read with .get
+        "steps": {"type": "integer", "minimum": 1},  # a shared key, already required: not twice
+    }
+    added = registry.MethodEntry(
+        "srcnn", "baselines.bicubic", trained=True, title="SRCNN", settings_schema=own, optional_settings=("note",)
+    )
     monkeypatch.setattr(registry, "ENTRIES", (*registry.ENTRIES, added))
     monkeypatch.setitem(registry.REGISTRY, "srcnn", added)
     config._schema.cache_clear()
@@ -264,7 +272,8 @@ def test_a_methods_own_setting_without_a_default_is_required(params, monkeypatch
             config.resolve(copy.deepcopy(params))
         params["presets"]["demo"]["training"]["srcnn"]["width"] = 8
         resolved = config.resolve(params)["presets"]["demo"]["training"]["srcnn"]
-        assert (resolved["width"], resolved["depth"]) == (8, 3)  # the default filled in
+        assert (resolved["width"], resolved["depth"]) == (8, 3) and "note" not in resolved  # no default: absent
+        jsonschema.Draft202012Validator.check_schema(config._schema())  # a required list without repeats
     finally:
         config._schema.cache_clear()
 

@@ -223,7 +223,13 @@ def test_a_stage_run_by_dvc_from_a_stale_dvc_yaml_stops_at_once(tmp_path, monkey
     (tmp_path / "dvc.yaml").write_text(fresh.replace("  prepare:", "  train_sr3@tuned:", 1))
     with pytest.raises(config.ConfigError, match="its stage train_sr3@tuned is not theirs"):
         cli.refuse_stale_dvc_yaml("params.yaml")
-    monkeypatch.setenv("DVC_STAGE", "prepare")  # the study removed, dvc.yaml not: its stages would fail after training
+    monkeypatch.setenv("DVC_STAGE", "prepare")
+    own = yaml.safe_load(fresh)
+    own["stages"]["train_sr3"]["frozen"] = True  # dvc freeze train_sr3
+    own["stages"]["score_mine"] = {"cmd": "sr3bench score --sr outside/mine --hr data/demo/test/hr --json"}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(own))
+    cli.refuse_stale_dvc_yaml("params.yaml")  # a frozen stage, and a stage of one's own running sr3bench, pass
+    # the study removed, dvc.yaml not: its stages would fail after training
     (tmp_path / "dvc.yaml").write_text(fresh)
     no_study = yaml.safe_load((tmp_path / "params.yaml").read_text())
     no_study["presets"]["demo"]["study"] = None

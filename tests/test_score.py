@@ -409,7 +409,11 @@ ERRORS = {
     "SR images of the LR size": (
         sizes(0.25),
         {},
-        ["3 of the 3 SR images", "0000.png: SR 12x12, HR 48x48", r"HR / 4: the output of another scale\?"],
+        [
+            "3 of the 3 SR images",
+            "0000.png: SR 12x12, HR 48x48",
+            r"HR / 4: LR images, or the output of another scale\?",
+        ],
     ),
     "SR images of the LR size, the scale given": (
         sizes(0.25),

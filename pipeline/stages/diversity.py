@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from pipeline import registry
-from pipeline.stages.sample import checked_outputs, test_names
+from pipeline.stages.sample import test_names
 from sr3bench.core.atomic import atomic_folder
 from sr3bench.core.images import read_image, write_png
 from sr3bench.core.progress import progress
@@ -35,8 +35,8 @@ def run(job) -> None:
             images = implementation.super_resolve(
                 model, [lr] * seeds, scale, batch_seeds, settings.config, lambda fraction: None
             )
-            shown = [f"{Path(name).stem}_seed{k}.png" for k in range(1, seeds + 1)]
-            for k, image in enumerate(checked_outputs(images, shown, lr.shape, scale, method), start=1):
+            shown = [f"{name}, seed {k}" for k in range(1, seeds + 1)]
+            for k, image in enumerate(registry.checked_outputs(images, shown, lr.shape, scale, method), start=1):
                 write_png(image, staging / f"{Path(name).stem}_seed{k}.png")
             bar.update(1)
     log.info("%s: %d seeds of %d test images in %s", method, seeds, len(names), out)

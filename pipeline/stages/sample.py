@@ -8,7 +8,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from pipeline import layout, registry
@@ -192,40 +191,6 @@ def sample_missing(
                 images = implementation.super_resolve(
                     model, [lr_images[name] for name in batch], scale, seeds, settings.config, advance
                 )
-            for name, image in zip(batch, checked_outputs(images, batch, sizes[batch[0]], scale, method)):
+            for name, image in zip(batch, registry.checked_outputs(images, batch, sizes[batch[0]], scale, method)):
                 write_png(image, out / name)
             log.info("%s: wrote %d image(s) (%s ...)", method, len(batch), batch[0])
-
-
-def checked_outputs(images, batch: list[str], lr_shape: tuple, scale: int, method: str) -> list[np.ndarray]:
-    """What ``super_resolve`` returned for the LR images ``batch`` (of ``lr_shape``), held to
-    the method protocol before anything is written: one uint8 (H x scale, W x scale, 3)
-    numpy array per input, in their order (more or fewer images were paired with the wrong
-    test images, or failed late naming a cache file; a float, 16-bit, grey or RGBA array
-    was written as PIL saw fit, or failed in PIL)."""
-    where = f"{method}'s super_resolve ({registry.entry(method).module})"
-    images = list(images)
-    if len(images) != len(batch):
-        raise ValueError(
-            f"{where} returned {len(images)} images for {len(batch)} LR images ({batch[0]} ...): it must return one "
-            "per LR image, in their order"
-        )
-    expected = (lr_shape[0] * scale, lr_shape[1] * scale, 3)
-    for name, image in zip(batch, images):
-        if not isinstance(image, np.ndarray):
-            raise ValueError(
-                f"{where} returned a {type(image).__name__} for {name}: it must return numpy arrays "
-                "(a torch tensor: .cpu().numpy(), with the channels last)"
-            )
-        if image.dtype != np.uint8:
-            raise ValueError(
-                f"{where} returned an array of {image.dtype} for {name}: it must return uint8 images (values rounded "
-                "and clipped to 0..255)"
-            )
-        if image.shape != expected:
-            raise ValueError(
-                f"{where} returned an array of shape {image.shape} for {name}, whose LR image is "
-                f"{lr_shape[1]}x{lr_shape[0]} (width x height): it must return (height, width, 3) = {expected}, the LR "
-                f"image enlarged x{scale}, RGB, channels last"
-            )
-    return images

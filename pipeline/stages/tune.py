@@ -144,9 +144,11 @@ class PointSampler:
                 indices = range(first, min(count, first + batch_size))
                 seeds = [numpy_seed(self.preset["seed"], index) for index in indices]
                 with bar.batch(len(indices)) as advance:
-                    sr += self.implementation.super_resolve(
+                    images = self.implementation.super_resolve(
                         self.model, [self.lr[i] for i in indices], scale, seeds, settings, advance
                     )
+                names = [self.names[i] for i in indices]
+                sr += registry.checked_outputs(images, names, self.lr[first].shape, scale, self.method)
         seconds = (time.perf_counter() - start) / count
         rows = self.image_metrics(
             sr, self.hr[:count], self.lr_as_stored[:count], self.preset["protocol"], scale, self.weights_dir

@@ -125,10 +125,10 @@ def size_hint(size: tuple[int, int], hr_size: tuple[int, int], scale: int | None
     for a single image (``sr3bench score`` names each image with it)."""
     kind, value = _shape(size, hr_size, scale)
     if kind == "divided":
-        return (
-            f"its LR image's size (HR / {value}): the LR input itself, or an output not enlarged?"
-            if value == scale
-            else f"HR / {value}: the output of another scale?"
+        if value == scale:
+            return f"its LR image's size (HR / {value}): the LR input itself, or an output not enlarged?"
+        return f"HR / {value}: " + (
+            "the output of another scale?" if scale else "LR images, or the output of another scale?"
         )
     if kind == "multiplied":
         return f"{value} times the HR size: the output of another scale?"

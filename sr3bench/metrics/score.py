@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import tempfile
 import unicodedata
 from dataclasses import dataclass, field
@@ -504,7 +505,10 @@ def only_the_images(folder: Path, images: list[str], staging: Path) -> Path:
         return folder
     staging.mkdir()
     for image in images:
-        (staging / image).symlink_to((folder / image).resolve())
+        try:
+            (staging / image).symlink_to((folder / image).resolve())
+        except OSError:  # a filesystem without symbolic links
+            shutil.copyfile(folder / image, staging / image)
     return staging
 
 
