@@ -542,6 +542,9 @@ def shard_argument(text: str) -> tuple[int, int]:
     return index, count
 
 
+METRIC_WEIGHT_STAGES = ("evaluate", "tune")  # the stages that compute LPIPS, FID, KID or IS (--weights)
+
+
 def add_stage_command(sub, stage: stage_table.Stage) -> None:
     """A stage's subcommand, with the options of its fan-out."""
     command = sub.add_parser(stage.subcommand, help=stage.summary, description=stage.summary)
@@ -566,7 +569,8 @@ def add_stage_command(sub, stage: stage_table.Stage) -> None:
         command.add_argument("--dataset", required=True, help=f"a registered dataset: {', '.join(datasets.REGISTRY)}")
         return
     command.add_argument("--preset", help="preset name (default: the preset key of the params file)")
-    command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
+    if stage.subcommand in METRIC_WEIGHT_STAGES:
+        command.add_argument("--weights", help="metric weights folder (default: $SR3BENCH_WEIGHTS or ./weights)")
     if stage.fan_out in stage_table.METHOD_FAN_OUTS:
         command.add_argument(
             "--method",
@@ -812,7 +816,7 @@ def stage_job(stage: stage_table.Stage, args) -> stage_table.Job:
         preset_name,
         method,
         shard=getattr(args, "shard", None),
-        weights_dir=args.weights,
+        weights_dir=getattr(args, "weights", None),
         result_settings=results,
     )
 

