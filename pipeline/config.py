@@ -218,10 +218,11 @@ def check_methods(methods: list[str], preset: dict, preset_name: str, key: str =
         except registry.UnknownMethodError as error:
             raise ConfigError(f"params: {key}: {error} (preset {preset_name})") from error
         if entry.trained and entry.name not in preset["training"]:
+            shared = _schema()["$defs"]["training"]
+            needed = shared["required"] + own_required(entry, shared["properties"])
             raise ConfigError(
                 f"params: presets.{preset_name}.training.{entry.name}: missing; {method} is trained, so it needs its "
-                "training settings "
-                "(steps, batch_size, patch_size, learning_rate, ema_decay, checkpoint_every, log_every)"
+                f"training settings ({', '.join(needed)})"
             )
         problem = None if entry.conditional else unconditional_problem(method, entry, preset)
         if problem:
