@@ -271,6 +271,11 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path)
         and "the traceback is in logs/evaluate.log" in logged.stderr
     )
     assert "Traceback (most recent call last)" in log_text and "TypeError" in log_text  # the rule's log has it
+    (tmp_path / "data" / "demo" / "manifest.json").write_text("not json")  # an expected error: one line...
+    expected = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert expected.returncode == 1 and "evaluate failed: " in expected.stderr and "Traceback" not in expected.stderr
+    expected_debug = subprocess.run(command + ["--debug"], cwd=tmp_path, capture_output=True, text=True)
+    assert expected_debug.returncode == 1 and "Traceback" in expected_debug.stderr  # ...and its traceback when asked
 
 
 def test_warnings_and_progress_reach_the_log_file_as_plain_lines(tmp_path):
