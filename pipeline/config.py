@@ -472,19 +472,25 @@ def check_classify(where: str, preset: dict) -> None:
 YAML_NULLS = ("null", "Null", "NULL", "~")
 
 
-def typed_engine_config(engine_config: dict) -> dict:
+def typed_engine_config(engine_config: dict, layers: list[tuple[str, dict]] = ()) -> dict:
     """Snakemake's ``config`` with the strings of ``--config`` given their schema's types.
 
     ``--config 'presets={demo: {training: {sr3: {steps: 12}}}}'`` is merged into
     params.yaml by Snakemake, but read with YAML's base loader, so every nested scalar
     arrives as a string ("12"). Where the schema does not allow a string at that place, the
-    string is read as YAML (12); strings the schema wants stay strings."""
+    string is read as YAML (12); strings the schema wants stay strings, and so does a string
+    that the params file (``layers[0]``, no later layer stating the key) holds there itself
+    (``width: '32'``, which DVC refuses too)."""
     params = _nulls(copy.deepcopy(engine_config))
     # One pass finds every misplaced string: Snakemake already built the nesting, so each
     # one is a leaf whose parent validates (a default-filled copy is what is validated).
     for error in DefaultFillingValidator(_schema()).iter_errors(copy.deepcopy(params)):
         if error.validator == "type" and isinstance(error.instance, str) and error.absolute_path:
             *parents, leaf = error.absolute_path
+            path = error.absolute_path
+            stating = [mapping for _, mapping in layers if _value_at(mapping, path) is not None]
+            if stating and stating[-1] is layers[0][1] and _value_at(stating[-1], path) == error.instance:
+                continue  # written so in the params file (no later layer states it): not --config's
             node = params
             for key in parents:
                 node = node[key]
@@ -495,6 +501,16 @@ def typed_engine_config(engine_config: dict) -> dict:
             if not isinstance(value, str):
                 node[leaf] = value
     return params
+
+
+def _value_at(tree, path) -> object:
+    """The value at ``path`` (keys and list indices) of ``tree``, or None."""
+    for key in path:
+        try:
+            tree = tree[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return tree
 
 
 def _nulls(node):
@@ -581,7 +597,7 @@ def resolve_engine_config(engine_config: dict, layers: list[tuple[str, dict]]) -
     """Snakemake's merged config, typed and resolved; a ConfigError names the file (or
     ``--config``) that gave the key."""
     try:
-        resolved = resolve(typed_engine_config(engine_config))
+        resolved = resolve(typed_engine_config(engine_config, layers))
     except ConfigError as error:
         raise error.located(source_of(error.key, layers)) from None
     active = resolved["preset"]

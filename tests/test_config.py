@@ -126,6 +126,20 @@ def test_nested_config_strings_get_their_schema_types(params):
         config.resolve(config.typed_engine_config(params))
 
 
+def test_a_quoted_number_in_the_params_file_is_refused_under_snakemake_as_under_dvc(params):
+    """width: '32' in params.yaml trained under Snakemake (read as 32) and was refused by DVC."""
+    import copy as copying
+
+    written = copying.deepcopy(params)
+    demo(written)["training"]["sr3"]["steps"] = "12"
+    layers = [("params.yaml", written)]
+    with pytest.raises(config.ConfigError, match=r"params.yaml: presets.demo.training.sr3.steps: '12' is not of type"):
+        config.resolve_engine_config(copying.deepcopy(written), layers)
+    given = layers + [("--config", {"presets": {"demo": {"training": {"sr3": {"steps": "12"}}}}})]
+    resolved = config.resolve_engine_config(copying.deepcopy(written), given)  # --config's text: typed
+    assert resolved["presets"]["demo"]["training"]["sr3"]["steps"] == 12
+
+
 def test_methods_and_variants_are_checked(params):
     demo(params)["methods"] = ["bicubic", "sr3@fast"]
     with pytest.raises(config.ConfigError, match="methods: .*variant 'fast' is not defined"):
