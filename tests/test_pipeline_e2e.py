@@ -111,7 +111,10 @@ def test_the_report_shows_diversity_provenance_and_the_front_page_lists_it(snake
     assert set(combined["preset"]) == {"demo"} and len(combined) == len(
         small_demo_params()["presets"]["demo"]["methods"]
     )
-    assert "href='demo/index.html'" in (snakemake_project / "reports" / "index.html").read_text()
+    front = (snakemake_project / "reports" / "index.html").read_text()
+    assert "href='demo/index.html'" in front
+    assert record["pooled_test_sets"] == {} and "These means pool" not in front  # one set, a group per photograph
+    assert record["titles"]["sr3"] == "SR3" and "<td>SR3</td>" in front  # titles, not ids
 
 
 def test_logs_hold_progress_lines_without_carriage_returns_and_every_stage_is_timed(snakemake_project):

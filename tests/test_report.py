@@ -378,8 +378,8 @@ def test_the_page_shows_zoomed_crops_diversity_and_provenance(tmp_path, inputs, 
     assert changed["config_sha256"] != record["config_sha256"]
 
 
-def test_dataset_checksums_change_with_any_image_and_the_test_groups_are_counted():
-    from sr3bench.reporting.provenance import dataset_checksums, test_groups
+def test_dataset_checksums_change_with_any_image_and_pooled_test_sets_are_counted():
+    from sr3bench.reporting.provenance import dataset_checksums, pooled_test_sets
 
     def checksum(tmp, hr_of_b):
         rows = [
@@ -399,7 +399,11 @@ def test_dataset_checksums_change_with_any_image_and_the_test_groups_are_counted
         manifest = json.loads(path.read_text())
         manifest["test"] = [{"name": f"{n}.png", "group": g} for n, g in enumerate(["Set5", "Set5", "Set14"])]
         path.write_text(json.dumps(manifest))
-        assert test_groups(path) == {"Set5": 2, "Set14": 1}
+        assert pooled_test_sets({"test_folders": ["Set5", "Set14"]}, path) == {"Set5": 2, "Set14": 1}
+        # one set whose groups are its photographs (the demo's): nothing pooled
+        manifest["test"] = [{"name": f"{n}.png", "group": n} for n in ("chelsea", "coffee", "rocket")]
+        path.write_text(json.dumps(manifest))
+        assert pooled_test_sets({"test_images": ["chelsea", "coffee", "rocket"]}, path) == {}
 
 
 def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
@@ -421,11 +425,11 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
                 }
             ]
         ).to_csv(folder / "metrics.csv", index=False)
-        groups = {"Set5": 5, "Set14": 14} if preset == "demo" else {"": 3}
+        groups = {"Set5": 5, "Set14": 14} if preset == "demo" else {}
         (folder / "provenance.json").write_text(
             json.dumps(
                 {"description": f"about {preset}", "generated": "today", "git": {"commit": "abc1234"}}
-                | {"test_groups": groups}
+                | {"pooled_test_sets": groups}
                 | ({"titles": {"bicubic": "Bicubic (MATLAB)"}} if preset == "demo" else {})
             )
         )

@@ -93,7 +93,7 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
             f"<h2><a href='{html.escape(preset)}/index.html'>{html.escape(preset)}</a></h2>"
             f"<p>{about}</p><p class='cite'>{made}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-            + pooled_note(record.get("test_groups", {}), preset)
+            + pooled_note(record.get("pooled_test_sets", {}), preset)
         )
     body = "".join(sections) or "<p>No preset has a report yet: run <code>snakemake --cores 8</code>.</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>SR3 Bench: all presets</title>

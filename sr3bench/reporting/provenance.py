@@ -127,9 +127,12 @@ def training_threads(losses: dict[str, Path]) -> dict[str, str]:
     return described
 
 
-def test_groups(manifest_file: Path) -> dict[str, int]:
-    """group -> its number of test images (a dataset of several test folders, such as Set5
-    and Set14, has one group per folder), in the manifest's order."""
+def pooled_test_sets(dataset: dict, manifest_file: Path) -> dict[str, int]:
+    """Where the test split is several sets (``dataset.test_folders``: Set5 and Set14, one
+    test group each), each set's number of test images, in the manifest's order; {} for a
+    test split of one set (whose groups, such as the demo's one per photograph, are no sets)."""
+    if len(dataset.get("test_folders") or []) < 2:
+        return {}
     manifest = read_json(manifest_file, "run the prepare stage again (sr3bench prepare --preset PRESET)")
     groups = [row.get("group", "") for row in manifest.get("test", [])]
     return {group: groups.count(group) for group in dict.fromkeys(groups)}
@@ -177,8 +180,8 @@ def provenance(
     ``settings``: {params.yaml key: value} of every setting the numbers rest on (the keys
     the run's stages track, a cascade's upstream presets' included), hashed;
     ``declared_threads``: params.yaml's ``threads.<stage>`` of each stage the run has;
-    ``test_groups``: the test images of each test group (the front page says where the
-    means pool several); ``titles``: method -> its title, as the front page and the
+    ``pooled_test_sets``: where the test split is several sets, the test images of each
+    (the front page then says that the means pool them); ``titles``: method -> its title, as the front page and the
     README table print it;
     ``losses``: title -> loss CSV of each trained model, for the threads that trained it;
     ``outside``: method -> {title, citation, folder, samples} of each outside method."""
@@ -194,7 +197,7 @@ def provenance(
         "training_threads": training_threads(losses or {}),
         "stages": stage_times(benchmarks).to_dict(orient="records"),
         "datasets": dataset_checksums(manifest_file),
-        "test_groups": test_groups(manifest_file),
+        "pooled_test_sets": pooled_test_sets(preset.get("dataset", {}), manifest_file),
         "titles": titles or {},
     }
     if outside:
