@@ -155,6 +155,7 @@ def resolve(params: dict) -> dict:
             extra = sorted(set(error.instance) - set(known)) if isinstance(error.instance, dict) else []
             if not error.absolute_path and extra:  # the key itself, so that the layer that gave it is named
                 raise ConfigError(f"params: {extra[0]}: not a top-level key{allowed}")
+        allowed += untrained_hint(list(error.absolute_path))
         raise ConfigError(f"params: {_key_path(error)}: {error.message}{allowed}")
     for name, preset in params["presets"].items():
         check_preset(name, preset)
@@ -177,6 +178,20 @@ def resolve(params: dict) -> dict:
     check_methods(params["methods"], active, params["preset"], methods_key)
     check_study(params["methods"], active, params["preset"])
     return params
+
+
+def untrained_hint(path: list) -> str:
+    """Why a method's training section (``presets.<p>.training.<method>``) takes none of its
+    own settings, when the method is registered untrained ("" otherwise)."""
+    if len(path) != 4 or path[0] != "presets" or path[2] != "training" or path[3] not in registry.REGISTRY:
+        return ""
+    entry = registry.REGISTRY[path[3]]
+    if entry.trained:
+        return ""
+    return (
+        f"; {entry.name} is not a trained method (its registry entry has trained=False), so no preset trains it "
+        "and its settings_schema does not apply: remove this section, or register the method as trained"
+    )
 
 
 def top_level_methods(raw: dict) -> list[str]:

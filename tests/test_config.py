@@ -297,3 +297,22 @@ def test_a_method_name_off_the_pattern_is_told_what_a_name_may_hold(params):
     params["methods"] = ["bicubic", "lanczos-sharp"]
     with pytest.raises(config.ConfigError, match="methods.1: .* lower-case letters, digits and _"):
         config.resolve(params)
+
+
+def test_settings_of_a_method_registered_untrained_say_so(params, monkeypatch):
+    """A method with its own settings registered with trained=False said only "Additional
+    properties are not allowed ('width' was unexpected)"."""
+    from pipeline import registry
+
+    untrained = registry.MethodEntry(
+        "srcnn", "baselines.bicubic", trained=False, title="SRCNN", settings_schema={"width": {"type": "integer"}}
+    )
+    monkeypatch.setattr(registry, "ENTRIES", (*registry.ENTRIES, untrained))
+    monkeypatch.setitem(registry.REGISTRY, "srcnn", untrained)
+    config._schema.cache_clear()
+    try:
+        demo(params)["training"]["srcnn"] = {**demo(params)["training"]["regression"], "width": 8}
+        with pytest.raises(config.ConfigError, match="srcnn is not a trained method .*trained=False"):
+            config.resolve(params)
+    finally:
+        config._schema.cache_clear()
