@@ -9,7 +9,9 @@ every start); a stage imports the module of the one method it runs (``load``).
 A method module provides::
 
     super_resolve(model, lr_images, scale, seeds, settings, progress) -> list of uint8 images
-        lr_images: uint8 LR arrays of one size; seeds: one per image (its randomness);
+        one numpy array of shape (H x scale, W x scale, 3) per LR image, in their order
+        (``checked_outputs`` refuses anything else);
+        lr_images: uint8 RGB LR arrays of one size; seeds: one per image (its randomness);
         settings: the preset, with the variant's overrides applied; progress(fraction of
         the batch done); model: the trained model, or None for an untrained method
     # trained methods only; ``own`` is the method's own section, training.<method>
@@ -22,10 +24,12 @@ A method module provides::
     model_mismatch(path, model_config) -> str | None   (optional: how the file's network
         differs from the preset's model: section; sampling then refuses the file)
 
+``load`` refuses a module without the functions its entry needs, before a stage runs it.
 Adding a method is one module and one line in ``ENTRIES``; listing it under ``methods:``
 in params.yaml (and running ``sr3bench dvc-yaml`` for DVC) makes the engines run it. A
 trained method's settings are its own section, ``presets.<preset>.training.<method>``
-(the schema's ``training`` settings, plus the keys of the entry's ``settings_schema``):
+(the schema's ``training`` settings, plus the keys of the entry's ``settings_schema``, each
+required unless it has a default or is in ``optional_settings``):
 no edit of the schema file.
 
 A *variant* ``<method>@<name>`` samples a trained method with other sampling settings
