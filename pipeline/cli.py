@@ -223,11 +223,12 @@ def command_readme_table(args) -> int:
             args.preset,
         )
         return 1
-    record = layout.report_file(args.preset, "provenance.json")
-    try:  # the report's titles: an outside method's is in its preset, not the registry
-        titles = json.loads(record.read_text()).get("titles", {}) if record.is_file() else {}
+    record_file = layout.report_file(args.preset, "provenance.json")
+    try:  # the report's titles (an outside method's is in its preset, not the registry), its pooled sets
+        record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
-        titles = {}
+        record = {}
+    titles = dict(record.get("titles", {}))
     for method in (m for m in metrics["method"] if m not in titles):
         try:
             titles[method] = registry.title(method)
@@ -236,7 +237,15 @@ def command_readme_table(args) -> int:
     from sr3bench.reporting.provenance import stage_times
 
     logs = layout.log_file(args.preset, "report").parent
-    update_readme(Path(args.readme), args.preset, metrics_csv, titles, stage_times(logs), f"{logs}/*.benchmark.tsv")
+    update_readme(
+        Path(args.readme),
+        args.preset,
+        metrics_csv,
+        titles,
+        stage_times(logs),
+        f"{logs}/*.benchmark.tsv",
+        record.get("pooled_test_sets"),
+    )
     log.info("wrote the %s table of %s from %s", args.preset, args.readme, metrics_csv)
     return 0
 

@@ -428,7 +428,8 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
         groups = {"Set5": 5, "Set14": 14} if preset == "demo" else {}
         (folder / "provenance.json").write_text(
             json.dumps(
-                {"description": f"about {preset}", "generated": "today", "git": {"commit": "abc1234"}}
+                {"description": f"about {preset}", "generated": "today"}
+                | {"git": {"commit": "abc1234", "dirty": preset == "demo"}}
                 | {"pooled_test_sets": groups}
                 | ({"titles": {"bicubic": "Bicubic (MATLAB)"}} if preset == "demo" else {})
             )
@@ -449,6 +450,7 @@ def test_the_front_page_lists_every_preset_and_one_csv_holds_them_all(tmp_path):
     assert page.count("These means pool") == 1 and "pool 2 test sets (Set5 5, Set14 14)" in page
     assert "href='demo/metrics_by_group.csv'" in page
     assert "<td>Bicubic (MATLAB)</td>" in page and "<td>bicubic</td>" in page  # the report's title, else the id
+    assert page.count("with uncommitted changes") == 1  # as the report says of a dirty checkout
 
 
 def test_the_readme_table_is_regenerated_from_metrics_csv(tmp_path, inputs):
@@ -506,3 +508,38 @@ def test_readme_table_leaves_the_readme_alone_for_a_metrics_csv_without_rows_and
     filled = readme_table("--readme", str(readme))  # an outside method's title is in its preset: the report's
     assert filled.returncode == 0, filled.stderr
     assert "| My method | 28.00 |" in readme.read_text() and "| Bicubic | 27.61 |" in readme.read_text()
+    assert "The means pool" not in readme.read_text()
+    pooled = {"titles": {}, "pooled_test_sets": {"Set5": 5, "Set14": 14}}
+    (metrics.parent / "provenance.json").write_text(json.dumps(pooled))
+    assert readme_table("--readme", str(readme)).returncode == 0  # Set5 and Set14 pooled: said below the table
+    assert "The means pool Set5 (5 images), Set14 (14 images), as no published table does" in readme.read_text()
+    assert readme.read_text().rstrip().endswith("<!-- /results:demo -->")
+
+
+def test_per_set_rows_come_set_by_set_with_the_published_values_beside_them():
+    """The benchmarks page said "compare with Per test group", whose rows alternated Set14 and
+    Set5 and had no published column; the published bicubic rows were at the page's end."""
+    from sr3bench.reporting.build import in_set_order, published_by_group
+
+    by_group = pd.DataFrame(
+        [
+            {"method": m, "group": g, "n_images": n, "psnr": p}
+            for m in ("bicubic", "sr3")
+            for g, n, p in (("Set14", 14, 25.99), ("Set5", 5, 28.42))
+        ]
+    )
+    ordered = in_set_order(by_group, {"test_folders": ["Set5", "Set14"]})
+    assert list(zip(ordered["group"], ordered["method"])) == [
+        ("Set5", "bicubic"),
+        ("Set5", "sr3"),
+        ("Set14", "bicubic"),
+        ("Set14", "sr3"),
+    ]
+    assert in_set_order(by_group, {"test_images": ["a", "b"]}) is by_group  # one set: as it was
+    tables = [{"rows": {"bicubic on Set5": {"psnr": 28.42, "ssim": 0.8104}, "bicubic on Set14": {"psnr": 26.0}}}]
+    shown, added = published_by_group(ordered, tables)
+    assert added == ["published PSNR (dB)", "published SSIM"]
+    assert [None if pd.isna(v) else v for v in shown["published PSNR (dB)"]] == ["28.42", None, "26.00", None]
+    assert [None if pd.isna(v) else v for v in shown["published SSIM"]] == ["0.8104", None, None, None]
+    unchanged, none = published_by_group(ordered, [{"rows": {"SR3": {"psnr": 23.4}}}])  # no "<method> on <set>" row
+    assert none == [] and unchanged is ordered

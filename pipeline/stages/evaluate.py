@@ -18,6 +18,7 @@ from sr3bench.metrics.evaluate import (
     evaluate_set,
     set_metrics_not_requested,
 )
+from sr3bench.metrics.table import by_name
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,11 @@ def run(job) -> None:
     for reason, metrics in by_reason.items():  # the preset's design (its sizes, a generator, the protocol): no warning
         actionable = reason in set_reasons.values() and reason != SET_METRICS_NOT_REQUESTED
         log.log(
-            logging.WARNING if actionable else logging.INFO, "%s: %s left empty: %s", method, ", ".join(metrics), reason
+            logging.WARNING if actionable else logging.INFO,
+            "%s: %s left empty: %s",
+            method,
+            ", ".join(by_name(metric).label for metric in metrics),  # "IS", not "is"
+            reason,
         )
 
 

@@ -350,6 +350,34 @@ th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-widt
 """
 
 
+def in_set_order(by_group: pd.DataFrame, dataset: dict) -> pd.DataFrame:
+    """The per-group rows of a test split of several sets (``dataset.test_folders``) set by
+    set, in the folders' order (Set5's methods, then Set14's); other splits as they are."""
+    folders = list(dataset.get("test_folders") or [])
+    if len(folders) < 2:
+        return by_group
+    order = {folder: index for index, folder in enumerate(folders)}
+    return by_group.sort_values("group", key=lambda groups: groups.map(order), kind="stable")
+
+
+def published_by_group(by_group: pd.DataFrame, tables: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """``by_group`` with the published PSNR and SSIM beside each row that a paper table has
+    as "<method> on <group>" (the benchmarks' bicubic on Set5 and on Set14), and the
+    columns added (none where no table has such a row)."""
+    published = {name: values for spec in tables for name, values in spec["rows"].items()}
+    added = []
+    for metric in ("psnr", "ssim"):
+        values = [
+            published.get(f"{method} on {group}", {}).get(metric)
+            for method, group in zip(by_group["method"], by_group["group"])
+        ]
+        if any(value is not None for value in values):
+            column = f"published {find(metric).header.rsplit(' ', 1)[0]}"  # "published PSNR (dB)"
+            shown = [None if value is None else find(metric).format(value) for value in values]
+            by_group, added = by_group.assign(**{column: shown}), [*added, column]
+    return by_group, added
+
+
 def pooled_sets_note(by_group: pd.DataFrame, dataset: dict) -> str:
     """Where the test split is several sets (``dataset.test_folders``: Set5 and Set14), what
     the means above are: pooled over them, weighted by image count, which no published
@@ -361,7 +389,8 @@ def pooled_sets_note(by_group: pd.DataFrame, dataset: dict) -> str:
     return (
         f"<p class='note'>The test split holds {len(groups)} sets of images ({counts}). The means above pool "
         "them, each image weighing the same, and FID, KID and IS are over their union; published numbers are "
-        "per set: compare those with <i>Per test group</i> below (and metrics_by_group.csv).</p>"
+        "per set: compare those with <i>Per test group</i> below (and metrics_by_group.csv), which puts the "
+        "published values beside the rows a published table has.</p>"
     )
 
 
@@ -389,6 +418,7 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
     train_schedule = preset["diffusion"]["training_schedule"]
     papers = "".join(paper_table(spec) for spec in paper_tables)
     compared = set(summary["method"])
+    by_group, published = published_by_group(in_set_order(by_group, dataset), paper_tables)
     summary, by_group = (table.assign(method=table["method"].map(titles)) for table in (summary, by_group))
     method_notes = ""
     if "sr3" in compared:
@@ -434,7 +464,13 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
         else f"FID, KID and IS: {html.escape(protocol['fid_kid_is'])}"
     )
     group_columns = ["method", "group", "n_images"] + [c for c in PER_IMAGE_METRICS if by_group[c].notna().any()]
-    lr_origin = "provided by the dataset" if dataset["lr_source"] == "provided" else "made from the HR images"
+    group_columns += published
+    lr_origin = (
+        "provided by the dataset (made by its publishers, with MATLAB's imresize for Set5 and Set14, not here); the "
+        "bicubic baseline and SR3's conditioning input enlarge them"
+        if dataset["lr_source"] == "provided"
+        else "made from the HR images"
+    )
     if dataset.get("lr_from"):  # a cascade: the test split's LR images are another preset's outputs
         link = dataset["lr_from"]
         lr_origin = (
@@ -450,7 +486,11 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
         if has_diversity
         else ""
     )
-    paper_note = ", for comparison when a preset matches the paper's setting; this one does not" if not beside else ""
+    paper_note = (
+        ", for comparison when a preset matches the paper's setting; this one does not"
+        if not beside and not published
+        else ""
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>SR3 Bench: {html.escape(preset_name)}</title>
 <style>{STYLE}</style></head><body>
 <h1>SR3 Bench report: preset <code>{html.escape(preset_name)}</code></h1>

@@ -77,6 +77,7 @@ def render(combined: pd.DataFrame, reports: Path) -> str:
         about = html.escape(record.get("description", ""))
         made = (
             f"generated {html.escape(record['generated'])}, commit <code>{html.escape(record['git']['commit'])}</code>"
+            + (" <b>with uncommitted changes</b> to tracked files" if record["git"].get("dirty") else "")
             if "git" in record
             else ""
         )

@@ -218,7 +218,8 @@ def outside_section(outside: dict[str, dict]) -> str:
         "<h3>Outside outputs</h3><table><thead><tr><th>method</th><th>folder</th><th>images</th>"
         "<th>sha256 of names and image hashes</th><th>citation</th></tr></thead>"
         f"<tbody>{rows}</tbody></table><p class='cite'>Scored from these folders as they were given "
-        "(checked: every test image, its HR image's size, 8-bit RGB); not computed by this project.</p>"
+        "(checked: every test image, its HR image's size, 8-bit RGB or grey where its HR image is grey); not "
+        "computed by this project.</p>"
     )
 
 

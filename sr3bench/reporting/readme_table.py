@@ -55,6 +55,18 @@ def replace_block(text: str, preset: str, table: str, source: str, kind: str = "
     return pattern.sub(lambda _: block, text, count=1)
 
 
+def pooled_note(pooled: dict[str, int], preset: str) -> str:
+    """Below the table of a preset whose test split is several sets: that its means pool
+    them, and where the per-set numbers are ("" otherwise)."""
+    if len(pooled) < 2:
+        return ""
+    sets = ", ".join(f"{name} ({count} images)" for name, count in pooled.items())
+    return (
+        f"\n\nThe means pool {sets}, as no published table does: the per-set numbers, beside the published "
+        f"ones, are in the report's Per test group table and `reports/{preset}/metrics_by_group.csv`."
+    )
+
+
 def update_readme(
     readme: Path,
     preset: str,
@@ -62,12 +74,13 @@ def update_readme(
     titles: dict[str, str],
     stages: pd.DataFrame | None = None,
     stages_source: str = "",
+    pooled: dict[str, int] | None = None,
 ) -> None:
     """Fill the results block, and the timings block where the README has one and ``stages``
-    (stage, seconds, peak_rss_mib) is not empty."""
-    text = replace_block(
-        Path(readme).read_text(), preset, markdown_table(pd.read_csv(metrics_csv), titles), str(metrics_csv)
-    )
+    (stage, seconds, peak_rss_mib) is not empty; ``pooled``: the test sets the means pool
+    (provenance.json's ``pooled_test_sets``), said below the table."""
+    table = markdown_table(pd.read_csv(metrics_csv), titles) + pooled_note(pooled or {}, preset)
+    text = replace_block(Path(readme).read_text(), preset, table, str(metrics_csv))
     if stages is not None and len(stages) and f"<!-- timings:{preset} -->" in text:
         text = replace_block(text, preset, timings_table(stages), stages_source, kind="timings")
     Path(readme).write_text(text)
