@@ -413,7 +413,7 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
     missing = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in notes.items())
-    pooled = pooled_sets_note(by_group, preset["dataset"])
+    pooled = pooled_sets_note(in_set_order(by_group, dataset), dataset)
     inference = preset["diffusion"]["inference_schedule"]
     train_schedule = preset["diffusion"]["training_schedule"]
     papers = "".join(paper_table(spec) for spec in paper_tables)
