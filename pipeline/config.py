@@ -501,8 +501,8 @@ def typed_engine_config(engine_config: dict, layers: list[tuple[str, dict]] = ()
     # one is a leaf whose parent validates (a default-filled copy is what is validated).
     for error in DefaultFillingValidator(_schema()).iter_errors(copy.deepcopy(params)):
         if error.validator == "type" and isinstance(error.instance, str) and error.absolute_path:
-            *parents, leaf = error.absolute_path
             path = error.absolute_path
+            *parents, leaf = path
             stating = [mapping for _, mapping in layers if _value_at(mapping, path) is not None]
             if stating and stating[-1] is layers[0][1] and _value_at(stating[-1], path) == error.instance:
                 continue  # written so in the params file (no later layer states it): not --config's

@@ -413,12 +413,13 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
     count = int(summary["n_images"].max())
     n_test = f"{count} test images"
     missing = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in notes.items())
-    pooled = pooled_sets_note(in_set_order(by_group, dataset), dataset)
+    by_group = in_set_order(by_group, dataset)
+    pooled = pooled_sets_note(by_group, dataset)
     inference = preset["diffusion"]["inference_schedule"]
     train_schedule = preset["diffusion"]["training_schedule"]
     papers = "".join(paper_table(spec) for spec in paper_tables)
     compared = set(summary["method"])
-    by_group, published = published_by_group(in_set_order(by_group, dataset), paper_tables)
+    by_group, published = published_by_group(by_group, paper_tables)
     summary, by_group = (table.assign(method=table["method"].map(titles)) for table in (summary, by_group))
     method_notes = ""
     if "sr3" in compared:
