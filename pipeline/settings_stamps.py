@@ -1,15 +1,17 @@
-"""Settings stamps of stages run by hand: each output of a stage run outside the engines
-records the values of the settings its job tracks, and a stage refuses an input whose
-stamp says it was made with other settings than those it runs with now.
+"""Settings stamps: each output of a stage's job records the values of the settings the
+job tracks, and a stage run by hand refuses an input whose stamp says it was made with
+other settings than those it runs with now.
 
-Snakemake re-runs a job whose tracked settings changed only where its own metadata knows
-the settings a file was made with. A stage run by hand (``sr3bench sample ... --params
-other.yaml``, or before a change of params.yaml) leaves none, and the next run took the
-file as current. The stamp (``cache/stamps/<output>.json``) holds the output's
-modification time: a file made since by another route (an engine's job, DVC restoring it
-from its cache, a copy) has another, and its stamp no longer speaks for it. Under an
-engine the engine's own tracking applies: a job there removes its outputs' stamps, and
-under DVC (which sees an output changed by hand itself) inputs are not checked.
+Snakemake re-runs a job whose tracked settings changed, and DVC a stage whose params did,
+but a stage run by hand (``sr3bench sample ... --params other.yaml``, or after a change
+of params.yaml) asks no engine: it took a model trained under the old settings, or a
+hand-made output that Snakemake had no metadata for, as current. The stamp
+(``cache/stamps/<output>.json``) holds the output's modification time: a file made since
+by another route (DVC restoring it from its cache, a copy) has another, and its stamp no
+longer speaks for it. Snakemake itself touches a job's outputs once the job has ended (a
+directory's through its ``.snakemake_timestamp``): a stamp of its job also speaks for the
+same file (inode and size) modified within ``SNAKEMAKE_TOUCH_NS`` after it was written.
+Under DVC (which sees an output changed by hand itself) inputs are not checked.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
+import time
 from pathlib import Path
 
 from pipeline import layout
@@ -27,14 +31,14 @@ from sr3bench.core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
+# How long after its job's stamp Snakemake may touch an output: it does so when it sees the
+# job end, after the SLURM profile's status polls (up to 180 s apart) and latency-wait (120 s).
+SNAKEMAKE_TOUCH_NS = 15 * 60 * 10**9
+CLOCK_SKEW_NS = 60 * 10**9  # a SLURM job's node against the node Snakemake touches from
+
 
 def under_dvc() -> bool:
     return "DVC_STAGE" in os.environ
-
-
-def under_an_engine() -> bool:
-    """A job of ``dvc repro`` or of ``snakemake`` (whose Snakefile marks its jobs)."""
-    return under_dvc() or ENGINE_VARIABLE in os.environ
 
 
 def job_settings(params: dict, stage: Stage, preset: str, member: str | None) -> dict:
@@ -44,14 +48,11 @@ def job_settings(params: dict, stage: Stage, preset: str, member: str | None) ->
 
 
 def update_stamps(params: dict, stage: Stage, preset: str, member: str | None) -> None:
-    """After a job: stamp each of its outputs (by hand), or remove their stamps (under an
-    engine). Best effort: a stamp that cannot be written is a warning, never a failed job."""
+    """After a job, by hand or under an engine: stamp each of its outputs with the settings
+    it was made with. Best effort: a stamp that cannot be written is a warning, never a
+    failed job."""
     outputs = stage.output_paths(preset, member)
     try:
-        if under_an_engine():
-            for output in outputs:
-                layout.stamp_file(output).unlink(missing_ok=True)
-            return
         settings = job_settings(params, stage, preset, member)
         for output in outputs:
             path, stamp = Path(output), layout.stamp_file(output)
@@ -59,12 +60,30 @@ def update_stamps(params: dict, stage: Stage, preset: str, member: str | None) -
                 stamp.unlink(missing_ok=True)
                 continue
             record = {"stage": stage.name, "preset": preset, "member": member, "settings": settings}
-            record["mtime_ns"] = path.stat().st_mtime_ns
+            record.update(_identity(path.stat()), stamped_ns=time.time_ns(), snakemake=ENGINE_VARIABLE in os.environ)
             stamp.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(stamp) as temporary:
                 temporary.write_text(json.dumps(record, indent=1))
     except Exception as error:  # noqa: BLE001 - the job's outputs are complete; only the check is lost
         log.warning("could not update the settings stamps of %s (%s): later runs will not check them", outputs, error)
+
+
+def _identity(status: os.stat_result) -> dict:
+    """What tells a file or folder from one made since: its modification time, inode and
+    (a file's) size."""
+    size = None if stat.S_ISDIR(status.st_mode) else status.st_size
+    return {"mtime_ns": status.st_mtime_ns, "inode": status.st_ino, "size": size}
+
+
+def _speaks_for(record: dict, status: os.stat_result) -> bool:
+    """Whether the stamp ``record`` was written for the file or folder of ``status``: the
+    same modification time, or Snakemake's touch of the same one after its job."""
+    now = _identity(status)
+    if record["mtime_ns"] == now["mtime_ns"]:
+        return True
+    if not record.get("snakemake") or (record["inode"], record["size"]) != (now["inode"], now["size"]):
+        return False
+    return -CLOCK_SKEW_NS <= now["mtime_ns"] - record["stamped_ns"] <= SNAKEMAKE_TOUCH_NS
 
 
 def _record(output: str, preset: str) -> dict | None:
@@ -74,7 +93,7 @@ def _record(output: str, preset: str) -> dict | None:
         return None
     try:
         record = json.loads(stamp.read_text())
-        current = record["mtime_ns"] == path.stat().st_mtime_ns and record["preset"] == preset
+        current = _speaks_for(record, path.stat()) and record["preset"] == preset
         producer = BY_NAME[record["stage"]]
         ours = output in producer.output_paths(preset, record["member"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -108,7 +127,7 @@ def stale_inputs(params: dict, stage: Stage, preset: str, member: str | None, pa
         if differing:
             command = producer.command(preset, made_for) + (f" {params_option}" if params_option else "")
             problems.append(
-                f"{output} was made by hand with other settings than the params file has now "
+                f"{output} was made with other settings than the params file has now "
                 f"({', '.join(differing[:4])}{' ...' if len(differing) > 4 else ''}): make it again first "
                 f"({command}, or under Snakemake: snakemake --cores 8 --forcerun {output})"
             )

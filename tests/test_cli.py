@@ -109,3 +109,42 @@ def test_only_the_stages_that_compute_metrics_take_a_weights_folder():
     for command in (["prepare"], ["train", "--method", "sr3"], ["sample", "--method", "sr3"], ["report"]):
         with pytest.raises(SystemExit):
             parser().parse_args([*command, "--weights", "w"])
+
+
+def test_dvc_yaml_keeps_ones_own_stages_marks_plots_and_sections_and_drops_a_removed_methods(tmp_path):
+    """Regenerating dvc.yaml (after adding a method, say) lost every stage of one's own and
+    `dvc freeze`'s marks: the file was written from the stage table alone."""
+    import yaml
+
+    generated = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    edited = dict(generated)
+    edited["stages"] = {
+        **{name: dict(spec) for name, spec in generated["stages"].items()},
+        "train_retired": generated["stages"]["train_sr3"],  # a method since removed from methods:
+        "my_analysis": {"cmd": "python analyse.py", "deps": ["reports/demo/metrics.csv"], "outs": ["analysis.csv"]},
+    }
+    edited["stages"]["train_sr3"]["frozen"] = True
+    edited["plots"] = [*generated["plots"], {"my plot": {"x": "step", "y": {"analysis.csv": "value"}}}]
+    edited["vars"] = ["extra.yaml"]
+    out = tmp_path / "dvc.yaml"
+    out.write_text(yaml.safe_dump(edited, sort_keys=False))
+
+    result = sr3bench("dvc-yaml", "--out", str(out))
+    assert result.returncode == 0 and "left out stages the settings no longer make: train_retired" in result.stderr
+    written = yaml.safe_load(out.read_text())
+    assert "train_retired" not in written["stages"]
+    assert written["stages"]["my_analysis"] == edited["stages"]["my_analysis"]
+    assert written["stages"]["train_sr3"] == {**generated["stages"]["train_sr3"], "frozen": True}
+    assert written["plots"] == edited["plots"] and written["vars"] == ["extra.yaml"]
+    assert sr3bench("dvc-yaml", "--check", "--out", str(out)).returncode == 0
+    del edited["stages"]["my_analysis"], edited["stages"]["train_retired"], edited["stages"]["train_sr3"]["frozen"]
+    del edited["vars"], edited["plots"][-1]
+    assert edited == generated  # nothing else of the generated stages changed
+
+    out.write_text("stages: [not, a, mapping]\n")
+    refused = sr3bench("dvc-yaml", "--out", str(out))
+    assert refused.returncode == 2 and "it is not a dvc.yaml" in refused.stderr, refused.stderr
+    assert out.read_text() == "stages: [not, a, mapping]\n"  # left as it was
+    out.unlink()
+    assert sr3bench("dvc-yaml", "--out", str(out)).returncode == 0
+    assert out.read_text() == (REPO / "dvc.yaml").read_text()  # afresh: the generator's text exactly

@@ -664,7 +664,7 @@ def test_an_input_made_by_hand_with_other_settings_is_refused(tmp_path):
     project = make_project(tmp_path / "project", params)
     params["presets"]["demo"]["sampling"]["batch_size"] += 1
     (project / "other.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    by_hand = {k: v for k, v in environment(project).items() if k not in ("SR3BENCH_ENGINE", "DVC_STAGE")}
+    by_hand = {k: v for k, v in environment(project).items() if k != "DVC_STAGE"}
 
     def stage(*arguments):
         command = [sys.executable, "-m", "pipeline.cli", *arguments]
@@ -674,7 +674,7 @@ def test_an_input_made_by_hand_with_other_settings_is_refused(tmp_path):
     assert stage("sample", "--preset", "demo", "--method", "bicubic", "--params", "other.yaml").returncode == 0
     refused = stage("evaluate", "--preset", "demo", "--method", "bicubic")
     assert refused.returncode == 2, refused.stderr[-2000:]
-    assert "samples/demo/bicubic was made by hand with other settings than the params file has now" in refused.stderr
+    assert "samples/demo/bicubic was made with other settings than the params file has now" in refused.stderr
     assert (
         "presets.demo.sampling" in refused.stderr and "sr3bench sample --preset demo --method bicubic" in refused.stderr
     )
@@ -682,12 +682,12 @@ def test_an_input_made_by_hand_with_other_settings_is_refused(tmp_path):
     assert not (project / "results" / "demo" / "bicubic.csv").exists()
 
 
-def test_a_stamp_is_void_once_its_output_changes_and_engine_jobs_remove_stamps(tmp_path, monkeypatch):
-    """Made again (by hand with the current settings): accepted. Made since by another route
-    (a DVC restore, a copy): the stamp no longer speaks for it. Under an engine its own
-    tracking applies: a job removes its outputs' stamps (DVC kept an output's bytes, and
-    its stamp, when a key changed and changed back)."""
+def test_a_stamp_is_void_once_its_output_changes_and_dvc_jobs_are_not_checked(tmp_path, monkeypatch):
+    """Made again with the current settings: accepted. Made since by another route (a DVC
+    restore, a copy): the stamp no longer speaks for it. A DVC job stamps its outputs too
+    (a hand run after it is checked) but checks no input: DVC tracks its own."""
     import copy
+    import json
 
     from pipeline.settings_stamps import stale_inputs, update_stamps
     from pipeline.stage_table import BY_NAME
@@ -696,7 +696,7 @@ def test_a_stamp_is_void_once_its_output_changes_and_engine_jobs_remove_stamps(t
     other = copy.deepcopy(params)
     other["presets"]["demo"]["sampling"]["batch_size"] += 1
     monkeypatch.chdir(tmp_path)
-    for variable in ("DVC_STAGE", "SR3BENCH_ENGINE"):
+    for variable in ("DVC_STAGE", "SR3BENCH_ENGINE"):  # by hand
         monkeypatch.delenv(variable, raising=False)
     samples = tmp_path / "samples" / "demo" / "bicubic"
     samples.mkdir(parents=True)
@@ -711,13 +711,26 @@ def test_a_stamp_is_void_once_its_output_changes_and_engine_jobs_remove_stamps(t
     then = samples.stat().st_mtime_ns
     os.utime(samples, ns=(then, then + 10**9))  # the folder changed since (a DVC restore): its stamp is void
     assert stale_inputs(params, evaluate, "demo", "bicubic") == []
-    for variable in ("DVC_STAGE", "SR3BENCH_ENGINE"):
+    with monkeypatch.context() as dvc:
+        dvc.setenv("DVC_STAGE", "sample_bicubic")
         update_stamps(other, sample, "demo", "bicubic")
-        assert stale_inputs(params, evaluate, "demo", "bicubic")
-        with monkeypatch.context() as engine:
-            engine.setenv(variable, "1")
-            update_stamps(other, sample, "demo", "bicubic")
-        assert not stamp.exists() and stale_inputs(params, evaluate, "demo", "bicubic") == []
+        assert stale_inputs(params, evaluate, "demo", "bicubic") == []
+    assert "presets.demo.sampling" in stale_inputs(params, evaluate, "demo", "bicubic")[0]
+
+    # Snakemake touches a job's outputs after it: its job's stamp speaks for the same folder
+    # touched within minutes, not for one touched later, nor for another folder
+    with monkeypatch.context() as snakemake:
+        snakemake.setenv("SR3BENCH_ENGINE", "snakemake")
+        update_stamps(other, sample, "demo", "bicubic")
+    stamped = json.loads(stamp.read_text())["stamped_ns"]
+    for touched, speaks in ((5, True), (14 * 60, True), (16 * 60, False)):
+        os.utime(samples, ns=(stamped, stamped + touched * 10**9))
+        assert bool(stale_inputs(params, evaluate, "demo", "bicubic")) is speaks, touched
+    os.utime(samples, ns=(stamped, stamped + 5 * 10**9))
+    samples.rename(tmp_path / "old")
+    samples.mkdir()  # made since: another inode
+    os.utime(samples, ns=(stamped, stamped + 5 * 10**9))
+    assert stale_inputs(params, evaluate, "demo", "bicubic") == []
 
 
 def test_the_stamp_check_leaves_a_job_it_cannot_plan_to_the_stages_own_message(tmp_path, monkeypatch):

@@ -47,6 +47,31 @@ def test_second_snakemake_run_does_nothing(snakemake_project):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_a_stage_run_by_hand_refuses_a_model_snakemake_trained_under_other_settings(snakemake_project, monkeypatch):
+    """Snakemake's jobs stamp their outputs: after a change of the regression's training
+    settings, ``sr3bench sample`` run by hand refused the model trained under the old ones
+    (it had sampled it and recorded the new settings); with the settings unchanged it
+    accepts every input."""
+    import copy
+
+    from pipeline import config
+    from pipeline.settings_stamps import stale_inputs
+    from pipeline.stage_table import BY_NAME
+
+    monkeypatch.chdir(snakemake_project)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    _, _, params = config.load(snakemake_project / "params.yaml", "demo")
+    for method in ("bicubic", "regression", "sr3"):
+        assert stale_inputs(params, BY_NAME["sample"], "demo", method) == []
+        assert stale_inputs(params, BY_NAME["evaluate"], "demo", method) == []
+    changed = copy.deepcopy(params)
+    changed["presets"]["demo"]["training"]["regression"]["steps"] += 1
+    [problem] = stale_inputs(changed, BY_NAME["sample"], "demo", "regression")
+    assert problem.startswith("models/demo/regression/") and "presets.demo.training.regression" in problem, problem
+    assert "sr3bench train --preset demo --method regression" in problem
+    assert stale_inputs(changed, BY_NAME["sample"], "demo", "sr3") == []  # SR3's model is current
+
+
 def test_the_tune_stage_chose_a_schedule_on_validation_and_the_report_shows_it(snakemake_project):
     tune = pd.read_csv(snakemake_project / "results" / "demo" / "tune" / "sr3.csv")
     assert (

@@ -489,6 +489,30 @@ def test_names_that_differ_only_in_their_unicode_form_are_said_to(tmp_path):
         quick(folders)
 
 
+def test_names_with_one_prefix_or_ending_more_than_the_hr_names_are_said_to_have_it(tmp_path):
+    """A multi-set preset's samples (Set5_0000.png) scored against one set's HR folder, or
+    outputs named as many SR codes name them (0000_x4.png), listed only the names."""
+    folders = synthetic(tmp_path)
+    for image in sorted(folders["sr"].iterdir()):
+        image.rename(folders["sr"] / f"Set5_{image.name}")
+    shutil.copy(folders["sr"] / "Set5_0000.png", folders["sr"] / "Set14_0000.png")
+    with pytest.raises(ScoreError) as prefixed:
+        quick(folders)
+    assert "with a prefix, 'Set5_' (Set5_0000.png for 0000.png)" in str(prefixed.value)
+    assert "data/<preset>/test/hr" in str(prefixed.value)
+    (folders["sr"] / "Set14_0000.png").unlink()
+    for image in sorted(folders["sr"].iterdir()):
+        image.rename(folders["sr"] / f"{image.stem.removeprefix('Set5_')}_x4.png")
+    with pytest.raises(ScoreError) as ended:
+        quick(folders)
+    assert "with an ending, '_x4' (0000_x4.png for 0000.png)" in str(ended.value)
+    assert "data/<preset>" not in str(ended.value)
+    (folders["sr"] / "0001_x4.png").rename(folders["sr"] / "0001-sr.png")  # not one ending for all: no hint
+    with pytest.raises(ScoreError) as mixed:
+        quick(folders)
+    assert "with a prefix" not in str(mixed.value) and "with an ending" not in str(mixed.value)
+
+
 def test_an_infinite_mean_is_left_empty_with_the_images_that_make_it(tmp_path):
     folders = synthetic(tmp_path)
     shutil.copy(folders["hr"] / "0001.png", folders["sr"] / "0001.png")  # identical: PSNR infinite

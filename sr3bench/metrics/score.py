@@ -197,7 +197,45 @@ def check_names(images: dict, hr: dict, role: str, folder, hr_dir) -> None:
         lines.append(
             f"  {listed(same_stem)}: the names differ only in their suffix; name each image exactly as its HR image"
         )
+    renamed = _one_renaming(missing, extra)
+    if renamed:
+        lines.append(
+            f"  every missing name is among the {role} names with {renamed}: name each image exactly as its HR image"
+        )
+        if renamed.startswith("a prefix") and renamed.split("'")[1].endswith("_"):
+            lines.append(
+                "  (a preset with several test sets, dataset.test_folders, names its samples <set>_<name>: score "
+                "those against the preset's own HR images, data/<preset>/test/hr, named alike)"
+            )
     raise ScoreError("\n".join(lines))
+
+
+def _one_renaming(missing: list[str], extra: list[str]) -> str | None:
+    """The one prefix, or ending before the suffix, that every missing name has in front of
+    it or behind its stem among the ``extra`` names ('Set5_' in Set5_baby.png, '_x4' in
+    baby_x4.png), in words; None when there is no such one."""
+    if not missing or not extra:
+        return None
+    prefixes = set.intersection(*({e[: -len(m)] for e in extra if e.endswith(m) and e != m} for m in missing))
+    if prefixes:
+        prefix = min(prefixes, key=len)
+        return f"a prefix, {prefix!r} ({prefix}{missing[0]} for {missing[0]})"
+    endings = set.intersection(
+        *(
+            {
+                Path(e).stem[len(Path(m).stem) :]
+                for e in extra
+                if Path(e).suffix.lower() == Path(m).suffix.lower()
+                and Path(e).stem.startswith(Path(m).stem)
+                and Path(e).stem != Path(m).stem
+            }
+            for m in missing
+        )
+    )
+    if endings:
+        ending = min(endings, key=len)
+        return f"an ending, {ending!r} ({Path(missing[0]).stem}{ending}{Path(missing[0]).suffix} for {missing[0]})"
+    return None
 
 
 def _as_tuple(value) -> tuple:
