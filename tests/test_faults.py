@@ -567,6 +567,21 @@ def test_evaluate_refuses_images_that_are_not_test_images_and_a_test_split_chang
     assert f"samples/demo/bicubic/{first.name} cannot be read as an image (" in result.stderr, result.stderr
     assert f"delete it, then {again}" in result.stderr and "Traceback" not in result.stderr
 
+    # a test image edited in place (its name, size and mode kept): the numbers would change
+    # while the report gave prepare's checksum of the split
+    first.write_bytes(image)
+    hashed = sorted(row["name"] for row in manifest["test"] if "hr_sha256" in row)
+    hr = project / "data" / "demo" / "test" / "hr" / hashed[0]
+    with Image.open(hr) as picture:
+        edited = picture.copy()
+    edited.putpixel((0, 0), tuple(255 - value for value in edited.getpixel((0, 0))))
+    edited.save(hr)
+    result = subprocess.run(command, cwd=project, env=environment(project), capture_output=True, text=True)
+    assert result.returncode != 0 and "1 test image(s) differ from what the prepare stage wrote" in result.stderr
+    assert f"(data/demo/test/hr/{hr.name}; their sha256 is in data/demo/manifest.json)" in result.stderr, result.stderr
+    assert "sr3bench prepare --preset demo" in result.stderr and "Traceback" not in result.stderr
+    assert not (project / "results" / "demo" / "bicubic.csv").exists()
+
 
 @pytest.mark.fault
 @pytest.mark.parametrize(

@@ -140,6 +140,15 @@ def test_the_report_shows_diversity_provenance_and_the_front_page_lists_it(snake
     assert "href='demo/index.html'" in front
     assert record["pooled_test_sets"] == {} and "These means pool" not in front  # one set, a group per photograph
     assert record["titles"]["sr3"] == "SR3" and "<td>SR3</td>" in front  # titles, not ids
+    # which model file made the numbers, and how it was trained (not only params.yaml's settings now)
+    from sr3bench.core.checksums import file_sha256
+
+    assert set(record["models"]) == {"SR3", "Regression"}
+    sr3 = record["models"]["SR3"]
+    assert sr3["sha256"] == file_sha256(snakemake_project / "models" / "demo" / "sr3" / "model.pt")
+    assert sr3["training"]["precision"] == "fp32" and sr3["training"]["device"] == "cpu"
+    page = (report / "index.html").read_text()
+    assert f"SR3: <code>models/demo/sr3/model.pt</code>, SHA-256 <code>{sr3['sha256'][:16]}</code>" in page
 
 
 def test_logs_hold_progress_lines_without_carriage_returns_and_every_stage_is_timed(snakemake_project):

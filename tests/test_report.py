@@ -111,6 +111,8 @@ def test_tables_hold_the_means_and_the_protocol_from_the_sidecars(tmp_path, inpu
     assert metrics.set_index("method").loc["sr3", "psnr"] == pytest.approx(24.0)
     assert (metrics["protocol"] == PROTOCOL["description"]).all()
     assert metrics["is"].isna().all() and (metrics["n_images"] == 3).all()
+    page = (out / "index.html").read_text()
+    assert "Over 3 images these intervals say little" in page and "smallest and largest per-image values" in page
     assert json.loads((out / "metrics.json").read_text())["bicubic"]["fid"] == 100.0
     assert '"n_images": 3,' in (out / "metrics.json").read_text()  # a count, not 3.0
     by_group = pd.read_csv(out / "metrics_by_group.csv")  # per-image means; no column that is always empty
@@ -164,13 +166,26 @@ def test_set_metrics_not_requested_leave_no_noise_warning_and_say_so_in_the_prot
     assert f"<b>FID (bicubic, sr3)</b>: {SET_METRICS_NOT_REQUESTED}" in page
 
 
-def test_results_under_different_protocols_are_refused(tmp_path, inputs):
+def test_results_under_different_protocols_are_refused_naming_what_differs(tmp_path, inputs):
+    """The same Inception file in another folder (another SR3BENCH_WEIGHTS) is the same
+    protocol: the report refused it, without saying what differed."""
+    weights = {"source": "a user's file", "file": "/a/weights/pt_inception.pth", "sha256": "ab" * 32}
+    for method, results in inputs["results"].items():
+        sidecar = results.with_suffix(".json")
+        data = json.loads(sidecar.read_text())
+        folder = "/a" if method == "bicubic" else "/b"
+        data["protocol"] = dict(PROTOCOL, inception_weights={**weights, "file": f"{folder}/weights/pt_inception.pth"})
+        sidecar.write_text(json.dumps(data))
+    build(tmp_path, inputs)
     sidecar = inputs["results"]["sr3"].with_suffix(".json")
     data = json.loads(sidecar.read_text())
-    data["protocol"] = dict(PROTOCOL, color="rgb")
+    data["protocol"] = dict(PROTOCOL, color="rgb", inception_weights={**weights, "sha256": "cd" * 32})
     sidecar.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="2 different protocols; re-run evaluate"):
+    with pytest.raises(ValueError, match="computed under different protocols") as refused:
         build(tmp_path, inputs)
+    assert "color: 'y' (bicubic), 'rgb' (sr3)" in str(refused.value)
+    assert f"inception_weights.sha256: '{'ab' * 32}' (bicubic), '{'cd' * 32}' (sr3)" in str(refused.value)
+    assert str(refused.value).endswith("re-run evaluate for all of them")
 
 
 def test_the_paper_tables_are_data_with_a_citation():
@@ -313,6 +328,8 @@ def test_the_bootstrap_interval_covers_the_mean_with_the_expected_width():
     assert low < values.mean() < high and low < 0.0 < high
     assert high - low == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.25)  # the normal interval of the mean
     assert bootstrap_interval(values) == (low, high)  # seeded: the same report twice
+    three = [26.68, 27.97, 28.575]  # each value alone is a resample of probability 1/27, above the 2.5% tail
+    assert bootstrap_interval(three) == pytest.approx((min(three), max(three)))  # the report says so below 20
     assert bootstrap_interval([*values, np.nan]) == (low, high)  # an empty value is out of the mean too
     assert np.isnan(bootstrap_interval([*values, np.inf])).all()  # an infinite mean has no interval
 

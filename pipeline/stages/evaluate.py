@@ -9,6 +9,7 @@ import logging
 from pipeline import registry
 from pipeline.layout import prepare_command
 from sr3bench.core.atomic import atomic_path
+from sr3bench.core.checksums import file_sha256
 from sr3bench.core.images import list_images
 from sr3bench.core.output_folder import listed
 from sr3bench.core.stage_files import read_json
@@ -30,6 +31,7 @@ def run(job) -> None:
     groups = {row["name"]: row["group"] for row in manifest["test"]}
     test_images = {path.name for path in list_images(hr_dir)}
     _check_test_split(test_images, groups, hr_dir, paths.manifest, job.preset_name)
+    _check_test_bytes(manifest["test"], hr_dir, lr_dir, paths.manifest, job.preset_name)
     protocol, scale = settings.config["protocol"], settings.dataset.scale  # evaluate records the protocol as given
     sampled = {path.name for path in list_images(samples)} if samples.is_dir() else set()
     stage = "collect" if registry.outside_methods(job.preset, [method]) else "sample"
@@ -92,6 +94,23 @@ def run(job) -> None:
             method,
             ", ".join(by_name(metric).label for metric in metrics),  # "IS", not "is"
             reason,
+        )
+
+
+def _check_test_bytes(rows: list[dict], hr_dir, lr_dir, manifest, preset: str) -> None:
+    """Each test image holds what prepare wrote (its manifest's sha256): one edited in
+    place by hand changed the numbers, and the report still gave prepare's checksum."""
+    changed = [
+        str(folder / row["name"])
+        for row in rows
+        for folder, key in ((hr_dir, "hr_sha256"), (lr_dir, "lr_sha256"))
+        if row.get(key) and (folder / row["name"]).is_file() and file_sha256(folder / row["name"]) != row[key]
+    ]
+    if changed:
+        raise ValueError(
+            f"{len(changed)} test image(s) differ from what the prepare stage wrote ({listed(changed, 5)}; "
+            f"their sha256 is in {manifest}): restore them, or run the prepare stage again "
+            f"({prepare_command(preset)})"
         )
 
 

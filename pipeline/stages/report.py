@@ -9,7 +9,9 @@ import torch
 
 from pipeline import cascade, layout, registry
 from pipeline.stage_table import declared_threads
+from sr3.model_file import training_record
 from sr3.schedule_spec import describe
+from sr3bench.core.checksums import file_sha256
 from sr3bench.core.stage_files import read_json
 from sr3bench.reporting.build import ReportInputs, build_report
 from sr3bench.reporting.cascade_section import CascadeInputs
@@ -108,6 +110,18 @@ def cascade_inputs(job) -> CascadeInputs | None:
     return CascadeInputs(chain, sizes(job.preset_name), bool(generators), compare)
 
 
+def model_record(path) -> dict:
+    """A trained model's file and SHA-256, and how it was trained (its ``training`` record:
+    device, precision, torch, CPU, processes; None for a file of another format or written
+    before the record existed): the report's settings are params.yaml's when the report is
+    written, which need not be those the model was trained under."""
+    try:
+        training = training_record(path)
+    except Exception:  # noqa: BLE001 - a method's own format: its file and hash still say which model
+        training = None
+    return {"file": str(path), "sha256": file_sha256(path), "training": training}
+
+
 def run(job) -> None:
     settings, paths, methods, preset = job.settings, job.paths, job.methods, job.preset
     trained = registry.trained_methods(methods, preset)
@@ -142,6 +156,7 @@ def run(job) -> None:
             {registry.title(m): paths.loss(m) for m in trained},
             outside_outputs(job, methods),
             titles,
+            {registry.title(m): model_record(paths.model(m)) for m in trained},
         ),
     )
     build_report(settings.name, settings.config, inputs)

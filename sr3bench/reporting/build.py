@@ -102,16 +102,56 @@ def _label(column: str) -> str:
     return metric.label if metric else column.upper()
 
 
+FEW_IMAGES = 20  # below this many test images the report says what its bootstrap intervals are worth
+
+
+def few_images_note(count: int) -> str:
+    """What a percentile bootstrap interval is worth over so few images ("" from FEW_IMAGES on):
+    it is too narrow, and over 3 images its bounds are the smallest and largest per-image
+    values (each image alone is a resample of probability 1/27, above the 2.5% tail)."""
+    if count >= FEW_IMAGES:
+        return ""
+    return (
+        f" <b>Over {count} images these intervals say little</b>: the percentile bootstrap is too narrow on few "
+        "images, and over 3 its bounds are the smallest and largest per-image values."
+    )
+
+
 def read_protocol(set_metrics: dict[str, dict]) -> dict:
-    """The one protocol all tables of the report were computed under (from their sidecars)."""
-    protocols = {json.dumps(values["protocol"], sort_keys=True) for values in set_metrics.values()}
-    if len(protocols) != 1:
-        methods = ", ".join(set_metrics)
-        raise ValueError(
-            f"the results of {methods} were computed under {len(protocols)} different protocols; "
-            "re-run evaluate for all of them"
+    """The one protocol all tables of the report were computed under (from their sidecars;
+    the first method's). Where the weights file lay is not part of it, its SHA-256 is: the
+    same file in another folder (another SR3BENCH_WEIGHTS) gives the same numbers."""
+    flat = {method: _flattened(_without_weights_folder(values["protocol"])) for method, values in set_metrics.items()}
+    keys = sorted({key for values in flat.values() for key in values})
+    differing = [key for key in keys if len({json.dumps(values.get(key)) for values in flat.values()}) > 1]
+    if differing:
+        shown = "; ".join(
+            f"{key}: " + ", ".join(f"{values.get(key)!r} ({method})" for method, values in flat.items())
+            for key in differing[:3]
         )
-    return json.loads(protocols.pop())
+        raise ValueError(
+            f"the results of {', '.join(set_metrics)} were computed under different protocols ({shown}"
+            f"{' ...' if len(differing) > 3 else ''}); re-run evaluate for all of them"
+        )
+    return next(iter(set_metrics.values()))["protocol"]
+
+
+def _without_weights_folder(protocol: dict) -> dict:
+    weights = protocol.get("inception_weights")
+    if isinstance(weights, dict) and weights.get("sha256"):
+        return {**protocol, "inception_weights": {key: value for key, value in weights.items() if key != "file"}}
+    return protocol
+
+
+def _flattened(values: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flattened(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 @dataclass(frozen=True)
@@ -500,7 +540,7 @@ def render_html(preset_name: str, preset: dict, parts: PageParts) -> str:
 {html_table(summary, ["method", "n_images"] + METRIC_COLUMNS)}
 <p class='cite'>Means over the test images; in brackets, the 95% bootstrap interval of the mean \
 (images resampled, 2000 times); IS: &plusmn; its standard deviation over the splits of the SR images. \
-↑: higher is better, ↓: lower is better.</p>
+↑: higher is better, ↓: lower is better.{few_images_note(count)}</p>
 {pooled}
 {fid_warning}
 {beside}

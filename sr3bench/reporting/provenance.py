@@ -175,6 +175,7 @@ def provenance(
     losses: dict[str, Path] | None = None,
     outside: dict[str, dict] | None = None,
     titles: dict[str, str] | None = None,
+    models: dict[str, dict] | None = None,
 ) -> dict:
     """Everything the report's provenance section prints, also written as provenance.json.
     ``settings``: {params.yaml key: value} of every setting the numbers rest on (the keys
@@ -184,7 +185,9 @@ def provenance(
     (the front page then says that the means pool them); ``titles``: method -> its title, as the front page and the
     README table print it;
     ``losses``: title -> loss CSV of each trained model, for the threads that trained it;
-    ``outside``: method -> {title, citation, folder, samples} of each outside method."""
+    ``outside``: method -> {title, citation, folder, samples} of each outside method;
+    ``models``: title -> {file, sha256, training} of each trained model (how it was trained,
+    from the model file itself)."""
     record = {
         "description": preset.get("description", ""),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -199,6 +202,7 @@ def provenance(
         "datasets": dataset_checksums(manifest_file),
         "pooled_test_sets": pooled_test_sets(preset.get("dataset", {}), manifest_file),
         "titles": titles or {},
+        "models": models or {},
     }
     if outside:
         record["outside_outputs"] = outside_checksums(outside)
@@ -223,6 +227,34 @@ def outside_section(outside: dict[str, dict]) -> str:
     )
 
 
+def models_item(models: dict[str, dict]) -> str:
+    """The trained models' files, hashes and how each was trained ("" without any)."""
+    if not models:
+        return ""
+    described = []
+    for title, model in models.items():
+        training = model.get("training") or {}
+        how = ", ".join(
+            str(value)
+            for value in (
+                training.get("device") and f"on {training['device']}",
+                training.get("cpu") and f"CPU {training['cpu']}",
+                training.get("precision"),
+                training.get("torch") and f"torch {training['torch']}",
+                training.get("processes") and f"{training['processes']} process(es)",
+            )
+            if value
+        )
+        described.append(
+            f"{html.escape(title)}: <code>{html.escape(model['file'])}</code>, SHA-256 "
+            f"<code>{model['sha256'][:16]}</code>..., trained {html.escape(how) if how else '(not recorded)'}"
+        )
+    return (
+        "<li>Trained models, and how each was trained (from the model file; the settings above are params.yaml's "
+        f"when this report was written): {'; '.join(described)}.</li>"
+    )
+
+
 def _digest(sha256: str | None) -> str:
     return "&ndash; (no images)" if sha256 is None else f"<code>{sha256}</code>"
 
@@ -243,6 +275,7 @@ def provenance_section(record: dict) -> str:
         if trained
         else ""
     )
+    models_line = models_item(record.get("models", {}))
     stages = record["stages"]
     if stages:
         memory = lambda mib: "&ndash;" if mib is None else f"{mib:.0f}"  # noqa: E731
@@ -284,6 +317,7 @@ presets' too). Where and how fast stages ran (<code>runtime</code>, <code>thread
 <li>Machine (of this report stage): {machine}. Threads declared (params.yaml's <code>threads</code>) \
 for the stages of this run: {threads}.</li>
 {trained_line}
+{models_line}
 </ul>
 <h3>Wall time and peak memory per stage</h3>
 {timing}
