@@ -158,6 +158,14 @@ def test_the_per_image_csv_holds_the_evaluate_stages_values(scored, weights):
     columns = ["name", *names(per="image")]
     assert out.read_text() == table[columns].to_csv(index=False)  # the same values, to every digit
     assert result["protocol"] == record and result["per_image_csv"] == str(out)
+    trunk = W.offline_alexnet_trunk(str(weights))  # which AlexNet weights LPIPS used, as for Inception's
+    if trunk is not None:
+        assert (
+            f"AlexNet trunk {trunk[0].name} from {trunk[1]['source']} (SHA-256 {trunk[1]['sha256'][:16]}"
+            in (record["lpips"])
+        )
+    else:
+        assert record["lpips"].endswith("AlexNet trunk: torchvision's ImageNet download")
 
 
 def test_the_json_has_every_metric_and_the_fid_warning(scored):

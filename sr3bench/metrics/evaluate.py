@@ -22,7 +22,7 @@ from sr3bench.core.write_errors import reporting_writes
 # tests/test_metric_table.py checks that the table names these same functions.
 from sr3bench.metrics.consistency import consistency
 from sr3bench.metrics.fid_kid_is import IS_MIN_SPLIT_IMAGES, IS_SPLITS, set_metrics
-from sr3bench.metrics.lpips_metric import lpips_per_image, size_problem
+from sr3bench.metrics.lpips_metric import lpips_per_image, size_problem, trunk_description
 from sr3bench.metrics.protocol import describe
 from sr3bench.metrics.psnr_ssim import SSIM_SETTINGS, psnr, ssim
 from sr3bench.metrics.table import names
@@ -66,8 +66,9 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def protocol_record(protocol: dict, scale: int) -> dict:
-    """How the table's numbers were computed, for its JSON sidecar and the report."""
+def protocol_record(protocol: dict, scale: int, lpips_trunk: str | None = None) -> dict:
+    """How the table's numbers were computed, for its JSON sidecar and the report;
+    ``lpips_trunk``: which AlexNet weights LPIPS used (``lpips_metric.trunk_description``)."""
     color, border = protocol["color"], protocol["border_crop"]
     return {
         "color": color,
@@ -80,7 +81,7 @@ def protocol_record(protocol: dict, scale: int) -> dict:
         "consistency": "MSE between the LR input and the SR output downsampled by the LR operator "
         "(MATLAB-compatible bicubic) and rounded to uint8 as the LR image is, pixels in [0, 1], x 1e-5; "
         "the paper states neither the range nor the operator (docs/protocol.md)",
-        "lpips": f"AlexNet LPIPS v0.1, lpips {package_version('lpips')}",
+        "lpips": f"AlexNet LPIPS v0.1, lpips {package_version('lpips')}" + (f"; {lpips_trunk}" if lpips_trunk else ""),
         "fid_kid_is": f"torch-fidelity {package_version('torch-fidelity')}, inception-v3-compat features"
         if protocol.get("set_metrics", True)
         else SET_METRICS_NOT_REQUESTED,
@@ -157,7 +158,8 @@ def evaluate_method(
         unavailable = generated_input_reasons(generator)
     for row, value in zip(rows, values):
         row.update(value)
-    return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unavailable
+    record = protocol_record(protocol, scale, trunk_description(weights_dir) if generator is None else None)
+    return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), record, unavailable
 
 
 def infinite_mean(same: list[str]) -> str:

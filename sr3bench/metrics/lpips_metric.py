@@ -59,6 +59,16 @@ def lpips_model(weights_dir: str):
     return model.eval().requires_grad_(False), source
 
 
+def trunk_description(weights_dir=None) -> str:
+    """Which AlexNet trunk LPIPS uses with ``weights_dir``, for the protocol record: the
+    provisioned file (its source and SHA-256) or torchvision's ImageNet download."""
+    found = offline_alexnet_trunk(str(Path(weights_dir) if weights_dir is not None else default_weights_dir()))
+    if found is None:
+        return "AlexNet trunk: torchvision's ImageNet download"
+    meta = found[1]
+    return f"AlexNet trunk {meta.get('file')} from {meta.get('source')} (SHA-256 {str(meta.get('sha256'))[:16]}...)"
+
+
 def _lpips(pnet_rand: bool):
     """``lpips.LPIPS`` without the two torchvision deprecation warnings its call of
     ``alexnet(pretrained=...)`` raises in every stage log (lpips 0.1.4; nothing a user can do)."""

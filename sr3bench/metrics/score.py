@@ -35,7 +35,7 @@ from sr3bench.core.resize import downsample
 from sr3bench.core.write_errors import WriteError, reporting_writes
 from sr3bench.metrics.evaluate import infinite_mean, lpips_scores, pixel_metrics, protocol_record, read_images
 from sr3bench.metrics.fid_kid_is import IMAGE_EXTENSIONS, IS_SPLITS, set_metrics
-from sr3bench.metrics.lpips_metric import size_problem
+from sr3bench.metrics.lpips_metric import size_problem, trunk_description
 from sr3bench.metrics.protocol import PROTOCOLS
 from sr3bench.metrics.psnr_ssim import SSIM_WINDOW
 from sr3bench.metrics.table import by_name, names
@@ -468,7 +468,11 @@ def score(
         per_image,
         metrics,
         {metric: unavailable[metric] for metric in names() if metric in unavailable},
-        protocol_record({"color": color, "border_crop": crop, "is_splits": is_splits}, scale)
+        protocol_record(
+            {"color": color, "border_crop": crop, "is_splits": is_splits},
+            scale,
+            trunk_description(weights_dir) if lpips else None,
+        )
         | ({} if fid else {"fid_kid_is": NOT_REQUESTED}),
         lr_origin,
         warnings,
