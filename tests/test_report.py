@@ -560,3 +560,16 @@ def test_per_set_rows_come_set_by_set_with_the_published_values_beside_them():
     assert [None if pd.isna(v) else v for v in shown["published SSIM"]] == ["0.8104", None, None, None]
     unchanged, none = published_by_group(ordered, [{"rows": {"SR3": {"psnr": 23.4}}}])  # no "<method> on <set>" row
     assert none == [] and unchanged is ordered
+
+
+def test_the_provenance_tells_cpus_of_one_name_apart_by_family_model_and_vector_extensions(tmp_path):
+    """Two 2-core "AMD EPYC" guests gave different SR3 rows; the record named only "AMD EPYC"."""
+    from sr3bench.reporting.provenance import cpu_details
+
+    zen2 = tmp_path / "zen2"
+    zen2.write_text("cpu family\t: 23\nmodel\t\t: 49\nmodel name\t: AMD EPYC\nflags\t\t: sse2 avx avx2\n")
+    assert cpu_details(zen2) == {"cpu family/model": "23/49", "vector extensions": "avx2"}
+    xeon = tmp_path / "xeon"
+    xeon.write_text("cpu family\t: 6\nmodel\t\t: 143\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n")
+    assert cpu_details(xeon)["vector extensions"] == "avx2, avx512f, avx512_bf16, amx_tile, amx_bf16"
+    assert cpu_details(tmp_path / "none") == {}  # no /proc/cpuinfo: nothing claimed

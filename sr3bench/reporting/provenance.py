@@ -79,9 +79,33 @@ def machine() -> dict[str, str]:
     )
     return {
         "cpu": cpu,
+        **cpu_details(),
         "cores usable": str(usable),
         "gpu": gpus.replace("\n", "; ") if gpus else "none detected",
         "system": platform.platform(),
+    }
+
+
+# The instruction-set extensions torch's CPU kernels choose between (bf16 is fast only
+# with the last three): two CPUs of one name ("AMD EPYC" in a virtual machine) can differ here.
+VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_details(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """The CPU's family and model numbers and which of ``VECTOR_EXTENSIONS`` it has, as
+    /proc/cpuinfo gives them ({} where there is none: another system)."""
+    try:
+        fields = dict(
+            (key.strip(), value.strip())
+            for key, _, value in (line.partition(":") for line in cpuinfo.read_text().splitlines())
+            if value
+        )
+    except OSError:
+        return {}
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu family/model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+        "vector extensions": ", ".join(name for name in VECTOR_EXTENSIONS if name in flags) or "none of AVX2 and up",
     }
 
 
