@@ -185,8 +185,9 @@ def command_dvc_yaml(args) -> int:
             "a folder" if path.is_dir() else "its folder does not exist",
         )
         return 2
+    generated = render(config.load(args.params)[2])
     try:
-        text, dropped = with_own_parts(render(config.load(args.params)[2]), path.read_text() if path.exists() else None)
+        text, dropped = with_own_parts(generated, path.read_text() if path.exists() else None)
     except ValueError as error:
         log.error("%s: %s; correct it, or remove it to generate it afresh", path, error)
         return 2

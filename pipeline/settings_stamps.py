@@ -1,6 +1,6 @@
 """Settings stamps: each output of a stage's job records the values of the settings the
-job tracks, and a stage run by hand refuses an input whose stamp says it was made with
-other settings than those it runs with now.
+job tracks, and a stage run by hand or by Snakemake refuses an input whose stamp says it
+was made with other settings than those it runs with now.
 
 Snakemake re-runs a job whose tracked settings changed, and DVC a stage whose params did,
 but a stage run by hand (``sr3bench sample ... --params other.yaml``, or after a change
@@ -11,7 +11,9 @@ by another route (DVC restoring it from its cache, a copy) has another, and its 
 longer speaks for it. Snakemake itself touches a job's outputs once the job has ended (a
 directory's through its ``.snakemake_timestamp``): a stamp of its job also speaks for the
 same file (inode and size) modified within ``SNAKEMAKE_TOUCH_NS`` after it was written.
-Under DVC (which sees an output changed by hand itself) inputs are not checked.
+Under DVC (which sees an output changed by hand itself) inputs are not checked; where DVC
+re-links an output into its cache (reflink file systems), its job's stamp no longer speaks
+for it: the check is lost, never a false refusal.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def _record(output: str, preset: str) -> dict | None:
 
 
 def stale_inputs(params: dict, stage: Stage, preset: str, member: str | None, params_option: str = "") -> list[str]:
-    """Why each input of the job was made by hand with other settings than ``params`` has
-    now (one line per input; [] when none was). Not under DVC; inputs of other presets (a
+    """Why each input of the job was made with other settings than ``params`` has now (one
+    line per input; [] when none was). Not under DVC; inputs of other presets (a
     cascade's) are left to the engines. ``params_option``: the job's ``--params FILE``, for
     the command that makes an input again."""
     if under_dvc():

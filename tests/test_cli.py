@@ -121,6 +121,7 @@ def test_dvc_yaml_keeps_ones_own_stages_marks_plots_and_sections_and_drops_a_rem
     edited["stages"] = {
         **{name: dict(spec) for name, spec in generated["stages"].items()},
         "train_retired": generated["stages"]["train_sr3"],  # a method since removed from methods:
+        "faces16_64_small--train_sr3": generated["stages"]["train_sr3"],  # a cascade's, since switched away from
         "my_analysis": {"cmd": "python analyse.py", "deps": ["reports/demo/metrics.csv"], "outs": ["analysis.csv"]},
     }
     edited["stages"]["train_sr3"]["frozen"] = True
@@ -130,14 +131,16 @@ def test_dvc_yaml_keeps_ones_own_stages_marks_plots_and_sections_and_drops_a_rem
     out.write_text(yaml.safe_dump(edited, sort_keys=False))
 
     result = sr3bench("dvc-yaml", "--out", str(out))
-    assert result.returncode == 0 and "left out stages the settings no longer make: train_retired" in result.stderr
+    dropped = "left out stages the settings no longer make: train_retired, faces16_64_small--train_sr3"
+    assert result.returncode == 0 and dropped in result.stderr, result.stderr
     written = yaml.safe_load(out.read_text())
-    assert "train_retired" not in written["stages"]
+    assert "train_retired" not in written["stages"] and "faces16_64_small--train_sr3" not in written["stages"]
     assert written["stages"]["my_analysis"] == edited["stages"]["my_analysis"]
     assert written["stages"]["train_sr3"] == {**generated["stages"]["train_sr3"], "frozen": True}
     assert written["plots"] == edited["plots"] and written["vars"] == ["extra.yaml"]
     assert sr3bench("dvc-yaml", "--check", "--out", str(out)).returncode == 0
     del edited["stages"]["my_analysis"], edited["stages"]["train_retired"], edited["stages"]["train_sr3"]["frozen"]
+    del edited["stages"]["faces16_64_small--train_sr3"]
     del edited["vars"], edited["plots"][-1]
     assert edited == generated  # nothing else of the generated stages changed
 

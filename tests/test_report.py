@@ -186,6 +186,10 @@ def test_results_under_different_protocols_are_refused_naming_what_differs(tmp_p
     assert "color: 'y' (bicubic), 'rgb' (sr3)" in str(refused.value)
     assert f"inception_weights.sha256: '{'ab' * 32}' (bicubic), '{'cd' * 32}' (sr3)" in str(refused.value)
     assert str(refused.value).endswith("re-run evaluate for all of them")
+    from sr3bench.reporting.cascade_section import protocol_differences  # a cascade's compared presets too
+
+    here, there = (dict(PROTOCOL, inception_weights={**weights, "file": f"/{d}/pt_inception.pth"}) for d in "ab")
+    assert protocol_differences(here, there) == [] and protocol_differences(here, dict(there, color="rgb")) == ["color"]
 
 
 def test_the_paper_tables_are_data_with_a_citation():

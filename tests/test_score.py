@@ -158,6 +158,12 @@ def test_the_per_image_csv_holds_the_evaluate_stages_values(scored, weights):
     columns = ["name", *names(per="image")]
     assert out.read_text() == table[columns].to_csv(index=False)  # the same values, to every digit
     assert result["protocol"] == record and result["per_image_csv"] == str(out)
+    # an unconditional generator's rows, and a cascade stage fed by a generator, compute no
+    # LPIPS but record the same protocol: the report compares every method's
+    for options in ({"paired": False}, {"generator": "sr3_base of preset faces16_base_small"}):
+        images = (folders["hr"], folders["lr"], folders["sr"])
+        _, other, _ = evaluate_method("m", *images, {}, protocol, 4, weights, **options)
+        assert other == record, options
     trunk = W.offline_alexnet_trunk(str(weights))  # which AlexNet weights LPIPS used, as for Inception's
     if trunk is not None:
         assert (

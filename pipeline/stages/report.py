@@ -3,6 +3,7 @@ results, samples and logs of the compared methods."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import torch
@@ -119,7 +120,8 @@ def model_record(path) -> dict:
         training = training_record(path)
     except Exception:  # noqa: BLE001 - a method's own format: its file and hash still say which model
         training = None
-    return {"file": str(path), "sha256": file_sha256(path), "training": training}
+    training = json.loads(json.dumps(training, default=str)) if isinstance(training, dict) else None
+    return {"file": str(path), "sha256": file_sha256(path) if path.is_file() else None, "training": training}
 
 
 def run(job) -> None:

@@ -121,8 +121,9 @@ def evaluate_method(
         )
         raise FileNotFoundError(f"{where} ({listed(missing, 5)}): {again}")
     rows = [{"method": method, "name": name, "group": groups.get(name, "")} for name in names]
+    record = protocol_record(protocol, scale, trunk_description(weights_dir))  # one record for every method
     if not paired:
-        return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), protocol_record(protocol, scale), unpaired_reasons(method)
+        return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), record, unpaired_reasons(method)
     sr_images, hr_images, lr_images = read_images(
         names, samples_dir, hr_dir, lr_dir, f"evaluate {method}", f"delete it, then {again}"
     )
@@ -158,7 +159,6 @@ def evaluate_method(
         unavailable = generated_input_reasons(generator)
     for row, value in zip(rows, values):
         row.update(value)
-    record = protocol_record(protocol, scale, trunk_description(weights_dir) if generator is None else None)
     return pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS), record, unavailable
 
 

@@ -199,10 +199,14 @@ def check_names(images: dict, hr: dict, role: str, folder, hr_dir) -> None:
         )
     renamed = _one_renaming(missing, extra)
     if renamed:
+        kind, addition = renamed
+        first = Path(missing[0])
+        example = f"{addition}{first.name}" if kind == "prefix" else f"{first.stem}{addition}{first.suffix}"
         lines.append(
-            f"  every missing name is among the {role} names with {renamed}: name each image exactly as its HR image"
+            f"  every missing name is among the {role} names with {'a prefix' if kind == 'prefix' else 'an ending'}, "
+            f"{addition!r} ({example} for {first.name}): name each image exactly as its HR image"
         )
-        if renamed.startswith("a prefix") and renamed.split("'")[1].endswith("_"):
+        if kind == "prefix" and addition.endswith("_"):
             lines.append(
                 "  (a preset with several test sets, dataset.test_folders, names its samples <set>_<name>: score "
                 "those against the preset's own HR images, data/<preset>/test/hr, named alike)"
@@ -210,31 +214,25 @@ def check_names(images: dict, hr: dict, role: str, folder, hr_dir) -> None:
     raise ScoreError("\n".join(lines))
 
 
-def _one_renaming(missing: list[str], extra: list[str]) -> str | None:
-    """The one prefix, or ending before the suffix, that every missing name has in front of
-    it or behind its stem among the ``extra`` names ('Set5_' in Set5_baby.png, '_x4' in
-    baby_x4.png), in words; None when there is no such one."""
+def _one_renaming(missing: list[str], extra: list[str]) -> tuple[str, str] | None:
+    """("prefix" or "ending", the text) that every missing name has in front of it, or
+    behind its stem, among the ``extra`` names ('Set5_' in Set5_baby.png, '_x4' in
+    baby_x4.png); None when there is no such one. The candidates come from the first
+    missing name, each checked against the others by set lookups."""
     if not missing or not extra:
         return None
-    prefixes = set.intersection(*({e[: -len(m)] for e in extra if e.endswith(m) and e != m} for m in missing))
-    if prefixes:
-        prefix = min(prefixes, key=len)
-        return f"a prefix, {prefix!r} ({prefix}{missing[0]} for {missing[0]})"
-    endings = set.intersection(
-        *(
-            {
-                Path(e).stem[len(Path(m).stem) :]
-                for e in extra
-                if Path(e).suffix.lower() == Path(m).suffix.lower()
-                and Path(e).stem.startswith(Path(m).stem)
-                and Path(e).stem != Path(m).stem
-            }
-            for m in missing
-        )
+    extras, first = set(extra), missing[0]
+    prefixes = sorted((e[: -len(first)] for e in extras if e.endswith(first) and e != first), key=len)
+    for prefix in prefixes:
+        if all(prefix + name in extras for name in missing):
+            return "prefix", prefix
+    stem, suffix = Path(first).stem, Path(first).suffix
+    endings = sorted(
+        (Path(e).stem[len(stem) :] for e in extras if e.startswith(stem) and e.endswith(suffix) and e != first), key=len
     )
-    if endings:
-        ending = min(endings, key=len)
-        return f"an ending, {ending!r} ({Path(missing[0]).stem}{ending}{Path(missing[0]).suffix} for {missing[0]})"
+    for ending in endings:
+        if all(f"{Path(name).stem}{ending}{Path(name).suffix}" in extras for name in missing):
+            return "ending", ending
     return None
 
 

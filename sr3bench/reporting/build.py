@@ -23,7 +23,7 @@ from sr3bench.reporting.cascade_section import CascadeInputs, cascade_section
 from sr3bench.reporting.classification import classification_section, classification_table
 from sr3bench.reporting.provenance import provenance_section
 from sr3bench.reporting.study_section import extreme_rows, paper_fool_rates, study_section
-from sr3bench.reporting.tables import METRIC_COLUMNS, PER_IMAGE_METRICS, summarise
+from sr3bench.reporting.tables import METRIC_COLUMNS, PER_IMAGE_METRICS, comparable_protocol, summarise
 from sr3bench.reporting.tuning import load_tuning, tuning_section
 from sr3bench.study import analysis as study_analysis
 from sr3bench.study.plan import read_plan
@@ -121,7 +121,7 @@ def read_protocol(set_metrics: dict[str, dict]) -> dict:
     """The one protocol all tables of the report were computed under (from their sidecars;
     the first method's). Where the weights file lay is not part of it, its SHA-256 is: the
     same file in another folder (another SR3BENCH_WEIGHTS) gives the same numbers."""
-    flat = {method: _flattened(_without_weights_folder(values["protocol"])) for method, values in set_metrics.items()}
+    flat = {method: _flattened(comparable_protocol(values["protocol"])) for method, values in set_metrics.items()}
     keys = sorted({key for values in flat.values() for key in values})
     differing = [key for key in keys if len({json.dumps(values.get(key)) for values in flat.values()}) > 1]
     if differing:
@@ -134,13 +134,6 @@ def read_protocol(set_metrics: dict[str, dict]) -> dict:
             f"{' ...' if len(differing) > 3 else ''}); re-run evaluate for all of them"
         )
     return next(iter(set_metrics.values()))["protocol"]
-
-
-def _without_weights_folder(protocol: dict) -> dict:
-    weights = protocol.get("inception_weights")
-    if isinstance(weights, dict) and weights.get("sha256"):
-        return {**protocol, "inception_weights": {key: value for key, value in weights.items() if key != "file"}}
-    return protocol
 
 
 def _flattened(values: dict, prefix: str = "") -> dict:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from sr3bench.core.stage_files import read_json, read_table
 from sr3bench.metrics.table import header
-from sr3bench.reporting.tables import summarise
+from sr3bench.reporting.tables import comparable_protocol, summarise
 
 TABLE = "sr3_table4_cascade"  # reports/paper/<TABLE>.csv
 SET_COLUMNS = ["fid", "kid", "is"]
@@ -60,7 +60,9 @@ def read_results(results: Path, method: str) -> tuple[pd.DataFrame, dict] | None
 
 
 def protocol_differences(ours: dict, theirs: dict) -> list[str]:
-    """The protocol's keys whose values differ, but the scale (which a cascade changes)."""
+    """The protocol's keys whose values differ, but the scale (which a cascade changes) and
+    where the weights lay (``comparable_protocol``)."""
+    ours, theirs = comparable_protocol(ours), comparable_protocol(theirs)
     return sorted(key for key in set(ours) | set(theirs) if key != "scale" and ours.get(key) != theirs.get(key))
 
 

@@ -21,6 +21,7 @@ from sr3bench.core.checksums import split_sha256
 from sr3bench.core.image_files import list_images
 from sr3bench.core.machine import cpu_count, cpu_name
 from sr3bench.core.output_folder import folder_checksum
+from sr3bench.core.runtime import cpu_flags
 from sr3bench.core.stage_files import read_json
 
 PACKAGES = (
@@ -92,19 +93,18 @@ VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def cpu_details(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
-    """The CPU's family and model numbers and which of ``VECTOR_EXTENSIONS`` it has, as
-    /proc/cpuinfo gives them ({} where there is none: another system)."""
+    """An x86 CPU's family and model numbers and which of ``VECTOR_EXTENSIONS`` it has, as
+    /proc/cpuinfo gives them ({} where it does not: another system or architecture)."""
     try:
-        fields = dict(
-            (key.strip(), value.strip())
-            for key, _, value in (line.partition(":") for line in cpuinfo.read_text().splitlines())
-            if value
-        )
+        lines = cpuinfo.read_text().splitlines()
     except OSError:
         return {}
-    flags = set(fields.get("flags", "").split())
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    if "cpu family" not in fields:
+        return {}
+    flags = cpu_flags(cpuinfo)
     return {
-        "cpu family/model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+        "cpu family/model": f"{fields['cpu family']}/{fields.get('model', '?')}",
         "vector extensions": ", ".join(name for name in VECTOR_EXTENSIONS if name in flags) or "none of AVX2 and up",
     }
 
@@ -269,9 +269,10 @@ def models_item(models: dict[str, dict]) -> str:
             )
             if value
         )
+        digest = f"SHA-256 <code>{model['sha256'][:16]}</code>..." if model.get("sha256") else "no file"
         described.append(
-            f"{html.escape(title)}: <code>{html.escape(model['file'])}</code>, SHA-256 "
-            f"<code>{model['sha256'][:16]}</code>..., trained {html.escape(how) if how else '(not recorded)'}"
+            f"{html.escape(title)}: <code>{html.escape(model['file'])}</code>, {digest}, "
+            f"trained {html.escape(how) if how else '(not recorded)'}"
         )
     return (
         "<li>Trained models, and how each was trained (from the model file; the settings above are params.yaml's "

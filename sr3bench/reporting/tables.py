@@ -22,6 +22,16 @@ BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
 
 
+def comparable_protocol(protocol: dict) -> dict:
+    """A protocol record as results are compared by it: where the Inception weights file lay
+    is not part of it, its SHA-256 is (the same file in another folder, another
+    SR3BENCH_WEIGHTS, gives the same numbers)."""
+    weights = protocol.get("inception_weights")
+    if isinstance(weights, dict) and weights.get("sha256"):
+        return {**protocol, "inception_weights": {key: value for key, value in weights.items() if key != "file"}}
+    return protocol
+
+
 def bootstrap_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean (images resampled with replacement;
     Efron & Tibshirani 1993, ch. 13), seeded so a report is reproducible. Over the images
