@@ -62,7 +62,7 @@ def lpips_model(weights_dir: str):
 def trunk_description(weights_dir=None) -> str:
     """Which AlexNet trunk LPIPS uses with ``weights_dir``, for the protocol record: the
     provisioned file (its source and SHA-256) or torchvision's ImageNet download."""
-    found = offline_alexnet_trunk(str(Path(weights_dir) if weights_dir is not None else default_weights_dir()))
+    found = offline_alexnet_trunk(weights_dir)  # None: $SR3BENCH_WEIGHTS or ./weights, as lpips_model's
     if found is None:
         return "AlexNet trunk: torchvision's ImageNet download"
     meta = found[1]
